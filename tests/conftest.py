@@ -1,0 +1,55 @@
+"""Shared fixtures and the --runslow / --runcluster switches."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--runcluster", action="store_true",
+                     help="also run tests marked cluster (multi-process Dask on 127.0.0.1)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for marker, option in (("slow", "--runslow"), ("cluster", "--runcluster")):
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"needs {option}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _sync_scheduler():
+    """Deterministic, readable tracebacks: the single-threaded scheduler unless a test overrides."""
+    with dask.config.set(scheduler="sync"):
+        yield
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def low_rank(rng: np.random.Generator) -> np.ndarray:
+    """A 1,200 x 40 float64 matrix with a known decaying spectrum plus small noise."""
+    n, d, r = 1200, 40, 12
+    u, _ = np.linalg.qr(rng.normal(size=(n, d)))
+    v, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    s = 100.0 * 0.8 ** np.arange(d)
+    s[r:] *= 0.01
+    return (u * s) @ v.T
+
+
+@pytest.fixture(scope="session")
+def process_client():
+    """One 2-worker process LocalCluster on 127.0.0.1 for the whole session (cluster tests)."""
+    from veob_dask.runtime import local_cluster
+
+    with local_cluster(2) as client:
+        yield client

@@ -1,0 +1,277 @@
+"""SVDEmbedding: the VEOB estimator (§3) — an orthonormal basis from the SVD, and projections on it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import as_dask_2d, check_block_finite, check_n_features, parse_n_components
+from ..errors import InvalidParameterError, NumericalWarning
+from .gram import gram_svd
+from .result import SVDResult
+from .tsqr import tsqr_svd
+
+__all__ = ["SOLVERS", "SVDEmbedding", "choose_solver", "project", "register_solver"]
+
+#: Above this many features the exact routes (d x d Gram / R factors) give way to randomized.
+EXACT_MAX_FEATURES = 4096
+
+#: name -> function(x, *, n_components, center, estimator) -> SVDResult
+SOLVERS: dict[str, Callable[..., SVDResult]] = {}
+
+
+def register_solver(name: str, func: Callable[..., SVDResult]) -> None:
+    """Make ``func`` available as ``SVDEmbedding(solver=name)``."""
+    SOLVERS[name] = func
+
+
+def _gram(x: da.Array, *, n_components: int | float, center: bool, estimator: Any) -> SVDResult:
+    return gram_svd(x, center=center)
+
+
+def _tsqr(x: da.Array, *, n_components: int | float, center: bool, estimator: Any) -> SVDResult:
+    return tsqr_svd(x, center=center)
+
+
+register_solver("gram", _gram)
+register_solver("tsqr", _tsqr)
+
+
+def _is_sparse_dask(x: da.Array) -> bool:
+    meta = getattr(x, "_meta", None)
+    return sp.issparse(meta) or type(meta).__module__.startswith("sparse")
+
+
+def choose_solver(x: da.Array, solver: str) -> tuple[str, str]:
+    """Resolve ``solver="auto"`` for ``x``; return (solver, reason)."""
+    if solver != "auto":
+        return solver, "chosen by the caller"
+    d = x.shape[1]
+    sparse = _is_sparse_dask(x)
+    if not sparse and d <= EXACT_MAX_FEATURES:
+        return "gram", (f"dense with {d} <= {EXACT_MAX_FEATURES} features: exact one-pass "
+                        "Gram route")
+    if "randomized" in SOLVERS:
+        why = "sparse blocks" if sparse else f"{d} > {EXACT_MAX_FEATURES} features"
+        return "randomized", f"{why}: randomized range finder"
+    return "gram", f"{d} features; no randomized solver registered, exact Gram route"
+
+
+def _project_block(block: Any, comps_t: np.ndarray, mean_proj: np.ndarray | None,
+                   dtype: np.dtype) -> np.ndarray:
+    """Kernel: ``(block - mean) @ componentsᵀ`` for one row block (mean folded in afterwards)."""
+    check_block_finite(block)
+    out = block @ comps_t.astype(dtype, copy=False)
+    out = np.asarray(out.todense() if hasattr(out, "todense") else out, dtype=dtype)
+    if mean_proj is not None:
+        out -= mean_proj.astype(dtype)
+    return out
+
+
+def project(x: da.Array, components: np.ndarray, mean: np.ndarray | None = None) -> da.Array:
+    """Lazy embedding ``(x - mean) @ components.T`` keeping the row chunks of ``x``.
+
+    float32 input gives float32 output, anything else float64.
+    """
+    dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
+    comps_t = np.ascontiguousarray(components.T)
+    mean_proj = None if mean is None else mean @ comps_t
+    k = components.shape[0]
+    out: da.Array = da.map_blocks(
+        _project_block, x, comps_t, mean_proj, dtype, dtype=dtype, chunks=(x.chunks[0], (k,)),
+        meta=np.empty((0, k), dtype=dtype),
+        name="veob-project-" + da.core.tokenize(x.name, comps_t, mean_proj, str(dtype)),
+    )
+    return out
+
+
+def _reconstruct_block(block: np.ndarray, comps: np.ndarray, mean: np.ndarray | None,
+                       dtype: np.dtype) -> np.ndarray:
+    out = np.asarray(block, dtype=dtype) @ comps.astype(dtype, copy=False)
+    if mean is not None:
+        out += mean.astype(dtype)
+    return out
+
+
+def _choose_k(s: np.ndarray, total: float, n_components: int | float) -> int:
+    if isinstance(n_components, int):
+        return n_components
+    cum = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
+    k = int(np.searchsorted(cum, n_components - 1e-12) + 1)
+    if k > s.size:
+        warnings.warn(
+            f"the {s.size} computed components explain {cum[-1]:.4f} of the energy, less than "
+            f"n_components={n_components}; keeping all {s.size}. Raise max_components.",
+            NumericalWarning, stacklevel=3)
+    return min(k, s.size)
+
+
+class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Vector embedding on an orthonormal basis: the top right singular vectors of X.
+
+    Rows of X are samples. ``fit`` finds the top-k right singular vectors (``components_``);
+    ``transform`` projects on them, ``X @ components_.T`` — the paper's ``P = Uᵀ X`` with
+    samples as rows. No centering unless ``center=True``: this is the SVD, not PCA.
+
+    Parameters
+    ----------
+    n_components : int or float, default=0.9
+        Number of components, or a fraction in (0, 1] of the energy (squared singular values)
+        to keep, so that ``k`` comes from the spectrum.
+    solver : {"auto", "gram", "tsqr", "randomized", ...}, default="auto"
+        ``"gram"``: exact, one pass, float64 Gram matrix + ``eigh``. ``"tsqr"``: exact by tree
+        QR (better for ill-conditioned spectra). ``"randomized"``: range finder for wide or
+        sparse data. ``"auto"`` picks ``"gram"`` for dense data with at most 4096 features and
+        ``"randomized"`` otherwise; ``solver_`` and ``solver_reason_`` record the choice.
+    center : bool, default=False
+        Subtract the column means first (PCA).
+    max_components : int, default=256
+        Components computed by approximate solvers when ``n_components`` is a fraction.
+    n_oversamples : int, default=20
+        Extra random directions in the randomized range finder.
+    n_iter : int, default=4
+        Power (or block Krylov) passes of the randomized solver.
+    random_state : int or None, default=0
+        Seed of the randomized solver; same seed and chunks give the same result.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components_, n_features_in_)
+        Orthonormal basis (rows), float64.
+    singular_values_ : ndarray of shape (n_components_,)
+        Descending singular values.
+    spectrum_ : ndarray
+        Every singular value the solver computed (at least ``n_components_``), for choosing k.
+    explained_energy_ : ndarray of shape (n_components_,)
+        Squared singular values.
+    explained_energy_ratio_ : ndarray of shape (n_components_,)
+        ``explained_energy_`` over the squared Frobenius norm of (centered) X.
+    mean_ : ndarray of shape (n_features_in_,) or None
+        Column means when ``center=True``.
+    n_components_ : int
+        Components kept.
+    n_samples_seen_ : int
+        Rows used in ``fit``.
+    n_features_in_ : int
+        Features seen in ``fit``.
+    solver_ : str
+        The solver used; ``solver_reason_`` says why.
+
+    Notes
+    -----
+    Laziness: ``fit`` computes one pass (exact routes) and stores only small numpy state;
+    ``transform``/``inverse_transform`` of dask input return lazy dask arrays with the same row
+    chunks, numpy input gives numpy. Memory: one row chunk plus a d x d matrix per task.
+    Determinism: signs follow :mod:`veob_dask.svd._signs`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(200, 10))
+    >>> emb = SVDEmbedding(n_components=3).fit(X)
+    >>> emb.transform(X).shape
+    (200, 3)
+    >>> bool(np.allclose(emb.components_ @ emb.components_.T, np.eye(3)))
+    True
+    """
+
+    def __init__(self, n_components: int | float = 0.9, *, solver: str = "auto",
+                 center: bool = False, max_components: int = 256, n_oversamples: int = 20,
+                 n_iter: int = 4, random_state: int | None = 0) -> None:
+        self.n_components = n_components
+        self.solver = solver
+        self.center = center
+        self.max_components = max_components
+        self.n_oversamples = n_oversamples
+        self.n_iter = n_iter
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> SVDEmbedding:
+        """Fit the basis on X (numpy, scipy.sparse or dask). ``y`` is ignored.
+
+        Raises
+        ------
+        DataError
+            For empty, 1-D, non-numeric, or NaN/inf-holding input.
+        InvalidParameterError
+            For an unknown solver or ``n_components`` beyond ``min(n_samples, n_features)``.
+        """
+        x = as_dask_2d(X)
+        n, d = x.shape
+        n_comp = parse_n_components(self.n_components, d)
+        if isinstance(n_comp, int) and n_comp > min(n, d):
+            raise InvalidParameterError(
+                f"n_components={n_comp} exceeds the rank bound min(n_samples={n}, "
+                f"n_features={d}) = {min(n, d)}; ask for at most {min(n, d)}."
+            )
+        solver, reason = choose_solver(x, self.solver)
+        if solver not in SOLVERS:
+            raise InvalidParameterError(
+                f"solver must be 'auto' or one of {sorted(SOLVERS)}; got {self.solver!r}."
+            )
+        res = SOLVERS[solver](x, n_components=n_comp, center=self.center, estimator=self)
+        self._set_state(res, n_comp, d)
+        self.solver_, self.solver_reason_ = solver, reason
+        return self
+
+    def _set_state(self, res: SVDResult, n_comp: int | float, d: int) -> None:
+        k = _choose_k(res.singular_values, res.total_energy, n_comp)
+        s = res.singular_values[:k]
+        tiny = s <= max(res.singular_values[0], 1e-300) * 1e-10 if s.size else s.astype(bool)
+        if np.any(tiny):
+            warnings.warn(
+                f"{int(tiny.sum())} of the {k} kept singular values are numerically zero: the "
+                "data has lower rank than n_components; those directions are arbitrary.",
+                NumericalWarning, stacklevel=3)
+        self.components_ = res.components[:k]
+        self.singular_values_ = s
+        self.spectrum_ = res.singular_values
+        self.explained_energy_ = s**2
+        total = res.total_energy if res.total_energy > 0 else 1.0
+        self.explained_energy_ratio_ = s**2 / total
+        self.mean_ = res.mean
+        self.n_components_ = k
+        self.n_samples_seen_ = res.n_samples
+        self.n_features_in_ = d
+
+    def _input(self, X: Any) -> tuple[da.Array, bool]:
+        lazy = isinstance(X, da.Array)
+        x = as_dask_2d(X, single_column_chunk=True)
+        check_n_features(x.shape[1], self.n_features_in_)
+        return x, lazy
+
+    def transform(self, X: Any) -> Any:
+        """Project X on the basis: ``(X - mean_) @ components_.T``; dask in, lazy dask out."""
+        check_is_fitted(self, "components_")
+        x, lazy = self._input(X)
+        out = project(x, self.components_, self.mean_)
+        return out if lazy else out.compute(scheduler="sync")
+
+    def inverse_transform(self, X: Any) -> Any:
+        """Map embeddings back to feature space: ``Z @ components_ + mean_``."""
+        check_is_fitted(self, "components_")
+        lazy = isinstance(X, da.Array)
+        z = as_dask_2d(X, what="Z")
+        check_n_features(z.shape[1], self.n_components_, what="Z")
+        dtype = np.dtype(np.float32) if z.dtype == np.float32 else np.dtype(np.float64)
+        out = da.map_blocks(_reconstruct_block, z, self.components_, self.mean_, dtype,
+                            dtype=dtype, chunks=(z.chunks[0], (self.n_features_in_,)))
+        return out if lazy else out.compute(scheduler="sync")
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.n_components_)
+
