@@ -35,6 +35,7 @@ __all__ = [
     "open_group",
     "provenance",
     "read_array",
+    "read_matrix",
     "store_exists",
     "write_array",
 ]
@@ -49,7 +50,7 @@ def _is_url(path: str | os.PathLike[str]) -> bool:
 
 def _local(path: str | os.PathLike[str]) -> Path:
     s = str(path)
-    return Path(s[len("file://") :] if s.startswith("file://") else s)
+    return Path(s.removeprefix("file://"))
 
 
 def default_chunk_rows(row_shape: tuple[int, ...], dtype: Any, n_rows: int) -> int:
@@ -271,7 +272,7 @@ def _regular_rows(x: da.Array, chunk_rows: int | None) -> da.Array:
     rows = chunk_rows or x.chunks[0][0]
     regular = all(c == rows for c in x.chunks[0][:-1]) and x.chunks[0][-1] <= rows
     rest = tuple(-1 for _ in x.shape[1:])
-    if not regular or len(x.chunks) > 1 and any(len(c) > 1 for c in x.chunks[1:]):
+    if not regular or (len(x.chunks) > 1 and any(len(c) > 1 for c in x.chunks[1:])):
         x = x.rechunk((rows, *rest))
     return x
 
@@ -330,3 +331,18 @@ def write_array(
                                 attrs if key == name else None)
             stores.append(da.store(value, arr, lock=False, compute=False))
         dask.compute(*stores)
+
+
+def read_matrix(path: str | os.PathLike[str], name: str = "X") -> da.Array:
+    """Open the data matrix of a dataset store lazily, dense or sparse.
+
+    A store whose group attributes hold ``"sparse"`` is a row-chunked CSR store (see
+    :mod:`veob_dask.io.sparse`) and opens as a dask array of ``scipy.sparse`` CSR blocks; any
+    other store opens array ``name`` with :func:`read_array`.
+    """
+    group = open_group(path, mode="r")
+    if "sparse" in group.attrs:
+        from .sparse import read_sparse
+
+        return read_sparse(path)
+    return read_array(path, name)

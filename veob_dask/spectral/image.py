@@ -41,7 +41,7 @@ def _parse(x: da.Array, image_shape: tuple[int, int] | None) -> tuple[da.Array, 
     if x.ndim != 2:
         raise DataError(f"expected images (n, h, w) or flattened (n, h*w); got shape {x.shape}.")
     if image_shape is None:
-        side = int(round(np.sqrt(x.shape[1])))
+        side = round(float(np.sqrt(x.shape[1])))
         if side * side != x.shape[1]:
             raise InvalidParameterError(
                 f"cannot infer image_shape from {x.shape[1]} features; pass image_shape=(h, w)."

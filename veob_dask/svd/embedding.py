@@ -32,11 +32,11 @@ def register_solver(name: str, func: Callable[..., SVDResult]) -> None:
     SOLVERS[name] = func
 
 
-def _gram(x: da.Array, *, n_components: int | float, center: bool, estimator: Any) -> SVDResult:
+def _gram(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
     return gram_svd(x, center=center)
 
 
-def _tsqr(x: da.Array, *, n_components: int | float, center: bool, estimator: Any) -> SVDResult:
+def _tsqr(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
     return tsqr_svd(x, center=center)
 
 
@@ -100,7 +100,7 @@ def _reconstruct_block(block: np.ndarray, comps: np.ndarray, mean: np.ndarray | 
     return out
 
 
-def _choose_k(s: np.ndarray, total: float, n_components: int | float) -> int:
+def _choose_k(s: np.ndarray, total: float, n_components: float) -> int:
     if isinstance(n_components, int):
         return n_components
     cum = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
@@ -182,7 +182,7 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     True
     """
 
-    def __init__(self, n_components: int | float = 0.9, *, solver: str = "auto",
+    def __init__(self, n_components: float = 0.9, *, solver: str = "auto",
                  center: bool = False, max_components: int = 256, n_oversamples: int = 20,
                  n_iter: int = 4, random_state: int | None = 0) -> None:
         self.n_components = n_components
@@ -221,7 +221,7 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.solver_, self.solver_reason_ = solver, reason
         return self
 
-    def _set_state(self, res: SVDResult, n_comp: int | float, d: int) -> None:
+    def _set_state(self, res: SVDResult, n_comp: float, d: int) -> None:
         k = _choose_k(res.singular_values, res.total_energy, n_comp)
         s = res.singular_values[:k]
         tiny = s <= max(res.singular_values[0], 1e-300) * 1e-10 if s.size else s.astype(bool)

@@ -58,7 +58,7 @@ def gram_matrix(x: da.Array, *, split_every: int | None = None) -> da.Array:
 def spectrum_from_gram(g_aug: np.ndarray, *, center: bool) -> SVDResult:
     """Eigendecompose an augmented Gram matrix into an :class:`SVDResult` (all d directions)."""
     d = g_aug.shape[0] - 1
-    n = int(round(g_aug[d, d]))
+    n = round(float(g_aug[d, d]))
     g = g_aug[:d, :d]
     mean = None
     if center:
