@@ -1,0 +1,174 @@
+"""Helpers shared by the benchmark scripts: timing, peak memory, SVD accuracy, JSON output.
+
+Every benchmark writes one JSON shape (see ``shared/DESIGN.md``)::
+
+    {"benchmark": name, "config": {...}, "machine": {...}, "results": [{"method": ..., "ours": bool,
+     "median_s": ..., "peak_mb": ..., ...}, ...]}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import psutil
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+__all__ = [
+    "PeakRSS",
+    "machine_info",
+    "principal_angle_deg",
+    "print_table",
+    "sv_relerr",
+    "timeit_median",
+    "write_result_json",
+]
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += p.memory_info().rss
+    return total
+
+
+class PeakRSS:
+    """Sample the RSS of this process and all its children every ``interval`` seconds.
+
+    ``peak_mb`` is the largest sample, ``delta_mb`` the peak above the RSS at entry.
+    Use as a context manager around the measured call.
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self._proc = psutil.Process()
+        self.base = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self._proc))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Self:
+        self.base = _tree_rss(self._proc)
+        self.peak = self.base
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, _tree_rss(self._proc))
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+    @property
+    def delta_mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def timeit_median(func: Callable[[], Any], repeat: int = 3) -> tuple[float, list[float], Any, float]:
+    """Run ``func`` ``repeat`` times; return (median s, all times, last result, peak tree MB)."""
+    times: list[float] = []
+    result: Any = None
+    peak = 0.0
+    for _ in range(max(1, repeat)):
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            result = func()
+            times.append(time.perf_counter() - t0)
+        peak = max(peak, mem.peak_mb)
+    return statistics.median(times), times, result, peak
+
+
+def sv_relerr(s: np.ndarray, s_ref: np.ndarray) -> float:
+    """Largest relative error of the top-k singular values against a reference."""
+    k = min(len(s), len(s_ref))
+    s = np.asarray(s, dtype=np.float64)[:k]
+    ref = np.asarray(s_ref, dtype=np.float64)[:k]
+    return float(np.max(np.abs(s - ref) / np.maximum(ref, 1e-300)))
+
+
+def principal_angle_deg(v: np.ndarray, v_ref: np.ndarray) -> float:
+    """Largest principal angle (degrees) between the row spaces of ``v`` and ``v_ref``.
+
+    Both are (k, n_features); rows are orthonormalised first. When ``v`` has more rows than
+    ``v_ref``, this is the largest angle between ``v_ref``'s subspace and ``v``'s.
+    """
+    qa, _ = np.linalg.qr(np.asarray(v, dtype=np.float64).T)
+    qb, _ = np.linalg.qr(np.asarray(v_ref, dtype=np.float64).T)
+    cos = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    return float(np.degrees(np.arccos(np.clip(cos.min(), -1.0, 1.0))))
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, Python version and versions of the packages a benchmark may use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("veob_dask", "numpy", "scipy", "dask", "distributed", "dask-ml", "zarr",
+                "scikit-learn", "gensim", "faiss-cpu", "hnswlib", "sparse"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions}
+
+
+def write_result_json(name: str, config: dict[str, Any], results: list[dict[str, Any]],
+                      path: str | os.PathLike[str] | None = None) -> Path:
+    """Write a benchmark's results in the shared JSON shape; return the path written."""
+    out = Path(path) if path else RESULTS_DIR / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": name, "config": config, "machine": machine_info(), "results": results}
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=float))
+    os.replace(tmp, out)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.4g}"
+        return f"{v:.2e}"
+    return str(v)
+
+
+def print_table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None,
+                file: Any = None) -> None:
+    """Print result rows as a plain aligned table."""
+    rows = list(rows)
+    if not rows:
+        return
+    cols = columns or list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    out = file or sys.stdout
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=out)
