@@ -1,0 +1,508 @@
+"""IMDB reviews → sentences → token ids, stored as ragged arrays in Zarr.
+
+Two sources are read, both by path:
+
+* the packed table ``imdb_labeled_50k.tsv[.xz|.gz]`` (tab separated, header
+  ``split label id rating text``; one review per line);
+* an unpacked ``aclImdb/`` folder (``{train,test}/{pos,neg,unsup}/{id}_{rating}.txt``), or the
+  folder that contains it.
+
+:func:`build_corpus` reads the reviews in chunks, splits and tokenises them with the rules of
+:mod:`veob_dask.text.tokenize`, and writes a corpus store (layout below). :class:`Corpus` reads it
+back chunk by chunk.
+
+Store layout (a Zarr group, ``attrs["kind"] == "veob_text_corpus"``)::
+
+    tokens/values, tokens/offsets     token ids of every sentence (ragged: int32 values, int64
+                                      offsets of length n_sentences + 1)
+    text/values, text/offsets         sentence text as UTF-8 bytes (ragged, uint8 values)
+    sentence_review                   int32 review index of each sentence
+    vocab/values, vocab/offsets       the words (UTF-8, ragged), id 0 = most frequent
+    vocab_counts                      int64 count of each word in the corpus
+    reviews/split, reviews/label      int8 codes (see ``SPLITS``/``LABELS``)
+    reviews/id, reviews/rating        int32 / int8 from the file names
+    reviews/sentence_offsets          int64, sentences of review r are [o[r], o[r+1])
+
+Token ids are sorted by descending corpus frequency (ties: first appearance), so the ``n`` most
+frequent words are ids ``0..n-1``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import lzma
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError, StoreNotFoundError
+from veob_dask.io.store import atomic_store, open_group, store_exists
+from veob_dask.text.tokenize import decode_bytes, sentences_tokens
+
+__all__ = [
+    "LABELS",
+    "SPLITS",
+    "Corpus",
+    "Review",
+    "build_corpus",
+    "iter_review_chunks",
+    "iter_reviews",
+    "read_ragged",
+    "write_ragged",
+]
+
+SPLITS = ("train", "test", "unsup")
+LABELS = {"neg": 0, "pos": 1, "unsup": -1}
+_LABEL_NAMES = {v: k for k, v in LABELS.items()}
+_HEADER = ["split", "label", "id", "rating", "text"]
+_FILE_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
+KIND = "veob_text_corpus"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Review:
+    """One review: where it comes from and its raw text."""
+
+    split: str
+    label: str
+    id: int
+    rating: int
+    text: str
+
+    @property
+    def source(self) -> str:
+        """File name as in the aclImdb folder, e.g. ``"test/pos/0_10.txt"``."""
+        return f"{self.split}/{self.label}/{self.id}_{self.rating}.txt"
+
+
+def _open_text_table(path: Path) -> io.BufferedIOBase:
+    name = path.name.lower()
+    if name.endswith(".xz"):
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _iter_table(path: Path, splits: Sequence[str] | None) -> Iterator[Review]:
+    with _open_text_table(path) as fh:
+        try:
+            header = decode_bytes(fh.readline()).rstrip("\r\n").split("\t")
+        except (lzma.LZMAError, OSError, EOFError) as exc:
+            raise DataError(f"cannot read {str(path)!r} as a review table: {exc}") from exc
+        if header != _HEADER:
+            raise DataError(
+                f"review table {str(path)!r} must start with the header line "
+                f"{' '.join(_HEADER)!r} (tab separated); got {header[:5]!r}."
+            )
+        for lineno, raw in enumerate(fh, start=2):
+            line = decode_bytes(raw).rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t", 4)
+            if len(fields) != 5:
+                raise DataError(
+                    f"{str(path)!r} line {lineno}: expected 5 tab-separated fields "
+                    f"(split, label, id, rating, text); got {len(fields)}."
+                )
+            split, label, rid, rating, text = fields
+            if splits is not None and split not in splits:
+                continue
+            try:
+                yield Review(split, label, int(rid), int(rating), text)
+            except ValueError as exc:
+                raise DataError(
+                    f"{str(path)!r} line {lineno}: id and rating must be integers; "
+                    f"got {rid!r}, {rating!r}."
+                ) from exc
+
+
+def _aclimdb_root(path: Path) -> Path | None:
+    for root in (path, path / "aclImdb"):
+        if any((root / s).is_dir() for s in SPLITS[:2]):
+            return root
+    return None
+
+
+def _iter_folder(root: Path, splits: Sequence[str] | None) -> Iterator[Review]:
+    for split in ("train", "test"):
+        if splits is not None and split not in splits:
+            continue
+        for label in ("pos", "neg", "unsup"):
+            folder = root / split / label
+            if not folder.is_dir():
+                continue
+            entries = []
+            for entry in os.scandir(folder):
+                m = _FILE_NAME.match(entry.name)
+                if m:
+                    entries.append((int(m.group(1)), int(m.group(2)), entry.path))
+            for rid, rating, file in sorted(entries):
+                with open(file, "rb") as fh:
+                    text = decode_bytes(fh.read())
+                yield Review(split if label != "unsup" else "unsup", label, rid, rating,
+                             text.replace("\n", " "))
+
+
+def iter_reviews(path: str | os.PathLike[str], *, splits: Sequence[str] | None = None,
+                 limit: int | None = None) -> Iterator[Review]:
+    """Yield reviews from a review table or an ``aclImdb/`` folder.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``imdb_labeled_50k.tsv.xz`` (or ``.tsv``/``.tsv.gz``), or an unpacked ``aclImdb`` folder
+        (or its parent).
+    splits : sequence of str, optional
+        Keep only these splits (``"train"``, ``"test"``, ``"unsup"``).
+    limit : int, optional
+        Stop after this many reviews.
+
+    Yields
+    ------
+    Review
+
+    Raises
+    ------
+    StoreNotFoundError
+        If ``path`` does not exist.
+    DataError
+        On a malformed table (bad header, wrong field count, non-integer id/rating).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise StoreNotFoundError(
+            f"IMDB reviews not found at {str(p)!r}; pass the imdb_labeled_50k.tsv.xz file or an "
+            "unpacked aclImdb/ folder."
+        )
+    if limit is not None and limit < 1:
+        raise InvalidParameterError(f"limit must be a positive integer; got {limit!r}.")
+    if p.is_dir():
+        root = _aclimdb_root(p)
+        if root is None:
+            raise DataError(f"{str(p)!r} is not an aclImdb folder (no train/ or test/ inside).")
+        source: Iterable[Review] = _iter_folder(root, splits)
+    else:
+        source = _iter_table(p, splits)
+    for n, review in enumerate(source):
+        if limit is not None and n >= limit:
+            return
+        yield review
+
+
+def iter_review_chunks(path: str | os.PathLike[str], chunk_size: int = 2000,
+                       **kwargs: Any) -> Iterator[list[Review]]:
+    """Yield lists of at most ``chunk_size`` reviews (see :func:`iter_reviews`)."""
+    if chunk_size < 1:
+        raise InvalidParameterError(f"chunk_size must be a positive integer; got {chunk_size!r}.")
+    chunk: list[Review] = []
+    for review in iter_reviews(path, **kwargs):
+        chunk.append(review)
+        if len(chunk) == chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --------------------------------------------------------------------------- ragged helpers
+def _ragged_create(group: zarr.Group, name: str, dtype: Any, chunk: int) -> tuple[Any, Any]:
+    sub = group.require_group(name)
+    values = sub.create_array("values", shape=(0,), dtype=dtype, chunks=(chunk,))
+    offsets = sub.create_array("offsets", shape=(1,), dtype=np.int64, chunks=(1 << 20,))
+    offsets[:] = np.zeros(1, dtype=np.int64)
+    return values, offsets
+
+
+def _ragged_append(values: Any, offsets: Any, data: np.ndarray, lengths: np.ndarray) -> None:
+    start = int(offsets[-1])
+    n_old = offsets.shape[0]
+    if data.size:
+        values.append(data)
+    new = start + np.cumsum(lengths, dtype=np.int64)
+    offsets.resize((n_old + new.size,))
+    offsets[n_old:] = new
+
+
+def write_ragged(group: zarr.Group, name: str, items: Sequence[np.ndarray] | Sequence[bytes],
+                 dtype: Any, chunk: int = 1 << 20) -> None:
+    """Write a list of 1-D arrays (or byte strings) as ``name/values`` + ``name/offsets``."""
+    values, offsets = _ragged_create(group, name, dtype, chunk)
+    arrays = [np.frombuffer(x, dtype=np.uint8) if isinstance(x, bytes) else np.asarray(x, dtype)
+              for x in items]
+    lengths = np.array([a.size for a in arrays], dtype=np.int64)
+    data = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+    _ragged_append(values, offsets, data, lengths)
+
+
+def read_ragged(group: zarr.Group, name: str, start: int = 0,
+                stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read items ``start:stop`` of a ragged array: ``(values, offsets)`` with offsets from 0."""
+    try:
+        sub = group[name]
+        offsets = np.asarray(sub["offsets"][start:(None if stop is None else stop + 1)])
+        values = np.asarray(sub["values"][int(offsets[0]):int(offsets[-1])])
+    except KeyError as exc:
+        raise StoreFormatError(f"ragged array {name!r} is missing from the store.") from exc
+    return values, offsets - offsets[0]
+
+
+# --------------------------------------------------------------------------- build
+def _tokenize_chunk(reviews: Sequence[Review], vocab: dict[str, int],
+                    counts: list[int]) -> tuple[np.ndarray, np.ndarray, list[bytes], np.ndarray]:
+    ids: list[int] = []
+    lengths: list[int] = []
+    texts: list[bytes] = []
+    per_review = np.zeros(len(reviews), dtype=np.int64)
+    for r, review in enumerate(reviews):
+        for text, tokens in sentences_tokens(review.text):
+            for tok in tokens:
+                i = vocab.get(tok)
+                if i is None:
+                    i = vocab[tok] = len(counts)
+                    counts.append(0)
+                counts[i] += 1
+                ids.append(i)
+            lengths.append(len(tokens))
+            texts.append(text.encode("ascii"))
+            per_review[r] += 1
+    return (np.asarray(ids, dtype=np.int32), np.asarray(lengths, dtype=np.int64), texts,
+            per_review)
+
+
+def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *,
+                 chunk_reviews: int = 2500, splits: Sequence[str] | None = None,
+                 limit: int | None = None, overwrite: bool = False,
+                 verbose: bool = False) -> Corpus:
+    """Tokenise reviews chunk by chunk and write a corpus store.
+
+    Parameters
+    ----------
+    source : str or path-like
+        Review table or ``aclImdb`` folder (see :func:`iter_reviews`).
+    path : str or path-like
+        Destination Zarr store (written to a temporary path, then renamed).
+    chunk_reviews : int, default=2500
+        Reviews tokenised and appended per step.
+    splits, limit
+        Passed to :func:`iter_reviews`.
+    overwrite : bool, default=False
+        Replace an existing store.
+    verbose : bool, default=False
+        Print progress.
+
+    Returns
+    -------
+    Corpus
+
+    Notes
+    -----
+    Memory: one chunk of reviews plus the vocabulary dictionary (~110k words for IMDB) are held
+    in memory; token ids go to Zarr as each chunk is done. A final pass renumbers the ids by
+    frequency, one Zarr chunk at a time.
+    Determinism: the same input gives the same store.
+    """
+    t0 = time.perf_counter()
+    vocab: dict[str, int] = {}
+    counts: list[int] = []
+    n_reviews = 0
+    with atomic_store(path, overwrite=overwrite) as tmp:
+        group = zarr.open_group(store=Path(tmp), mode="w")
+        tok_values, tok_offsets = _ragged_create(group, "tokens", np.int32, 1 << 20)
+        txt_values, txt_offsets = _ragged_create(group, "text", np.uint8, 1 << 22)
+        sent_review = group.create_array("sentence_review", shape=(0,), dtype=np.int32,
+                                         chunks=(1 << 20,))
+        meta: dict[str, list[np.ndarray]] = {k: [] for k in ("split", "label", "id", "rating")}
+        per_review: list[np.ndarray] = []
+        for chunk in iter_review_chunks(source, chunk_reviews, splits=splits, limit=limit):
+            ids, lengths, texts, n_sent = _tokenize_chunk(chunk, vocab, counts)
+            _ragged_append(tok_values, tok_offsets, ids, lengths)
+            blob = np.frombuffer(b"".join(texts), dtype=np.uint8)
+            _ragged_append(txt_values, txt_offsets, blob,
+                           np.array([len(t) for t in texts], dtype=np.int64))
+            owner = np.repeat(np.arange(n_reviews, n_reviews + len(chunk), dtype=np.int32), n_sent)
+            if owner.size:
+                sent_review.append(owner)
+            per_review.append(n_sent)
+            meta["split"].append(np.array([SPLITS.index(r.split) for r in chunk], np.int8))
+            meta["label"].append(np.array([LABELS.get(r.label, -1) for r in chunk], np.int8))
+            meta["id"].append(np.array([r.id for r in chunk], np.int32))
+            meta["rating"].append(np.array([r.rating for r in chunk], np.int8))
+            n_reviews += len(chunk)
+            if verbose:
+                print(f"  {n_reviews} reviews, {tok_offsets.shape[0] - 1} sentences, "
+                      f"{len(counts)} words, {time.perf_counter() - t0:.1f}s", flush=True)
+        if n_reviews == 0:
+            raise DataError(f"no reviews found in {str(source)!r}.")
+        n_tokens = int(tok_offsets[-1])
+        if n_tokens == 0:
+            raise DataError(f"the reviews in {str(source)!r} contain no tokens.")
+        # renumber by descending frequency (stable: ties keep first-appearance order)
+        count_arr = np.asarray(counts, dtype=np.int64)
+        order = np.argsort(-count_arr, kind="stable")
+        remap = np.empty_like(order, dtype=np.int32)
+        remap[order] = np.arange(order.size, dtype=np.int32)
+        step = tok_values.chunks[0]
+        for lo in range(0, n_tokens, step):
+            hi = min(n_tokens, lo + step)
+            tok_values[lo:hi] = remap[np.asarray(tok_values[lo:hi])]
+        words = list(vocab)
+        write_ragged(group, "vocab", [words[i].encode("ascii") for i in order], np.uint8)
+        group.create_array("vocab_counts", data=count_arr[order], chunks=(1 << 20,))
+        rev = group.require_group("reviews")
+        for key, parts in meta.items():
+            rev.create_array(key, data=np.concatenate(parts), chunks=(1 << 20,))
+        sent_counts = np.concatenate(per_review)
+        rev.create_array("sentence_offsets",
+                         data=np.concatenate([[0], np.cumsum(sent_counts)]).astype(np.int64),
+                         chunks=(1 << 20,))
+        group.attrs.update({
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "source": str(source),
+            "n_reviews": n_reviews,
+            "n_sentences": int(tok_offsets.shape[0] - 1),
+            "n_tokens": n_tokens,
+            "vocab_size": int(order.size),
+            "tokenizer": "veob_dask.text.tokenize v1",
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        })
+    return Corpus(path)
+
+
+# --------------------------------------------------------------------------- read
+class Corpus:
+    """Read access to a corpus store written by :func:`build_corpus`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The corpus store.
+
+    Notes
+    -----
+    Memory: the vocabulary and the per-sentence/per-review index arrays (a few MB for IMDB) are
+    loaded on demand; token ids and texts are read in chunks by :meth:`iter_sentence_chunks`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not store_exists(path):
+            raise StoreNotFoundError(
+                f"no corpus store at {str(path)!r}; build one with build_corpus() or "
+                "`veob words build corpus`."
+            )
+        self.path = str(path)
+        self.group = open_group(path, mode="r")
+        if self.group.attrs.get("kind") != KIND:
+            raise StoreFormatError(
+                f"{self.path!r} is not a veob_dask text corpus (attrs kind="
+                f"{self.group.attrs.get('kind')!r}); build one with build_corpus()."
+            )
+        self.attrs = dict(self.group.attrs)
+        self._vocab: list[str] | None = None
+        self._index: dict[str, int] | None = None
+        self._offsets: np.ndarray | None = None
+
+    # -- sizes
+    @property
+    def n_sentences(self) -> int:
+        return int(self.attrs["n_sentences"])
+
+    @property
+    def n_reviews(self) -> int:
+        return int(self.attrs["n_reviews"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.attrs["vocab_size"])
+
+    # -- vocabulary
+    @property
+    def vocabulary(self) -> list[str]:
+        """Words by id (id 0 is the most frequent)."""
+        if self._vocab is None:
+            values, offsets = read_ragged(self.group, "vocab")
+            blob = values.tobytes()
+            self._vocab = [blob[a:b].decode("ascii") for a, b in itertools.pairwise(offsets)]
+        return self._vocab
+
+    @property
+    def word_index(self) -> dict[str, int]:
+        """Mapping word → id."""
+        if self._index is None:
+            self._index = {w: i for i, w in enumerate(self.vocabulary)}
+        return self._index
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Corpus count of each word id."""
+        return np.asarray(self.group["vocab_counts"][:])
+
+    # -- sentences
+    @property
+    def sentence_offsets(self) -> np.ndarray:
+        """int64 offsets into the token values (length ``n_sentences + 1``)."""
+        if self._offsets is None:
+            self._offsets = np.asarray(self.group["tokens/offsets"][:])
+        return self._offsets
+
+    @property
+    def sentence_lengths(self) -> np.ndarray:
+        """Number of tokens of each sentence."""
+        return np.diff(self.sentence_offsets)
+
+    @property
+    def sentence_review(self) -> np.ndarray:
+        """Review index of each sentence."""
+        return np.asarray(self.group["sentence_review"][:])
+
+    def sentence_tokens(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of sentences ``start:stop``: ``(values, offsets)`` with offsets from 0."""
+        return read_ragged(self.group, "tokens", start, stop)
+
+    def iter_sentence_chunks(self, chunk_sentences: int = 100_000
+                             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(start, values, offsets)`` for consecutive blocks of sentences."""
+        if chunk_sentences < 1:
+            raise InvalidParameterError(
+                f"chunk_sentences must be a positive integer; got {chunk_sentences!r}.")
+        for start in range(0, self.n_sentences, chunk_sentences):
+            stop = min(self.n_sentences, start + chunk_sentences)
+            values, offsets = self.sentence_tokens(start, stop)
+            yield start, values, offsets
+
+    def sentence_text(self, indices: Iterable[int]) -> list[str]:
+        """Text (normalised, case kept) of the given sentences."""
+        sub = self.group["text"]
+        out = []
+        for i in indices:
+            a, b = (int(v) for v in sub["offsets"][int(i):int(i) + 2])
+            out.append(np.asarray(sub["values"][a:b]).tobytes().decode("ascii"))
+        return out
+
+    # -- reviews
+    def reviews(self) -> dict[str, np.ndarray]:
+        """Per-review arrays ``split``, ``label``, ``id``, ``rating``, ``sentence_offsets``."""
+        rev = self.group["reviews"]
+        return {k: np.asarray(rev[k][:])
+                for k in ("split", "label", "id", "rating", "sentence_offsets")}
+
+    def source_names(self, review_indices: Iterable[int]) -> list[str]:
+        """aclImdb-style file names (``"test/pos/0_10.txt"``) of the given reviews."""
+        rev = self.reviews()
+        return [f"{SPLITS[rev['split'][i]]}/{_LABEL_NAMES[int(rev['label'][i])]}/"
+                f"{rev['id'][i]}_{rev['rating'][i]}.txt" for i in review_indices]
+
+    def __repr__(self) -> str:
+        return (f"Corpus({self.path!r}: {self.n_reviews} reviews, {self.n_sentences} sentences, "
+                f"{self.attrs['n_tokens']} tokens, {self.vocab_size} words)")
