@@ -1,0 +1,157 @@
+"""Ingest NumPy arrays, ``.npy`` files and IDX files into row-chunked Zarr v3 dataset stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+
+from ..errors import DataError, DimensionMismatchError, StoreNotFoundError
+from .idx import idx_header, iter_idx_blocks
+from .store import _is_url, _local, atomic_store, default_chunk_rows, provenance, write_array
+
+__all__ = ["ingest", "source_kind"]
+
+_IDX_SUFFIXES = ("-ubyte", ".idx", "-ubyte.gz", ".idx.gz", "idx1-ubyte", "idx3-ubyte")
+
+
+def source_kind(source: Any) -> str:
+    """Classify an ingest source: ``"array"``, ``"npy"``, ``"idx"``, ``"npz"`` or ``"zarr"``."""
+    if not isinstance(source, (str, os.PathLike)):
+        return "array"
+    name = str(source).lower().rstrip("/")
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".zarr") or (Path(name) / "zarr.json").exists():
+        return "zarr"
+    if any(name.endswith(s) for s in _IDX_SUFFIXES) or ".idx" in name:
+        return "idx"
+    raise DataError(
+        f"cannot tell the format of {str(source)!r}; expected .npy, .npz, an IDX file "
+        "(*-ubyte[.gz], *.idx[.gz]) or a .zarr store."
+    )
+
+
+def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dtype, Iterator[Any]]:
+    kind = source_kind(labels)
+    if kind == "idx":
+        shape, dtype = idx_header(labels)
+        return shape, dtype.newbyteorder("="), iter_idx_blocks(labels, block_rows)
+    arr = np.load(labels, mmap_mode="r") if kind == "npy" else np.asarray(labels)
+    return arr.shape, arr.dtype, (arr[i : i + block_rows] for i in range(0, len(arr), block_rows))
+
+
+def _write_streams(out: str | os.PathLike[str], streams: dict[str, tuple[tuple[int, ...], np.dtype,
+                   Iterable[np.ndarray]]], chunk_rows: int, attrs: dict[str, dict[str, Any]],
+                   overwrite: bool) -> None:
+    with atomic_store(out, overwrite=overwrite) as tmp:
+        group = zarr.open_group(store=tmp if _is_url(tmp) else _local(tmp), mode="w")
+        group.attrs.update({"veob_dataset": {"arrays": list(streams)}})
+        for name, (shape, dtype, blocks) in streams.items():
+            arr = group.create_array(name, shape=shape, dtype=dtype,
+                                     chunks=(min(chunk_rows, shape[0]), *shape[1:]))
+            arr.attrs.update(attrs[name])
+            done = 0
+            for block in blocks:
+                if not np.issubdtype(block.dtype, np.integer) and not np.all(np.isfinite(block)):
+                    raise DataError(f"{name} holds NaN or inf in rows {done}-{done + len(block)}.")
+                arr[done : done + len(block)] = block
+                done += len(block)
+            if done != shape[0]:
+                raise DataError(f"{name}: expected {shape[0]} rows, read {done}.")
+
+
+def ingest(
+    source: Any,
+    out: str | os.PathLike[str],
+    *,
+    labels: Any = None,
+    chunk_rows: int | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Write ``source`` (and optional ``labels``) to a dataset store at ``out``.
+
+    Parameters
+    ----------
+    source : numpy.ndarray, dask.array.Array, or path
+        Samples along axis 0. Paths: ``.npy`` (memory-mapped), IDX (``*-ubyte``, gzipped or
+        not), ``.npz`` (scipy.sparse, via :mod:`veob_dask.io.sparse`).
+    out : str or path-like
+        Destination store (local path or fsspec URL); written atomically.
+    labels : array or path, optional
+        One label per sample, stored as array ``y``.
+    chunk_rows : int, optional
+        Rows per Zarr chunk (default: about 64 MiB per chunk).
+    overwrite : bool, default=False
+        Replace an existing store.
+
+    Returns
+    -------
+    str
+        ``out``.
+
+    Notes
+    -----
+    Memory: IDX and ``.npy`` sources are streamed one chunk at a time.
+    """
+    kind = source_kind(source)
+    if kind == "npz":
+        if labels is not None:
+            raise DataError("labels are not supported for sparse .npz sources.")
+        from .sparse import ingest_npz
+
+        ingest_npz(source, out, chunk_rows=chunk_rows, overwrite=overwrite)
+        return str(out)
+    if kind == "zarr":
+        raise DataError(f"{str(source)!r} is already a Zarr store; open it with read_matrix.")
+    if kind == "idx":
+        shape, dtype = idx_header(source)
+        dtype = dtype.newbyteorder("=")
+        rows = chunk_rows or default_chunk_rows(shape[1:], dtype, shape[0])
+        if shape[0] == 0:
+            raise DataError(f"IDX file {str(source)!r} holds no samples.")
+        streams = {"X": (shape, dtype, iter_idx_blocks(source, rows))}
+        attrs = {"X": provenance(os.path.abspath(source), shape, dtype, format="idx")}
+    else:
+        if kind == "npy":
+            if not os.path.exists(source):
+                raise StoreNotFoundError(f".npy file {str(source)!r} does not exist.")
+            arr = np.load(source, mmap_mode="r")
+            src_name = os.path.abspath(source)
+        else:
+            arr = source if isinstance(source, da.Array) else np.asarray(source)
+            src_name = f"in-memory {type(source).__name__}"
+        if arr.ndim < 1 or arr.shape[0] == 0:
+            raise DataError(f"cannot ingest an empty array (shape {arr.shape}).")
+        if arr.dtype == object or arr.dtype.kind not in "fiub":
+            raise DataError(f"cannot ingest dtype {arr.dtype}; expected numbers (ragged rows?).")
+        rows = chunk_rows or default_chunk_rows(arr.shape[1:], arr.dtype, arr.shape[0])
+        if labels is None:
+            x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows,
+                                                                           *arr.shape[1:]))
+            write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
+                        group_attrs={"veob_dataset": {"arrays": ["X"]}}, chunk_rows=rows,
+                        overwrite=overwrite)
+            return str(out)
+        shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
+        blocks = (np.asarray(arr[i : i + rows]) for i in range(0, shape[0], rows))
+        streams = {"X": (shape, dtype, blocks)}
+        attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
+    if labels is not None:
+        lshape, ldtype, lblocks = _label_blocks(labels, rows)
+        if lshape[0] != shape[0]:
+            raise DimensionMismatchError(
+                f"labels hold {lshape[0]} entries but the data has {shape[0]} samples."
+            )
+        streams["y"] = (lshape, ldtype, lblocks)
+        src = os.path.abspath(labels) if isinstance(labels, (str, os.PathLike)) else "array"
+        attrs["y"] = provenance(src, lshape, ldtype)
+    _write_streams(out, streams, rows, attrs, overwrite)
+    return str(out)
