@@ -1,0 +1,366 @@
+"""Spectral transform of variable-length sequences (§4; §7.1 case 2), blockwise and lazy.
+
+A sequence ``x_1..x_L`` of vectors becomes ``M`` spectral vectors ``f_m = Σ_k S[m, k] x_k``
+(``S = cosine_basis(N, basis, keep=M)``), concatenated into one row of ``M · dim`` features
+(feature ``m · dim + j`` is coordinate ``j`` of harmonic ``m``; harmonic-major, the paper's
+"6 vectors of dimension 127 concatenated into one long column").
+
+How a length-L sequence maps onto the N-point basis
+---------------------------------------------------
+Item ``k`` of the sequence (0-based) sits at basis position ``k``: a short sequence occupies
+the first ``L`` points of the N-point grid and the rest count as zero vectors (zero padding);
+items at positions ``k >= N`` are dropped (``long="truncate"``, the default; the number of
+truncated sequences is returned by :meth:`SequenceTransform.count_truncated`) or rejected
+(``long="error"``). This is what the paper implies: it fixes ``N = 15`` as "twice the token's
+average length", i.e. a grid longer than a typical word onto which each word is laid without
+stretching, and the author's code evaluates ``cos_fn(N, m, k)`` at each letter's own position
+``k`` (ALGORITHMS.md §5.2). Stretching every sequence to N points would instead make "frown"
+and "frowning" share no aligned letters. Note that the paper basis is not orthogonal on a
+truncated grid; it is a feature map, not an invertible transform.
+
+Accumulation
+------------
+Every item adds its contribution ``S[m, k] · x_k`` to harmonic block ``m`` — repeated symbols
+(the two "g" of "frogging") and repeated words of a sentence are *summed*. The author's sentence
+code assigned instead, so each block kept only the last word visited (ALGORITHMS.md §5.2, the
+reason the paper's sentence table shows identical distances).
+
+Inputs
+------
+* **Symbols** (one-hot items, e.g. letters as ASCII codes): ``values`` are integer codes in
+  ``[0, n_symbols)``; the output is scipy CSR with ``M · n_symbols`` columns, computed from the
+  codes directly — the one-hot matrix is never formed.
+* **Vectors**: ``values`` of shape ``(n_values, dim)``; dense output ``(n_sequences, M · dim)``.
+* **Token ids + embedding matrix**: ``values`` are row indices into ``embedding``
+  (``(vocab, dim)``); a negative id is an unknown token that keeps its position but adds
+  nothing. Dense output as above.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from dask.base import tokenize
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ..errors import DataError, InvalidParameterError
+from .basis import BASES, cosine_basis
+
+__all__ = ["LONG_POLICIES", "SequenceTransform", "letter_codes", "sequence_transform",
+           "transform_block_dense", "transform_block_symbols"]
+
+LONG_POLICIES = ("truncate", "error")
+#: ASCII symbols 1..127 map to one-hot slots 0..126 (the paper's 127 positions).
+N_ASCII = 127
+
+
+def _positions(offsets: np.ndarray, n: int, long: str, first_row: int = 0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sequence id and position of every item, and the mask of items inside the N-point grid."""
+    lengths = np.diff(offsets)
+    if long == "error" and lengths.size and lengths.max() > n:
+        bad = int(np.argmax(lengths > n))
+        raise DataError(f"sequence {first_row + bad} has {int(lengths[bad])} items, more than "
+                        f"N={n}; raise N or use long='truncate'.")
+    seq = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
+    pos = np.arange(int(offsets[-1] - offsets[0]), dtype=np.int64) - (offsets[:-1] - offsets[0])[seq]
+    return seq, pos, pos < n
+
+
+def _check_block(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or offsets.size < 1:
+        raise DataError(f"offsets must be 1-D with n_sequences + 1 entries; got {offsets.shape}.")
+    offsets = offsets - offsets[0]
+    if offsets[-1] != values.shape[0] or np.any(np.diff(offsets) < 0):
+        raise DataError(f"offsets must be non-decreasing and span the {values.shape[0]} values; "
+                        f"got a span of {int(offsets[-1])}.")
+    return offsets
+
+
+def transform_block_symbols(codes: np.ndarray, offsets: np.ndarray, weights: np.ndarray,
+                            n_symbols: int, *, long: str = "truncate", dtype: Any = np.float64,
+                            first_row: int = 0) -> sp.csr_matrix:
+    """Kernel: spectral features of symbol sequences, as CSR ``(n_seq, M · n_symbols)``.
+
+    ``weights`` is the ``(M, N)`` basis. Entry ``(i, m · n_symbols + c)`` is
+    ``Σ_{k < min(L_i, N): code_k = c} weights[m, k]`` — duplicates are summed.
+    """
+    codes = np.asarray(codes)
+    offsets = _check_block(codes, offsets)
+    if codes.ndim != 1 or codes.dtype.kind not in "iu":
+        raise DataError(f"symbol codes must be a 1-D integer array; got {codes.dtype} with "
+                        f"shape {codes.shape}.")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= n_symbols):
+        raise DataError(f"symbol codes must lie in [0, {n_symbols}); got "
+                        f"{int(codes.min())}..{int(codes.max())}.")
+    m, n = weights.shape
+    n_seq = offsets.size - 1
+    seq, pos, inside = _positions(offsets, n, long, first_row)
+    seq, pos, code = seq[inside], pos[inside], codes[inside].astype(np.int64)
+    rows = np.repeat(seq, m)
+    cols = (np.arange(m, dtype=np.int64)[None, :] * n_symbols + code[:, None]).ravel()
+    data = weights[:, pos].T.ravel().astype(dtype)
+    out = sp.coo_matrix((data, (rows, cols)), shape=(n_seq, m * n_symbols)).tocsr()
+    out.sum_duplicates()  # the accumulation: repeated symbols add up
+    return out
+
+
+def transform_block_dense(values: np.ndarray, offsets: np.ndarray, weights: np.ndarray, *,
+                          embedding: np.ndarray | None = None, long: str = "truncate",
+                          dtype: Any = np.float64, first_row: int = 0) -> np.ndarray:
+    """Kernel: spectral features of vector sequences, dense ``(n_seq, M · dim)``.
+
+    ``values`` holds vectors ``(n_values, dim)``, or token ids when ``embedding`` is given
+    (negative ids contribute nothing). The weighted sum runs as one sparse-dense product
+    ``A @ X`` with ``A[i · M + m, item] = weights[m, pos(item)]``, which accumulates every item.
+    """
+    values = np.asarray(values)
+    offsets = _check_block(values, offsets)
+    m, n = weights.shape
+    n_seq = offsets.size - 1
+    seq, pos, inside = _positions(offsets, n, long, first_row)
+    if embedding is not None:
+        if values.ndim != 1 or values.dtype.kind not in "iu":
+            raise DataError(f"with an embedding matrix, values must be 1-D integer token ids; "
+                            f"got {values.dtype} with shape {values.shape}.")
+        if values.size and int(values.max()) >= embedding.shape[0]:
+            raise DataError(f"token id {int(values.max())} is out of range for an embedding of "
+                            f"{embedding.shape[0]} rows.")
+        inside &= values >= 0
+        x = embedding[values[inside]]
+    else:
+        if values.ndim != 2:
+            raise DataError(f"vector sequences need values of shape (n_values, dim); got "
+                            f"{values.shape}.")
+        if values.size and not np.all(np.isfinite(values)):
+            raise DataError(f"sequence values (sequences {first_row}+) contain NaN or inf.")
+        x = values[inside]
+    dim = int(embedding.shape[1] if embedding is not None else values.shape[1])
+    seq, pos = seq[inside], pos[inside]
+    rows = (seq[:, None] * m + np.arange(m)[None, :]).ravel()
+    cols = np.repeat(np.arange(seq.size), m)
+    data = weights[:, pos].T.ravel()
+    a = sp.csr_matrix((data, (rows, cols)), shape=(n_seq * m, seq.size))
+    out = np.asarray(a @ np.asarray(x, dtype=np.float64)).reshape(n_seq, m * dim)
+    return out.astype(dtype, copy=False)
+
+
+def letter_codes(words: Any, *, n_symbols: int = N_ASCII) -> tuple[np.ndarray, np.ndarray, int]:
+    """ASCII codes of the letters of ``words`` as ragged ``(codes, offsets)`` for the transform.
+
+    Character ``c`` with ``1 <= ord(c) <= n_symbols`` gets slot ``ord(c) - 1``; other
+    characters (non-ASCII, NUL) are dropped and counted. Returns ``(codes, offsets,
+    n_dropped)``.
+    """
+    words = list(words)
+    lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    joined = "".join(words)
+    raw = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    keep = (raw >= 1) & (raw <= n_symbols)
+    n_dropped = int(raw.size - keep.sum())
+    seq = np.repeat(np.arange(len(words)), lengths)
+    kept_len = np.bincount(seq[keep], minlength=len(words)) if len(words) else lengths
+    offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(kept_len, out=offsets[1:])
+    codes = (raw[keep] - 1).astype(np.uint8 if n_symbols <= 256 else np.int32)
+    return codes, offsets, n_dropped
+
+
+def _read_block(source: Any, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(source, tuple):  # in-memory (values, offsets) already cut to this block
+        return source
+    if isinstance(source, str):  # a Zarr ragged store path: reopen in the worker
+        from ..text.ragged import read_ragged
+
+        return read_ragged(source).block(lo, hi)
+    return source.block(lo, hi)  # type: ignore[no-any-return]
+
+
+def _block_task(source: Any, lo: int, hi: int, weights: np.ndarray, kind: str, n_symbols: int,
+                embedding: np.ndarray | None, long: str, dtype: Any) -> Any:
+    values, offsets = _read_block(source, lo, hi)
+    if kind == "symbols":
+        return transform_block_symbols(values, offsets, weights, n_symbols, long=long,
+                                       dtype=dtype, first_row=lo)
+    return transform_block_dense(values, offsets, weights, embedding=embedding, long=long,
+                                 dtype=dtype, first_row=lo)
+
+
+class SequenceTransform(TransformerMixin, BaseEstimator):
+    """Cosine spectral transform of ragged sequences into fixed-size rows.
+
+    Parameters
+    ----------
+    n : int, default=15
+        Basis length N (the paper: twice the average word length).
+    m : int, default=6
+        Harmonics kept, ``1 <= m <= M`` (paper: 6).
+    basis : {"paper", "dct2"}, default="paper"
+        ``"paper"``: the paper's unnormalised ``s(N, m, k)`` (m = 1 is the highest frequency);
+        ``"dct2"``: the orthonormal DCT-II, lowest M frequencies (see
+        :func:`veob_dask.spectral.basis.cosine_basis`).
+    n_symbols : int or None, default=None
+        One-hot alphabet size for integer symbol sequences (127 for ASCII letters): sparse CSR
+        output. ``None`` for vector or token-id sequences: dense output.
+    embedding : ndarray of shape (vocab, dim), optional
+        Token-id sequences are looked up in this matrix.
+    long : {"truncate", "error"}, default="truncate"
+        What to do with items beyond position N.
+    chunk_sequences : int, default=50_000
+        Sequences per dask block.
+    dtype : {"float64", "float32"}, default="float64"
+
+    Notes
+    -----
+    Laziness: :meth:`transform` returns a dask array with one task per block of
+    ``chunk_sequences`` sequences; a Zarr-backed :class:`~veob_dask.text.ragged.Ragged` is
+    read by each task for its own block (pass its path for multi-process schedulers).
+    Memory: one block of items plus its output. Determinism: exact arithmetic order per block.
+
+    Examples
+    --------
+    >>> from veob_dask.spectral.sequence import SequenceTransform, letter_codes
+    >>> codes, offsets, _ = letter_codes(["frown", "frowning"])
+    >>> st = SequenceTransform(n_symbols=127)
+    >>> st.transform((codes, offsets)).compute().shape
+    (2, 762)
+    """
+
+    def __init__(self, n: int = 15, m: int = 6, *, basis: str = "paper",
+                 n_symbols: int | None = None, embedding: np.ndarray | None = None,
+                 long: str = "truncate", chunk_sequences: int = 50_000,
+                 dtype: str = "float64") -> None:
+        self.n = n
+        self.m = m
+        self.basis = basis
+        self.n_symbols = n_symbols
+        self.embedding = embedding
+        self.long = long
+        self.chunk_sequences = chunk_sequences
+        self.dtype = dtype
+
+    def _check(self) -> None:
+        if self.basis not in BASES:
+            raise InvalidParameterError(f"basis must be one of {BASES}; got {self.basis!r}.")
+        if self.long not in LONG_POLICIES:
+            raise InvalidParameterError(f"long must be one of {LONG_POLICIES}; got "
+                                        f"{self.long!r}.")
+        if int(self.chunk_sequences) < 1:
+            raise InvalidParameterError(f"chunk_sequences must be >= 1; got "
+                                        f"{self.chunk_sequences}.")
+        if self.dtype not in ("float64", "float32"):
+            raise InvalidParameterError(f"dtype must be 'float64' or 'float32'; got "
+                                        f"{self.dtype!r}.")
+        if self.n_symbols is not None and self.embedding is not None:
+            raise InvalidParameterError("give n_symbols (one-hot symbols) or embedding (token "
+                                        "ids), not both.")
+        if self.n_symbols is not None and int(self.n_symbols) < 1:
+            raise InvalidParameterError(f"n_symbols must be >= 1; got {self.n_symbols}.")
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The ``(M, N)`` basis matrix used."""
+        return cosine_basis(int(self.n), self.basis, keep=int(self.m))
+
+    def fit(self, X: Any = None, y: Any = None) -> SequenceTransform:
+        """Check the parameters (the transform has no fitted state)."""
+        self._check()
+        _ = self.weights
+        return self
+
+    def n_features_out(self, dim: int | None = None) -> int:
+        """Columns of the output: ``M · n_symbols`` or ``M · dim``."""
+        if self.n_symbols is not None:
+            return int(self.m) * int(self.n_symbols)
+        if self.embedding is not None:
+            return int(self.m) * int(np.asarray(self.embedding).shape[1])
+        if dim is None:
+            raise InvalidParameterError("dim is needed for vector sequences.")
+        return int(self.m) * int(dim)
+
+    def count_truncated(self, X: Any) -> int:
+        """Number of sequences longer than N (their items past N are dropped)."""
+        from ..text.ragged import Ragged, read_ragged
+
+        rag = read_ragged(X) if isinstance(X, str) else X
+        if isinstance(rag, tuple):
+            lengths = np.diff(np.asarray(rag[1]))
+            return int((lengths > int(self.n)).sum())
+        assert isinstance(rag, Ragged)
+        total = 0
+        for lo, hi in rag.iter_blocks(max(1, int(self.chunk_sequences))):
+            total += int((rag.lengths(lo, hi) > int(self.n)).sum())
+        return total
+
+    def transform(self, X: Any) -> da.Array:
+        """Spectral rows of the sequences ``X``, as a lazy dask array.
+
+        Parameters
+        ----------
+        X : Ragged, str or tuple
+            A :class:`~veob_dask.text.ragged.Ragged` (in memory or from
+            :func:`~veob_dask.text.ragged.read_ragged`), the path of a ragged Zarr store, or a
+            ``(values, offsets)`` tuple of numpy arrays.
+
+        Returns
+        -------
+        dask.array.Array of shape (n_sequences, n_features_out)
+            Blocks are scipy CSR for symbol input, numpy otherwise.
+        """
+        from ..text.ragged import Ragged, read_ragged
+
+        self._check()
+        weights = np.ascontiguousarray(self.weights)
+        dtype = np.dtype(self.dtype)
+        path = None
+        if isinstance(X, str):
+            path, rag = X, read_ragged(X)
+        elif isinstance(X, tuple):
+            rag = Ragged(X[0], X[1])
+        elif isinstance(X, Ragged):
+            rag, path = X, X.path
+        else:
+            raise DataError(f"X must be a Ragged, a ragged store path or (values, offsets); got "
+                            f"{type(X).__name__}.")
+        kind = "symbols" if self.n_symbols is not None else "dense"
+        n_symbols = int(self.n_symbols or 0)
+        emb = None if self.embedding is None else np.asarray(self.embedding)
+        if kind == "dense" and emb is None and len(rag.item_shape) != 1:
+            raise DataError(f"vector sequences need items of shape (dim,); got item shape "
+                            f"{rag.item_shape}. Pass n_symbols for symbol codes or embedding "
+                            "for token ids.")
+        n_out = self.n_features_out(rag.item_shape[0] if rag.item_shape else None)
+        if len(rag) == 0:
+            raise DataError("no sequences to transform.")
+        token = tokenize(path or (rag.values, rag.offsets), weights, kind, n_symbols,
+                         emb, self.long, str(dtype), self.chunk_sequences)
+        emb_d = None if emb is None else dask.delayed(emb, pure=True, name=f"veob-emb-{token}")
+        blocks = []
+        for lo, hi in rag.iter_blocks(int(self.chunk_sequences)):
+            if path is not None:
+                src: Any = path
+            else:
+                src = rag.block(lo, hi)
+            task = dask.delayed(_block_task, pure=True)(
+                src, lo, hi, weights, kind, n_symbols, emb_d, self.long, dtype,
+                dask_key_name=f"veob-seqst-{token}-{lo}")
+            meta = (sp.csr_matrix((0, n_out), dtype=dtype) if kind == "symbols"
+                    else np.empty((0, n_out), dtype=dtype))
+            blocks.append(da.from_delayed(task, shape=(hi - lo, n_out), dtype=dtype, meta=meta))
+        out: da.Array = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
+        return out
+
+
+def sequence_transform(X: Any, *, n: int = 15, m: int = 6, basis: str = "paper",
+                       n_symbols: int | None = None, embedding: np.ndarray | None = None,
+                       long: str = "truncate", chunk_sequences: int = 50_000,
+                       dtype: str = "float64") -> da.Array:
+    """Functional form of :class:`SequenceTransform`; returns the lazy dask array."""
+    return SequenceTransform(n, m, basis=basis, n_symbols=n_symbols, embedding=embedding,
+                             long=long, chunk_sequences=chunk_sequences,
+                             dtype=dtype).transform(X)
