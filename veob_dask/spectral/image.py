@@ -21,9 +21,9 @@ def _out_dtype(dtype: Any) -> np.dtype:
 
 
 def _transform_block(block: np.ndarray, ch: np.ndarray, cw: np.ndarray, h: int, w: int,
-                     dtype: np.dtype) -> np.ndarray:
+                     dtype: np.dtype, block_id: tuple[int, ...] | None = None) -> np.ndarray:
     """Kernel: ``Ch @ img @ Cw.T`` for every image of a row block, flattened to rows."""
-    check_block_finite(block)
+    check_block_finite(block, block_id)
     imgs = block.reshape(block.shape[0], h, w).astype(dtype, copy=False)
     # Stacked matmul against the small bases beats scipy.fft.dctn here (PEERS.md §5).
     out = np.matmul(np.matmul(ch.astype(dtype), imgs), cw.T.astype(dtype))

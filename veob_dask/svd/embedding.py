@@ -65,9 +65,9 @@ def choose_solver(x: da.Array, solver: str) -> tuple[str, str]:
 
 
 def _project_block(block: Any, comps_t: np.ndarray, mean_proj: np.ndarray | None,
-                   dtype: np.dtype) -> np.ndarray:
+                   dtype: np.dtype, block_id: tuple[int, ...] | None = None) -> np.ndarray:
     """Kernel: ``(block - mean) @ componentsᵀ`` for one row block (mean folded in afterwards)."""
-    check_block_finite(block)
+    check_block_finite(block, block_id)
     out = block @ comps_t.astype(dtype, copy=False)
     out = np.asarray(out.todense() if hasattr(out, "todense") else out, dtype=dtype)
     if mean_proj is not None:
@@ -103,6 +103,8 @@ def _reconstruct_block(block: np.ndarray, comps: np.ndarray, mean: np.ndarray | 
 def _choose_k(s: np.ndarray, total: float, n_components: float) -> int:
     if isinstance(n_components, int):
         return n_components
+    if n_components >= 1.0:
+        return s.size
     cum = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
     k = int(np.searchsorted(cum, n_components - 1e-12) + 1)
     if k > s.size:

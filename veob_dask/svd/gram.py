@@ -19,9 +19,9 @@ from .result import SVDResult
 __all__ = ["gram_matrix", "gram_svd", "spectrum_from_gram"]
 
 
-def _gram_block(block: np.ndarray) -> np.ndarray:
+def _gram_block(block: np.ndarray, block_id: tuple[int, ...] | None = None) -> np.ndarray:
     """Kernel: augmented Gram matrix of one row block, float64, shape (1, d+1, d+1)."""
-    check_block_finite(block)
+    check_block_finite(block, block_id)
     n, d = block.shape
     out = np.empty((1, d + 1, d + 1))
     if sp.issparse(block):
