@@ -1,0 +1,107 @@
+"""A merge tree over row-chunk summaries, as one dask graph (one pass over the data).
+
+Each row chunk becomes a summary on the worker that reads it (:func:`summarize_block`); the
+summaries then merge ``split_every`` at a time, level by level, so the tree has
+``ceil(log_split_every(n_chunks))`` levels and no task ever holds more than ``split_every``
+summaries of ``r (d + 1)`` floats each. Only the final summary reaches the client.
+
+Merges keep the chunk order (left subtree = earlier rows), which is what makes ``decay`` mean the
+same thing as in a sequential stream; without truncation the result does not depend on the tree
+shape at all (Brand's append is exact), with truncation it does, slightly.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import dask
+import dask.array as da
+from dask.base import tokenize
+from dask.delayed import Delayed
+
+from ..errors import InvalidParameterError
+from .incremental import SVDSummary, merge_many, reorthogonalize, summarize_block
+
+__all__ = ["merge_tree", "tree_depth", "tree_summary"]
+
+
+def tree_depth(n_leaves: int, split_every: int) -> int:
+    """Number of merge levels above ``n_leaves`` leaves with fan-in ``split_every``."""
+    return 0 if n_leaves <= 1 else math.ceil(math.log(n_leaves) / math.log(split_every) - 1e-12)
+
+
+def _final(summary: SVDSummary) -> SVDSummary:
+    return reorthogonalize(summary)
+
+
+def merge_tree(leaves: list[Delayed], *, max_rank: int, split_every: int = 2, decay: float = 1.0,
+               reorth_every: int = 50, name: str = "veob-isvd") -> Delayed:
+    """Merge delayed summaries pairwise (fan-in ``split_every``) up a tree, keeping their order.
+
+    Returns a delayed :class:`SVDSummary`, re-orthogonalised, truncated to ``max_rank``.
+    """
+    if not leaves:
+        raise InvalidParameterError("the merge tree needs at least one leaf.")
+    if int(split_every) < 2:
+        raise InvalidParameterError(f"split_every (the merge fan-in) must be >= 2; got {split_every}.")
+    kernel = partial(merge_many, max_rank=max_rank, decay=decay, reorth_every=reorth_every)
+    level, depth = list(leaves), 0
+    token = tokenize(*(leaf.key for leaf in leaves), max_rank, split_every, decay, reorth_every)
+    while len(level) > 1:
+        depth += 1
+        level = [
+            dask.delayed(kernel, pure=True)(
+                level[i:i + split_every],
+                dask_key_name=f"{name}-merge-{token}-{depth}-{i // split_every}")
+            for i in range(0, len(level), split_every)
+        ]
+    out: Delayed = dask.delayed(_final, pure=True)(level[0], dask_key_name=f"{name}-final-{token}")
+    return out
+
+
+def tree_summary(x: da.Array, *, max_rank: int, center: bool = False, split_every: int = 2,
+                 decay: float = 1.0, chunk_solver: str = "auto", n_iter: int = 2, seed: int = 0,
+                 reorth_every: int = 50) -> Delayed:
+    """Lazy summary of every row of ``x`` by a merge tree over its row chunks.
+
+    Parameters
+    ----------
+    x : dask.array.Array of shape (n_samples, n_features)
+        One column chunk; blocks dense or sparse.
+    max_rank : int
+        Working rank ``r = k + p`` kept at every node.
+    center, chunk_solver, n_iter : see :func:`~veob_dask.svd.incremental.summarize_block`.
+    split_every : int, default=2
+        Fan-in of the tree.
+    decay : float, default=1.0
+        Per-chunk forgetting factor on singular values (see :mod:`~veob_dask.svd.incremental`).
+    seed : int, default=0
+        Chunk ``i`` uses ``seed + i`` in the randomized local solver.
+    reorth_every : int, default=50
+        Merges between re-orthogonalisations.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Evaluates to an :class:`~veob_dask.svd.incremental.SVDSummary`.
+
+    Notes
+    -----
+    Laziness: builds a graph only. Memory: one chunk, or ``split_every`` summaries, per task.
+    Determinism: the same chunks, parameters and seed give the same summary (key names are
+    tokenized from the input graph).
+    """
+    if len(x.chunks[1]) != 1:
+        x = x.rechunk({1: -1})
+    blocks = x.to_delayed(optimize_graph=True).ravel().tolist()
+    leaf = partial(summarize_block, max_rank=max_rank, center=center, chunk_solver=chunk_solver,
+                   n_iter=n_iter)
+    token = tokenize(x.name, max_rank, center, chunk_solver, n_iter, seed)
+    leaves = [
+        dask.delayed(leaf, pure=True)(blk, seed=seed + i,
+                                      dask_key_name=f"veob-isvd-leaf-{token}-{i}")
+        for i, blk in enumerate(blocks)
+    ]
+    return merge_tree(leaves, max_rank=max_rank, split_every=split_every, decay=decay,
+                      reorth_every=reorth_every)

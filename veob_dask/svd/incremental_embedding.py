@@ -1,0 +1,285 @@
+"""IncrementalSVDEmbedding: a one-pass, appendable VEOB basis by Brand updates and a merge tree (§9.1)."""
+
+from __future__ import annotations
+
+import numbers
+import os
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import as_dask_2d, check_n_features, parse_n_components
+from ..errors import InvalidParameterError, NotFittedError
+from ._tree import tree_summary
+from .embedding import SVDEmbedding, _choose_k, register_solver
+from .incremental import CHUNK_SOLVERS, SVDSummary, brand_update, merge, reorthogonalize
+from .result import SVDResult
+
+__all__ = ["IncrementalSVDEmbedding", "incremental_svd", "working_rank"]
+
+
+def working_rank(n_components: float, n_features: int, n_oversamples: int | None,
+                 max_components: int) -> int:
+    """Working rank ``r = k + p`` carried through updates (capped at ``n_features``).
+
+    ``k`` is ``n_components`` for an int, ``max_components`` for an energy fraction; ``p`` is
+    ``n_oversamples``, or by default ``k`` for an int and 0 for a fraction.
+    """
+    if isinstance(n_components, int):
+        k, p = n_components, n_components if n_oversamples is None else n_oversamples
+    else:
+        k, p = max_components, 0 if n_oversamples is None else n_oversamples
+    return max(1, min(n_features, k + p))
+
+
+def _check_params(est: Any) -> None:
+    p = est.n_oversamples
+    if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 0):
+        raise InvalidParameterError(f"n_oversamples must be None or an int >= 0; got {p!r}.")
+    d = est.decay
+    if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0.0 < float(d) <= 1.0:
+        raise InvalidParameterError(
+            f"decay must be a float in (0, 1] (1 keeps all data equally); got {d!r}.")
+    for name, low in (("split_every", 2), ("reorth_every", 1), ("max_components", 1), ("n_iter", 0)):
+        v = getattr(est, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+            raise InvalidParameterError(f"{name} must be an int >= {low}; got {v!r}.")
+    if est.chunk_solver not in CHUNK_SOLVERS:
+        raise InvalidParameterError(
+            f"chunk_solver must be one of {CHUNK_SOLVERS}; got {est.chunk_solver!r}.")
+    if not isinstance(est.center, bool | np.bool_):
+        raise InvalidParameterError(f"center must be True or False; got {est.center!r}.")
+
+
+class IncrementalSVDEmbedding(SVDEmbedding):
+    """VEOB basis by incremental SVD: one pass, appendable with ``partial_fit``, resumable.
+
+    Each row chunk is reduced on its worker to a rank-``r`` summary (singular values and right
+    singular vectors); summaries merge up a tree by Brand's update (``split_every`` at a time),
+    carrying the working rank ``r = k + p`` and truncating to ``k`` only at the end. The
+    per-sample factor is never kept, so memory does not grow with the number of rows.
+
+    Parameters
+    ----------
+    n_components : int or float, default=0.9
+        Number of components ``k``, or an energy fraction in (0, 1] (then ``k`` is read off the
+        working spectrum of up to ``max_components`` directions).
+    n_oversamples : int or None, default=None
+        Extra directions ``p`` kept through every update. None: ``p = k`` for an int
+        ``n_components``, 0 for a fraction. Larger ``p`` = more accurate trailing components.
+    center : bool, default=False
+        Subtract the column means (PCA); the means merge exactly across chunks.
+    decay : float, default=1.0
+        In (0, 1]: singular values of older data are multiplied by ``decay`` once per later row
+        chunk (or ``partial_fit`` batch), forgetting old data exponentially.
+    split_every : int, default=2
+        Fan-in of the merge tree in ``fit`` (depth ``ceil(log_split_every(n_chunks))``).
+    chunk_solver : {"auto", "gram", "randomized"}, default="auto"
+        Local SVD of one chunk: exact through its float64 Gram matrix, or a randomized range
+        finder with ``n_iter`` power passes; ``"auto"`` = ``"gram"`` up to 4096 features.
+    max_components : int, default=256
+        Working cap when ``n_components`` is a fraction.
+    n_iter : int, default=2
+        Power passes of the randomized chunk solver.
+    reorth_every : int, default=50
+        Merges between re-orthogonalisations of the basis.
+    random_state : int, default=0
+        Seed of the randomized chunk solver (chunk ``i`` uses ``random_state + i``).
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components_, n_features_in_)
+        The basis (orthonormal rows).
+    singular_values_ : ndarray of shape (n_components_,)
+    explained_energy_, explained_energy_ratio_ : ndarray of shape (n_components_,)
+        Squared singular values, and their share of the total (centered) energy seen.
+    spectrum_ : ndarray of shape (working_rank_,)
+        Working singular values (``k + p`` of them), the state ``partial_fit`` extends.
+    working_components_ : ndarray of shape (working_rank_, n_features_in_)
+        Working basis, extended by ``partial_fit``.
+    total_energy_ : float
+        Squared Frobenius norm of the (centered, decayed) data seen, truncated part included.
+    mean_ : ndarray of shape (n_features_in_,) or None
+        Column means when ``center=True``.
+    n_components_, n_samples_seen_, n_features_in_ : int
+    n_batches_seen_ : int
+        Row chunks / batches merged so far.
+    sample_weight_seen_ : float
+        Effective number of rows after decay (equals ``n_samples_seen_`` when ``decay=1``).
+    n_merges_ : int
+        Merges since the last re-orthogonalisation.
+
+    Notes
+    -----
+    Laziness: ``fit``/``partial_fit`` compute one pass over the given data (one graph, one
+    ``dask.compute``); only r x d summaries travel. ``transform`` of dask input is lazy.
+    Memory: one chunk plus a d x d Gram matrix per leaf task; ``split_every`` summaries per merge.
+    Determinism: same chunks, parameters and seed give the same basis; signs follow
+    :mod:`veob_dask.svd._signs`. Without truncation (``r >= rank``) the basis does not depend on
+    the chunking or tree shape; with truncation it does, slightly (errors sit in the trailing
+    working directions, which is what ``p`` is for).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(300, 8))
+    >>> emb = IncrementalSVDEmbedding(n_components=3).partial_fit(X[:100])
+    >>> emb = emb.partial_fit(X[100:])
+    >>> emb.n_samples_seen_, emb.transform(X).shape
+    (300, (300, 3))
+    """
+
+    def __init__(self, n_components: float = 0.9, *, n_oversamples: int | None = None,
+                 center: bool = False, decay: float = 1.0, split_every: int = 2,
+                 chunk_solver: str = "auto", max_components: int = 256, n_iter: int = 2,
+                 reorth_every: int = 50, random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.n_oversamples = n_oversamples
+        self.center = center
+        self.decay = decay
+        self.split_every = split_every
+        self.chunk_solver = chunk_solver
+        self.max_components = max_components
+        self.n_iter = n_iter
+        self.reorth_every = reorth_every
+        self.random_state = random_state
+
+    # -- state <-> summary -------------------------------------------------------------------
+    def _summary(self) -> SVDSummary:
+        return SVDSummary(
+            np.asarray(self.spectrum_, dtype=np.float64),
+            np.asarray(self.working_components_, dtype=np.float64),
+            int(self.n_samples_seen_), int(self.n_batches_seen_), float(self.sample_weight_seen_),
+            float(self.total_energy_),
+            None if self.mean_ is None else np.asarray(self.mean_, dtype=np.float64),
+            int(self.n_merges_))
+
+    def _set_summary(self, summ: SVDSummary, n_comp: float) -> None:
+        s = summ.singular_values
+        k = _choose_k(s, summ.energy, n_comp) if s.size else 0
+        k = min(k, s.size)
+        self.spectrum_ = s
+        self.working_components_ = summ.components
+        self.components_ = summ.components[:k]
+        self.singular_values_ = s[:k]
+        self.explained_energy_ = s[:k] ** 2
+        self.explained_energy_ratio_ = s[:k] ** 2 / (summ.energy if summ.energy > 0 else 1.0)
+        self.total_energy_ = float(summ.energy)
+        self.mean_ = summ.mean
+        self.n_components_ = int(k)
+        self.n_samples_seen_ = int(summ.n_samples)
+        self.n_batches_seen_ = int(summ.n_batches)
+        self.sample_weight_seen_ = float(summ.weight)
+        self.n_merges_ = int(summ.n_merges)
+        self.n_features_in_ = int(summ.n_features)
+        self.working_rank_ = int(s.size)
+        self.solver_, self.solver_reason_ = "incremental", "IncrementalSVDEmbedding"
+
+    def _rank(self, d: int) -> tuple[int | float, int]:
+        _check_params(self)
+        n_comp = parse_n_components(self.n_components, d)
+        return n_comp, working_rank(n_comp, d, self.n_oversamples, self.max_components)
+
+    def _tree(self, x: da.Array, r: int, seed_offset: int = 0) -> SVDSummary:
+        delayed = tree_summary(x, max_rank=r, center=bool(self.center),
+                               split_every=int(self.split_every), decay=float(self.decay),
+                               chunk_solver=self.chunk_solver, n_iter=int(self.n_iter),
+                               seed=int(self.random_state) + seed_offset,
+                               reorth_every=int(self.reorth_every))
+        (summ,) = dask.compute(delayed)
+        return summ  # type: ignore[no-any-return]
+
+    # -- public API --------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> IncrementalSVDEmbedding:
+        """Fit on X (numpy, scipy.sparse, dask, or a dataset store path) in one pass.
+
+        Raises
+        ------
+        DataError
+            Empty, 1-D, non-numeric or NaN/inf-holding input (NaN/inf found while reading).
+        InvalidParameterError
+            Bad parameters, or an int ``n_components`` beyond ``min(n_samples, n_features)``.
+        """
+        x = self._as_input(X)
+        n, d = x.shape
+        n_comp, r = self._rank(d)
+        if isinstance(n_comp, int) and n_comp > min(n, d):
+            raise InvalidParameterError(
+                f"n_components={n_comp} exceeds the rank bound min(n_samples={n}, "
+                f"n_features={d}) = {min(n, d)}; ask for at most {min(n, d)}.")
+        self._set_summary(self._tree(x, r), n_comp)
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None) -> IncrementalSVDEmbedding:
+        """Append a batch: numpy/sparse rows, a dask array, or a dataset store path.
+
+        The old data is not read again: only the saved working summary is merged with the
+        summary of the new rows (a dask array is reduced by the merge tree first). The new rows
+        count as newer than everything seen, for ``decay``.
+
+        Raises
+        ------
+        DimensionMismatchError
+            If the batch has a different number of features than the fitted model.
+        """
+        batch = self._as_input(X, one_batch=True)
+        d = batch.shape[1]
+        fitted = hasattr(self, "working_components_")
+        if fitted:
+            check_n_features(d, self.n_features_in_)
+        n_comp, r = self._rank(d)
+        old = self._summary() if fitted else None
+        if old is not None and old.centered != bool(self.center):
+            raise InvalidParameterError(
+                "center was changed after fitting; keep the value the model was fitted with.")
+        if isinstance(batch, da.Array):
+            new = self._tree(batch, r, seed_offset=int(self.n_batches_seen_) if fitted else 0)
+            if old is not None:
+                new = merge(old, new, max_rank=r, decay=float(self.decay),
+                            reorth_every=int(self.reorth_every))
+        else:  # one in-memory batch: Brand's row update, no graph
+            new = brand_update(old, batch, max_rank=r, center=bool(self.center),
+                               decay=float(self.decay), chunk_solver=self.chunk_solver,
+                               n_iter=int(self.n_iter),
+                               seed=int(self.random_state) + (old.n_batches if old else 0),
+                               reorth_every=int(self.reorth_every))
+        self._set_summary(reorthogonalize(new), n_comp)
+        return self
+
+    def _as_input(self, X: Any, one_batch: bool = False) -> Any:
+        """Dask array for paths and dask input; with ``one_batch`` in-memory input stays so."""
+        if isinstance(X, str | os.PathLike):
+            from ..io import read_matrix
+
+            X = read_matrix(X)
+        if isinstance(X, da.Array) or not one_batch:
+            return as_dask_2d(X)
+        as_dask_2d(X)  # checks shape, dtype and values of the batch; never computes dask
+        return X if sp.issparse(X) else np.asarray(X)
+
+    def transform(self, X: Any) -> Any:
+        """Project X on the basis: ``(X - mean_) @ components_.T``; dask in, lazy dask out."""
+        if not hasattr(self, "components_"):
+            raise NotFittedError("this IncrementalSVDEmbedding is not fitted yet; call fit or "
+                                 "partial_fit first.")
+        return super().transform(X)
+
+
+def incremental_svd(x: da.Array, *, n_components: float, center: bool,
+                    estimator: Any) -> SVDResult:
+    """``SVDEmbedding(solver="incremental")``: the merge tree with the estimator's settings.
+
+    Uses ``estimator.n_oversamples`` as ``p`` and ``estimator.max_components`` for fractions.
+    """
+    d = x.shape[1]
+    p = getattr(estimator, "n_oversamples", None)
+    r = working_rank(n_components, d, p, int(getattr(estimator, "max_components", 256)))
+    seed = getattr(estimator, "random_state", 0)
+    summ = tree_summary(x, max_rank=r, center=center, seed=int(seed or 0)).compute()
+    return SVDResult(summ.singular_values, summ.components, summ.energy, summ.n_samples, summ.mean)
+
+
+register_solver("incremental", incremental_svd)
