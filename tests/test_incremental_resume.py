@@ -1,0 +1,153 @@
+"""Checkpoints of the incremental fit: atomic writes, resume after a crash, the real CLI killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from veob_dask.errors import InvalidParameterError, StoreFormatError
+from veob_dask.io import load, write_array
+from veob_dask.svd.checkpoint import PAUSE_ENV, fit_segments, load_checkpoint, save_checkpoint
+from veob_dask.svd.incremental import summarize_block
+
+
+def test_checkpoint_round_trip(tmp_path, rng):
+    summ = summarize_block(rng.normal(size=(50, 7)) + 2, max_rank=4, center=True)
+    path = tmp_path / "fit.checkpoint"
+    save_checkpoint(path, summ, next_chunk=3, fingerprint={"a": [1, 2]})
+    back, meta = load_checkpoint(path)
+    assert meta["next_chunk"] == 3 and meta["fingerprint"] == {"a": [1, 2]}
+    np.testing.assert_array_equal(back.components, summ.components)
+    np.testing.assert_array_equal(back.mean, summ.mean)
+    assert (back.n_samples, back.energy) == (summ.n_samples, summ.energy)
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.checkpoint"]  # no temp file left
+    assert load_checkpoint(tmp_path / "absent") is None
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+    path = tmp_path / "fit.checkpoint"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(StoreFormatError, match="delete it"):
+        load_checkpoint(path)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, low_rank):
+    x = da.from_array(low_rank, chunks=(100, 40))  # 12 chunks, 4 segments of 3
+    kw = {"max_rank": 8, "every": 3, "fingerprint": {"data": "low_rank"}}
+    full, start = fit_segments(x, checkpoint=tmp_path / "a", log=lambda s: None, **kw)
+    assert start == 0
+
+    def crash_after_two(line: str) -> None:
+        if "chunks 3-5" in line:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit_segments(x, checkpoint=tmp_path / "b", log=crash_after_two, **kw)
+    _, meta = load_checkpoint(tmp_path / "b")
+    assert meta["next_chunk"] == 6
+    lines: list[str] = []
+    resumed, start = fit_segments(x, checkpoint=tmp_path / "b", log=lines.append, **kw)
+    assert start == 6 and lines[0].startswith("resumed from chunk 6")
+    assert len(lines) == 3  # the resume note and two segments: chunks 0-5 were not redone
+    np.testing.assert_allclose(resumed.singular_values, full.singular_values, rtol=1e-12)
+    np.testing.assert_allclose(resumed.components, full.components, atol=1e-12)
+    assert resumed.n_samples == 1200
+
+
+def test_checkpoint_of_another_fit_is_refused(tmp_path, low_rank):
+    x = da.from_array(low_rank, chunks=(400, 40))
+    fit_segments(x, max_rank=4, every=1, checkpoint=tmp_path / "c", fingerprint={"k": 2},
+                 log=lambda s: None)
+    with pytest.raises(InvalidParameterError, match=r"another fit .*\['k'\]"):
+        fit_segments(x, max_rank=4, every=1, checkpoint=tmp_path / "c", fingerprint={"k": 3},
+                     log=lambda s: None)
+    with pytest.raises(InvalidParameterError, match="checkpoint_every"):
+        fit_segments(x, max_rank=4, every=0, checkpoint=tmp_path / "d", fingerprint={},
+                     log=lambda s: None)
+
+
+# -- the real command line, killed with SIGKILL ----------------------------------------------
+
+def _veob_fit(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "veob_dask", "fit", *args], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    n, d = 6000, 48
+    x = (rng.normal(size=(n, d)) * (50 * 0.85 ** np.arange(d))) @ np.linalg.qr(
+        rng.normal(size=(d, d)))[0]
+    path = tmp_path / "data"
+    write_array(x.astype(np.float32), path, chunk_rows=250)  # 24 chunks
+    return path
+
+
+def test_killed_cli_fit_resumes_and_matches(tmp_path, store):
+    common = [str(store), "-k", "6", "--n-oversamples", "3", "--solver", "incremental",
+              "--checkpoint-every", "2", "--scheduler", "sync", "--json"]
+    ref = _veob_fit([*common[:1], str(tmp_path / "ref"), *common[1:]])
+    _, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err
+
+    model, ckpt = tmp_path / "model", tmp_path / "model.checkpoint"
+    victim = _veob_fit([str(store), str(model), *common[1:]], env={PAUSE_ENV: "0.4"})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and victim.poll() is None:
+        if ckpt.exists() and load_checkpoint(ckpt)[1]["next_chunk"] >= 6:
+            break
+        time.sleep(0.02)
+    assert victim.poll() is None, "the fit ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    assert not model.exists()
+    done = load_checkpoint(ckpt)[1]["next_chunk"]
+    assert 6 <= done < 24
+
+    again = _veob_fit([str(store), str(model), *common[1:]])
+    out2, err2 = again.communicate(timeout=300)
+    assert again.returncode == 0, err2
+    assert f"resumed from chunk {done} of 24" in err2
+    summary = json.loads(out2.strip().splitlines()[-1])
+    assert summary["resumed_from_chunk"] == done and summary["n_samples"] == 6000
+    assert not ckpt.exists()
+    a, b = load(model), load(tmp_path / "ref")
+    np.testing.assert_allclose(a.singular_values_, b.singular_values_, rtol=1e-6)
+    np.testing.assert_allclose(a.components_, b.components_, atol=1e-6)
+    np.testing.assert_allclose(a.spectrum_, b.spectrum_, rtol=1e-6)
+
+
+def test_cli_refuses_existing_model_and_foreign_checkpoint(tmp_path, store, capsys):
+    from veob_dask.cli import main
+
+    base = ["fit", str(store), str(tmp_path / "m"), "-k", "4", "--solver", "incremental",
+            "--scheduler", "sync"]
+    save_checkpoint(tmp_path / "m.checkpoint", summarize_block(np.eye(48), max_rank=2),
+                    next_chunk=1, fingerprint={"store": "elsewhere"})
+    assert main(base) == 2
+    assert "belongs to another fit" in capsys.readouterr().err
+    os.remove(tmp_path / "m.checkpoint")
+    assert main(base) == 0
+    out = capsys.readouterr()
+    assert "model written to" in out.out and "merged chunks 0-7 of 24" in out.err
+    assert not (tmp_path / "m.checkpoint").exists()
+    assert main(base) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*base, "--spectral", "dct2"]) == 2
+    assert "flat feature rows" in capsys.readouterr().err
