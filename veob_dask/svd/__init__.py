@@ -2,11 +2,13 @@
 
 from .embedding import SOLVERS, SVDEmbedding, choose_solver, project, register_solver
 from .gram import gram_matrix, gram_svd
+from .incremental_embedding import IncrementalSVDEmbedding
 from .result import SVDResult
 from .tsqr import tsqr_svd
 
 __all__ = [
     "SOLVERS",
+    "IncrementalSVDEmbedding",
     "SVDEmbedding",
     "SVDResult",
     "choose_solver",
