@@ -11,6 +11,8 @@ Store layout (one Zarr v3 group, written atomically: temp path, then rename; no 
     vectors        (n, d) float array, row chunks
     words_utf8     (total_bytes,) uint8: the UTF-8 bytes of all words, concatenated
     words_offsets  (n + 1,) int64: word i is words_utf8[offsets[i]:offsets[i + 1]]
+    extra_<name>   optional model arrays (e.g. the SVD basis a spelling model needs to embed
+                   words outside its vocabulary)
 
 Distances follow the paper's tables: ``"sqeuclidean"`` (squared Euclidean, what Chroma's ``l2``
 returns) or ``"cosine"`` (``1 - cos``). An unknown query word raises :class:`UnknownWordError`
@@ -117,6 +119,8 @@ class WordVectors:
         Finite float embedding matrix (kept as float32 or float64).
     metadata : mapping, optional
         JSON-serialisable description (model kind, parameters, timings).
+    extras : mapping of str to ndarray, optional
+        Numeric arrays saved with the model (e.g. ``"components"``: the SVD basis).
 
     Raises
     ------
@@ -138,7 +142,8 @@ class WordVectors:
     """
 
     def __init__(self, words: Sequence[str], vectors: Any,
-                 metadata: Mapping[str, Any] | None = None) -> None:
+                 metadata: Mapping[str, Any] | None = None,
+                 extras: Mapping[str, Any] | None = None) -> None:
         words = [str(w) for w in words]
         vecs = np.asarray(vectors)
         if vecs.ndim != 2:
@@ -159,6 +164,14 @@ class WordVectors:
         self.words = words
         self.vectors = vecs
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self.extras: dict[str, np.ndarray] = {}
+        for name, arr in dict(extras or {}).items():
+            if not str(name).isidentifier():
+                raise DataError(f"extra array names must be identifiers; got {name!r}.")
+            value = np.asarray(arr)
+            if value.dtype.kind not in "biuf":
+                raise DataError(f"extra array {name!r} must be numeric; got {value.dtype}.")
+            self.extras[str(name)] = value
         self._index = index
         self._norms: np.ndarray | None = None
         self._spelling: tuple[np.ndarray, np.ndarray] | None = None
@@ -289,7 +302,7 @@ class WordVectors:
         norms = self._row_norms()
         scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
         vecs = (self.vectors * scale[:, None]).astype(self.vectors.dtype)
-        return WordVectors(self.words, vecs, {**self.metadata, "normalized": True})
+        return WordVectors(self.words, vecs, {**self.metadata, "normalized": True}, self.extras)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
@@ -326,6 +339,10 @@ class WordVectors:
             off = group.create_array("words_offsets", shape=offsets.shape,
                                      chunks=(min(offsets.size, 1 << 20),), dtype=np.int64)
             off[...] = offsets
+            for name, value in self.extras.items():
+                arr = group.create_array(f"extra_{name}", shape=value.shape, dtype=value.dtype)
+                if value.size:
+                    arr[...] = value
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WordVectors:
@@ -355,6 +372,8 @@ class WordVectors:
         except KeyError as err:
             raise StoreFormatError(f"{str(path)!r} lacks array {err}; the model is "
                                    "incomplete.") from err
+        extras = {key[len("extra_"):]: np.asarray(group[key][...])
+                  for key in group.array_keys() if key.startswith("extra_")}
         n = int(info.get("n_words", -1))
         if (offsets.size != n + 1 or vectors.shape[0] != n or offsets[0] != 0
                 or offsets[-1] != data.size or np.any(np.diff(offsets) < 0)):
@@ -362,7 +381,7 @@ class WordVectors:
                                    f"({n} words, {vectors.shape[0]} rows, {offsets.size} "
                                    "offsets); the model is corrupt.")
         try:
-            return cls(_decode_words(data, offsets), vectors, info.get("metadata") or {})
+            return cls(_decode_words(data, offsets), vectors, info.get("metadata") or {}, extras)
         except DataError as err:
             raise StoreFormatError(f"{str(path)!r}: {err}") from err
 
