@@ -1,7 +1,57 @@
-"""Nearest-neighbour search over embeddings: exact blocked search and cell indexes."""
+"""Nearest-neighbour search over embeddings: exact blocked search and cell indexes.
+
+:func:`build_index` is the one entry point the CLI and the demo use::
+
+    index = build_index(embedding, method="cells", n_probe=8)
+    indices, sq_distances = index.kneighbors(queries, k=10)
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from .base import CellIndex, ExactIndex, embedding_fingerprint, load_index
 from .exact import exact_kneighbors, merge_topk
 
-__all__ = ["exact_kneighbors", "merge_topk"]
+__all__ = [
+    "METHODS",
+    "CellIndex",
+    "ExactIndex",
+    "build_index",
+    "embedding_fingerprint",
+    "exact_kneighbors",
+    "load_index",
+    "merge_topk",
+]
+
+#: Index methods of :func:`build_index` ("cells" and "tree" are the §5 partition tree).
+METHODS = ("exact", "cells", "tree", "kmeans")
+
+
+def build_index(embedding: Any, method: str = "exact", **params: Any) -> ExactIndex | CellIndex:
+    """Fit and return an index over ``embedding`` (numpy or dask, rows are vectors).
+
+    Parameters
+    ----------
+    embedding : array-like or dask.array.Array of shape (n, d)
+    method : {"exact", "cells", "tree", "kmeans"}, default="exact"
+        ``"exact"``: blocked brute force; ``"cells"``/``"tree"``: cells of the §5 partition tree;
+        ``"kmeans"``: k-means cells.
+    **params
+        Passed to :class:`ExactIndex` or :class:`CellIndex` (e.g. ``n_probe``, ``max_depth``,
+        ``n_clusters``).
+
+    Returns
+    -------
+    ExactIndex or CellIndex
+        Fitted; ``.kneighbors(queries, k, n_probe=None) -> (indices, sq_distances)``.
+    """
+    from ..errors import InvalidParameterError
+
+    if method == "exact":
+        return ExactIndex(**params).fit(embedding)
+    if method in ("cells", "tree"):
+        return CellIndex("tree", **params).fit(embedding)
+    if method == "kmeans":
+        return CellIndex("kmeans", **params).fit(embedding)
+    raise InvalidParameterError(f"method must be one of {METHODS}; got {method!r}.")

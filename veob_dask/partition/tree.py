@@ -1,0 +1,337 @@
+"""The §5 partition tree: recursive splits through the centroid along the top principal direction.
+
+The tree is grown breadth first, one pass over the (lazy, out-of-core) embedding per level. A
+pass routes every row down the tree built so far and accumulates, for each node of the new level,
+its count, the sum of its rows and the Gram matrix of its rows (both taken relative to the
+parent's centroid, which keeps the float64 cancellation small). The split direction of a node is
+then the top eigenvector of its covariance (a d x d eigenproblem on the client): the exact first
+right singular vector of the node's centred rows, which the paper approximates by a rank-1
+randomized SVD. A row goes left when its projection on that direction is at most the centroid's.
+
+A node is a leaf when its depth reaches ``max_depth``, when it holds at most ``min_samples`` rows,
+when its rows have (numerically) no spread, or when one side of its split would be empty; so the
+build stops on any input, including duplicates and a single row. Descent is bounded by the depth,
+unlike the author's ``find_leaf`` (ALGORITHMS.md §5.1). After the build, the leaf centroids are
+the cell generators and every row is assigned to its nearest one (§5's separate pass).
+
+Cost: ``max_depth + 1`` passes over the data, the level-``l`` pass routing each row through ``l``
+nodes (``O(n d l)``) and accumulating Gram matrices (``O(n d^2)``); with ``max_depth ~ log2
+sqrt(n)`` the build is ``O(n log n)`` in n (the benchmark checks the scaling).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .._validation import check_block_finite
+from ..errors import InvalidParameterError
+from .base import VoronoiCellsMixin, as_rows, check_max_samples, sample_rows
+from .cells import group_sums
+
+__all__ = ["PartitionTree", "descend"]
+
+#: Largest number of float64 Gram entries accumulated per task and pass.
+_GRAM_BUDGET = 1 << 23
+
+
+def descend(x: np.ndarray, directions: np.ndarray, thresholds: np.ndarray,
+            children: np.ndarray) -> np.ndarray:
+    """Leaf node of each row of ``x``: left when ``x . direction <= threshold``.
+
+    Terminates after at most ``depth`` steps on any input, since each step moves every still
+    internal row one level down and the tree is finite.
+    """
+    n = x.shape[0]
+    node = np.zeros(n, dtype=np.int64)
+    active = np.arange(n)
+    for _ in range(children.shape[0]):
+        if active.size == 0:
+            break
+        nd = node[active]
+        inner = children[nd, 0] >= 0
+        active, nd = active[inner], nd[inner]
+        if active.size == 0:
+            break
+        proj = np.einsum("ij,ij->i", x[active], directions[nd])
+        node[active] = children[nd, (proj > thresholds[nd]).astype(np.int64)]
+    return node
+
+
+def _step_block(block: np.ndarray, prev: np.ndarray | None, redirect: np.ndarray,
+                directions: np.ndarray, thresholds: np.ndarray, children: np.ndarray
+                ) -> np.ndarray:
+    """Node of each row after one more level: rows at a node split since the last pass move down.
+
+    ``redirect`` sends rows of children removed since the last pass back to their parent.
+    """
+    check_block_finite(block)
+    if prev is None:
+        return np.zeros(block.shape[0], dtype=np.int32)
+    node = redirect[prev].astype(np.int64)
+    inner = np.flatnonzero(children[node, 0] >= 0)
+    if inner.size:
+        nd = node[inner]
+        x = np.asarray(block[inner], dtype=np.float64)
+        proj = np.einsum("ij,ij->i", x, directions[nd])
+        node[inner] = children[nd, (proj > thresholds[nd]).astype(np.int64)]
+    return node.astype(np.int32)
+
+
+def _level_block(block: np.ndarray, node: np.ndarray, frontier: np.ndarray, shifts: np.ndarray,
+                 n_nodes: int, want_gram: bool) -> dict[str, np.ndarray]:
+    """Count, shifted sum and (optionally) shifted Gram matrix of each frontier node in a block."""
+    pos = np.full(n_nodes, -1, dtype=np.int64)
+    pos[frontier] = np.arange(frontier.size)
+    p = pos[node]
+    sel = np.flatnonzero(p >= 0)
+    p = p[sel]
+    xs = np.asarray(block[sel], dtype=np.float64) - shifts[p]
+    m, d = frontier.size, block.shape[1]
+    out = {"counts": np.bincount(p, minlength=m).astype(np.int64), "sums": group_sums(xs, p, m)}
+    if want_gram:
+        gram = np.zeros((m, d, d))
+        order = np.argsort(p, kind="stable")
+        xs, ps = xs[order], p[order]
+        starts = np.flatnonzero(np.diff(ps, prepend=-1))
+        ends = np.append(starts[1:], ps.size)
+        for a, b in zip(starts, ends, strict=True):
+            seg = xs[a:b]
+            gram[ps[a]] = seg.T @ seg
+        out["gram"] = gram
+    return out
+
+
+def _sum_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: sum(p[key] for p in parts[1:]) + parts[0][key] for key in parts[0]}
+
+
+class PartitionTree(VoronoiCellsMixin):
+    """Voronoi cells from the §5 partition tree, built out of core over a (lazy) embedding.
+
+    Parameters
+    ----------
+    max_depth : int, optional
+        Split levels (at most ``2**max_depth`` cells). Default: ``round(log2(sqrt(n)))``, about
+        ``sqrt(n)`` cells (the paper's examples use 8 or 9 levels, i.e. 256-512 cells).
+    min_samples : int, default=100
+        Nodes with at most this many rows are not split (the author's ``min_samples``).
+    max_samples : int, "auto" or None, default="auto"
+        Grow the tree on a uniform random sample of this many rows (held in memory), like faiss
+        trains its IVF quantizer on a sample; ``"auto"`` is ``256 * 2**max_depth`` rows (256 per
+        possible cell), ``None`` grows it on every row, out of core (one pass per level). The
+        assignment pass always covers every row, so every row lands in exactly one cell.
+    random_state : int or None, default=0
+        Seed of the sample.
+    keep_labels : bool, default=False
+        Keep every row's cell in ``labels_`` (``n`` int64 values in memory).
+
+    Attributes
+    ----------
+    directions_ : ndarray of shape (n_nodes, n_features)
+        Unit split direction of each node (zeros for leaves).
+    thresholds_ : ndarray of shape (n_nodes,)
+        Projection of the node centroid on its direction: rows with ``x . v <= t`` go left.
+    children_ : ndarray of shape (n_nodes, 2)
+        Left and right child node numbers, ``-1`` for leaves (nodes in breadth-first order).
+    node_counts_, node_centroids_, node_depth_ : ndarrays
+        Rows, centroid and depth of each node, as routed by the tree.
+    cell_node_ : ndarray of shape (n_cells,)
+        Leaf node whose centroid generates each cell.
+    cell_centroids_, cell_counts_, cell_means_, cell_r2max_ : ndarrays
+        Voronoi cells after the assignment pass (empty cells dropped); ``cell_r2max_`` is the
+        largest squared distance of a member to its centroid.
+    neighbor_indptr_, neighbor_indices_ : ndarrays
+        CSR lists of neighbouring cells (cells sharing a populated Voronoi face).
+
+    Notes
+    -----
+    Laziness: ``fit`` computes (one pass to draw the sample, then the tree levels on the sample,
+    or ``max_depth + 1`` passes over all rows when ``max_samples=None``, then the assignment pass;
+    current scheduler); ``predict`` on a
+    dask array is lazy. Memory: one row chunk per task plus ``O(nodes * d^2)`` statistics.
+    Determinism: no randomness; results do not depend on chunking up to float64 rounding.
+    """
+
+    def __init__(self, max_depth: int | None = None, *, min_samples: int = 100,
+                 max_samples: int | str | None = "auto", keep_labels: bool = False,
+                 random_state: int | None = 0) -> None:
+        self.max_depth = max_depth
+        self.min_samples = min_samples
+        self.max_samples = max_samples
+        self.keep_labels = keep_labels
+        self.random_state = random_state
+
+    def _check_params(self, n: int) -> int:
+        if self.max_depth is None:
+            depth = max(1, round(math.log2(math.sqrt(n)))) if n > 1 else 1
+        elif isinstance(self.max_depth, bool) or not isinstance(self.max_depth, int) \
+                or not 0 <= self.max_depth <= 30:
+            raise InvalidParameterError(
+                f"max_depth must be an int in [0, 30] or None; got {self.max_depth!r}.")
+        else:
+            depth = self.max_depth
+        if isinstance(self.min_samples, bool) or not isinstance(self.min_samples, int) \
+                or self.min_samples < 1:
+            raise InvalidParameterError(
+                f"min_samples must be a positive int; got {self.min_samples!r}.")
+        return depth
+
+    def _level_stats(self, x: da.Array, frontier: np.ndarray, shifts: np.ndarray,
+                     want_gram: bool) -> dict[str, np.ndarray]:
+        """One pass: move every row one level down, then accumulate the frontier's statistics."""
+        d = x.shape[1]
+        blocks = x.to_delayed().ravel()
+        prev = self._nodes or [None] * len(blocks)
+        self._nodes = list(dask.persist(*[
+            dask.delayed(_step_block)(b, p, self._redirect, self.directions_, self.thresholds_,
+                                      self.children_) for b, p in zip(blocks, prev, strict=True)]))
+        group = max(1, _GRAM_BUDGET // (d * d)) if want_gram else max(1, frontier.size)
+        n_nodes = self.children_.shape[0]
+        results = []
+        for g in range(0, frontier.size, group):
+            fr, sh = frontier[g:g + group], shifts[g:g + group]
+            parts = [dask.delayed(_level_block)(b, nd, fr, sh, n_nodes, want_gram)
+                     for b, nd in zip(blocks, self._nodes, strict=True)]
+            while len(parts) > 1:
+                parts = [dask.delayed(_sum_parts)(parts[i:i + 8])
+                         for i in range(0, len(parts), 8)]
+            results.append(parts[0])
+        computed = dask.compute(*results)
+        return {key: np.concatenate([r[key] for r in computed]) for key in computed[0]}
+
+    def fit(self, X: Any, y: Any = None) -> PartitionTree:
+        """Grow the tree level by level, then assign every row to its nearest leaf centroid."""
+        x_all = as_rows(X)
+        n, d = x_all.shape
+        depth_limit = self._check_params(n)
+        m = n if self.max_samples is None else (
+            min(n, 256 << depth_limit) if self.max_samples == "auto"
+            else check_max_samples(self.max_samples, n))
+        x = as_rows(sample_rows(x_all, m, self.random_state)) if m < n else x_all
+        scale = n / m  # node counts on a sample stand for `scale` times as many rows
+        dirs: list[np.ndarray] = [np.zeros(d)]
+        thr: list[float] = [0.0]
+        children: list[list[int]] = [[-1, -1]]
+        depth: list[int] = [0]
+        self.directions_ = np.zeros((1, d))
+        self.thresholds_ = np.zeros(1)
+        self.children_ = np.full((1, 2), -1, dtype=np.int64)
+        self._nodes: list[Any] = []
+        self._redirect = np.zeros(1, dtype=np.int64)
+        root_shift = np.asarray(x[: min(n, 1024)].mean(axis=0).compute(), dtype=np.float64)
+        stats = self._level_stats(x, np.array([0]), root_shift[None, :], depth_limit > 0)
+        counts = [int(stats["counts"][0])]
+        centroids = [root_shift + stats["sums"][0] / max(1, counts[0])]
+        grams = {0: stats.get("gram", [None])[0]}
+        shift_of = {0: root_shift}
+        frontier = [0]
+        for level in range(depth_limit):
+            new_nodes: list[int] = []
+            parents: list[int] = []
+            for node in frontier:
+                c = counts[node]
+                gram = grams.pop(node, None)
+                if c * scale <= self.min_samples or c < 2 or gram is None:
+                    continue
+                direction = self._direction(gram, c, node_shift=shift_of[node],
+                                            centroid=centroids[node])
+                if direction is None:
+                    continue
+                left, right = len(dirs), len(dirs) + 1
+                dirs[node] = direction
+                thr[node] = float(centroids[node] @ direction)
+                children[node] = [left, right]
+                for _ in range(2):
+                    dirs.append(np.zeros(d))
+                    thr.append(0.0)
+                    children.append([-1, -1])
+                    depth.append(level + 1)
+                    counts.append(0)
+                    centroids.append(np.zeros(d))
+                new_nodes += [left, right]
+                parents.append(node)
+            if not new_nodes:
+                break
+            self.directions_ = np.array(dirs)
+            self.thresholds_ = np.array(thr)
+            self.children_ = np.array(children, dtype=np.int64)
+            self._redirect = np.concatenate([self._redirect, np.arange(len(self._redirect),
+                                                                       len(dirs))])
+            fr = np.array(new_nodes)
+            shifts = np.repeat(np.array([centroids[p] for p in parents]), 2, axis=0)
+            want_gram = level + 1 < depth_limit
+            stats = self._level_stats(x, fr, shifts, want_gram)
+            for i, node in enumerate(new_nodes):
+                counts[node] = int(stats["counts"][i])
+                centroids[node] = shifts[i] + stats["sums"][i] / max(1, counts[node])
+                shift_of[node] = shifts[i]
+                if want_gram:
+                    grams[node] = stats["gram"][i]
+            frontier = []
+            for p in parents:
+                left, right = children[p]
+                if counts[left] == 0 or counts[right] == 0:  # one side empty: p stays a leaf
+                    children[p] = [-1, -1]
+                    self._redirect[[left, right]] = p
+                    dirs[p] = np.zeros(d)
+                    thr[p] = 0.0
+                    grams.pop(left, None)
+                    grams.pop(right, None)
+                else:
+                    frontier += [left, right]
+        del self._nodes, self._redirect
+        self._compact(dirs, thr, children, depth, counts, centroids)
+        leaves = np.flatnonzero(self.children_[:, 0] < 0)
+        remap = self._set_cells(x_all, self.node_centroids_[leaves], self.keep_labels)
+        self.cell_node_ = leaves[remap >= 0]
+        return self
+
+    def _direction(self, gram_shifted: np.ndarray, count: int, *, node_shift: np.ndarray,
+                   centroid: np.ndarray) -> np.ndarray | None:
+        """Top eigenvector of the node covariance, or None when the rows have no spread."""
+        delta = centroid - node_shift  # node mean relative to the accumulation shift
+        cov = gram_shifted / count - np.outer(delta, delta)
+        cov = (cov + cov.T) / 2
+        with threadpool_limits(limits=1, user_api="blas"):  # tiny problem: threads only cost
+            vals, vecs = np.linalg.eigh(cov)
+        scale = max(float(np.trace(gram_shifted)) / count, float(centroid @ centroid), 1e-300)
+        if vals[-1] <= 1e-12 * scale:
+            return None
+        v = vecs[:, -1]
+        i = int(np.argmax(np.abs(v)))
+        return v if v[i] >= 0 else -v
+
+    def _compact(self, dirs: list[np.ndarray], thr: list[float], children: list[list[int]],
+                 depth: list[int], counts: list[int], centroids: list[np.ndarray]) -> None:
+        """Keep the nodes reachable from the root, renumbered breadth first."""
+        order, queue = [], [0]
+        while queue:
+            node = queue.pop(0)
+            order.append(node)
+            if children[node][0] >= 0:
+                queue += children[node]
+        new = {old: i for i, old in enumerate(order)}
+        self.directions_ = np.array([dirs[o] for o in order])
+        self.thresholds_ = np.array([thr[o] for o in order])
+        self.children_ = np.array([[new[c] for c in children[o]] if children[o][0] >= 0
+                                   else [-1, -1] for o in order], dtype=np.int64).reshape(-1, 2)
+        self.node_depth_ = np.array([depth[o] for o in order], dtype=np.int64)
+        self.node_counts_ = np.array([counts[o] for o in order], dtype=np.int64)
+        self.node_centroids_ = np.array([centroids[o] for o in order])
+
+    def apply(self, X: Any) -> Any:
+        """Leaf node reached by each row when descending the tree (numpy or lazy dask)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "children_")
+        if isinstance(X, da.Array):
+            return da.map_blocks(descend, X.astype(np.float64), self.directions_,
+                                 self.thresholds_, self.children_, drop_axis=1, dtype=np.int64)
+        return descend(np.asarray(X, dtype=np.float64), self.directions_, self.thresholds_,
+                       self.children_)
