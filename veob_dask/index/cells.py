@@ -71,7 +71,18 @@ class CellSearcher:
         return dist, qn
 
     def search(self, q: np.ndarray, k: int, n_probe: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices and exact squared distances of the (approximate) k nearest rows."""
+        """Indices and exact squared distances of the (approximate) k nearest rows.
+
+        Queries whose probed cells hold fewer than ``k`` rows are searched again with twice as
+        many cells, so every query gets ``k`` neighbours.
+        """
+        idx, sq = self._search(q, k, n_probe)
+        short = np.flatnonzero((idx < 0).any(axis=1))
+        if short.size and n_probe < self.n_cells:
+            idx[short], sq[short] = self.search(q[short], k, min(self.n_cells, 2 * n_probe))
+        return idx, sq
+
+    def _search(self, q: np.ndarray, k: int, n_probe: int) -> tuple[np.ndarray, np.ndarray]:
         nq = q.shape[0]
         nc = self.n_cells
         q64 = np.asarray(q, dtype=np.float64)

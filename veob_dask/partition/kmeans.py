@@ -27,13 +27,13 @@ def lloyd(x: np.ndarray, n_clusters: int, *, max_iter: int = 20, tol: float = 1e
           random_state: Any = 0) -> tuple[np.ndarray, int]:
     """Lloyd's k-means on in-memory rows; returns ``(centroids, iterations run)``.
 
-    Starts from distinct random rows; an emptied cluster is re-seeded with the row farthest from
-    its centroid. Stops when no centroid moves more than ``tol`` times the data's RMS spread.
+    Starts from k-means++ seeds drawn from a subsample of at most ``max(16 k, 2048)`` rows (k
+    rounds of D^2 sampling, each ``O(16 k d)``); an emptied cluster is re-seeded with the row
+    farthest from its centroid. Stops when no centroid moves more than ``tol`` times the data's RMS spread.
     """
     rng = np.random.default_rng(parse_seed(random_state))
-    n = x.shape[0]
     x64 = np.asarray(x, dtype=np.float64)
-    centroids = x64[rng.choice(n, size=n_clusters, replace=False)].copy()
+    centroids = _kmeanspp(x64, n_clusters, rng)
     spread = float(np.sqrt(np.mean(np.var(x64, axis=0)) + 1e-300))
     it = 0
     while it < max_iter:
@@ -53,6 +53,25 @@ def lloyd(x: np.ndarray, n_clusters: int, *, max_iter: int = 20, tol: float = 1e
         if shift <= tol * spread and not empty.size:
             break
     return centroids, it
+
+
+def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (D^2 sampling) on a random subsample of ``x``."""
+    m = min(x.shape[0], max(16 * k, 2048))
+    sub = x[np.sort(rng.choice(x.shape[0], size=m, replace=False))] if m < x.shape[0] else x
+    chosen = [int(rng.integers(m))]
+    best = np.sum((sub - sub[chosen[0]]) ** 2, axis=1)
+    for _ in range(1, k):
+        total = best.sum()
+        if total <= 0:  # fewer distinct rows than clusters: take any unchosen row
+            rest = np.setdiff1d(np.arange(m), chosen)
+            nxt = int(rest[0]) if rest.size else int(rng.integers(m))
+        else:
+            nxt = int(np.searchsorted(np.cumsum(best), rng.random() * total))
+            nxt = min(nxt, m - 1)
+        chosen.append(nxt)
+        np.minimum(best, np.sum((sub - sub[nxt]) ** 2, axis=1), out=best)
+    return sub[chosen].copy()
 
 
 class KMeansCells(VoronoiCellsMixin):
