@@ -1,0 +1,73 @@
+"""``veob index build``: build a cell index (§5 tree or k-means cells) over a stored embedding."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..index import CellIndex
+from ..io import read_array
+from ..runtime import scheduler_context
+from ._common import Stages, add_scheduler_option, emit_json
+
+
+def _int_or_auto(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index", help="build a nearest-neighbour cell index over an embedding store",
+        description="Index commands. `veob index build EMBEDDING INDEX` partitions the embedding "
+        "(array X of a Zarr store, e.g. written by `veob transform`) into Voronoi cells - the "
+        "paper's partition tree (§5) or k-means - and writes the index as a Zarr group that "
+        "`veob query --index` searches.")
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    b = isub.add_parser("build", help="build an index store from an embedding store",
+                        description="Build a cell index from array X of EMBEDDING and write it "
+                        "to INDEX (written to a temporary path, then renamed).")
+    b.add_argument("embedding", help="embedding store (Zarr group with array X)")
+    b.add_argument("index", help="index store to write")
+    b.add_argument("--method", choices=["cells", "tree", "kmeans"], default="cells",
+                   help="cells: the §5 partition tree (alias: tree); kmeans: k-means cells")
+    b.add_argument("--n-probe", type=int, default=8,
+                   help="default number of cells searched per query (default 8)")
+    b.add_argument("--max-depth", type=int, default=None,
+                   help="tree split levels (default: about sqrt(n) cells)")
+    b.add_argument("--min-samples", type=int, default=100,
+                   help="tree nodes with at most this many rows are not split (default 100)")
+    b.add_argument("--n-clusters", type=_int_or_auto, default="auto",
+                   help="k-means cells (default: sqrt(n))")
+    b.add_argument("--max-samples", default="auto",
+                   help="rows the cells are trained on: an int, 'auto' (256 per cell) or 'all'")
+    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_scheduler_option(b)
+    b.add_argument("--overwrite", action="store_true", help="replace an existing index store")
+    b.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stages = Stages()
+    emb = read_array(args.embedding)
+    max_samples: int | str | None = {"auto": "auto", "all": None}.get(args.max_samples,
+                                                                        args.max_samples)
+    if isinstance(max_samples, str) and max_samples != "auto":
+        max_samples = int(max_samples)
+    method = "tree" if args.method in ("cells", "tree") else "kmeans"
+    index = CellIndex(method, n_probe=args.n_probe, max_depth=args.max_depth,
+                      min_samples=args.min_samples, n_clusters=args.n_clusters,
+                      max_samples=max_samples, random_state=args.seed)
+    with scheduler_context(args.scheduler), stages.stage("build", f"{method} cells over "
+                                                         f"{args.embedding} {emb.shape}"):
+        index.fit(emb)
+    with stages.stage("write", f"writing {args.index}"):
+        index.save(args.index, overwrite=args.overwrite)
+    counts = index.partition_.cell_counts_
+    print(f"wrote {args.index}: {index.n_cells_} {method} cells over {index.n_rows_} rows "
+          f"(cell sizes {counts.min()}-{counts.max()}, median {int(sorted(counts)[len(counts) // 2])})"
+          f" in {stages.total:.2f} s")
+    if args.json:
+        emit_json({"embedding": args.embedding, "index": args.index, "method": method,
+                   "n_cells": index.n_cells_, "n_rows": index.n_rows_,
+                   "seconds": stages.total, "stages": stages.seconds})
+    return 0
