@@ -1,0 +1,58 @@
+"""cluster/local.py starts a real cluster that `veob fit --scheduler ADDRESS` uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from veob_dask import SVDEmbedding
+from veob_dask.cli import main
+from veob_dask.io import load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.cluster
+def test_local_recipe_serves_a_fit(tmp_path, capsys):
+    sched = tmp_path / "sched.json"
+    log = tmp_path / "cluster.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "cluster" / "local.py"), "--workers",
+                                 "2", "--scheduler-file", str(sched)], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while not sched.exists():
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "cluster did not start within 60 s"
+            time.sleep(0.2)
+        address = json.loads(sched.read_text())["address"]
+        x = np.random.default_rng(0).normal(size=(3000, 12)).astype(np.float32)
+        np.save(tmp_path / "x.npy", x)
+        assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"),
+                     "--chunk-rows", "500"]) == 0
+        assert main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "4",
+                     "--scheduler", address]) == 0
+        remote = load(tmp_path / "m.zarr")
+        local = SVDEmbedding(4).fit(x)
+        np.testing.assert_allclose(remote.singular_values_, local.singular_values_, rtol=1e-6)
+        np.testing.assert_allclose(remote.components_, local.components_, atol=1e-6)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert capsys.readouterr()
+
+
+def test_unanswering_scheduler_is_a_clear_error(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.ones((10, 2)))
+    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr")]) == 0
+    code = main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "1",
+                 "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    assert "no Dask scheduler answered at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
+    assert not (tmp_path / "m.zarr").exists()
