@@ -3,6 +3,7 @@
 from .embedding import SOLVERS, SVDEmbedding, choose_solver, project, register_solver
 from .gram import gram_matrix, gram_svd
 from .incremental_embedding import IncrementalSVDEmbedding
+from .randomized import randomized_svd
 from .result import SVDResult
 from .tsqr import tsqr_svd
 
@@ -15,6 +16,7 @@ __all__ = [
     "gram_matrix",
     "gram_svd",
     "project",
+    "randomized_svd",
     "register_solver",
     "tsqr_svd",
 ]
