@@ -56,3 +56,30 @@ def test_unanswering_scheduler_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     assert "no Dask scheduler answered at 'tcp://127.0.0.1:9'" in capsys.readouterr().err
     assert not (tmp_path / "m.zarr").exists()
+
+
+@pytest.mark.cluster
+def test_fit_recovers_when_a_worker_is_killed_mid_run(tmp_path):
+    """The documented recovery: a dead worker's tasks are recomputed on the others."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from veob_dask.io import read_array, write_array
+    from veob_dask.runtime import local_cluster
+
+    x = np.random.default_rng(1).normal(size=(600_000, 24)).astype(np.float32)
+    write_array(x, tmp_path / "x.zarr", chunk_rows=10_000)
+    expected = SVDEmbedding(5).fit(x)
+    with local_cluster(2) as client, ThreadPoolExecutor(1) as pool:
+        pids = client.run(os.getpid)
+        fut = pool.submit(lambda: SVDEmbedding(5, solver="tsqr").fit(read_array(tmp_path / "x.zarr")))
+        deadline = time.monotonic() + 30
+        while not client.processing() or not any(client.processing().values()):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not fut.done(), "the fit ended before a worker could be killed"
+        os.kill(next(iter(pids.values())), signal.SIGKILL)
+        got = fut.result(timeout=120)
+    np.testing.assert_allclose(got.singular_values_, expected.singular_values_, rtol=1e-6)
+    np.testing.assert_allclose(got.components_, expected.components_, atol=1e-5)

@@ -51,3 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"veob {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # distributed raises KilledWorker when the workers running a task keep dying (out of
+        # memory, killed); say so plainly instead of a traceback.
+        if type(err).__name__ != "KilledWorker":
+            raise
+        print(f"veob {args.command}: error: Dask workers died while computing ({err}). Check "
+              "worker memory limits and chunk sizes (a task holds one chunk), then run the same "
+              "command again: nothing partial was written.", file=sys.stderr)
+        return 3
