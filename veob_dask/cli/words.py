@@ -1,0 +1,180 @@
+"""``veob words``: build word-vector models (§6.2, §6.4), query neighbours, evaluate similarity.
+
+Subcommands::
+
+    veob words build spelling SOURCE --out MODEL      # corpus store or word-list file
+    veob words build dictionary SOURCE --out MODEL    # merged.json[.xz] or a WordNet dict/
+    veob words neighbors WORD --model MODEL [-k 10] [--metric sqeuclidean|cosine]
+    veob words evaluate FILE [FILE...] --model MODEL  # word1 word2 score files
+
+``neighbors`` prints the paper's table layout (``word - distance``). An unknown word exits with
+status 2 and a message listing vocabulary words close in spelling; a spelling model embeds an
+unknown word from its letters instead (that is what a spelling model is for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import DataError, InvalidParameterError, StoreExistsError
+from ..io.store import store_exists
+
+if TYPE_CHECKING:
+    from ..text.wordvectors import WordVectors
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "words", help="word-vector models: build (spelling, dictionary), neighbors, evaluate",
+        description="Build word embeddings from raw files (the paper's §6.2 spelling and §6.4 "
+        "dictionary examples), print a word's nearest words with distances, and evaluate a "
+        "model on word-similarity files (Spearman correlation of cosine similarity with human "
+        "scores, and coverage).")
+    wsub = p.add_subparsers(dest="words_command", metavar="ACTION")
+
+    nb = wsub.add_parser("neighbors", help="nearest words of WORD, with distances")
+    nb.add_argument("word", help="query word")
+    nb.add_argument("--model", required=True, help="word-vector model store")
+    nb.add_argument("-k", "--k", type=int, default=10, help="neighbours to print (default 10)")
+    nb.add_argument("--metric", choices=("sqeuclidean", "cosine"), default="sqeuclidean",
+                    help="distance (default squared Euclidean, as the paper's tables)")
+    nb.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    nb.set_defaults(func=run_neighbors)
+
+    ev = wsub.add_parser("evaluate", help="Spearman correlation and coverage on word-pair files")
+    ev.add_argument("files", nargs="+", help="word-pair files (word1 word2 score) or folders")
+    ev.add_argument("--model", required=True, help="word-vector model store")
+    ev.add_argument("--case-sensitive", action="store_true",
+                    help="do not fall back to the lower-cased word")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(func=run_evaluate)
+
+    bd = wsub.add_parser("build", help="build a model from raw files")
+    bsub = bd.add_subparsers(dest="kind", metavar="KIND")
+    sp = bsub.add_parser("spelling", help="§6.2 spelling embedding (letters → DCT → SVD 40)")
+    sp.add_argument("source", help="corpus store, or word-list file (one word per line)")
+    sp.add_argument("--n-components", type=int, default=40)
+    sp.add_argument("--layout", choices=("blocks", "summed"), default="blocks",
+                    help="6x127 features (paper text, default) or harmonics summed per letter "
+                    "(author's code)")
+    sp.add_argument("--basis", choices=("paper", "dct2"), default="paper")
+    sp.add_argument("--limit", type=int, default=None, help="use only the first LIMIT words")
+    dc = bsub.add_parser("dictionary", help="§6.4 dictionary embedding (spelling + synonyms + "
+                         "antonyms → SVD 300)")
+    dc.add_argument("source", help="merged.json[.xz] of simple-english-dictionary, or a WordNet "
+                    "folder with data.* files (e.g. /usr/share/wordnet)")
+    dc.add_argument("--n-components", type=int, default=300)
+    dc.add_argument("--n-iter", type=int, default=1, help="randomized SVD steps (default 1)")
+    dc.add_argument("--limit", type=int, default=None, help="use only the first LIMIT words")
+    dc.add_argument("--strict", action="store_true", help="fail on a malformed entry")
+    for q in (sp, dc):
+        q.add_argument("--out", required=True, help="model store to write")
+        q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+        q.set_defaults(func=run_build)
+    p.set_defaults(func=run, _words_parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Without an action: print the help."""
+    args._words_parser.print_help()
+    return 2
+
+
+def _load(path: str) -> WordVectors:
+    from ..text.wordvectors import WordVectors
+
+    return WordVectors.load(path)
+
+
+def run_neighbors(args: argparse.Namespace) -> int:
+    """Print the nearest words of ``args.word``."""
+    from ..text.spelling import spelling_neighbors
+
+    if args.k < 1:
+        raise InvalidParameterError(f"-k must be >= 1; got {args.k}.")
+    model = _load(args.model)
+    is_spelling = model.metadata.get("model") == "spelling" and "components" in model.extras
+    note = ""
+    if args.word not in model and is_spelling:
+        rows = spelling_neighbors(model, args.word, args.k, args.metric)
+        note = " (not in the vocabulary: embedded from its letters)"
+    else:
+        rows = model.neighbors(args.word, args.k, args.metric)
+    if args.json:
+        print(json.dumps({"word": args.word, "model": args.model, "metric": args.metric,
+                          "neighbors": [{"word": w, "distance": d} for w, d in rows]}))
+        return 0
+    print(f"{args.word} (input){note}")
+    for w, d in rows:
+        print(f"{w} - {d:.8g}")
+    return 0
+
+
+def _pair_files(items: list[str]) -> list[tuple[Path, bool]]:
+    """Files to evaluate, each with whether it came from a folder (then non-pair files are
+    skipped instead of failing the command)."""
+    out: list[tuple[Path, bool]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend((f, True) for f in sorted(p.glob("*.txt")) if f.is_file())
+        else:
+            out.append((p, False))
+    return out
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Print Spearman correlation and coverage for each word-pair file."""
+    from ..text.similarity import evaluate, load_word_pairs
+
+    model = _load(args.model)
+    results = []
+    for f, from_folder in _pair_files(args.files):
+        try:
+            pairs = load_word_pairs(f)
+        except DataError:
+            if not from_folder:
+                raise
+            print(f"skipped {f.name}: not a word-pair file")
+            continue
+        results.append(evaluate(model, pairs, lowercase=not args.case_sensitive))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results]))
+        return 0
+    print(f"{'file':<22} {'spearman':>9} {'coverage':>9} {'pairs':>7} {'malformed':>9}")
+    for r in results:
+        print(f"{r.name:<22} {r.spearman:>9.4f} {r.coverage:>9.1%} "
+              f"{r.n_covered:>3}/{r.n_pairs:<3} {r.n_malformed:>9}")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Build a spelling or dictionary model and save it."""
+    if store_exists(args.out) and not args.overwrite:
+        raise StoreExistsError(f"{args.out!r} already exists; pass --overwrite to replace it.")
+    t0 = time.perf_counter()
+    if args.kind == "spelling":
+        from ..text.spelling import build_spelling
+
+        model, timings = build_spelling(args.source, n_components=args.n_components,
+                                        layout=args.layout, basis=args.basis, limit=args.limit)
+    else:
+        from ..text.dictionary import build_dictionary
+
+        model, timings = build_dictionary(args.source, n_components=args.n_components,
+                                          n_iter=args.n_iter, limit=args.limit,
+                                          strict=args.strict)
+    model.save(args.out, overwrite=args.overwrite)
+    stages = " ".join(f"{k}={v:.2f}s" for k, v in timings.items())
+    print(f"built {args.kind} model: {len(model)} words x {model.dim} dims -> {args.out} "
+          f"({stages}; with save {time.perf_counter() - t0:.2f}s)")
+    report = model.metadata.get("read_report")
+    if report:
+        print(f"input report: {json.dumps(report)}")
+    return 0
