@@ -1,0 +1,416 @@
+"""Dictionary embedding (§6.4): orthography slice + synonym slots + antonym slots → SVD 300.
+
+Sources (loaders take a path):
+
+* the **Simple English Dictionary** JSON the paper used (``merged.json``, or ``.json.xz`` /
+  ``.json.gz``): ``{"WORD": {"MEANINGS": [...], "SYNONYMS": [...], "ANTONYMS": [...]}}``
+  (:func:`load_simple_dictionary`);
+* **WordNet** 3.x database files ``data.noun``, ``data.verb``, ``data.adj``, ``data.adv``
+  (Debian ``wordnet-base``: ``/usr/share/wordnet``), parsed here (:func:`load_wordnet`): the
+  synonyms of a word are the other lemmas of every synset it belongs to, its antonyms the
+  targets of its lexical ``!`` pointers.
+
+Both give a :class:`Dictionary`: entries ``word → (synonyms, antonyms)``, all lower-cased (as
+the author's notebook does), with every word listed among its own synonyms (also the author's
+choice: it makes a word and its synonyms share a slot). Malformed entries (a value that is not
+an object, a synonym that is not a string...) are skipped and counted in
+:attr:`Dictionary.report`; ``strict=True`` raises :class:`~veob_dask.errors.DataError` instead.
+Bytes that are not UTF-8 are replaced (U+FFFD) and counted; empty strings are dropped.
+
+The matrix has one row per entry word and ``30 + n_synonyms + n_antonyms`` columns:
+
+1. the **orthography slice**: the word's §6.2 spelling embedding (N = 15, m ≤ 6, 30 dims),
+   divided by the norm of its singular values ‖σ‖ "to prevent spelling from overly influencing
+   the final embedding" (paper §6.4);
+2. **synonym slots**: 1 in the column of each synonym (the slot vocabulary is every distinct
+   synonym string);
+3. **antonym slots**: 1 in the column of each antonym.
+
+It is built as a lazy dask array of scipy CSR row blocks and decomposed with
+``SVDEmbedding(n_components=300, solver="randomized")``; the vectors are ``X Vᵀ = U Σ``, compared
+with squared Euclidean distances as in the paper's table.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import DataError, InvalidParameterError
+from ..svd import SVDEmbedding
+from .spelling import spelling_embedding
+from .wordvectors import WordVectors
+
+__all__ = ["WORDNET_DIR", "Dictionary", "build_dictionary", "dictionary_matrix",
+           "load_dictionary", "load_simple_dictionary", "load_wordnet"]
+
+WORDNET_DIR = "/usr/share/wordnet"
+_WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+
+
+@dataclass
+class Dictionary:
+    """Words with their synonyms and antonyms (lower case; each word is its own synonym)."""
+
+    entries: dict[str, tuple[list[str], list[str]]]
+    source: str = ""
+    #: counts of what the loader read, skipped and repaired
+    report: dict[str, int] = field(default_factory=dict)
+    #: first few malformed entries, ``(key, reason)``
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def words(self) -> list[str]:
+        """Entry words, sorted."""
+        return sorted(self.entries)
+
+    def slot_vocabularies(self) -> tuple[list[str], list[str]]:
+        """Sorted distinct synonyms and antonyms (the slot columns)."""
+        syn: set[str] = set()
+        ant: set[str] = set()
+        for s, a in self.entries.values():
+            syn.update(s)
+            ant.update(a)
+        return sorted(syn), sorted(ant)
+
+
+class _Builder:
+    def __init__(self, source: str, strict: bool) -> None:
+        self.entries: dict[str, tuple[set[str], set[str]]] = {}
+        self.report = {"entries_read": 0, "malformed": 0, "empty_terms": 0, "bad_utf8": 0}
+        self.problems: list[tuple[str, str]] = []
+        self.source = source
+        self.strict = strict
+
+    def bad(self, key: str, reason: str) -> None:
+        if self.strict:
+            raise DataError(f"{self.source}: malformed entry {key!r}: {reason}.")
+        self.report["malformed"] += 1
+        if len(self.problems) < 20:
+            self.problems.append((key, reason))
+
+    def clean(self, term: str) -> str:
+        t = " ".join(term.split()).lower()
+        if "\ufffd" in t:
+            self.report["bad_utf8"] += 1
+        return t
+
+    def add(self, word: str, synonyms: Iterable[str], antonyms: Iterable[str]) -> None:
+        w = self.clean(word)
+        if not w:
+            self.report["empty_terms"] += 1
+            return
+        syn, ant = self.entries.setdefault(w, (set(), set()))
+        syn.add(w)
+        for group, target in ((synonyms, syn), (antonyms, ant)):
+            for term in group:
+                t = self.clean(term)
+                if t:
+                    target.add(t)
+                else:
+                    self.report["empty_terms"] += 1
+
+    def build(self) -> Dictionary:
+        entries = {w: (sorted(s), sorted(a)) for w, (s, a) in self.entries.items()}
+        self.report["entries"] = len(entries)
+        if not entries:
+            raise DataError(f"{self.source}: no dictionary entry could be read "
+                            f"({self.report['malformed']} malformed).")
+        return Dictionary(entries, self.source, self.report, self.problems)
+
+
+def _read_text(path: Path) -> tuple[str, int]:
+    opener: Any = {".xz": lzma.open, ".gz": gzip.open}.get(path.suffix, open)
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    text = raw.decode("utf-8", errors="replace")
+    return text, text.count("\ufffd")
+
+
+def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Dictionary:
+    """Read the Simple English Dictionary JSON (``merged.json``, ``.json.xz`` or ``.json.gz``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DataError
+        If the file is not JSON, not an object of entries, holds no valid entry, or (with
+        ``strict``) holds a malformed entry.
+    """
+    p = Path(path)
+    if p.is_dir():
+        for name in ("merged.json", "merged.json.xz", "merged.json.gz"):
+            if (p / name).is_file():
+                p = p / name
+                break
+    if not p.is_file():
+        raise FileNotFoundError(f"no dictionary file at {str(path)!r}.")
+    text, n_bad = _read_text(p)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{p} is not valid JSON ({err}); expected the merged.json of "
+                        "simple-english-dictionary.") from err
+    if not isinstance(data, Mapping):
+        raise DataError(f"{p}: expected a JSON object of entries; got {type(data).__name__}.")
+    b = _Builder(str(p), strict)
+    b.report["bad_utf8_bytes"] = n_bad
+    for key, value in data.items():
+        b.report["entries_read"] += 1
+        if not isinstance(value, Mapping):
+            b.bad(key, f"value is a {type(value).__name__}, not an object")
+            continue
+        syn = value.get("SYNONYMS", [])
+        ant = value.get("ANTONYMS", [])
+        if not isinstance(syn, list) or not isinstance(ant, list) or not all(
+                isinstance(t, str) for t in (*syn, *ant)):
+            b.bad(key, "SYNONYMS/ANTONYMS must be lists of strings")
+            continue
+        b.add(key, syn, ant)
+    return b.build()
+
+
+def _wn_lemma(raw: str) -> str:
+    word = raw.replace("_", " ")
+    if word.endswith(")") and "(" in word:  # adjective markers: (a), (p), (ip)
+        word = word[:word.rindex("(")]
+    return word
+
+
+def load_wordnet(path: str | os.PathLike[str] = WORDNET_DIR, *,
+                 strict: bool = False) -> Dictionary:
+    """Read WordNet ``data.*`` files into a :class:`Dictionary` (parsed here, no NLTK).
+
+    A data line is ``offset lex_filenum ss_type w_cnt (word lex_id){w_cnt} p_cnt
+    (symbol offset pos source/target){p_cnt} [frames] | gloss`` (``w_cnt`` and ``lex_id`` in
+    hex). Synonyms: all lemmas of each synset of a word. Antonyms: for a ``!`` pointer whose
+    source/target is ``sstt``, lemma ``ss`` of this synset is the antonym of lemma ``tt`` of
+    the target synset (``0000`` would mean every lemma).
+
+    Raises
+    ------
+    FileNotFoundError
+        If none of the data files exists under ``path``.
+    DataError
+        With ``strict``, for a line that does not parse.
+    """
+    root = Path(path)
+    files = [root / f for f in _WN_FILES if (root / f).is_file()]
+    if not files:
+        raise FileNotFoundError(f"no WordNet data.* files under {str(root)!r} (install the "
+                                "Debian package wordnet-base, or give its dict/ folder).")
+    b = _Builder(str(root), strict)
+    synsets: dict[tuple[str, int], list[str]] = {}
+    antonym_ptrs: list[tuple[str, int, int, str, int, int]] = []
+    for f in files:
+        with open(f, "rb") as fh:
+            for number, line_bytes in enumerate(fh, start=1):
+                if line_bytes.startswith(b"  "):  # licence header
+                    continue
+                line = line_bytes.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                b.report["entries_read"] += 1
+                try:
+                    fields = line.split(" | ", 1)[0].split()
+                    offset, pos = int(fields[0]), fields[2]
+                    pos = "a" if pos == "s" else pos
+                    n_words = int(fields[3], 16)
+                    lemmas = [_wn_lemma(fields[4 + 2 * i]) for i in range(n_words)]
+                    at = 4 + 2 * n_words
+                    n_ptrs = int(fields[at])
+                    for i in range(n_ptrs):
+                        sym, toff, tpos, st = fields[at + 1 + 4 * i: at + 5 + 4 * i]
+                        if sym == "!":
+                            antonym_ptrs.append((pos, offset, int(st[:2], 16),
+                                                 "a" if tpos == "s" else tpos, int(toff),
+                                                 int(st[2:], 16)))  # noqa: FURB166
+                    if len(lemmas) != n_words or not lemmas:
+                        raise ValueError("word count")
+                except (ValueError, IndexError):
+                    b.bad(f"{f.name}:{number}", "line does not follow the WordNet data format")
+                    continue
+                synsets[(pos, offset)] = lemmas
+    for lemmas in synsets.values():
+        for w in lemmas:
+            b.add(w, lemmas, ())
+    for pos, off, src, tpos, toff, tgt in antonym_ptrs:
+        a, t = synsets.get((pos, off)), synsets.get((tpos, toff))
+        if a is None or t is None:
+            b.bad(f"{pos}{off}", "antonym pointer to a missing synset")
+            continue
+        sources = a if src == 0 else a[src - 1:src]
+        targets = t if tgt == 0 else t[tgt - 1:tgt]
+        for w in sources:
+            b.add(w, (), targets)
+    return b.build()
+
+
+def load_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Dictionary:
+    """:func:`load_wordnet` for a folder with WordNet ``data.*`` files, else
+    :func:`load_simple_dictionary`."""
+    p = Path(path)
+    if p.is_dir() and any((p / f).is_file() for f in _WN_FILES):
+        return load_wordnet(p, strict=strict)
+    return load_simple_dictionary(p, strict=strict)
+
+
+def _block(lo: int, hi: int, spell: np.ndarray, syn_idx: np.ndarray, syn_ptr: np.ndarray,
+           ant_idx: np.ndarray, ant_ptr: np.ndarray, n_syn: int, n_ant: int) -> sp.csr_matrix:
+    """Kernel: rows ``lo..hi`` of ``[spelling | synonym one-hot | antonym one-hot]``."""
+    d_sp = spell.shape[1]
+    rows = hi - lo
+    s_ptr = syn_ptr[lo:hi + 1] - syn_ptr[lo]
+    a_ptr = ant_ptr[lo:hi + 1] - ant_ptr[lo]
+    counts = d_sp + np.diff(s_ptr) + np.diff(a_ptr)
+    indptr = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    syn = syn_idx[syn_ptr[lo]:syn_ptr[hi]]
+    ant = ant_idx[ant_ptr[lo]:ant_ptr[hi]]
+    ns, na = np.diff(s_ptr), np.diff(a_ptr)
+    # per row: d_sp spelling columns, then its synonym columns, then its antonym columns
+    row_of_syn = np.repeat(np.arange(rows), ns)
+    row_of_ant = np.repeat(np.arange(rows), na)
+    n_total = int(indptr[-1])
+    indices = np.empty(n_total, dtype=np.int64)
+    data = np.ones(n_total, dtype=np.float64)
+    sp_at = (indptr[:-1, None] + np.arange(d_sp)[None, :]).ravel()
+    indices[sp_at] = np.tile(np.arange(d_sp), rows)
+    data[sp_at] = spell[lo:hi].ravel()
+    syn_at = indptr[:-1][row_of_syn] + d_sp + (np.arange(syn.size) - s_ptr[:-1][row_of_syn])
+    indices[syn_at] = d_sp + syn
+    ant_at = (indptr[:-1][row_of_ant] + d_sp + ns[row_of_ant]
+              + (np.arange(ant.size) - a_ptr[:-1][row_of_ant]))
+    indices[ant_at] = d_sp + n_syn + ant
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, d_sp + n_syn + n_ant))
+
+
+def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int = 20_000
+                      ) -> tuple[da.Array, list[str], dict[str, int]]:
+    """Lazy sparse ``(n_words, d_spelling + n_synonyms + n_antonyms)`` matrix of §6.4.
+
+    Rows follow ``dic.words`` (sorted); ``spelling`` holds the (scaled) orthography rows in that
+    order. Returns the dask array (CSR blocks of ``chunk_rows`` rows), the words and the slot
+    counts.
+    """
+    words = dic.words
+    if spelling.shape[0] != len(words):
+        raise DataError(f"spelling has {spelling.shape[0]} rows for {len(words)} words.")
+    syn_vocab, ant_vocab = dic.slot_vocabularies()
+    syn_pos = {w: i for i, w in enumerate(syn_vocab)}
+    ant_pos = {w: i for i, w in enumerate(ant_vocab)}
+    syn_lists = [dic.entries[w][0] for w in words]
+    ant_lists = [dic.entries[w][1] for w in words]
+    syn_ptr = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in syn_lists], out=syn_ptr[1:])
+    ant_ptr = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum([len(a) for a in ant_lists], out=ant_ptr[1:])
+    syn_idx = np.fromiter((syn_pos[t] for s in syn_lists for t in s), dtype=np.int64,
+                          count=int(syn_ptr[-1]))
+    ant_idx = np.fromiter((ant_pos[t] for a in ant_lists for t in a), dtype=np.int64,
+                          count=int(ant_ptr[-1]))
+    n_cols = spelling.shape[1] + len(syn_vocab) + len(ant_vocab)
+    blocks = []
+    for lo in range(0, len(words), chunk_rows):
+        hi = min(len(words), lo + chunk_rows)
+        # each task gets only its own slices (rebased), never the whole index arrays
+        s_lo, s_hi, a_lo, a_hi = syn_ptr[lo], syn_ptr[hi], ant_ptr[lo], ant_ptr[hi]
+        task = dask.delayed(_block, pure=True)(
+            0, hi - lo, spelling[lo:hi], syn_idx[s_lo:s_hi], syn_ptr[lo:hi + 1] - s_lo,
+            ant_idx[a_lo:a_hi], ant_ptr[lo:hi + 1] - a_lo, len(syn_vocab), len(ant_vocab))
+        blocks.append(da.from_delayed(task, shape=(hi - lo, n_cols), dtype=np.float64,
+                                      meta=sp.csr_matrix((0, n_cols))))
+    x = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
+    counts = {"n_words": len(words), "n_synonym_slots": len(syn_vocab),
+              "n_antonym_slots": len(ant_vocab), "n_synonym_links": int(syn_ptr[-1]),
+              "n_antonym_links": int(ant_ptr[-1]), "n_columns": n_cols}
+    return x, words, counts
+
+
+def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, *,
+                     n_components: int = 300, spelling_components: int = 30, n: int = 15,
+                     m: int = 6, basis: str = "paper", solver: str = "randomized",
+                     n_iter: int = 1, limit: int | None = None, chunk_rows: int = 40_000,
+                     strict: bool = False, random_state: int = 0
+                     ) -> tuple[WordVectors, dict[str, float]]:
+    """Build the §6.4 dictionary model from raw files; return it and seconds per stage.
+
+    Parameters
+    ----------
+    source : path or Dictionary
+        Simple English Dictionary JSON (``merged.json[.xz]``) or a WordNet ``dict`` folder.
+    n_components : int, default=300
+        Embedding dimension (paper: 300).
+    spelling_components : int, default=30
+        Orthography slice width (paper: 30), scaled by 1/‖σ‖.
+    n, m, basis
+        Spelling transform (paper: N = 15, m ≤ 6).
+    solver : str, default="randomized"
+        :class:`SVDEmbedding` solver for the wide sparse matrix.
+    n_iter : int, default=1
+        Power/Krylov steps of the randomized solver (``n_iter + 1`` data passes). One step is
+        enough for neighbour lists; the author used a plain randomized SVD (``rsvd``).
+    limit : int, optional
+        Keep the first ``limit`` entry words (sorted), with all their slots (size knob).
+    chunk_rows : int, default=40_000
+        Rows per dask block.
+    strict : bool, default=False
+        Raise on a malformed entry instead of skipping it.
+    random_state : int, default=0
+
+    Returns
+    -------
+    (WordVectors, dict)
+        The model (metadata: sizes, loader report, parameters) and seconds for ``read``,
+        ``spelling``, ``matrix``, ``svd``, ``project`` and ``total``.
+    """
+    t0 = time.perf_counter()
+    dic = source if isinstance(source, Dictionary) else load_dictionary(source, strict=strict)
+    if limit is not None:
+        if int(limit) < 1:
+            raise InvalidParameterError(f"limit must be >= 1; got {limit}.")
+        keep = dic.words[:int(limit)]
+        dic = Dictionary({w: dic.entries[w] for w in keep}, dic.source, dic.report,
+                         dic.problems)
+    t1 = time.perf_counter()
+    words = dic.words
+    k_sp = min(int(spelling_components), len(words))
+    spell, _, sp_stats = spelling_embedding(words, n_components=k_sp, n=n, m=m, basis=basis,
+                                            scale="norm")
+    t2 = time.perf_counter()
+    x, words, counts = dictionary_matrix(dic, spell, chunk_rows=chunk_rows)
+    t3 = time.perf_counter()
+    k = min(int(n_components), *x.shape)
+    emb = SVDEmbedding(n_components=k, solver=solver, n_iter=n_iter,
+                       random_state=random_state).fit(x)
+    t4 = time.perf_counter()
+    (vecs,) = dask.compute(emb.transform(x))
+    t5 = time.perf_counter()
+    timings = {"read": t1 - t0, "spelling": t2 - t1, "matrix": t3 - t2, "svd": t4 - t3,
+               "project": t5 - t4, "total": t5 - t0}
+    meta = {"model": "dictionary", "section": "6.4", "source": dic.source,
+            "n_components": int(vecs.shape[1]), "spelling_components": k_sp, "n": n, "m": m,
+            "basis": basis, "spelling_scale": "norm", "solver": emb.solver_,
+            "n_iter": n_iter, "random_state": random_state, **counts,
+            "truncated_words": sp_stats["truncated_words"],
+            "dropped_chars": sp_stats["dropped_chars"], "read_report": dic.report,
+            "malformed_examples": [list(p) for p in dic.problems[:5]],
+            "singular_values": [float(v) for v in emb.singular_values_],
+            "timings": timings}
+    return WordVectors(words, np.asarray(vecs, dtype=np.float32), meta), timings
