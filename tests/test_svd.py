@@ -91,17 +91,24 @@ def test_auto_solver_records_choice(low_rank):
 @pytest.mark.parametrize(
     ("data", "error", "match"),
     [
-        (np.array([[1.0, np.nan], [2.0, 3.0]]), DataError, "NaN or inf"),
-        (np.array([[1.0, np.inf], [2.0, 3.0]]), DataError, "NaN or inf"),
-        (np.empty((0, 3)), DataError, "empty"),
-        (np.arange(5.0), DataError, "must be 2-D"),
-        (np.array(["a", "b"]).reshape(1, 2), DataError, "real numbers"),
+        (np.array([[1.0, np.nan], [2.0, 3.0]]), DataError, "contains NaN"),
+        (np.array([[1.0, np.inf], [2.0, 3.0]]), DataError, "contains infinity"),
+        (np.empty((0, 3)), DataError, "0 sample"),
+        (np.arange(5.0), DataError, "Expected 2D array, got 1D array"),
+        (np.array(["a", "b"]).reshape(1, 2), DataError, "could not convert"),
     ],
     ids=["nan", "inf", "empty", "1-D", "strings"],
 )
 def test_bad_input_errors(data, error, match):
     with pytest.raises(error, match=match):
         SVDEmbedding(1).fit(data)
+
+
+def test_dask_input_errors_without_computing():
+    with pytest.raises(DataError, match="must be 2-D"):
+        SVDEmbedding(1).fit(da.ones(5, chunks=2))
+    with pytest.raises(DataError, match="empty"):
+        SVDEmbedding(1).fit(da.ones((0, 3), chunks=2))
 
 
 def test_nan_in_dask_chunk_is_named():
@@ -113,7 +120,7 @@ def test_nan_in_dask_chunk_is_named():
 
 def test_feature_mismatch_and_rank_errors(low_rank):
     emb = SVDEmbedding(3).fit(low_rank)
-    with pytest.raises(DimensionMismatchError, match="has 39 features, but the model was fitted"):
+    with pytest.raises(DimensionMismatchError, match="has 39 features, but SVDEmbedding is expecting 40"):
         emb.transform(low_rank[:, :39])
     with pytest.raises(InvalidParameterError, match="exceeds the rank bound"):
         SVDEmbedding(6).fit(low_rank[:5])

@@ -143,11 +143,13 @@ def as_dask_2d(
     )
 
 
-def check_n_features(n_features: int, expected: int, what: str = "X") -> None:
+def check_n_features(n_features: int, expected: int, what: str = "X",
+                     owner: str = "Model") -> None:
     """Raise :class:`DimensionMismatchError` when the feature count differs from fit time."""
     if n_features != expected:
         raise DimensionMismatchError(
-            f"{what} has {n_features} features, but the model was fitted with {expected}."
+            f"{what} has {n_features} features, but {owner} is expecting {expected} features as "
+            f"input (the number seen in fit)."
         )
 
 

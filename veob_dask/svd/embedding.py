@@ -10,10 +10,10 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import as_dask_2d, check_block_finite, check_n_features, parse_n_components
-from ..errors import InvalidParameterError, NumericalWarning
+from ..errors import DataError, DimensionMismatchError, InvalidParameterError, NumericalWarning
 from .gram import gram_svd
 from .result import SVDResult
 from .tsqr import tsqr_svd
@@ -55,8 +55,11 @@ def choose_solver(x: da.Array, solver: str) -> tuple[str, str]:
         return solver, "chosen by the caller"
     d = x.shape[1]
     sparse = _is_sparse_dask(x)
-    if not sparse and d <= EXACT_MAX_FEATURES:
-        return "gram", (f"dense with {d} <= {EXACT_MAX_FEATURES} features: exact one-pass "
+    if d <= EXACT_MAX_FEATURES:
+        # Sparse blocks too: a d x d Gram of CSR blocks is cheap, exact and one pass, where the
+        # randomized route needs n_iter + 1 passes for an approximation.
+        kind = "sparse" if sparse else "dense"
+        return "gram", (f"{kind} with {d} <= {EXACT_MAX_FEATURES} features: exact one-pass "
                         "Gram route")
     if "randomized" in SOLVERS:
         why = "sparse blocks" if sparse else f"{d} > {EXACT_MAX_FEATURES} features"
@@ -130,8 +133,8 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     solver : {"auto", "gram", "tsqr", "randomized", ...}, default="auto"
         ``"gram"``: exact, one pass, float64 Gram matrix + ``eigh``. ``"tsqr"``: exact by tree
         QR (better for ill-conditioned spectra). ``"randomized"``: range finder for wide or
-        sparse data. ``"auto"`` picks ``"gram"`` for dense data with at most 4096 features and
-        ``"randomized"`` otherwise; ``solver_`` and ``solver_reason_`` record the choice.
+        sparse data. ``"auto"`` picks ``"gram"`` for data (dense or sparse) with at most 4096
+        features and ``"randomized"`` for wider data; ``solver_`` and ``solver_reason_`` record the choice.
     center : bool, default=False
         Subtract the column means first (PCA).
     max_components : int, default=256
@@ -205,7 +208,7 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         InvalidParameterError
             For an unknown solver or ``n_components`` beyond ``min(n_samples, n_features)``.
         """
-        x = as_dask_2d(X)
+        x, _ = self._validated(X, reset=True)
         n, d = x.shape
         n_comp = parse_n_components(self.n_components, d)
         if isinstance(n_comp, int) and n_comp > min(n, d):
@@ -243,25 +246,34 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.n_samples_seen_ = res.n_samples
         self.n_features_in_ = d
 
-    def _input(self, X: Any) -> tuple[da.Array, bool]:
+    def _validated(self, X: Any, *, reset: bool, what: str = "X") -> tuple[da.Array, bool]:
+        """Type in, type out: dask input is checked without computing; numpy and scipy.sparse
+        input go through scikit-learn's ``validate_data`` (its messages, our error classes)."""
         lazy = isinstance(X, da.Array)
-        x = as_dask_2d(X, single_column_chunk=True)
-        check_n_features(x.shape[1], self.n_features_in_)
+        if not lazy and what == "X":
+            try:
+                X = validate_data(self, X, reset=reset, accept_sparse="csr",
+                                  dtype=[np.float64, np.float32])
+            except ValueError as err:
+                cls = DimensionMismatchError if "is expecting" in str(err) else DataError
+                raise cls(str(err)) from err
+        x = as_dask_2d(X, what=what)
+        if not reset:
+            expected = self.n_features_in_ if what == "X" else self.n_components_
+            check_n_features(x.shape[1], expected, what, owner=type(self).__name__)
         return x, lazy
 
     def transform(self, X: Any) -> Any:
         """Project X on the basis: ``(X - mean_) @ components_.T``; dask in, lazy dask out."""
         check_is_fitted(self, "components_")
-        x, lazy = self._input(X)
+        x, lazy = self._validated(X, reset=False)
         out = project(x, self.components_, self.mean_)
         return out if lazy else out.compute(scheduler="sync")
 
     def inverse_transform(self, X: Any) -> Any:
         """Map embeddings back to feature space: ``Z @ components_ + mean_``."""
         check_is_fitted(self, "components_")
-        lazy = isinstance(X, da.Array)
-        z = as_dask_2d(X, what="Z")
-        check_n_features(z.shape[1], self.n_components_, what="Z")
+        z, lazy = self._validated(X, reset=False, what="Z")
         dtype = np.dtype(np.float32) if z.dtype == np.float32 else np.dtype(np.float64)
         out = da.map_blocks(_reconstruct_block, z, self.components_, self.mean_, dtype,
                             dtype=dtype, chunks=(z.chunks[0], (self.n_features_in_,)))

@@ -14,8 +14,10 @@ from .result import SVDResult
 __all__ = ["tsqr_svd"]
 
 
-def _checked(block: np.ndarray) -> np.ndarray:
-    check_block_finite(block)
+def _checked(block: np.ndarray, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    check_block_finite(block, block_id)
+    if hasattr(block, "toarray"):  # scipy.sparse / pydata sparse: TSQR needs dense blocks
+        block = block.toarray() if not hasattr(block, "todense") else block.todense()
     return np.asarray(block, dtype=np.float64)
 
 
