@@ -134,7 +134,8 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``"gram"``: exact, one pass, float64 Gram matrix + ``eigh``. ``"tsqr"``: exact by tree
         QR (better for ill-conditioned spectra). ``"randomized"``: range finder for wide or
         sparse data. ``"auto"`` picks ``"gram"`` for data (dense or sparse) with at most 4096
-        features and ``"randomized"`` for wider data; ``solver_`` and ``solver_reason_`` record the choice.
+        features and ``"randomized"`` for wider data; ``solver_`` and ``solver_reason_``
+        record the choice.
     center : bool, default=False
         Subtract the column means first (PCA).
     max_components : int, default=256

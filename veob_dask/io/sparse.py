@@ -1,0 +1,354 @@
+"""Row-chunked CSR matrices in a Zarr group, read lazily as dask arrays of scipy CSR blocks.
+
+Zarr has no sparse chunk layout (zarr-specs#48, #245 are open), so a sparse dataset store is a
+Zarr group holding the three CSR arrays of the whole matrix:
+
+``indptr``  int64, shape (n_rows + 1,): row ``i`` holds entries ``indptr[i]:indptr[i + 1]``;
+``indices`` int32 (int64 beyond 2³¹ columns), shape (nnz,): column of each entry;
+``data``    float, shape (nnz,): value of each entry;
+
+and a group attribute ``"sparse"`` = ``{"format": "csr", "layout": "row-chunked",
+"version": 1, "shape": [n, m], "nnz": nnz, "chunk_rows": r, "dtype": "float32"}``. Logical row
+chunk ``c`` covers rows ``c·r … (c+1)·r - 1``; one dask task reads its ``indptr`` slice and then
+the matching ``indices``/``data`` slices (stored in 1-D Zarr chunks of a fixed number of
+entries), so a task touches only the bytes of its rows plus at most two partial edge chunks.
+
+Reads go through :class:`~veob_dask.io.store.ZarrRowSource`, so a missing or undecodable chunk
+raises :class:`~veob_dask.errors.StoreFormatError`; indices are checked against the shape in
+every task (a corrupt store cannot index out of bounds). Ingest validates indices before writing
+anything, and writes through :func:`~veob_dask.io.store.atomic_store`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+import zarr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from ..errors import DataError, StoreFormatError, StoreNotFoundError
+from .store import ZarrRowSource, _is_url, _local, atomic_store, open_group, provenance
+
+__all__ = ["SPARSE_VERSION", "ingest_coo", "ingest_npz", "read_sparse", "write_sparse"]
+
+SPARSE_VERSION = 1
+
+#: Default target of stored entries per logical row chunk (about 12–16 MiB of data + indices).
+TARGET_CHUNK_NNZ = 1 << 21
+
+#: Entries per 1-D Zarr chunk of ``indices`` and ``data``.
+ENTRY_CHUNK = 1 << 19
+
+
+def _default_chunk_rows(n_rows: int, nnz: int) -> int:
+    if nnz == 0:
+        return max(1, n_rows)
+    return int(max(1, min(n_rows, math.ceil(n_rows * TARGET_CHUNK_NNZ / nnz))))
+
+
+def _check_csr_parts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                     shape: tuple[int, int], where: str) -> None:
+    """Raise :class:`DataError` unless the CSR triple is consistent with ``shape``."""
+    n, m = shape
+    if indptr.shape != (n + 1,):
+        raise DataError(f"{where}: indptr must have n_rows + 1 = {n + 1} entries; got "
+                        f"{indptr.shape[0]}. The file is not a valid CSR matrix.")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != indices.shape[0]:
+        raise DataError(f"{where}: indptr must start at 0, never decrease and end at nnz = "
+                        f"{indices.shape[0]}; got start {indptr[0]}, end {indptr[-1]}.")
+    if indices.shape != data.shape:
+        raise DataError(f"{where}: indices ({indices.shape[0]}) and data ({data.shape[0]}) "
+                        "must have the same length.")
+    _check_range(indices, m, "column", where)
+
+
+def _check_range(idx: np.ndarray, bound: int, what: str, where: str) -> None:
+    if idx.size == 0:
+        return
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= bound:
+        bad = lo if lo < 0 else hi
+        raise DataError(
+            f"{where}: {what} index {bad} is outside [0, {bound}) for a matrix with {bound} "
+            f"{what}s. Fix the source or give the right shape."
+        )
+
+
+def _value_dtype(dtype: np.dtype) -> np.dtype:
+    if dtype.kind == "f":
+        return dtype
+    if dtype.kind in "iub":
+        return np.dtype(np.float64) if dtype.itemsize > 2 else np.dtype(np.float32)
+    raise DataError(f"sparse values must be real numbers; got dtype {dtype}.")
+
+
+def write_sparse(x: Any, out: str | os.PathLike[str], *, chunk_rows: int | None = None,
+                 overwrite: bool = False, source: str = "array",
+                 extra_attrs: dict[str, Any] | None = None) -> None:
+    """Write a scipy.sparse matrix as a row-chunked CSR store (atomically).
+
+    Parameters
+    ----------
+    x : scipy.sparse matrix or array
+        Any format; converted to CSR with duplicates summed and indices sorted.
+    out : str or path-like
+        Destination store.
+    chunk_rows : int, optional
+        Rows per logical chunk; default so that a chunk holds about 2 million entries.
+    overwrite : bool, default=False
+        Replace an existing store.
+    source : str
+        Recorded in the provenance attributes.
+    extra_attrs : dict, optional
+        More group attributes.
+
+    Raises
+    ------
+    DataError
+        NaN/inf values, out-of-range indices, or a non-positive ``chunk_rows``.
+    StoreExistsError
+        If ``out`` exists and ``overwrite`` is False.
+    """
+    if not sp.issparse(x):
+        raise DataError(f"write_sparse needs a scipy.sparse matrix; got {type(x).__name__}.")
+    csr = sp.csr_matrix(x)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    n, m = csr.shape
+    if n == 0 or m == 0:
+        raise DataError(f"the sparse matrix is empty: shape {csr.shape}.")
+    _check_csr_parts(csr.indptr, csr.indices, csr.data, (n, m), source)
+    dtype = _value_dtype(csr.data.dtype)
+    if not np.all(np.isfinite(csr.data)):
+        raise DataError(f"{source}: the matrix holds NaN or inf values; clean them first.")
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or int(chunk_rows) < 1):
+        raise DataError(f"chunk_rows must be a positive int; got {chunk_rows!r}.")
+    rows = int(chunk_rows) if chunk_rows else _default_chunk_rows(n, csr.nnz)
+    index_dtype = np.int32 if m < 2**31 else np.int64
+    meta = {"format": "csr", "layout": "row-chunked", "version": SPARSE_VERSION,
+            "shape": [int(n), int(m)], "nnz": int(csr.nnz), "chunk_rows": rows,
+            "dtype": str(dtype)}
+    with atomic_store(out, overwrite=overwrite) as tmp:
+        group = zarr.open_group(store=tmp if _is_url(tmp) else _local(tmp), mode="w")
+        arrays = {"indptr": csr.indptr.astype(np.int64),
+                  "indices": csr.indices.astype(index_dtype),
+                  "data": csr.data.astype(dtype)}
+        for name, values in arrays.items():
+            chunk = min(max(1, values.shape[0]), ENTRY_CHUNK if name != "indptr" else
+                        max(rows * 64, 1 << 16))
+            arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
+                                     chunks=(chunk,))
+            if values.size:
+                arr[:] = values
+        group.attrs.update({"sparse": meta,
+                            "provenance": provenance(source, (n, m), dtype, nnz=int(csr.nnz)),
+                            **(extra_attrs or {})})
+
+
+def _read_csr_rows(path: str, r0: int, r1: int, m: int, dtype: str) -> sp.csr_matrix:
+    """Task: rows ``r0:r1`` of a sparse store as a CSR block (checked)."""
+    indptr = ZarrRowSource(path, "indptr")[r0:r1 + 1].astype(np.int64)
+    if indptr.shape[0] != r1 - r0 + 1 or np.any(np.diff(indptr) < 0):
+        raise StoreFormatError(f"{path!r}: indptr of rows {r0}-{r1 - 1} is corrupt "
+                               "(decreasing offsets). Re-ingest the store.")
+    p0, p1 = int(indptr[0]), int(indptr[-1])
+    if p1 > p0:
+        indices = ZarrRowSource(path, "indices")[p0:p1]
+        data = ZarrRowSource(path, "data")[p0:p1]
+    else:
+        indices = np.empty(0, np.int32)
+        data = np.empty(0, dtype)
+    if indices.shape[0] != p1 - p0 or data.shape[0] != p1 - p0:
+        raise StoreFormatError(f"{path!r}: rows {r0}-{r1 - 1} point past the stored entries "
+                               f"({p0}:{p1}); the store is truncated. Re-ingest it.")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= m):
+        raise StoreFormatError(f"{path!r}: rows {r0}-{r1 - 1} hold column indices outside "
+                               f"[0, {m}); the store is corrupt. Re-ingest it.")
+    return sp.csr_matrix((data, indices, indptr - p0), shape=(r1 - r0, m))
+
+
+def sparse_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``"sparse"`` group attribute of a sparse store, checked."""
+    group = open_group(path, mode="r")
+    info = group.attrs.get("sparse")
+    if not isinstance(info, dict):
+        raise StoreFormatError(f"{str(path)!r} is not a sparse store (no 'sparse' attribute).")
+    if info.get("format") != "csr" or info.get("version") != SPARSE_VERSION:
+        raise StoreFormatError(
+            f"{str(path)!r}: sparse format {info.get('format')!r} version "
+            f"{info.get('version')!r} is not supported (expected 'csr' version "
+            f"{SPARSE_VERSION}); re-ingest it with this veob_dask.")
+    for key in ("indptr", "indices", "data"):
+        if key not in group:
+            raise StoreFormatError(f"{str(path)!r}: sparse store lacks array {key!r}.")
+    return dict(info)
+
+
+def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None) -> da.Array:
+    """Open a sparse store lazily as a dask array of ``scipy.sparse.csr_matrix`` blocks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A store written by :func:`write_sparse`, :func:`ingest_npz` or :func:`ingest_coo`.
+    chunk_rows : int, optional
+        Rows per dask block; defaults to the stored logical chunking.
+
+    Raises
+    ------
+    StoreNotFoundError
+        No store at ``path``.
+    StoreFormatError
+        Not a sparse store, an unknown version, or (when computed) a missing/corrupt chunk.
+
+    Notes
+    -----
+    Laziness: reads only metadata here; each task reads its rows' entries when computed.
+    Determinism: the graph name depends on the path, shape and chunking.
+    """
+    info = sparse_info(path)
+    n, m = (int(v) for v in info["shape"])
+    rows = int(chunk_rows or info["chunk_rows"])
+    dtype = str(info["dtype"])
+    spath = str(path)
+    starts = list(range(0, n, rows))
+    name = "veob-read-sparse-" + tokenize(spath, n, m, rows, dtype, info.get("nnz"))
+    dsk = {(name, i, 0): (_read_csr_rows, spath, r0, min(n, r0 + rows), m, dtype)
+           for i, r0 in enumerate(starts)}
+    chunks = (tuple(min(n, r0 + rows) - r0 for r0 in starts), (m,))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    meta = sp.csr_matrix((0, m), dtype=np.dtype(dtype))
+    return da.Array(graph, name, chunks, meta=meta)
+
+
+def _load_npz_parts(src: str | os.PathLike[str]) -> sp.csr_matrix:
+    """Read a scipy ``save_npz`` file without pickle, validating it before any conversion."""
+    where = str(src)
+    if not Path(src).exists():
+        raise StoreNotFoundError(f"no such file {where!r}.")
+    try:
+        with np.load(src, allow_pickle=False) as npz:
+            parts = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        raise DataError(f"{where!r} is not a readable .npz file ({err}).") from err
+    if "format" not in parts or "shape" not in parts:
+        raise DataError(f"{where!r} is not a scipy.sparse .npz (no 'format'/'shape' entries; "
+                        "write it with scipy.sparse.save_npz).")
+    fmt = parts["format"].item()
+    fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    shape = tuple(int(s) for s in parts["shape"])
+    if len(shape) != 2 or min(shape) < 1:
+        raise DataError(f"{where!r}: shape must be 2-D and non-empty; got {shape}.")
+    data = parts.get("data")
+    if data is None:
+        raise DataError(f"{where!r}: no 'data' entry.")
+    if fmt in ("csr", "csc"):
+        indptr, indices = parts["indptr"], parts["indices"]
+        major, minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
+        _check_csr_parts(indptr, indices, data, (major, minor), where)
+        cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
+        return sp.csr_matrix(cls((data, indices, indptr), shape=shape))
+    if fmt == "coo":
+        row, col = parts["row"], parts["col"]
+        if not (row.shape == col.shape == data.shape):
+            raise DataError(f"{where!r}: row, col and data must have the same length.")
+        _check_range(row, shape[0], "row", where)
+        _check_range(col, shape[1], "column", where)
+        return sp.csr_matrix(sp.coo_matrix((data, (row, col)), shape=shape))
+    raise DataError(f"{where!r}: sparse format {fmt!r} is not supported; save it as csr, csc "
+                    "or coo.")
+
+
+def ingest_npz(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
+               chunk_rows: int | None = None, overwrite: bool = False) -> None:
+    """Ingest a ``scipy.sparse.save_npz`` file (csr, csc or coo) into a sparse store.
+
+    Raises
+    ------
+    StoreNotFoundError
+        ``src`` does not exist.
+    DataError
+        Not a sparse ``.npz``, inconsistent offsets, out-of-range indices or NaN/inf values;
+        nothing is written then.
+    StoreExistsError
+        ``out`` exists and ``overwrite`` is False.
+
+    Notes
+    -----
+    Memory: the whole matrix (a ``.npz`` is read whole); the store is written atomically.
+    """
+    x = _load_npz_parts(src)
+    write_sparse(x, out, chunk_rows=chunk_rows, overwrite=overwrite,
+                 source=os.path.abspath(str(src)), extra_attrs={"ingest": {"format": "npz"}})
+
+
+def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *,
+               chunk_rows: int | None = None, overwrite: bool = False) -> None:
+    """Ingest a COO triple stored in Zarr (arrays ``row``, ``col``, ``data``; attr ``shape``).
+
+    Duplicate (row, col) pairs are summed. The triple is read Zarr chunk by chunk and each
+    piece is range-checked before anything is written.
+
+    Raises
+    ------
+    StoreNotFoundError
+        ``src_store`` does not exist.
+    StoreFormatError
+        A missing array, a missing/invalid ``shape`` attribute, or a missing/corrupt chunk.
+    DataError
+        Arrays of different lengths, out-of-range indices or NaN/inf values.
+    StoreExistsError
+        ``out`` exists and ``overwrite`` is False.
+
+    Notes
+    -----
+    Memory: O(nnz) for the CSR being built (the COO entries are not sorted out of core).
+    """
+    where = str(src_store)
+    group = open_group(src_store, mode="r")
+    for key in ("row", "col", "data"):
+        if key not in group:
+            raise StoreFormatError(f"{where!r}: a COO store needs arrays 'row', 'col' and "
+                                   f"'data'; {key!r} is missing (it holds {sorted(group)}).")
+    shape_attr = group.attrs.get("shape")
+    try:
+        shape = tuple(int(s) for s in shape_attr)  # type: ignore[union-attr]
+    except (TypeError, ValueError) as err:
+        raise StoreFormatError(f"{where!r}: group attribute 'shape' must be [n_rows, n_cols]; "
+                               f"got {shape_attr!r}.") from err
+    if len(shape) != 2 or min(shape) < 1:
+        raise StoreFormatError(f"{where!r}: 'shape' must be 2-D and non-empty; got {shape}.")
+    sources = {k: ZarrRowSource(where, k) for k in ("row", "col", "data")}
+    lengths = {k: s.shape[0] for k, s in sources.items()}
+    if len(set(lengths.values())) != 1 or any(len(s.shape) != 1 for s in sources.values()):
+        raise DataError(f"{where!r}: row, col and data must be 1-D of one length; got "
+                        f"{ {k: s.shape for k, s in sources.items()} }.")
+    nnz = lengths["row"]
+    step = max(sources["row"].chunks[0], 1 << 20)
+    pieces = []
+    for start in range(0, nnz, step):
+        sl = slice(start, min(nnz, start + step))
+        row, col, val = (sources[k][sl] for k in ("row", "col", "data"))
+        piece = f"{where} (entries {sl.start}-{sl.stop - 1})"
+        _check_range(row, shape[0], "row", piece)
+        _check_range(col, shape[1], "column", piece)
+        if val.size and not np.all(np.isfinite(val)):
+            raise DataError(f"{piece}: NaN or inf values; clean them first.")
+        pieces.append(sp.csr_matrix(sp.coo_matrix((val, (row, col)), shape=shape)))
+    if not pieces:
+        x = sp.csr_matrix(shape, dtype=np.dtype(str(sources["data"].dtype)))
+    else:
+        x = pieces[0]
+        for p in pieces[1:]:
+            x = x + p
+    write_sparse(x, out, chunk_rows=chunk_rows, overwrite=overwrite,
+                 source=os.path.abspath(where) if not _is_url(where) else where,
+                 extra_attrs={"ingest": {"format": "coo-zarr"}})
