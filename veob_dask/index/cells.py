@@ -15,10 +15,13 @@ neighbour), and the pruning makes it much cheaper than a brute force on clustere
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import DimensionMismatchError, InvalidParameterError
 from .exact import _check_k, _check_numpy_queries
@@ -40,10 +43,15 @@ class CellSearcher:
         Rows sorted by cell (original values; used for the exact final distances).
     r2max : ndarray (n_cells,)
         Largest squared member distance to the centroid of each cell.
+    n_threads : int, optional
+        Threads over cells during a search (default: the CPU count); BLAS runs single-threaded
+        meanwhile, since many small products on a busy machine lose more to BLAS's own thread
+        synchronisation than they gain.
     """
 
     def __init__(self, centroids: np.ndarray, offsets: np.ndarray, members: np.ndarray,
-                 vectors: np.ndarray, r2max: np.ndarray) -> None:
+                 vectors: np.ndarray, r2max: np.ndarray, n_threads: int | None = None) -> None:
+        self.n_threads = n_threads
         self.centroids = np.asarray(centroids, dtype=np.float64)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.members = np.asarray(members, dtype=np.int64)
@@ -76,7 +84,8 @@ class CellSearcher:
         Queries whose probed cells hold fewer than ``k`` rows are searched again with twice as
         many cells, so every query gets ``k`` neighbours.
         """
-        idx, sq = self._search(q, k, n_probe)
+        with threadpool_limits(limits=1, user_api="blas"):
+            idx, sq = self._search(q, k, n_probe)
         short = np.flatnonzero((idx < 0).any(axis=1))
         if short.size and n_probe < self.n_cells:
             idx[short], sq[short] = self.search(q[short], k, min(self.n_cells, 2 * n_probe))
@@ -98,20 +107,20 @@ class CellSearcher:
             probe = np.argsort(dc, axis=1, kind="stable")
         vals = np.full((nq, k), np.inf)
         pos = np.full((nq, k), -1, dtype=np.int64)
-        # Phase 1: each query's nearest cell.
-        first = probe[:, 0]
-        order = np.argsort(first, kind="stable")
-        cells, starts = np.unique(first[order], return_index=True)
-        ends = np.append(starts[1:], nq)
-        for c, a, b in zip(cells, starts, ends, strict=True):
-            qidx = order[a:b]
-            dist, qn = self._cell_dist(q64, qidx, int(c))
+
+        def phase1(group: tuple[int, np.ndarray]) -> None:
+            c, qidx = group
+            dist, qn = self._cell_dist(q64, qidx, c)
             cnt = dist.shape[1]
             kk = min(k, cnt)
             part = np.argpartition(dist, kk - 1, axis=1)[:, :kk] if kk < cnt else \
                 np.broadcast_to(np.arange(cnt), (qidx.size, cnt))
             vals[qidx, :kk] = np.take_along_axis(dist, part, 1) + qn[:, None]
             pos[qidx, :kk] = part + self.offsets[c]
+
+        # Phase 1: each query's nearest cell (every query in exactly one group).
+        first = probe[:, 0]
+        self._run(phase1, _groups(first, np.arange(nq)))
         tau = vals.max(axis=1)
         if p == 1:
             return self._finish(q64, vals, pos, k)
@@ -121,33 +130,36 @@ class CellSearcher:
         gap = np.sqrt(dc[qid, cid]) - np.sqrt(self.r2max[cid])
         lower = np.where(gap > 0, gap * gap, 0.0)
         keep = lower <= tau[qid] * (1 + 1e-6)
-        qid, cid = qid[keep], cid[keep]
-        order = np.argsort(cid, kind="stable")
-        qid, cid = qid[order], cid[order]
-        cells, starts = np.unique(cid, return_index=True)
-        ends = np.append(starts[1:], cid.size)
-        cand_q, cand_v, cand_p = [], [], []
-        for c, a, b in zip(cells, starts, ends, strict=True):
-            qidx = qid[a:b]
-            dist, qn = self._cell_dist(q64, qidx, int(c))
+
+        def phase2(group: tuple[int, np.ndarray]) -> tuple[np.ndarray, ...] | None:
+            c, qidx = group
+            dist, qn = self._cell_dist(q64, qidx, c)
             thr = (tau[qidx] - qn + 1e-5 * (tau[qidx] + qn)).astype(np.float32)
             rows = np.flatnonzero(dist.min(axis=1) <= thr)
             if rows.size == 0:
-                continue
+                return None
             rr, cc = np.nonzero(dist[rows] <= thr[rows, None])
             r = rows[rr]
-            cand_q.append(qidx[r])
-            cand_v.append(dist[r, cc] + qn[r])
-            cand_p.append(cc + self.offsets[c])
-        if cand_q:
-            rq = np.concatenate([np.repeat(np.arange(nq), k), *cand_q])
-            rv = np.concatenate([vals.ravel(), *cand_v])
-            rp = np.concatenate([pos.ravel(), *cand_p])
+            return qidx[r], dist[r, cc] + qn[r], cc + self.offsets[c]
+
+        found = [f for f in self._run(phase2, _groups(cid[keep], qid[keep])) if f is not None]
+        if found:
+            rq = np.concatenate([np.repeat(np.arange(nq), k), *(f[0] for f in found)])
+            rv = np.concatenate([vals.ravel(), *(f[1] for f in found)])
+            rp = np.concatenate([pos.ravel(), *(f[2] for f in found)])
             o = np.lexsort((rp, rv, rq))
             start = np.searchsorted(rq[o], np.arange(nq))
             sel = o[start[:, None] + np.arange(k)]
             vals, pos = rv[sel], rp[sel]
         return self._finish(q64, vals, pos, k)
+
+    def _run(self, func: Any, groups: list[tuple[int, np.ndarray]]) -> list[Any]:
+        """Apply ``func`` to every group, on ``n_threads`` threads (BLAS held to one thread)."""
+        threads = self.n_threads or os.cpu_count() or 1
+        if threads <= 1 or len(groups) < 2 * threads:
+            return [func(g) for g in groups]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(func, groups, chunksize=max(1, len(groups) // (8 * threads))))
 
     def _finish(self, q64: np.ndarray, vals: np.ndarray, pos: np.ndarray, k: int
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +170,16 @@ class CellSearcher:
         sq = np.where(ok, np.einsum("ijk,ijk->ij", diff, diff), np.inf)
         o = np.lexsort((idx, sq), axis=1)
         return np.take_along_axis(idx, o, 1), np.take_along_axis(sq, o, 1)
+
+
+def _groups(cells: np.ndarray, queries: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``[(cell, query numbers probing it), ...]`` by one stable sort of the cell numbers."""
+    order = np.argsort(cells, kind="stable")
+    cs = cells[order]
+    starts = np.flatnonzero(np.diff(cs, prepend=-1))
+    ends = np.append(starts[1:], cs.size)
+    qs = queries[order]
+    return [(int(cs[a]), qs[a:b]) for a, b in zip(starts, ends, strict=True)]
 
 
 def check_n_probe(n_probe: Any, n_cells: int) -> int:

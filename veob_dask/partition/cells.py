@@ -10,6 +10,7 @@ as its second-nearest centroid, i.e. lies near their shared Voronoi face).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +26,15 @@ __all__ = ["CellStats", "cell_statistics", "group_sums", "nearest_centroids", "v
 _ROW_TILE = 4096
 
 
-def nearest_centroids(x: np.ndarray, centroids: np.ndarray, second: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def nearest_centroids(x: np.ndarray, centroids: np.ndarray, second: bool = False,
+                      n_threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Nearest centroid of each row of ``x`` (and the second-nearest of every 4th row).
 
     Returns ``(labels int64, sq_distance float64, second_labels or None)``; ties go to the lower
     centroid number. ``second_labels`` has one entry per 4th row (rows 0, 4, 8, ...), enough to
     find which Voronoi faces are populated at a quarter of the cost. The distance to the chosen
-    centroid is recomputed exactly in float64.
+    centroid is recomputed exactly in float64. ``n_threads`` threads share the row tiles
+    (call it under a one-thread BLAS limit).
     """
     x = np.asarray(x)
     c = np.asarray(centroids, dtype=np.float64)
@@ -45,11 +47,12 @@ def nearest_centroids(x: np.ndarray, centroids: np.ndarray, second: bool = False
     n = x.shape[0]
     labels = np.empty(n, dtype=np.int64)
     labels2 = np.empty((n + 3) // 4, dtype=np.int64) if second else None
-    xa = np.ones((min(n, _ROW_TILE), d + 1), dtype=np.float32)
-    for a in range(0, n, _ROW_TILE):
+
+    def tile(a: int) -> None:
         m = min(n, a + _ROW_TILE) - a
-        xa[:m, :d] = x[a:a + m] - shift
-        dist = xa[:m] @ caug.T
+        xa = np.ones((m, d + 1), dtype=np.float32)
+        xa[:, :d] = x[a:a + m] - shift
+        dist = xa @ caug.T
         best = np.argmin(dist, axis=1)
         labels[a:a + m] = best
         if labels2 is not None:
@@ -58,6 +61,14 @@ def nearest_centroids(x: np.ndarray, centroids: np.ndarray, second: bool = False
                 sub[np.arange(sub.shape[0]), best[::4]] = np.inf
             labels2[a // 4:a // 4 + sub.shape[0]] = np.argmin(sub, axis=1) if c.shape[0] > 1 \
                 else best[::4]
+
+    starts = range(0, n, _ROW_TILE)
+    if n_threads > 1 and n > _ROW_TILE:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(tile, starts))
+    else:
+        for a in starts:
+            tile(a)
     diff = x.astype(np.float64) - c[labels]
     sq = np.einsum("ij,ij->i", diff, diff)
     return labels, sq, labels2

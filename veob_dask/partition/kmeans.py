@@ -11,9 +11,11 @@ seconds.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .._validation import parse_seed
 from ..errors import InvalidParameterError
@@ -38,7 +40,7 @@ def lloyd(x: np.ndarray, n_clusters: int, *, max_iter: int = 20, tol: float = 1e
     it = 0
     while it < max_iter:
         it += 1
-        labels, sq, _ = nearest_centroids(x, centroids)
+        labels, sq, _ = nearest_centroids(x, centroids, n_threads=os.cpu_count() or 1)
         counts = np.bincount(labels, minlength=n_clusters)
         sums = group_sums(x64, labels, n_clusters)
         new = centroids.copy()
@@ -136,8 +138,10 @@ class KMeansCells(VoronoiCellsMixin):
             m = min(n, 256 * k)
         else:
             m = max(k, check_max_samples(self.max_samples, n))
-        sample = sample_rows(x, m, self.random_state) if m < n else np.asarray(x.compute())
-        centroids, self.n_iter_ = lloyd(sample, k, max_iter=self.max_iter,
-                                        random_state=self.random_state)
-        self._set_cells(x, centroids, self.keep_labels)
+        # Many small products on few, busy cores: threads over tiles, one BLAS thread each.
+        with threadpool_limits(limits=1, user_api="blas"):
+            sample = sample_rows(x, m, self.random_state) if m < n else np.asarray(x.compute())
+            centroids, self.n_iter_ = lloyd(sample, k, max_iter=self.max_iter,
+                                            random_state=self.random_state)
+            self._set_cells(x, centroids, self.keep_labels)
         return self

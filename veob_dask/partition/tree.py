@@ -207,6 +207,11 @@ class PartitionTree(VoronoiCellsMixin):
 
     def fit(self, X: Any, y: Any = None) -> PartitionTree:
         """Grow the tree level by level, then assign every row to its nearest leaf centroid."""
+        # Dask threads give the parallelism; BLAS threads on top only oversubscribe the cores.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X)
+
+    def _fit(self, X: Any) -> PartitionTree:
         x_all = as_rows(X)
         n, d = x_all.shape
         depth_limit = self._check_params(n)
@@ -298,8 +303,7 @@ class PartitionTree(VoronoiCellsMixin):
         delta = centroid - node_shift  # node mean relative to the accumulation shift
         cov = gram_shifted / count - np.outer(delta, delta)
         cov = (cov + cov.T) / 2
-        with threadpool_limits(limits=1, user_api="blas"):  # tiny problem: threads only cost
-            vals, vecs = np.linalg.eigh(cov)
+        vals, vecs = np.linalg.eigh(cov)
         scale = max(float(np.trace(gram_shifted)) / count, float(centroid @ centroid), 1e-300)
         if vals[-1] <= 1e-12 * scale:
             return None
