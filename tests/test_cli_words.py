@@ -1,0 +1,95 @@
+"""`veob words`: build, neighbors (known, unknown, OOV spelling), evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from veob_dask.cli import main
+from veob_dask.text.wordvectors import WordVectors
+
+WORDS = ["frown", "frowns", "frowned", "frowning", "frog", "frogs", "twig", "twigs", "twilight",
+         "bus", "buses", "happiness", "cat", "cats", "dog"]
+
+
+@pytest.fixture
+def spelling_model(tmp_path: Path) -> Path:
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(WORDS) + "\n\n")
+    out = tmp_path / "spell.zarr"
+    assert main(["words", "build", "spelling", str(words), "--out", str(out),
+                 "--n-components", "6"]) == 0
+    return out
+
+
+def test_build_and_neighbors(spelling_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["words", "neighbors", "frowning", "--model", str(spelling_model),
+                 "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "frowning (input)" and lines[1] == "frowning - 0"
+    assert len(lines) == 4 and all(" - " in ln for ln in lines[1:])
+    dists = [float(ln.rsplit(" - ", 1)[1]) for ln in lines[1:]]
+    assert dists == sorted(dists)
+    # a misspelled word: a spelling model embeds it from its letters
+    assert main(["words", "neighbors", "twighlight", "--model", str(spelling_model), "-k", "2",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["neighbors"]) == 2 and out["neighbors"][0]["word"].startswith("tw")
+
+
+def test_unknown_word_in_non_spelling_model(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.zarr"
+    WordVectors(["happiness", "felicity", "bus"], np.eye(3), {"model": "dictionary"}).save(path)
+    assert main(["words", "neighbors", "hapiness", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "not in the vocabulary" in err and "happiness" in err
+    assert main(["words", "neighbors", "bus", "--model", str(path), "-k", "0"]) == 2
+
+
+def test_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.zarr"
+    WordVectors(["a", "b", "c"], [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]).save(path)
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("a\tb\t9\r\na\tc\t1\r\nb\tc\t2\r\nA\tzz\t3\r\nbroken line\n")
+    capsys.readouterr()
+    assert main(["words", "evaluate", str(pairs), "--model", str(path), "--json"]) == 0
+    (res,) = json.loads(capsys.readouterr().out)
+    assert res["n_pairs"] == 4 and res["n_covered"] == 3 and res["n_malformed"] == 1
+    assert res["spearman"] == pytest.approx(1.0)
+    assert main(["words", "evaluate", str(pairs), "--model", str(path)]) == 0
+    assert "75.0%" in capsys.readouterr().out
+    assert main(["words", "evaluate", str(tmp_path / "nope.txt"), "--model", str(path)]) == 2
+
+
+def test_build_refuses_existing_and_bad_source(spelling_model: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["words", "build", "spelling", str(tmp_path / "words.txt"), "--out",
+                 str(spelling_model)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["words", "build", "dictionary", str(tmp_path / "missing.json"), "--out",
+                 str(tmp_path / "d.zarr")]) == 2
+    assert main(["words", "neighbors", "x", "--model", str(tmp_path / "none.zarr")]) == 2
+    assert main(["words"]) == 2
+
+
+def test_build_dictionary_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    entries = {"BUS": {"SYNONYMS": ["Omnibus", "Coach"], "ANTONYMS": []},
+               "OMNIBUS": {"SYNONYMS": ["Bus"], "ANTONYMS": []},
+               "COACH": {"SYNONYMS": ["Bus"], "ANTONYMS": []},
+               "JOY": {"SYNONYMS": ["Delight"], "ANTONYMS": ["Sorrow"]},
+               "SORROW": {"SYNONYMS": [], "ANTONYMS": ["Joy"]},
+               "BROKEN": "not an entry"}
+    src = tmp_path / "merged.json"
+    src.write_text(json.dumps(entries))
+    out = tmp_path / "d.zarr"
+    assert main(["words", "build", "dictionary", str(src), "--out", str(out),
+                 "--n-components", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "5 words x 4 dims" in text and '"malformed": 1' in text
+    assert main(["words", "build", "dictionary", str(src), "--out", str(out), "--overwrite",
+                 "--n-components", "4", "--strict"]) == 2
