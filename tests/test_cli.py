@@ -78,3 +78,11 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("demo", "ingest", "fit", "transform"):
         assert cmd in out
+
+
+@pytest.mark.parametrize("search", ["cells", "kmeans"])
+def test_demo_with_cell_search_reports_recall(search, capsys):
+    assert main(["demo", "--scheduler", "threads", "--json", "--search", search]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.9 <= res["recall_at_10"] <= 1.0
+    assert res["top3_hit_rate"] > 0.95
