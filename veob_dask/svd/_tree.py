@@ -27,7 +27,7 @@ from dask.delayed import Delayed
 from ..errors import InvalidParameterError
 from .incremental import SVDSummary, merge_many, reorthogonalize, summarize_block
 
-__all__ = ["merge_tree", "single_blas_thread", "tree_depth", "tree_summary"]
+__all__ = ["compute_summary", "merge_tree", "single_blas_thread", "tree_depth", "tree_summary"]
 
 _blas_lock = threading.Lock()
 _blas_users = 0
@@ -39,9 +39,10 @@ def single_blas_thread() -> Iterator[None]:
     """Run the body with one BLAS thread; the last of concurrent users restores the setting.
 
     Tree tasks run side by side on dask's threaded scheduler (one per core), so a multithreaded
-    BLAS inside each of them oversubscribes the cores. OpenBLAS then spins: on this 2-core box a
-    784 x 784 ``eigh`` in two concurrent tasks went from 0.03 s to 0.6 s. Worker processes of a
-    ``distributed`` cluster already run one BLAS thread each, so this changes nothing there.
+    BLAS inside each of them oversubscribes the cores, and OpenBLAS then spins: on this shared
+    2-core box one fit went from about 1 s to 15-30 s. The limit is set once around the whole
+    compute (toggling it per task was slower still). Worker processes of a ``distributed``
+    cluster already run one BLAS thread each, so it changes nothing there.
     """
     global _blas_users, _blas_limiter
     with _blas_lock:
@@ -60,14 +61,11 @@ def single_blas_thread() -> Iterator[None]:
                 _blas_limiter = None
 
 
-def _leaf_task(block: Any, **kwargs: Any) -> SVDSummary:
+def compute_summary(tree: Delayed) -> SVDSummary:
+    """Compute a delayed summary with one BLAS thread in this process (see above)."""
     with single_blas_thread():
-        return summarize_block(block, **kwargs)
-
-
-def _merge_task(parts: list[SVDSummary], **kwargs: Any) -> SVDSummary:
-    with single_blas_thread():
-        return merge_many(parts, **kwargs)
+        (out,) = dask.compute(tree)
+    return out  # type: ignore[no-any-return]
 
 
 def tree_depth(n_leaves: int, split_every: int) -> int:
@@ -76,8 +74,7 @@ def tree_depth(n_leaves: int, split_every: int) -> int:
 
 
 def _final(summary: SVDSummary) -> SVDSummary:
-    with single_blas_thread():
-        return reorthogonalize(summary)
+    return reorthogonalize(summary)
 
 
 def merge_tree(leaves: list[Delayed], *, max_rank: int, split_every: int = 2, decay: float = 1.0,
@@ -90,7 +87,7 @@ def merge_tree(leaves: list[Delayed], *, max_rank: int, split_every: int = 2, de
         raise InvalidParameterError("the merge tree needs at least one leaf.")
     if int(split_every) < 2:
         raise InvalidParameterError(f"split_every (the merge fan-in) must be >= 2; got {split_every}.")
-    kernel = partial(_merge_task, max_rank=max_rank, decay=decay, reorth_every=reorth_every)
+    kernel = partial(merge_many, max_rank=max_rank, decay=decay, reorth_every=reorth_every)
     level, depth = list(leaves), 0
     token = tokenize(*(leaf.key for leaf in leaves), max_rank, split_every, decay, reorth_every)
     while len(level) > 1:
@@ -140,7 +137,7 @@ def tree_summary(x: da.Array, *, max_rank: int, center: bool = False, split_ever
     if len(x.chunks[1]) != 1:
         x = x.rechunk({1: -1})
     blocks = x.to_delayed(optimize_graph=True).ravel().tolist()
-    leaf = partial(_leaf_task, max_rank=max_rank, center=center, chunk_solver=chunk_solver,
+    leaf = partial(summarize_block, max_rank=max_rank, center=center, chunk_solver=chunk_solver,
                    n_iter=n_iter)
     token = tokenize(x.name, max_rank, center, chunk_solver, n_iter, seed)
     leaves = [

@@ -23,12 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
 from ..errors import InvalidParameterError, StoreFormatError
-from ._tree import tree_summary
+from ._tree import compute_summary, tree_summary
 from .incremental import SVDSummary, merge, reorthogonalize
 
 __all__ = ["CHECKPOINT_VERSION", "fit_segments", "load_checkpoint", "save_checkpoint"]
@@ -152,7 +151,7 @@ def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: str | os
         seg = tree_summary(x.blocks[lo:hi], max_rank=max_rank, center=center,
                            split_every=split_every, decay=decay, chunk_solver=chunk_solver,
                            n_iter=n_iter, seed=seed + lo, reorth_every=reorth_every)
-        (part,) = dask.compute(seg)
+        part = compute_summary(seg)
         state = part if state is None else reorthogonalize(
             merge(state, part, max_rank=max_rank, decay=decay, reorth_every=reorth_every))
         save_checkpoint(checkpoint, state, next_chunk=hi, fingerprint=fingerprint)

@@ -122,11 +122,28 @@ def _dense64(block: Any) -> np.ndarray:
 
 
 def _as_csr_or_dense(block: Any) -> Any:
+    """scipy CSR (float64) for sparse blocks; dense float32/float64 blocks are not copied."""
     if sp.issparse(block):
         return sp.csr_matrix(block, dtype=np.float64)
     if hasattr(block, "tocsr") and not isinstance(block, np.ndarray):  # pydata sparse COO
         return sp.csr_matrix(block.tocsr(), dtype=np.float64)
-    return np.asarray(block, dtype=np.float64)
+    arr = np.asarray(block)
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+
+#: Rows cast to float64 at a time when accumulating a dense block's Gram matrix.
+GRAM_STEP = 8192
+
+
+def _dense_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 ``xᵀx`` and column sums, casting ``GRAM_STEP`` rows at a time (bounded memory)."""
+    d = x.shape[1]
+    g, sums = np.zeros((d, d)), np.zeros(d)
+    for i in range(0, x.shape[0], GRAM_STEP):
+        part = np.asarray(x[i:i + GRAM_STEP], dtype=np.float64)
+        g += part.T @ part
+        sums += part.sum(axis=0)
+    return g, sums
 
 
 def _keep(s: np.ndarray, max_rank: int | None) -> int:
@@ -155,14 +172,16 @@ def _top_eigh(g: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(lam[::-1], 0.0, None), vec[:, ::-1]
 
 
-def _gram_local(x: Any, mean: np.ndarray | None, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
+def _gram_local(x: Any, mean: np.ndarray | None, max_rank: int,
+                g: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact local SVD (s, W) of a (centered) block through its smaller Gram matrix, float64."""
     c, d = x.shape
-    if c >= d or sp.issparse(x):
-        g = x.T @ x
-        g = np.asarray(g.toarray() if sp.issparse(g) else g, dtype=np.float64)
+    if g is not None or c >= d or sp.issparse(x):
+        if g is None:
+            g = x.T @ x
+            g = np.asarray(g.toarray() if sp.issparse(g) else g, dtype=np.float64)
         if mean is not None:
-            g -= c * np.outer(mean, mean)
+            g = g - c * np.outer(mean, mean)
         lam, vec = _top_eigh(g, max_rank)
         s = np.sqrt(lam)
         # eigenvalues below d·eps·λ₁ are rounding noise of the Gram matrix
@@ -236,18 +255,24 @@ def summarize_block(block: Any, *, max_rank: int, center: bool = False, chunk_so
     c, d = x.shape
     if c == 0:
         return SVDSummary(np.zeros(0), np.zeros((0, d)), 0, 1, 0.0, np.zeros(d) if center else None)
-    mean = np.asarray(x.mean(axis=0)).ravel() if center else None
-    if sp.issparse(x):
-        energy = float(x.multiply(x).sum())
-    else:
-        energy = float(np.einsum("ij,ij->", x, x))
-    if mean is not None:
-        energy = max(0.0, energy - c * float(mean @ mean))
     solver = chunk_solver
     if solver == "auto":
         solver = "gram" if d <= GRAM_MAX_FEATURES else "randomized"
+    gram = None
+    if sp.issparse(x):
+        energy = float(x.multiply(x).sum())
+        sums = np.asarray(x.sum(axis=0)).ravel()
+    elif solver == "gram" and c >= d:  # one sweep gives the Gram matrix, sums and energy
+        gram, sums = _dense_gram(x)
+        energy = float(np.trace(gram))
+    else:
+        energy = float(np.einsum("ij,ij->", x, x, dtype=np.float64))
+        sums = x.sum(axis=0, dtype=np.float64)
+    mean = sums / c if center else None
+    if mean is not None:
+        energy = max(0.0, energy - c * float(mean @ mean))
     if solver == "gram":
-        s, w = _gram_local(x, mean, max_rank)
+        s, w = _gram_local(x, mean, max_rank, gram)
     else:
         s, w = _randomized_local(x, mean, max_rank, n_iter, seed)
     s, w = _finish(s, w, max_rank)

@@ -6,14 +6,13 @@ import numbers
 import os
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
 from .._validation import as_dask_2d, check_n_features, parse_n_components
 from ..errors import InvalidParameterError, NotFittedError
-from ._tree import tree_summary
+from ._tree import compute_summary, tree_summary
 from .embedding import SVDEmbedding, _choose_k, register_solver
 from .incremental import CHUNK_SOLVERS, SVDSummary, brand_update, merge, reorthogonalize
 from .result import SVDResult
@@ -189,8 +188,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
                                chunk_solver=self.chunk_solver, n_iter=int(self.n_iter),
                                seed=int(self.random_state) + seed_offset,
                                reorth_every=int(self.reorth_every))
-        (summ,) = dask.compute(delayed)
-        return summ  # type: ignore[no-any-return]
+        return compute_summary(delayed)
 
     # -- public API --------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> IncrementalSVDEmbedding:
@@ -278,7 +276,7 @@ def incremental_svd(x: da.Array, *, n_components: float, center: bool,
     p = getattr(estimator, "n_oversamples", None)
     r = working_rank(n_components, d, p, int(getattr(estimator, "max_components", 256)))
     seed = getattr(estimator, "random_state", 0)
-    summ = tree_summary(x, max_rank=r, center=center, seed=int(seed or 0)).compute()
+    summ = compute_summary(tree_summary(x, max_rank=r, center=center, seed=int(seed or 0)))
     return SVDResult(summ.singular_values, summ.components, summ.energy, summ.n_samples, summ.mean)
 
 
