@@ -6,6 +6,7 @@ Layout of a saved estimator (one Zarr group)::
                           "params": {...get_params(deep=False)...},
                           "state": {...fitted scalars, strings, lists...}}
     <attr>_            one Zarr array per fitted ndarray attribute (name ends with "_")
+    fitted/<attr>_     a nested group per fitted attribute that is itself a veob_dask estimator
     steps/<i>/         for a scikit-learn Pipeline: one such group per step
 
 Only classes defined inside ``veob_dask`` (and ``sklearn.pipeline.Pipeline``) can be loaded, so a
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from ..errors import StoreFormatError
@@ -88,6 +90,8 @@ def _write(est: Any, group: zarr.Group) -> None:
             continue
         if isinstance(value, np.ndarray):
             group.create_array(attr, data=np.ascontiguousarray(value))
+        elif isinstance(value, BaseEstimator) and type(value).__module__.startswith("veob_dask"):
+            _write(value, group.create_group(f"fitted/{attr}"))
         elif value is None or _jsonable(_to_json(value)):
             state[attr] = _to_json(value)
         else:
@@ -136,6 +140,9 @@ def _read(group: zarr.Group, where: str) -> Any:
     for name, arr in group.arrays():
         if name.endswith("_"):
             setattr(est, name, np.asarray(arr[...]))
+    if "fitted" in group:
+        for name, sub in group["fitted"].groups():
+            setattr(est, name, _read(sub, f"{where}/fitted/{name}"))
     return est
 
 

@@ -1,1 +1,5 @@
-"""supervised."""
+"""Supervised learning with VEOB (§8): joint embedding, cells, a linear map per cell."""
+
+from .cellmap import CellMapClassifier, CellMapRegressor
+
+__all__ = ["CellMapClassifier", "CellMapRegressor"]
