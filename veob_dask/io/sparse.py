@@ -144,8 +144,10 @@ def write_sparse(x: Any, out: str | os.PathLike[str], *, chunk_rows: int | None 
         for name, values in arrays.items():
             chunk = min(max(1, values.shape[0]), ENTRY_CHUNK if name != "indptr" else
                         max(rows * 64, 1 << 16))
+            # Every chunk is written, even all-zero ones, so that a missing chunk file
+            # always means damage (zarr skips fill-value chunks by default).
             arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
-                                     chunks=(chunk,))
+                                     chunks=(chunk,), config={"write_empty_chunks": True})
             if values.size:
                 arr[:] = values
         group.attrs.update({"sparse": meta,
@@ -290,6 +292,15 @@ def ingest_npz(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
                  source=os.path.abspath(str(src)), extra_attrs={"ingest": {"format": "npz"}})
 
 
+def _read_coo_piece(arr: zarr.Array, sl: slice, where: str, name: str) -> np.ndarray:
+    try:
+        return np.asarray(arr[sl])
+    except Exception as err:  # codec errors surface as many types
+        raise StoreFormatError(
+            f"could not decode entries {sl.start}-{sl.stop - 1} of {name!r} in {where!r} "
+            f"({type(err).__name__}: {err}); the chunk is corrupt.") from err
+
+
 def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *,
                chunk_rows: int | None = None, overwrite: bool = False) -> None:
     """Ingest a COO triple stored in Zarr (arrays ``row``, ``col``, ``data``; attr ``shape``).
@@ -326,17 +337,19 @@ def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *
                                f"got {shape_attr!r}.") from err
     if len(shape) != 2 or min(shape) < 1:
         raise StoreFormatError(f"{where!r}: 'shape' must be 2-D and non-empty; got {shape}.")
-    sources = {k: ZarrRowSource(where, k) for k in ("row", "col", "data")}
-    lengths = {k: s.shape[0] for k, s in sources.items()}
-    if len(set(lengths.values())) != 1 or any(len(s.shape) != 1 for s in sources.values()):
-        raise DataError(f"{where!r}: row, col and data must be 1-D of one length; got "
-                        f"{ {k: s.shape for k, s in sources.items()} }.")
-    nnz = lengths["row"]
+    # Plain zarr reads: in a user's COO store an absent chunk legitimately means "all fill
+    # value" (zarr skips writing such chunks by default); undecodable chunks still raise.
+    sources = {k: group[k] for k in ("row", "col", "data")}
+    if any(not isinstance(a, zarr.Array) or a.ndim != 1 for a in sources.values()) or len(
+            {a.shape[0] for a in sources.values()}) != 1:
+        raise DataError(f"{where!r}: row, col and data must be 1-D arrays of one length; got "
+                        f"{ {k: getattr(a, 'shape', None) for k, a in sources.items()} }.")
+    nnz = sources["row"].shape[0]
     step = max(sources["row"].chunks[0], 1 << 20)
     pieces = []
     for start in range(0, nnz, step):
         sl = slice(start, min(nnz, start + step))
-        row, col, val = (sources[k][sl] for k in ("row", "col", "data"))
+        row, col, val = (_read_coo_piece(sources[k], sl, where, k) for k in ("row", "col", "data"))
         piece = f"{where} (entries {sl.start}-{sl.stop - 1})"
         _check_range(row, shape[0], "row", piece)
         _check_range(col, shape[1], "column", piece)
@@ -344,7 +357,7 @@ def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *
             raise DataError(f"{piece}: NaN or inf values; clean them first.")
         pieces.append(sp.csr_matrix(sp.coo_matrix((val, (row, col)), shape=shape)))
     if not pieces:
-        x = sp.csr_matrix(shape, dtype=np.dtype(str(sources["data"].dtype)))
+        x = sp.csr_matrix(shape, dtype=np.dtype(str(sources["data"].dtype)))  # no entries
     else:
         x = pieces[0]
         for p in pieces[1:]:
