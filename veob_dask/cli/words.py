@@ -147,10 +147,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in results]))
         return 0
-    print(f"{'file':<22} {'spearman':>9} {'coverage':>9} {'pairs':>7} {'malformed':>9}")
+    print(f"{'file':<22} {'spearman':>9} {'coverage':>9} {'pairs':>11} {'malformed':>9}")
     for r in results:
         print(f"{r.name:<22} {r.spearman:>9.4f} {r.coverage:>9.1%} "
-              f"{r.n_covered:>3}/{r.n_pairs:<3} {r.n_malformed:>9}")
+              f"{f'{r.n_covered}/{r.n_pairs}':>11} {r.n_malformed:>9}")
     return 0
 
 
