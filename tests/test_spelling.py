@@ -82,6 +82,15 @@ def test_word_list_file_with_bad_lines(tmp_path: Path) -> None:
         build_spelling(WORDS, scale="max")
 
 
+def test_letters_only_filter() -> None:
+    report: dict[str, int] = {}
+    words = load_word_list(["don't", "a1", "--", "café", "x", "", "x"], letters_only=True,
+                           report=report)
+    assert words == ["don't", "café", "x"]
+    assert report["not_letters"] == 2 and report["empty"] == 1 and report["duplicates"] == 1
+    assert load_word_list(["a1", "--"]) == ["a1", "--"]  # off by default for word lists
+
+
 def test_long_words_are_truncated_to_n() -> None:
     long = "abcdefghijklmnopqrstuvwxyz"
     x = spelling_features([long, long[:15]])[0].compute().toarray()

@@ -29,6 +29,7 @@ like the paper's query "twighlight" — exactly as the vocabulary was embedded.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,9 +54,17 @@ SCALES = ("s1", "norm", "none")
 LAYOUTS = ("blocks", "summed")
 
 
+_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+
+
 def load_word_list(source: str | os.PathLike[str] | Iterable[str], *,
-                   lowercase: bool = False, report: dict[str, int] | None = None) -> list[str]:
+                   lowercase: bool = False, letters_only: bool | None = None,
+                   report: dict[str, int] | None = None) -> list[str]:
     """Distinct words, in first-seen order, from a corpus store, a word-list file or an iterable.
+
+    ``letters_only`` keeps only words made of letters (with inner apostrophes: "don't"), as the
+    author's notebook kept "letters only words"; by default it is on for a corpus store (whose
+    vocabulary also holds punctuation and numbers) and off otherwise.
 
     A word-list file holds one word per line (the first white-space separated field is taken,
     so ``word<TAB>count`` files work); empty lines are skipped, bytes that are not UTF-8 are
@@ -71,24 +80,33 @@ def load_word_list(source: str | os.PathLike[str] | Iterable[str], *,
     """
     counts = {"lines": 0, "empty": 0, "bad_utf8": 0, "duplicates": 0}
     raw: Iterable[str]
+    is_corpus = False
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if p.is_dir():
             from .corpus import Corpus
 
             raw = Corpus(p).vocabulary
+            is_corpus = True
         elif p.is_file():
             raw = _read_lines(p, counts)
         else:
             raise FileNotFoundError(f"no word list or corpus store at {str(p)!r}.")
     else:
         raw = source
+    if letters_only is None:
+        letters_only = is_corpus
+    if letters_only:
+        counts["not_letters"] = 0
     seen: dict[str, None] = {}
     for w in raw:
-        counts["lines"] += not isinstance(source, (str, os.PathLike))
+        counts["lines"] += is_corpus or not isinstance(source, (str, os.PathLike))
         w = w.strip()
         if not w:
             counts["empty"] += 1
+            continue
+        if letters_only and not _LETTERS.fullmatch(w):
+            counts["not_letters"] += 1
             continue
         if lowercase:
             w = w.lower()
@@ -283,7 +301,8 @@ def spelling_embedding(words: Sequence[str], *, n_components: int = 40, n: int =
 def build_spelling(source: str | os.PathLike[str] | Iterable[str], *, n_components: int = 40,
                    n: int = 15, m: int = 6, basis: str = "paper", scale: str = "s1",
                    layout: str = "blocks", solver: str = "factored", limit: int | None = None,
-                   lowercase: bool = False, chunk_words: int = 50_000) -> tuple[WordVectors, dict[str, float]]:
+                   lowercase: bool = False, letters_only: bool | None = None,
+                   chunk_words: int = 50_000) -> tuple[WordVectors, dict[str, float]]:
     """Build the §6.2 spelling model from raw words; return it and seconds per stage.
 
     Parameters
@@ -304,6 +323,9 @@ def build_spelling(source: str | os.PathLike[str] | Iterable[str], *, n_componen
         Keep only the first ``limit`` words (a size knob for examples and tests).
     lowercase : bool, default=False
         Lower-case words before de-duplicating.
+    letters_only : bool, optional
+        Keep only words of letters (default: on for a corpus store; see
+        :func:`load_word_list`).
     chunk_words : int, default=50_000
         Words per dask block.
 
@@ -315,7 +337,8 @@ def build_spelling(source: str | os.PathLike[str] | Iterable[str], *, n_componen
     """
     t0 = time.perf_counter()
     report: dict[str, int] = {}
-    words = load_word_list(source, lowercase=lowercase, report=report)
+    words = load_word_list(source, lowercase=lowercase, letters_only=letters_only,
+                           report=report)
     if limit is not None:
         words = words[:int(limit)]
     timings: dict[str, float] = {"read": time.perf_counter() - t0}
