@@ -1,11 +1,10 @@
 """k-means cells (§7.2's alternative to the tree): Lloyd iterations on a sample, then Voronoi cells.
 
-Like faiss's IVF training, the centroids are found by Lloyd's algorithm on a uniform sample (256
+Like faiss's IVF training, the centroids are found by Lloyd's algorithm on a uniform sample (64
 rows per cell by default, held in memory); the assignment pass then puts every row of the full,
-possibly out-of-core, embedding in the cell of its nearest centroid. dask-ml's ``KMeans`` runs
-every Lloyd iteration over the whole dataset and initialises with k-means||, which is far slower
-for the ~sqrt(n) cells a search index wants; the sample gives the same kind of cells in a few
-seconds.
+possibly out-of-core, embedding in the cell of its nearest centroid. dask-ml's ``KMeans`` instead
+makes one pass over the whole dataset per Lloyd iteration, after a k-means|| initialisation that
+itself needs several passes; for the ~sqrt(n) cells a search index wants, a sample suffices.
 """
 
 from __future__ import annotations
@@ -61,8 +60,13 @@ def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding (D^2 sampling) on a random subsample of ``x``."""
     m = min(x.shape[0], max(16 * k, 2048))
     sub = x[np.sort(rng.choice(x.shape[0], size=m, replace=False))] if m < x.shape[0] else x
+    norms = np.einsum("ij,ij->i", sub, sub)
+
+    def sqdist(i: int) -> np.ndarray:
+        return np.maximum(norms - 2.0 * (sub @ sub[i]) + norms[i], 0.0)
+
     chosen = [int(rng.integers(m))]
-    best = np.sum((sub - sub[chosen[0]]) ** 2, axis=1)
+    best = sqdist(chosen[0])
     for _ in range(1, k):
         total = best.sum()
         if total <= 0:  # fewer distinct rows than clusters: take any unchosen row
@@ -72,7 +76,7 @@ def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
             nxt = int(np.searchsorted(np.cumsum(best), rng.random() * total))
             nxt = min(nxt, m - 1)
         chosen.append(nxt)
-        np.minimum(best, np.sum((sub - sub[nxt]) ** 2, axis=1), out=best)
+        np.minimum(best, sqdist(nxt), out=best)
     return sub[chosen].copy()
 
 
@@ -86,8 +90,8 @@ class KMeansCells(VoronoiCellsMixin):
     max_iter : int, default=10
         Lloyd iterations on the sample.
     max_samples : int, "auto" or None, default="auto"
-        Rows of the training sample; ``"auto"`` is ``256 * n_clusters`` (faiss's rule), ``None``
-        all rows (in memory).
+        Rows of the training sample; ``"auto"`` is ``64 * n_clusters`` (faiss warns below 39 per
+        centroid and samples up to 256), ``None`` all rows (in memory).
     keep_labels : bool, default=False
         Keep every row's cell in ``labels_``.
     random_state : int or None, default=0
@@ -135,7 +139,7 @@ class KMeansCells(VoronoiCellsMixin):
         if self.max_samples is None:
             m = n
         elif self.max_samples == "auto":
-            m = min(n, 256 * k)
+            m = min(n, 64 * k)
         else:
             m = max(k, check_max_samples(self.max_samples, n))
         # Many small products on few, busy cores: threads over tiles, one BLAS thread each.
