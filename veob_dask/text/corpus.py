@@ -23,6 +23,9 @@ Store layout (a Zarr group, ``attrs["kind"] == "veob_text_corpus"``)::
     reviews/id, reviews/rating        int32 / int8 from the file names
     reviews/sentence_offsets          int64, sentences of review r are [o[r], o[r+1])
 
+Each ragged pair is a group in the format of :mod:`veob_dask.text.ragged` (attribute
+``veob_ragged``), so ``read_ragged(path + "/tokens")`` opens the token ids lazily.
+
 Token ids are sorted by descending corpus frequency (ties: first appearance), so the ``n`` most
 frequent words are ids ``0..n-1``.
 """
@@ -54,6 +57,7 @@ __all__ = [
     "Corpus",
     "Review",
     "build_corpus",
+    "ensure_corpus",
     "iter_review_chunks",
     "iter_reviews",
     "read_ragged",
@@ -67,6 +71,7 @@ _HEADER = ["split", "label", "id", "rating", "text"]
 _FILE_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 KIND = "veob_text_corpus"
 FORMAT_VERSION = 1
+_RAGGED_KEY = "veob_ragged"
 
 
 @dataclass(frozen=True)
@@ -366,10 +371,16 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
         rev.create_array("sentence_offsets",
                          data=np.concatenate([[0], np.cumsum(sent_counts)]).astype(np.int64),
                          chunks=(1 << 20,))
+        for name in ("tokens", "text", "vocab"):  # readable by veob_dask.text.ragged too
+            sub = group[name]
+            sub.attrs[_RAGGED_KEY] = {"format_version": 1,
+                                      "n_sequences": int(sub["offsets"].shape[0] - 1),
+                                      "n_values": int(sub["values"].shape[0]), "attrs": {}}
         group.attrs.update({
             "kind": KIND,
             "format_version": FORMAT_VERSION,
             "source": str(source),
+            "limit": limit,
             "n_reviews": n_reviews,
             "n_sentences": int(tok_offsets.shape[0] - 1),
             "n_tokens": n_tokens,
@@ -378,6 +389,38 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             "build_seconds": round(time.perf_counter() - t0, 3),
         })
     return Corpus(path)
+
+
+def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike[str] | None,
+                  *, limit: int | None = None, overwrite: bool = False,
+                  verbose: bool = False) -> Corpus:
+    """Open ``source`` if it is a corpus store; otherwise build one from raw reviews.
+
+    Parameters
+    ----------
+    source : path-like
+        A corpus store, a review table or an ``aclImdb`` folder.
+    corpus_path : path-like, optional
+        Where to write the corpus built from raw reviews (required then). An existing corpus
+        store there is reused unless ``overwrite``.
+    limit, overwrite, verbose
+        Passed to :func:`build_corpus`.
+    """
+    if store_exists(source) and Path(source).is_dir() and (Path(source) / "zarr.json").exists():
+        return Corpus(source)
+    if corpus_path is None:
+        raise InvalidParameterError(
+            f"{str(source)!r} is not a corpus store; give a path for the corpus built from it "
+            "(CLI: --corpus PATH).")
+    if store_exists(corpus_path) and not overwrite:
+        corpus = Corpus(corpus_path)
+        if corpus.attrs.get("source") == str(source) and corpus.attrs.get("limit") == limit:
+            return corpus
+        raise InvalidParameterError(
+            f"{str(corpus_path)!r} holds a corpus of {corpus.attrs.get('source')!r} "
+            f"(limit {corpus.attrs.get('limit')!r}); pass overwrite (CLI: --overwrite) to "
+            "rebuild it.")
+    return build_corpus(source, corpus_path, limit=limit, overwrite=True, verbose=verbose)
 
 
 # --------------------------------------------------------------------------- read
