@@ -17,7 +17,7 @@ from ..errors import VeobError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order ``veob --help`` lists them.
-COMMANDS = ["demo", "ingest", "fit", "transform", "query", "index", "words"]
+COMMANDS = ["demo", "ingest", "fit", "transform", "query", "index", "words", "sentences"]
 
 
 def build_parser() -> argparse.ArgumentParser:
