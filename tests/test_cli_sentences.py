@@ -60,3 +60,13 @@ def test_errors(model_path, tmp_path, capsys):
     assert main(["sentences", "build", str(source), "--out", str(model_path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["sentences"]) == 2
+
+
+def test_words_build_context(tmp_path, capsys):
+    source = write_reviews(tmp_path, random_reviews(20, seed=2))
+    out = tmp_path / "ctx.zarr"
+    assert main(["words", "build", "context", str(source), "--out", str(out),
+                 "--n-components", "5", "--weighting", "ppmi", "--min-count", "2"]) == 0
+    assert "built context model" in capsys.readouterr().out
+    assert main(["words", "neighbors", "film", "--model", str(out), "-k", "3"]) == 0
+    assert "film" in capsys.readouterr().out

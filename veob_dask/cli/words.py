@@ -4,6 +4,7 @@ Subcommands::
 
     veob words build spelling SOURCE --out MODEL      # corpus store or word-list file
     veob words build dictionary SOURCE --out MODEL    # merged.json[.xz] or a WordNet dict/
+    veob words build context SOURCE --out MODEL       # corpus store, IMDB table or aclImdb/
     veob words neighbors WORD --model MODEL [-k 10] [--metric sqeuclidean|cosine]
     veob words evaluate FILE [FILE...] --model MODEL  # word1 word2 score files
 
@@ -73,7 +74,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     dc.add_argument("--n-iter", type=int, default=1, help="randomized SVD steps (default 1)")
     dc.add_argument("--limit", type=int, default=None, help="use only the first LIMIT words")
     dc.add_argument("--strict", action="store_true", help="fail on a malformed entry")
-    for q in (sp, dc):
+    cx = bsub.add_parser("context", help="§6.3 context embedding (two bags of neighbouring "
+                         "words → SVD 50)")
+    cx.add_argument("source", help="corpus store, imdb_labeled_50k.tsv[.xz] or an aclImdb/ folder")
+    cx.add_argument("--corpus", help="corpus store written from raw SOURCE (default "
+                    "OUT.corpus.zarr)")
+    cx.add_argument("--n-components", type=int, default=50)
+    cx.add_argument("--weighting", choices=("raw", "ppmi"), default="raw",
+                    help="bag frequencies (paper, default) or PPMI")
+    cx.add_argument("--min-count", type=int, default=None,
+                    help="drop rarer words (default 1 for raw, 5 for ppmi)")
+    cx.add_argument("--limit", type=int, default=None, help="use only the first LIMIT reviews")
+    for q in (sp, dc, cx):
         q.add_argument("--out", required=True, help="model store to write")
         q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
         q.set_defaults(func=run_build)
@@ -164,6 +176,15 @@ def run_build(args: argparse.Namespace) -> int:
 
         model, timings = build_spelling(args.source, n_components=args.n_components,
                                         layout=args.layout, basis=args.basis, limit=args.limit)
+    elif args.kind == "context":
+        from ..text.context import build_context
+        from ..text.corpus import ensure_corpus
+
+        corpus = ensure_corpus(args.source, args.corpus or f"{args.out}.corpus.zarr",
+                               limit=args.limit, overwrite=args.overwrite)
+        model, timings = build_context(corpus, n_components=args.n_components,
+                                       weighting=args.weighting, min_count=args.min_count,
+                                       scheduler="threads")
     else:
         from ..text.dictionary import build_dictionary
 
