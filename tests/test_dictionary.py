@@ -141,6 +141,17 @@ def test_matrix_layout(tmp_path: Path) -> None:
         dictionary_matrix(d, spell[:-1])
 
 
+def test_merged_columns_give_the_same_embedding(tmp_path: Path) -> None:
+    d = load_simple_dictionary(_write(tmp_path, ENTRIES))
+    spell = np.random.default_rng(0).normal(size=(len(d), 3)) * 0.1
+    full, _, c_full = dictionary_matrix(d, spell, chunk_rows=4)
+    merged, _, c_merged = dictionary_matrix(d, spell, chunk_rows=4, merge_columns=True)
+    assert c_merged["n_columns"] < c_full["n_columns"]
+    a, b = full.compute().toarray(), merged.compute().toarray()
+    np.testing.assert_allclose(a @ a.T, b @ b.T, atol=1e-12)  # same X Xᵀ: same U and Σ
+    assert set(np.round(b[:, 3:][b[:, 3:] > 0] ** 2).astype(int)) >= {1, 2}
+
+
 def test_build_model_neighbors(tmp_path: Path) -> None:
     d = load_simple_dictionary(_write(tmp_path, ENTRIES))
     wv, timings = build_dictionary(d, n_components=6, spelling_components=4)

@@ -26,7 +26,10 @@ The matrix has one row per entry word and ``30 + n_synonyms + n_antonyms`` colum
    synonym string);
 3. **antonym slots**: 1 in the column of each antonym.
 
-It is built as a lazy dask array of scipy CSR row blocks and decomposed with
+Identical slot columns (e.g. the synonyms only one entry lists) are merged into one column of
+weight √count, which leaves ``X Xᵀ`` — hence the row embedding — unchanged (153,399 → 116,731
+slot columns for the Simple English Dictionary). The matrix is built as a lazy dask array of
+scipy CSR row blocks and decomposed with
 ``SVDEmbedding(n_components=300, solver="randomized")``; the vectors are ``X Vᵀ = U Σ``, compared
 with squared Euclidean distances as in the paper's table.
 """
@@ -54,7 +57,8 @@ from .spelling import spelling_embedding
 from .wordvectors import WordVectors
 
 __all__ = ["WORDNET_DIR", "Dictionary", "build_dictionary", "dictionary_matrix",
-           "load_dictionary", "load_simple_dictionary", "load_wordnet"]
+           "load_dictionary", "load_simple_dictionary", "load_wordnet",
+           "merge_identical_columns"]
 
 WORDNET_DIR = "/usr/share/wordnet"
 _WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
@@ -271,83 +275,103 @@ def load_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Di
     return load_simple_dictionary(p, strict=strict)
 
 
-def _block(lo: int, hi: int, spell: np.ndarray, syn_idx: np.ndarray, syn_ptr: np.ndarray,
-           ant_idx: np.ndarray, ant_ptr: np.ndarray, n_syn: int, n_ant: int) -> sp.csr_matrix:
-    """Kernel: rows ``lo..hi`` of ``[spelling | synonym one-hot | antonym one-hot]``."""
-    d_sp = spell.shape[1]
-    rows = hi - lo
-    s_ptr = syn_ptr[lo:hi + 1] - syn_ptr[lo]
-    a_ptr = ant_ptr[lo:hi + 1] - ant_ptr[lo]
-    counts = d_sp + np.diff(s_ptr) + np.diff(a_ptr)
+def _block(spell: np.ndarray, slot_idx: np.ndarray, slot_w: np.ndarray, slot_ptr: np.ndarray,
+           n_cols: int) -> sp.csr_matrix:
+    """Kernel: one row block of ``[spelling | slots]`` as CSR (slot columns after spelling)."""
+    rows, d_sp = spell.shape
+    n_slot = np.diff(slot_ptr)
     indptr = np.zeros(rows + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    syn = syn_idx[syn_ptr[lo]:syn_ptr[hi]]
-    ant = ant_idx[ant_ptr[lo]:ant_ptr[hi]]
-    ns, na = np.diff(s_ptr), np.diff(a_ptr)
-    # per row: d_sp spelling columns, then its synonym columns, then its antonym columns
-    row_of_syn = np.repeat(np.arange(rows), ns)
-    row_of_ant = np.repeat(np.arange(rows), na)
-    n_total = int(indptr[-1])
-    indices = np.empty(n_total, dtype=np.int64)
-    data = np.ones(n_total, dtype=np.float64)
+    np.cumsum(d_sp + n_slot, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    data = np.empty(int(indptr[-1]), dtype=np.float64)
     sp_at = (indptr[:-1, None] + np.arange(d_sp)[None, :]).ravel()
     indices[sp_at] = np.tile(np.arange(d_sp), rows)
-    data[sp_at] = spell[lo:hi].ravel()
-    syn_at = indptr[:-1][row_of_syn] + d_sp + (np.arange(syn.size) - s_ptr[:-1][row_of_syn])
-    indices[syn_at] = d_sp + syn
-    ant_at = (indptr[:-1][row_of_ant] + d_sp + ns[row_of_ant]
-              + (np.arange(ant.size) - a_ptr[:-1][row_of_ant]))
-    indices[ant_at] = d_sp + n_syn + ant
-    return sp.csr_matrix((data, indices, indptr), shape=(rows, d_sp + n_syn + n_ant))
+    data[sp_at] = spell.ravel()
+    row_of = np.repeat(np.arange(rows), n_slot)
+    at = indptr[:-1][row_of] + d_sp + (np.arange(slot_idx.size) - slot_ptr[:-1][row_of])
+    indices[at] = d_sp + slot_idx
+    data[at] = slot_w
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, n_cols))
 
 
-def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int = 20_000
+def merge_identical_columns(slot_idx: np.ndarray, slot_ptr: np.ndarray, n_slots: int
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Merge binary slot columns with identical row sets into one column of weight √count.
+
+    ``c`` identical columns ``b`` contribute ``c · b bᵀ`` to ``X Xᵀ``, exactly what one column
+    ``√c · b`` contributes, so the left singular vectors, the singular values and hence the
+    row embedding ``X Vᵀ = U Σ`` are unchanged — with fewer columns for the solver (for the
+    Simple English Dictionary 153,399 slots become 116,731). Returns
+    ``(slot_idx, slot_weights, slot_ptr, n_merged)`` in the same row-major layout.
+    """
+    n_rows = slot_ptr.size - 1
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(slot_ptr))
+    csc = sp.csc_matrix((np.ones(rows.size), (rows, slot_idx)), shape=(n_rows, n_slots))
+    csc.sum_duplicates()
+    group = np.empty(n_slots, dtype=np.int64)
+    keys: dict[bytes, int] = {}
+    for j in range(n_slots):
+        key = csc.indices[csc.indptr[j]:csc.indptr[j + 1]].tobytes()
+        group[j] = keys.setdefault(key, len(keys))
+    n_groups = len(keys)
+    counts = np.bincount(group, minlength=n_groups)
+    pairs = np.unique(rows * n_groups + group[slot_idx])
+    new_rows, new_cols = np.divmod(pairs, n_groups)
+    new_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(new_rows, minlength=n_rows), out=new_ptr[1:])
+    return new_cols, np.sqrt(counts[new_cols]).astype(np.float64), new_ptr, n_groups
+
+
+def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int = 131_072,
+                      merge_columns: bool = False
                       ) -> tuple[da.Array, list[str], dict[str, int]]:
     """Lazy sparse ``(n_words, d_spelling + n_synonyms + n_antonyms)`` matrix of §6.4.
 
     Rows follow ``dic.words`` (sorted); ``spelling`` holds the (scaled) orthography rows in that
-    order. Returns the dask array (CSR blocks of ``chunk_rows`` rows), the words and the slot
-    counts.
+    order. With ``merge_columns`` identical slot columns are merged (see
+    :func:`merge_identical_columns`; same row embedding, fewer columns). Returns the dask array
+    (CSR blocks of ``chunk_rows`` rows), the words and the slot counts.
     """
     words = dic.words
     if spelling.shape[0] != len(words):
         raise DataError(f"spelling has {spelling.shape[0]} rows for {len(words)} words.")
     syn_vocab, ant_vocab = dic.slot_vocabularies()
     syn_pos = {w: i for i, w in enumerate(syn_vocab)}
-    ant_pos = {w: i for i, w in enumerate(ant_vocab)}
-    syn_lists = [dic.entries[w][0] for w in words]
-    ant_lists = [dic.entries[w][1] for w in words]
-    syn_ptr = np.zeros(len(words) + 1, dtype=np.int64)
-    np.cumsum([len(s) for s in syn_lists], out=syn_ptr[1:])
-    ant_ptr = np.zeros(len(words) + 1, dtype=np.int64)
-    np.cumsum([len(a) for a in ant_lists], out=ant_ptr[1:])
-    syn_idx = np.fromiter((syn_pos[t] for s in syn_lists for t in s), dtype=np.int64,
-                          count=int(syn_ptr[-1]))
-    ant_idx = np.fromiter((ant_pos[t] for a in ant_lists for t in a), dtype=np.int64,
-                          count=int(ant_ptr[-1]))
-    n_cols = spelling.shape[1] + len(syn_vocab) + len(ant_vocab)
+    ant_pos = {w: len(syn_vocab) + i for i, w in enumerate(ant_vocab)}
+    lists = [[syn_pos[t] for t in dic.entries[w][0]] + [ant_pos[t] for t in dic.entries[w][1]]
+             for w in words]
+    slot_ptr = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in lists], out=slot_ptr[1:])
+    slot_idx = np.fromiter((i for x in lists for i in x), dtype=np.int64, count=int(slot_ptr[-1]))
+    n_slots = len(syn_vocab) + len(ant_vocab)
+    n_syn_links = sum(len(dic.entries[w][0]) for w in words)
+    counts = {"n_words": len(words), "n_synonym_slots": len(syn_vocab),
+              "n_antonym_slots": len(ant_vocab), "n_synonym_links": n_syn_links,
+              "n_antonym_links": int(slot_ptr[-1]) - n_syn_links}
+    slot_w = np.ones(slot_idx.size)
+    if merge_columns:
+        slot_idx, slot_w, slot_ptr, n_slots = merge_identical_columns(slot_idx, slot_ptr,
+                                                                      n_slots)
+        counts["n_merged_slots"] = n_slots
+    n_cols = spelling.shape[1] + n_slots
+    counts["n_columns"] = n_cols
     blocks = []
     for lo in range(0, len(words), chunk_rows):
         hi = min(len(words), lo + chunk_rows)
-        # each task gets only its own slices (rebased), never the whole index arrays
-        s_lo, s_hi, a_lo, a_hi = syn_ptr[lo], syn_ptr[hi], ant_ptr[lo], ant_ptr[hi]
-        task = dask.delayed(_block, pure=True)(
-            0, hi - lo, spelling[lo:hi], syn_idx[s_lo:s_hi], syn_ptr[lo:hi + 1] - s_lo,
-            ant_idx[a_lo:a_hi], ant_ptr[lo:hi + 1] - a_lo, len(syn_vocab), len(ant_vocab))
+        a, z = slot_ptr[lo], slot_ptr[hi]  # each task gets only its own slices
+        task = dask.delayed(_block, pure=True)(spelling[lo:hi], slot_idx[a:z], slot_w[a:z],
+                                               slot_ptr[lo:hi + 1] - a, n_cols)
         blocks.append(da.from_delayed(task, shape=(hi - lo, n_cols), dtype=np.float64,
                                       meta=sp.csr_matrix((0, n_cols))))
     x = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
-    counts = {"n_words": len(words), "n_synonym_slots": len(syn_vocab),
-              "n_antonym_slots": len(ant_vocab), "n_synonym_links": int(syn_ptr[-1]),
-              "n_antonym_links": int(ant_ptr[-1]), "n_columns": n_cols}
     return x, words, counts
 
 
 def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, *,
                      n_components: int = 300, spelling_components: int = 30, n: int = 15,
                      m: int = 6, basis: str = "paper", solver: str = "randomized",
-                     n_iter: int = 1, limit: int | None = None, chunk_rows: int = 40_000,
-                     strict: bool = False, random_state: int = 0
+                     n_iter: int = 1, limit: int | None = None, chunk_rows: int = 131_072,
+                     merge_columns: bool = True, strict: bool = False, random_state: int = 0
                      ) -> tuple[WordVectors, dict[str, float]]:
     """Build the §6.4 dictionary model from raw files; return it and seconds per stage.
 
@@ -368,8 +392,13 @@ def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, 
         enough for neighbour lists; the author used a plain randomized SVD (``rsvd``).
     limit : int, optional
         Keep the first ``limit`` entry words (sorted), with all their slots (size knob).
-    chunk_rows : int, default=40_000
-        Rows per dask block.
+    chunk_rows : int, default=131_072
+        Rows per dask block (the randomized solver returns one features x panel partial
+        product per block, so few large blocks are faster: 64 s vs 104 s measured for the
+        full dictionary with one block vs 40k-row blocks on the shared 2-core machine).
+    merge_columns : bool, default=True
+        Merge identical slot columns (exact for the embedding; see
+        :func:`merge_identical_columns`).
     strict : bool, default=False
         Raise on a malformed entry instead of skipping it.
     random_state : int, default=0
@@ -394,7 +423,8 @@ def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, 
     spell, _, sp_stats = spelling_embedding(words, n_components=k_sp, n=n, m=m, basis=basis,
                                             scale="norm")
     t2 = time.perf_counter()
-    x, words, counts = dictionary_matrix(dic, spell, chunk_rows=chunk_rows)
+    x, words, counts = dictionary_matrix(dic, spell, chunk_rows=chunk_rows,
+                                         merge_columns=merge_columns)
     t3 = time.perf_counter()
     k = min(int(n_components), *x.shape)
     emb = SVDEmbedding(n_components=k, solver=solver, n_iter=n_iter,
