@@ -118,3 +118,19 @@ def test_errors(mixture):
         build_index(b, method="annoy")
     with pytest.raises(InvalidParameterError, match="not fitted"):
         CellIndex().kneighbors(q, 3)
+
+
+@pytest.mark.parametrize("backend", ["hnswlib", "faiss-ivf", "faiss-flat"])
+def test_vector_db_adapters(mixture, backend):
+    pytest.importorskip("faiss" if backend.startswith("faiss") else "hnswlib")
+    q, b = mixture
+    ref, ref_sq = exact_kneighbors(q, b, 5)
+    index = build_index(da.from_array(b, chunks=(2000, -1)), method=backend, n_probe=20,
+                        nlist=30)
+    idx, sq = index.kneighbors(q, 5)
+    assert idx.shape == (200, 5) and idx.dtype == np.int64
+    assert recall(idx, ref) >= 0.95
+    hit = idx == ref
+    np.testing.assert_allclose(sq[hit], ref_sq[hit], rtol=1e-4)
+    with pytest.raises(DimensionMismatchError):
+        index.kneighbors(q[:, :3], 5)

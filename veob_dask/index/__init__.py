@@ -24,11 +24,12 @@ __all__ = [
     "merge_topk",
 ]
 
-#: Index methods of :func:`build_index` ("cells" and "tree" are the §5 partition tree).
-METHODS = ("exact", "cells", "tree", "kmeans")
+#: Index methods of :func:`build_index` ("cells" and "tree" are the §5 partition tree; the last
+#: three are optional adapters needing hnswlib or faiss-cpu).
+METHODS = ("exact", "cells", "tree", "kmeans", "hnswlib", "faiss-ivf", "faiss-flat")
 
 
-def build_index(embedding: Any, method: str = "exact", **params: Any) -> ExactIndex | CellIndex:
+def build_index(embedding: Any, method: str = "exact", **params: Any) -> Any:
     """Fit and return an index over ``embedding`` (numpy or dask, rows are vectors).
 
     Parameters
@@ -36,14 +37,15 @@ def build_index(embedding: Any, method: str = "exact", **params: Any) -> ExactIn
     embedding : array-like or dask.array.Array of shape (n, d)
     method : {"exact", "cells", "tree", "kmeans"}, default="exact"
         ``"exact"``: blocked brute force; ``"cells"``/``"tree"``: cells of the §5 partition tree;
-        ``"kmeans"``: k-means cells.
+        ``"kmeans"``: k-means cells; ``"hnswlib"``, ``"faiss-ivf"``, ``"faiss-flat"``: the
+        embedding exported to that library (optional extras, imported only here).
     **params
         Passed to :class:`ExactIndex` or :class:`CellIndex` (e.g. ``n_probe``, ``max_depth``,
         ``n_clusters``).
 
     Returns
     -------
-    ExactIndex or CellIndex
+    ExactIndex, CellIndex or VectorDBIndex
         Fitted; ``.kneighbors(queries, k, n_probe=None) -> (indices, sq_distances)``.
     """
     from ..errors import InvalidParameterError
@@ -54,4 +56,8 @@ def build_index(embedding: Any, method: str = "exact", **params: Any) -> ExactIn
         return CellIndex("tree", **params).fit(embedding)
     if method == "kmeans":
         return CellIndex("kmeans", **params).fit(embedding)
+    if method in ("hnswlib", "faiss-ivf", "faiss-flat"):
+        from .adapters import VectorDBIndex
+
+        return VectorDBIndex(method, **params).fit(embedding)
     raise InvalidParameterError(f"method must be one of {METHODS}; got {method!r}.")
