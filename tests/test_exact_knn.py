@@ -126,3 +126,15 @@ def test_errors(data):
         exact_kneighbors(q, bad_base, 3)
     with pytest.raises(DataError):
         exact_kneighbors(q, np.zeros((0, 6)), 1)
+
+
+@pytest.mark.cluster
+def test_on_process_cluster(data, process_client):
+    """The lazy graph runs on a 2-process cluster and matches the in-process result."""
+    q, b = data
+    idx, sq = exact_kneighbors(da.from_array(q, chunks=(30, -1)),
+                               da.from_array(b, chunks=(900, -1)), 4)
+    got_i, got_d = process_client.compute([idx, sq], sync=True)
+    ref_i, ref_d = exact_kneighbors(q, b, 4)
+    np.testing.assert_array_equal(got_i, ref_i)
+    np.testing.assert_allclose(got_d, ref_d)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -146,3 +147,16 @@ def test_errors(rng):
     est = PartitionTree(2).fit(x)
     with pytest.raises(DimensionMismatchError):
         est.predict(x[:, :3])
+
+
+@pytest.mark.cluster
+def test_tree_on_process_cluster(rng, tmp_path, process_client):
+    """Out-of-core build from a Zarr store on a 2-process cluster equals the in-process build."""
+    x = blobs(rng, 2000)
+    write_array(x, tmp_path / "emb.zarr", chunk_rows=500)
+    ref = PartitionTree(3, min_samples=10, max_samples=None, keep_labels=True).fit(x)
+    with dask.config.set(scheduler=process_client):
+        got = PartitionTree(3, min_samples=10, max_samples=None,
+                            keep_labels=True).fit(read_array(tmp_path / "emb.zarr"))
+    np.testing.assert_array_equal(got.labels_, ref.labels_)
+    np.testing.assert_allclose(got.cell_centroids_, ref.cell_centroids_, rtol=1e-9)
