@@ -8,9 +8,10 @@ import scipy.fft
 import scipy.sparse as sp
 
 from veob_dask.errors import DataError, InvalidParameterError
-from veob_dask.spectral.basis import paper_cos
+from veob_dask.spectral.basis import cosine_basis, paper_cos
 from veob_dask.spectral.sequence import (
     SequenceTransform,
+    extended_basis,
     letter_codes,
     sequence_transform,
     transform_block_dense,
@@ -132,6 +133,27 @@ def test_long_policy_and_bad_input() -> None:
         sequence_transform(["not", "ragged"])
     with pytest.raises(DataError):
         transform_block_dense(np.ones((3, 2)), np.array([0, 5]), np.ones((2, 4)))
+
+
+def test_extend_continues_the_basis_past_n(rng: np.random.Generator) -> None:
+    rag = _random_ragged(rng, 12, 3, 30)
+    out = sequence_transform(rag, long="extend", chunk_sequences=5).compute()
+    for i in range(len(rag)):  # the paper formula at every position, no truncation
+        np.testing.assert_allclose(out[i], _naive_extended(rag[i], 15, 6), atol=1e-12)
+    np.testing.assert_allclose(extended_basis(8, 5, "dct2", 12)[:, :8],
+                               cosine_basis(8, "dct2", keep=5), atol=1e-15)
+    np.testing.assert_allclose(extended_basis(15, 6, "paper", 3), cosine_basis(15, "paper", 6))
+    short = Ragged.from_sequences([rng.normal(size=(9, 3))])
+    np.testing.assert_allclose(sequence_transform(short, long="extend").compute(),
+                               sequence_transform(short).compute(), atol=1e-12)
+
+
+def _naive_extended(seq: np.ndarray, n: int, m: int) -> np.ndarray:
+    out = np.zeros((m, seq.shape[1]))
+    for mm in range(1, m + 1):
+        for k in range(1, len(seq) + 1):
+            out[mm - 1] += paper_cos(n, mm, k) * seq[k - 1]
+    return out.ravel()
 
 
 def test_letter_codes_drops_non_ascii() -> None:

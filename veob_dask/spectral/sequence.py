@@ -11,7 +11,10 @@ Item ``k`` of the sequence (0-based) sits at basis position ``k``: a short seque
 the first ``L`` points of the N-point grid and the rest count as zero vectors (zero padding);
 items at positions ``k >= N`` are dropped (``long="truncate"``, the default; the number of
 truncated sequences is returned by :meth:`SequenceTransform.count_truncated`) or rejected
-(``long="error"``). This is what the paper implies: it fixes ``N = 15`` as "twice the token's
+(``long="error"``), or given the basis functions continued past N (``long="extend"``: the
+cosine formula is evaluated at ``k >= N`` too — what the author's notebooks did, since they
+never cut a word or sentence; the paper basis then repeats with period ``2(N-1)/(N-m)``). This
+is what the paper implies: it fixes ``N = 15`` as "twice the token's
 average length", i.e. a grid longer than a typical word onto which each word is laid without
 stretching, and the author's code evaluates ``cos_fn(N, m, k)`` at each letter's own position
 ``k`` (ALGORITHMS.md §5.2). Stretching every sequence to N points would instead make "frown"
@@ -48,14 +51,33 @@ from dask.base import tokenize
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..errors import DataError, InvalidParameterError
-from .basis import BASES, cosine_basis
+from .basis import BASES, cosine_basis, paper_cos
 
-__all__ = ["LONG_POLICIES", "SequenceTransform", "letter_codes", "sequence_transform",
+__all__ = ["LONG_POLICIES", "SequenceTransform", "extended_basis", "letter_codes",
+           "sequence_transform",
            "transform_block_dense", "transform_block_symbols"]
 
-LONG_POLICIES = ("truncate", "error")
+LONG_POLICIES = ("truncate", "error", "extend")
 #: ASCII symbols 1..127 map to one-hot slots 0..126 (the paper's 127 positions).
 N_ASCII = 127
+
+
+def extended_basis(n: int, m: int, basis: str, length: int) -> np.ndarray:
+    """``(m, max(n, length))`` weights: the basis functions evaluated at positions ``0..L-1``.
+
+    Columns ``0..n-1`` equal :func:`cosine_basis` ``(n, basis, keep=m)``; later columns continue
+    the same cosine formula (``long="extend"``).
+    """
+    width = max(int(n), int(length))
+    if basis == "paper":
+        mm = np.arange(1, m + 1)[:, None]
+        k = np.arange(1, width + 1)[None, :]
+        return paper_cos(n, mm, k)
+    mm = np.arange(m)[:, None]
+    k = np.arange(width)[None, :]
+    out = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k + 1) * mm / (2 * n))
+    out[0] /= np.sqrt(2.0)
+    return out
 
 
 def _positions(offsets: np.ndarray, n: int, long: str, first_row: int = 0
@@ -182,8 +204,12 @@ def _read_block(source: Any, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _block_task(source: Any, lo: int, hi: int, weights: np.ndarray, kind: str, n_symbols: int,
-                embedding: np.ndarray | None, long: str, dtype: Any) -> Any:
+                embedding: np.ndarray | None, long: str, dtype: Any,
+                extend: tuple[int, int, str] | None = None) -> Any:
     values, offsets = _read_block(source, lo, hi)
+    if extend is not None:  # long="extend": continue the basis up to this block's longest item
+        lengths = np.diff(np.asarray(offsets))
+        weights = extended_basis(*extend, int(lengths.max()) if lengths.size else 0)
     if kind == "symbols":
         return transform_block_symbols(values, offsets, weights, n_symbols, long=long,
                                        dtype=dtype, first_row=lo)
@@ -209,8 +235,9 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         output. ``None`` for vector or token-id sequences: dense output.
     embedding : ndarray of shape (vocab, dim), optional
         Token-id sequences are looked up in this matrix.
-    long : {"truncate", "error"}, default="truncate"
-        What to do with items beyond position N.
+    long : {"truncate", "error", "extend"}, default="truncate"
+        What to do with items beyond position N: drop them, raise, or continue the basis
+        functions past N (the author's notebooks).
     chunk_sequences : int, default=50_000
         Sequences per dask block.
     dtype : {"float64", "float32"}, default="float64"
@@ -284,7 +311,7 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         return int(self.m) * int(dim)
 
     def count_truncated(self, X: Any) -> int:
-        """Number of sequences longer than N (their items past N are dropped)."""
+        """Number of sequences longer than N (items past N are dropped unless ``extend``)."""
         from ..text.ragged import Ragged, read_ragged
 
         rag = read_ragged(X) if isinstance(X, str) else X
@@ -348,6 +375,7 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
                 src = rag.block(lo, hi)
             task = dask.delayed(_block_task, pure=True)(
                 src, lo, hi, weights, kind, n_symbols, emb_d, self.long, dtype,
+                (int(self.n), int(self.m), self.basis) if self.long == "extend" else None,
                 dask_key_name=f"veob-seqst-{token}-{lo}")
             meta = (sp.csr_matrix((0, n_out), dtype=dtype) if kind == "symbols"
                     else np.empty((0, n_out), dtype=dtype))
