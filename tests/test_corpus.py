@@ -118,3 +118,13 @@ def test_build_corpus_errors(tmp_path):
     zarr.open_group(tmp_path / "other.zarr", mode="w").attrs["kind"] = "else"
     with pytest.raises(StoreFormatError):
         Corpus(tmp_path / "other.zarr")
+
+
+def test_sentence_text_order_and_range(tmp_path):
+    corpus = build_corpus(write_table(tmp_path), tmp_path / "c.zarr")
+    assert corpus.sentence_text([4, 1, 4], window=2) == [
+        "Really bad acting.", "I loved it!", "Really bad acting."]
+    from veob_dask.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="sentence indices"):
+        corpus.sentence_text([corpus.n_sentences])

@@ -524,13 +524,31 @@ class Corpus:
             values, offsets = self.sentence_tokens(start, stop)
             yield start, values, offsets
 
-    def sentence_text(self, indices: Iterable[int]) -> list[str]:
-        """Text (normalised, case kept) of the given sentences."""
-        sub = self.group["text"]
-        out = []
-        for i in indices:
-            a, b = (int(v) for v in sub["offsets"][int(i):int(i) + 2])
-            out.append(np.asarray(sub["values"][a:b]).tobytes().decode("ascii"))
+    def sentence_text(self, indices: Iterable[int], *, window: int = 200_000) -> list[str]:
+        """Text (normalised, case kept) of the given sentences, in the order given.
+
+        Reads the text store in windows of ``window`` consecutive sentences, so asking for
+        every sentence costs one sequential pass, not one read per sentence.
+        """
+        idx = np.asarray(list(indices), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_sentences):
+            raise InvalidParameterError(
+                f"sentence indices must be in [0, {self.n_sentences}); got {idx.min()}.."
+                f"{idx.max()}.")
+        out: list[str] = [""] * idx.size
+        order = np.argsort(idx, kind="stable")
+        sorted_idx = idx[order]
+        pos = 0
+        while pos < sorted_idx.size:
+            lo = int(sorted_idx[pos])
+            hi = min(self.n_sentences, lo + window)
+            end = int(np.searchsorted(sorted_idx, hi, side="left"))
+            values, offsets = read_ragged(self.group, "text", lo, hi)
+            blob = values.tobytes()
+            for j in range(pos, end):
+                r = int(sorted_idx[j]) - lo
+                out[int(order[j])] = blob[offsets[r]:offsets[r + 1]].decode("ascii")
+            pos = end
         return out
 
     # -- reviews
