@@ -16,6 +16,7 @@ neighbour), and the pruning makes it much cheaper than a brute force on clustere
 from __future__ import annotations
 
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,6 +53,7 @@ class CellSearcher:
     def __init__(self, centroids: np.ndarray, offsets: np.ndarray, members: np.ndarray,
                  vectors: np.ndarray, r2max: np.ndarray, n_threads: int | None = None) -> None:
         self.n_threads = n_threads
+        self._token = uuid.uuid4().hex  # cheap dask token: never hash the vectors
         self.centroids = np.asarray(centroids, dtype=np.float64)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.members = np.asarray(members, dtype=np.int64)
@@ -63,6 +65,9 @@ class CellSearcher:
         self.aug = np.empty((n, d + 1), dtype=np.float32)
         np.multiply(res, -2.0, out=self.aug[:, :d])
         self.aug[:, d] = np.einsum("ij,ij->i", res, res)
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("veob-cell-searcher", self._token)
 
     @property
     def n_cells(self) -> int:
