@@ -48,6 +48,9 @@ from veob_dask.text.similarity import evaluate
 from veob_dask.text.wordvectors import WordVectors
 
 DATA = Path("/work/shared/data")
+QUERIES = ["i did like the lead actors, but thought little of the film",
+           "everybody has seen ' back to the future ' right?",
+           "the acting was terrible and the plot made no sense."]
 PAPER_S = {"spelling": 2.0, "context raw": 14.6, "dictionary": 15.1, "sentences": 76.8}
 
 
@@ -165,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     (ctx_ppmi, _), row_ppmi = stage("context ppmi", lambda: build_context(
         corpus, weighting="ppmi", scheduler="threads"))
     row_ppmi.update(similarity_scores(ctx_ppmi, files), shape=ctx_ppmi.metadata["shape"])
-    (ctx_ppmi300, _), row_300 = stage("context ppmi 300d", lambda: build_context(
-        corpus, weighting="ppmi", n_components=300, scheduler="threads"))
-    row_300.update(similarity_scores(ctx_ppmi300, files))
+    (ctx_ppmi100, _), row_100 = stage("context ppmi 100d", lambda: build_context(
+        corpus, weighting="ppmi", n_components=100, scheduler="threads"))
+    row_100.update(similarity_scores(ctx_ppmi100, files))
     if not args.skip_dictionary:
         from veob_dask.text.dictionary import build_dictionary
 
@@ -175,7 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         row_dic.update(similarity_scores(dic, files))
     (sent, _), row_sent = stage("sentences", lambda: build_sentences(
         corpus, ctx_raw, scheduler="threads"))
-    row_sent["n_sentences"] = len(sent)
+    (sent_dct, _), row_dct = stage("sentences dct2 N=32", lambda: build_sentences(
+        corpus, ctx_raw, n=32, basis="dct2", scheduler="threads"))
+    for model, row in ((sent, row_sent), (sent_dct, row_dct)):
+        row["n_sentences"] = len(model)
+        row["truncated"] = model.metadata["truncated"]
+        row["neighbors"] = {}
+        for query in QUERIES:
+            hits = model.neighbors(query, k=7)
+            row["neighbors"][query] = [[t, round(d, 6), src] for t, d, src in hits]
+            print(f"\n[{row['method']}] {query} (input)")
+            for t, d, src in hits:
+                print(f"  >> {t}  {d:.6g} - {src}")
     if not args.skip_gensim:
         from gensim.models import Word2Vec
 
@@ -192,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     rev = corpus.reviews()
     labels, split = rev["label"], rev["split"]
     if (split == 0).any() and (split == 1).any():
-        t0 = time.perf_counter()
-        acc = sentiment(review_means(sent, corpus), labels, split)
-        rows.append({"method": "sentences mean + logreg", "ours": True,
-                     "top1_accuracy": round(acc, 4),
-                     "median_s": round(time.perf_counter() - t0, 2)})
+        for name, model in (("sentences", sent), ("sentences dct2 N=32", sent_dct)):
+            t0 = time.perf_counter()
+            acc = sentiment(review_means(model, corpus), labels, split)
+            rows.append({"method": f"{name} mean + logreg", "ours": True,
+                         "top1_accuracy": round(acc, 4),
+                         "median_s": round(time.perf_counter() - t0, 2)})
         for name, wv in (("context raw", ctx_raw), ("context ppmi", ctx_ppmi)):
             # mean word vector per review (a bag-of-vectors baseline from the same corpus)
             emb = np.zeros((corpus.vocab_size, wv.dim))
