@@ -128,3 +128,13 @@ def test_sentence_text_order_and_range(tmp_path):
 
     with pytest.raises(InvalidParameterError, match="sentence indices"):
         corpus.sentence_text([corpus.n_sentences])
+
+
+def test_tokens_as_ragged(tmp_path):
+    corpus = build_corpus(write_table(tmp_path), tmp_path / "c.zarr")
+    rag = corpus.tokens
+    assert len(rag) == corpus.n_sentences
+    values, offsets = rag.block(1, 4)
+    ref_values, ref_offsets = corpus.sentence_tokens(1, 4)
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(offsets, ref_offsets)

@@ -132,3 +132,25 @@ def test_bad_inputs(built, tmp_path):
     from veob_dask.errors import InvalidParameterError
     with pytest.raises(InvalidParameterError):
         model.neighbors("good film", k=0)
+
+
+IMDB = Path("/work/shared/data/imdb-aclImdb/imdb_labeled_50k.tsv.xz")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not IMDB.is_file(), reason="IMDB review table not available")
+def test_examples_build_from_raw_files(tmp_path):
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    results = {}
+    for name in ("context", "sentences"):
+        spec = importlib.util.spec_from_file_location(name, root / name / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        results[name] = mod.main(["--limit", "3000", "--work", str(tmp_path / name)])
+    assert results["context"]["n_words"] > 20_000
+    assert results["sentences"]["n_sentences"] > 25_000
+    for hits in results["sentences"]["tables"].values():
+        dists = [d for _, d, _ in hits]
+        assert dists == sorted(dists) and len(set(np.round(dists, 6))) > 1

@@ -24,7 +24,8 @@ Store layout (a Zarr group, ``attrs["kind"] == "veob_text_corpus"``)::
     reviews/sentence_offsets          int64, sentences of review r are [o[r], o[r+1])
 
 Each ragged pair is a group in the format of :mod:`veob_dask.text.ragged` (attribute
-``veob_ragged``), so ``read_ragged(path + "/tokens")`` opens the token ids lazily.
+``veob_ragged``), so ``veob_dask.text.ragged.read_ragged(path + "/tokens")`` (or
+:attr:`Corpus.tokens`) opens the token ids lazily.
 
 Token ids are sorted by descending corpus frequency (ties: first appearance), so the ``n`` most
 frequent words are ids ``0..n-1``.
@@ -60,8 +61,8 @@ __all__ = [
     "ensure_corpus",
     "iter_review_chunks",
     "iter_reviews",
-    "read_ragged",
-    "write_ragged",
+    "read_ragged_slice",
+    "write_ragged_group",
 ]
 
 SPLITS = ("train", "test", "unsup")
@@ -239,7 +240,7 @@ def _ragged_append(values: Any, offsets: Any, data: np.ndarray, lengths: np.ndar
     offsets[n_old:] = new
 
 
-def write_ragged(group: zarr.Group, name: str, items: Sequence[np.ndarray] | Sequence[bytes],
+def write_ragged_group(group: zarr.Group, name: str, items: Sequence[np.ndarray] | Sequence[bytes],
                  dtype: Any, chunk: int = 1 << 20) -> None:
     """Write a list of 1-D arrays (or byte strings) as ``name/values`` + ``name/offsets``."""
     values, offsets = _ragged_create(group, name, dtype, chunk)
@@ -250,7 +251,7 @@ def write_ragged(group: zarr.Group, name: str, items: Sequence[np.ndarray] | Seq
     _ragged_append(values, offsets, data, lengths)
 
 
-def read_ragged(group: zarr.Group, name: str, start: int = 0,
+def read_ragged_slice(group: zarr.Group, name: str, start: int = 0,
                 stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read items ``start:stop`` of a ragged array: ``(values, offsets)`` with offsets from 0."""
     try:
@@ -362,7 +363,7 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             hi = min(n_tokens, lo + step)
             tok_values[lo:hi] = remap[np.asarray(tok_values[lo:hi])]
         words = list(vocab)
-        write_ragged(group, "vocab", [words[i].encode("ascii") for i in order], np.uint8)
+        write_ragged_group(group, "vocab", [words[i].encode("ascii") for i in order], np.uint8)
         group.create_array("vocab_counts", data=count_arr[order], chunks=(1 << 20,))
         rev = group.require_group("reviews")
         for key, parts in meta.items():
@@ -474,7 +475,7 @@ class Corpus:
     def vocabulary(self) -> list[str]:
         """Words by id (id 0 is the most frequent)."""
         if self._vocab is None:
-            values, offsets = read_ragged(self.group, "vocab")
+            values, offsets = read_ragged_slice(self.group, "vocab")
             blob = values.tobytes()
             self._vocab = [blob[a:b].decode("ascii") for a, b in itertools.pairwise(offsets)]
         return self._vocab
@@ -509,9 +510,17 @@ class Corpus:
         """Review index of each sentence."""
         return np.asarray(self.group["sentence_review"][:])
 
+    @property
+    def tokens(self) -> Any:
+        """Token ids of every sentence as a lazy Zarr-backed
+        :class:`~veob_dask.text.ragged.Ragged` (for :mod:`veob_dask.spectral.sequence`)."""
+        from veob_dask.text.ragged import read_ragged
+
+        return read_ragged(os.path.join(self.path, "tokens"))
+
     def sentence_tokens(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of sentences ``start:stop``: ``(values, offsets)`` with offsets from 0."""
-        return read_ragged(self.group, "tokens", start, stop)
+        return read_ragged_slice(self.group, "tokens", start, stop)
 
     def iter_sentence_chunks(self, chunk_sentences: int = 100_000
                              ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -543,7 +552,7 @@ class Corpus:
             lo = int(sorted_idx[pos])
             hi = min(self.n_sentences, lo + window)
             end = int(np.searchsorted(sorted_idx, hi, side="left"))
-            values, offsets = read_ragged(self.group, "text", lo, hi)
+            values, offsets = read_ragged_slice(self.group, "text", lo, hi)
             blob = values.tobytes()
             for j in range(pos, end):
                 r = int(sorted_idx[j]) - lo

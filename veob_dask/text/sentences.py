@@ -46,7 +46,7 @@ import zarr
 from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError
 from veob_dask.io.store import atomic_store, open_group
 from veob_dask.runtime import scheduler_context
-from veob_dask.text.corpus import Corpus, read_ragged, write_ragged
+from veob_dask.text.corpus import Corpus, read_ragged_slice, write_ragged_group
 from veob_dask.text.tokenize import tokenize
 from veob_dask.text.wordvectors import UnknownWordError, WordVectors
 
@@ -319,7 +319,7 @@ class SentenceModel:
         assert self._group is not None
         out = []
         for r in rows:
-            values, _ = read_ragged(self._group, name, int(r), int(r) + 1)
+            values, _ = read_ragged_slice(self._group, name, int(r), int(r) + 1)
             out.append(values.tobytes().decode("utf-8"))
         return out
 
@@ -346,7 +346,7 @@ class SentenceModel:
             for name in ("text", "source"):
                 strings = self._strings(name, self._text if name == "text" else self._source,
                                         range(n))
-                write_ragged(group, name, [s.encode("utf-8") for s in strings], np.uint8,
+                write_ragged_group(group, name, [s.encode("utf-8") for s in strings], np.uint8,
                              chunk=1 << 22)
             self.words.save(os.path.join(tmp, "words"))
 
