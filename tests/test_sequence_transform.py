@@ -161,3 +161,16 @@ def test_letter_codes_drops_non_ascii() -> None:
     assert dropped == 2
     assert offsets.tolist() == [0, 3, 7, 9]
     assert bytes((codes + 1).tolist()).decode() == "cafnaveok"
+
+
+@pytest.mark.cluster
+def test_zarr_path_on_process_cluster(tmp_path, rng: np.random.Generator, process_client) -> None:
+    rag = _random_ragged(rng, 25, 3, 20)
+    write_ragged(rag, tmp_path / "r.zarr", chunk_values=32, chunk_offsets=8)
+    lazy = sequence_transform(str(tmp_path / "r.zarr"), chunk_sequences=6)
+    np.testing.assert_allclose(process_client.compute(lazy).result(),
+                               sequence_transform(rag).compute(), atol=1e-12)
+    codes, offsets, _ = letter_codes(["frowning", "frown", "twig"] * 5)
+    sparse = sequence_transform((codes, offsets), n_symbols=127, chunk_sequences=4)
+    np.testing.assert_allclose(process_client.compute(sparse).result().toarray(),
+                               sparse.compute().toarray())
