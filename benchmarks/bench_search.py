@@ -97,7 +97,8 @@ def timed_build(build: Any, repeat: int) -> tuple[Any, float, float]:
 def run_cells(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
               truth: np.ndarray, args: argparse.Namespace) -> None:
     for method, label in (("tree", "veob cells (§5 tree)"), ("kmeans", "veob k-means cells")):
-        index, build_s, peak = timed_build(lambda m=method: CellIndex(m).fit(base), args.repeat)
+        index, build_s, peak = timed_build(
+            lambda m=method: CellIndex(m, n_threads=args.threads).fit(base), args.repeat)
         print(f"{label}: build {build_s:.2f} s, {index.n_cells_} cells", flush=True)
         for p in args.n_probe:
             r = bench_query(f"{label} n_probe={p}", True,
@@ -115,7 +116,7 @@ def run_faiss(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
     except ImportError:
         print("faiss not installed (pip install faiss-cpu): skipped", flush=True)
         return
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(args.threads)
     d, k = base.shape[1], args.k
     flat, build_s, peak = timed_build(lambda: _faiss_flat(faiss, base), args.repeat)
     rows.append(bench_query("faiss IndexFlatL2", False, lambda q: flat.search(q, k)[1],
@@ -157,7 +158,7 @@ def run_hnsw(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
     def build() -> Any:
         index = hnswlib.Index(space="l2", dim=base.shape[1])
         index.init_index(max_elements=base.shape[0], M=16, ef_construction=200, random_seed=100)
-        index.add_items(base, np.arange(base.shape[0]), num_threads=os.cpu_count() or 1)
+        index.add_items(base, np.arange(base.shape[0]), num_threads=args.threads)
         return index
 
     print("hnswlib: building once (slow) ...", flush=True)
@@ -167,7 +168,7 @@ def run_hnsw(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
         index.set_ef(ef)
         rows.append(bench_query(f"hnswlib M=16 efC=200 ef={ef}", False,
                                 lambda q: index.knn_query(q, k=args.k,
-                                                          num_threads=os.cpu_count() or 1)[0],
+                                                          num_threads=args.threads)[0],
                                 queries, truth, args.repeat, build_s=build_s,
                                 build_peak_mb=peak, ef=ef, build_repeats=1))
 
@@ -275,6 +276,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--slow-queries", type=int, default=1000,
                     help="queries for the slow exact peers (numpy, faiss flat)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads for every method (faiss OpenMP, hnswlib, veob)")
+    ap.add_argument("--exact-queries", type=int, default=None,
+                    help="queries for the timed veob exact search (default: all)")
+    ap.add_argument("--skip-cells", action="store_true")
     ap.add_argument("--n-probe", type=int, nargs="+", default=[2, 4, 6, 8, 12, 16, 32])
     ap.add_argument("--nlist", type=int, default=1000)
     ap.add_argument("--ef", type=int, nargs="+", default=[50, 100, 200])
@@ -285,6 +291,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--png", default=None)
     args = ap.parse_args()
+    args.exact_queries = args.exact_queries or args.n_queries
 
     base, queries = mixture(args.n, args.d, args.n_queries, args.clusters, args.seed)
     print(f"data: {args.n} x {args.d} float32, {args.n_queries} queries, k={args.k}", flush=True)
@@ -295,13 +302,16 @@ def main() -> None:
         truth_s = time.perf_counter() - t0
         print(f"ground truth (veob exact): {truth_s:.1f} s", flush=True)
         rows.append(bench_query("veob exact_kneighbors", True,
-                                lambda q: exact_kneighbors(q, base, args.k)[0], queries, truth,
+                                lambda q: exact_kneighbors(q, base, args.k,
+                                                           n_threads=args.threads)[0],
+                                queries[:args.exact_queries], truth,
                                 args.repeat, build_s=0.0))
         rows.append(bench_query("numpy brute force (argpartition)", False,
                                 lambda q: numpy_brute(base, q, args.k),
                                 queries[:args.slow_queries], truth, 1, build_s=0.0))
         run_faiss(rows, base, queries, truth, args)
-        run_cells(rows, base, queries, truth, args)
+        if not args.skip_cells:
+            run_cells(rows, base, queries, truth, args)
         if not args.skip_hnsw:
             run_hnsw(rows, base, queries, truth, args)
         scale_rows = [] if args.skip_scaling else scaling(base, args)
@@ -343,6 +353,7 @@ def main() -> None:
     config = {"n": args.n, "d": args.d, "n_queries": args.n_queries, "k": args.k,
               "clusters": args.clusters, "repeat": args.repeat,
               "slow_queries": args.slow_queries, "nlist": args.nlist, "seed": args.seed,
+              "threads": args.threads, "exact_queries": args.exact_queries,
               "load_average_at_end": os.getloadavg(),
               "note": "2 cores shared with other engineers' jobs during the run; trust ratios "
                       "within the run, not absolute times. hnswlib built once."}

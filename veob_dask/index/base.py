@@ -144,6 +144,8 @@ class CellIndex(_IndexBase):
     max_samples : int, "auto" or None, default="auto"
         Rows the cells are trained on.
     random_state : int, default=0
+    n_threads : int, optional
+        Threads of a search (default: the CPU count).
 
     Attributes
     ----------
@@ -166,7 +168,8 @@ class CellIndex(_IndexBase):
     def __init__(self, method: str = "tree", *, n_probe: int | str = 8,
                  max_depth: int | None = None, min_samples: int = 100,
                  n_clusters: int | str = "auto", max_iter: int = 10,
-                 max_samples: int | str | None = "auto", random_state: int | None = 0) -> None:
+                 max_samples: int | str | None = "auto", random_state: int | None = 0,
+                 n_threads: int | None = None) -> None:
         self.cell_method = method
         self.n_probe = n_probe
         self.max_depth = max_depth
@@ -175,6 +178,7 @@ class CellIndex(_IndexBase):
         self.max_iter = max_iter
         self.max_samples = max_samples
         self.random_state = random_state
+        self.n_threads = n_threads
 
     def _make_partition(self) -> PartitionTree | KMeansCells:
         if self.cell_method == "tree":
@@ -213,7 +217,7 @@ class CellIndex(_IndexBase):
         self.n_cells_ = int(part.n_cells_)
         self.fingerprint_ = embedding_fingerprint(x)
         self._searcher = CellSearcher(part.cell_centroids_, offsets, members, vectors,
-                                      part.cell_r2max_)
+                                      part.cell_r2max_, self.n_threads)
         return self
 
     def kneighbors(self, queries: Any, k: int = 10, n_probe: Any = None) -> tuple[Any, Any]:
@@ -230,7 +234,7 @@ class CellIndex(_IndexBase):
         return {"method": self.cell_method, "n_probe": self.n_probe, "max_depth": self.max_depth,
                 "min_samples": self.min_samples, "n_clusters": self.n_clusters,
                 "max_iter": self.max_iter, "max_samples": self.max_samples,
-                "random_state": self.random_state}
+                "random_state": self.random_state, "n_threads": self.n_threads}
 
     def _arrays(self) -> dict[str, np.ndarray]:
         s = self._searcher
@@ -283,5 +287,6 @@ def load_index(path: str | os.PathLike[str], embedding: Any = None) -> ExactInde
     index.fingerprint_ = meta["fingerprint"]
     index._searcher = CellSearcher(part.cell_centroids_, np.asarray(group["offsets"][...]),
                                    np.asarray(group["members"][...]),
-                                   np.asarray(group["vectors"][...]), part.cell_r2max_)
+                                   np.asarray(group["vectors"][...]), part.cell_r2max_,
+                                   index.n_threads)
     return index
