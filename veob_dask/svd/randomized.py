@@ -49,7 +49,7 @@ __all__ = ["METHODS", "normal_product", "randomized_svd"]
 METHODS = ("krylov", "subspace")
 
 #: Elements of one float64 sub-block a dense kernel converts at a time (bounds task memory).
-_SUBBLOCK_ELEMENTS = 1 << 21
+_SUBBLOCK_ELEMENTS = 1 << 19
 
 
 def _as_scipy(block: Any) -> Any:
@@ -84,13 +84,17 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
     else:
         xb = np.asarray(xb)
         step = max(1, _SUBBLOCK_ELEMENTS // max(1, d))
+        buf = np.empty((min(step, max(1, n_rows)), d))
+        ones = np.ones(buf.shape[0])
         for start in range(0, n_rows, step):
-            xs = np.asarray(xb[start:start + step], dtype=np.float64)
+            part = xb[start:start + step]
+            xs = buf[:part.shape[0]]
+            xs[...] = part  # float64 conversion into a cache-sized buffer
             acc += xs.T @ (xs @ q)
             if with_stats:
-                out[0, :d, l] += xs.sum(axis=0)
+                out[0, :d, l] += ones[:part.shape[0]] @ xs
                 flat = xs.ravel()
-                out[0, d, 0] += float(np.dot(flat, flat))
+                out[0, d, 0] += float(flat @ flat)
     out[0, d + 1, 0] = n_rows
     return out
 
@@ -231,7 +235,7 @@ def randomized_svd(
     -----
     Laziness: computes ``n_iter + 1`` passes, each one ``dask.compute`` of a tree reduction;
     the data is re-read from its source every pass, never persisted.
-    Memory: workers hold one row sub-block (about 16 MiB in float64) and one d x l partial
+    Memory: workers hold one row sub-block (about 4 MiB in float64) and one d x l partial
     product per task; the client holds the panels (``(n_iter + 1) · d · l`` float64 for
     ``"krylov"``, ``2 · d · l`` for ``"subspace"``) and an l(q+1)-square core.
     Accuracy: products are accumulated in float64 whatever the input dtype; working on
