@@ -68,18 +68,48 @@ def _score(row: dict[str, Any], s: np.ndarray, vt: np.ndarray, ref: tuple[np.nda
     row["angle_deg"] = principal_angle_deg(vt[:k], ref[1][:k])
 
 
-def _run(rows: list[dict[str, Any]], name: str, ours: bool, func: Any, repeat: int,
+def _run(jobs: list[dict[str, Any]], name: str, ours: bool, func: Any, repeat: int,
          ref: tuple[np.ndarray, np.ndarray] | None, k: int, **extra: Any) -> None:
-    try:
-        med, times, out, peak = timeit_median(func, repeat)
-        row = {"method": name, "ours": ours, "median_s": med, "min_s": min(times),
-               "max_s": max(times), "repeats": len(times), "peak_mb": peak, **extra}
-        if ref is not None and out is not None:
-            _score(row, out[0], out[1], ref, k)
-    except Exception as err:  # noqa: BLE001 - a failing peer is a result, not a crash
-        row = {"method": name, "ours": ours, "error": f"{type(err).__name__}: {err}", **extra}
-    rows.append(row)
-    print(f"  {name}: {row.get('median_s', row.get('error'))!s:.60}", flush=True)
+    """Queue a method; :func:`_execute` runs the queue."""
+    jobs.append({"name": name, "ours": ours, "func": func, "repeat": repeat, "ref": ref, "k": k,
+                 "extra": extra})
+
+
+def _execute(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run queued methods round-robin (rep 1 of every method, then rep 2...), as PEERS.md did.
+
+    Interleaving spreads the load of this shared machine over all methods instead of letting
+    one method's repetitions meet a quiet minute and another's a busy one.
+    """
+    times: list[list[float]] = [[] for _ in jobs]
+    peaks = [0.0] * len(jobs)
+    outs: list[Any] = [None] * len(jobs)
+    errors: dict[int, str] = {}
+    for rep in range(max((j["repeat"] for j in jobs), default=0)):
+        for i, job in enumerate(jobs):
+            if rep >= job["repeat"] or i in errors:
+                continue
+            try:
+                _, t, outs[i], peak = timeit_median(job["func"], 1)
+            except Exception as err:  # noqa: BLE001 - a failing peer is a result, not a crash
+                errors[i] = f"{type(err).__name__}: {err}"
+                print(f"  {job['name']}: {errors[i]:.80}", flush=True)
+                continue
+            times[i] += t
+            peaks[i] = max(peaks[i], peak)
+            print(f"  rep {rep + 1} {job['name']}: {t[0]:.3f} s", flush=True)
+    rows = []
+    for i, job in enumerate(jobs):
+        row: dict[str, Any] = {"method": job["name"], "ours": job["ours"], **job["extra"]}
+        if i in errors:
+            row["error"] = errors[i]
+        else:
+            row.update({"median_s": float(np.median(times[i])), "min_s": min(times[i]),
+                        "max_s": max(times[i]), "repeats": len(times[i]), "peak_mb": peaks[i]})
+            if job["ref"] is not None and outs[i] is not None:
+                _score(row, outs[i][0], outs[i][1], job["ref"], job["k"])
+        rows.append(row)
+    return rows
 
 
 def _ours(x: Any, k: int, p: int, center: bool = False, split_every: int = 2):
@@ -152,6 +182,7 @@ def dense_part(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
     if args.gensim_repeat:
         _run(rows, f"gensim LsiModel onepass chunksize={b}", False, _gensim(blocks, d, k, b),
              args.gensim_repeat, ref, k, scored_against="exact SVD")
+    rows = _execute(rows)
     # tree shape: same data, three merge orders
     shapes = []
     for p in sorted({0, k // 2, k}):
@@ -211,13 +242,10 @@ def ooc_part(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             return m.singular_values_, m.components_
 
         here: list[dict[str, Any]] = []
+        ref = gram()  # the exact reference (untimed; also warms the page cache)
         _run(here, f"(a) read pass {n} rows", False, read_pass, args.repeat, None, k, **size)
-        _run(here, f"veob gram (exact, one pass) {n} rows", True, gram, args.repeat, None, k,
+        _run(here, f"veob gram (exact, one pass) {n} rows", True, gram, args.repeat, ref, k,
              **size)
-        gram_row = here[-1]
-        ref = gram() if "median_s" in gram_row else None
-        if ref is not None:
-            gram_row.update({"sv_relerr": 0.0, "angle_deg": 0.0, "note": "the reference"})
         for p in (sorted({0, k // 2, k}) if largest else [k]):
             _run(here, f"veob incremental p={p} {n} rows", True, _ours(x(), k, p), args.repeat,
                  ref, k, p=p, **size)
@@ -231,6 +259,8 @@ def ooc_part(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             if args.ooc_gensim_repeat:
                 _run(here, f"gensim LsiModel onepass per Zarr chunk {n} rows", False,
                      _gensim(chunks, d, k, chunk), args.ooc_gensim_repeat, ref, k, **size)
+        here = _execute(here)
+        if largest:
             here.append(_cli(store, work, k, args))
         read = next((r["median_s"] for r in here if r["method"].startswith("(a)")
                      and "median_s" in r), None)

@@ -19,7 +19,7 @@ from veob_dask.errors import (
 from veob_dask.io import load, save, write_array
 from veob_dask.svd import SVDEmbedding
 from veob_dask.svd._signs import flip_signs
-from veob_dask.svd._tree import merge_tree, tree_depth, tree_summary
+from veob_dask.svd._tree import auto_chunks_per_leaf, merge_tree, tree_depth, tree_summary
 from veob_dask.svd.incremental import (
     SVDSummary,
     brand_update,
@@ -174,8 +174,10 @@ def test_tree_shape_does_not_matter_without_truncation(seed, n, d, chunk, center
     xd = da.from_array(x, chunks=(chunk, d))
     n_chunks = xd.numblocks[0]
     results = [
-        tree_summary(xd, max_rank=d, center=center, split_every=f).compute(scheduler="sync")
-        for f in (2, 3, max(2, n_chunks))  # binary tree, ternary tree, one left fold
+        tree_summary(xd, max_rank=d, center=center, split_every=f,
+                     chunks_per_leaf=g).compute(scheduler="sync")
+        # binary tree, ternary tree, one left fold; then chunks grouped in leaves
+        for f, g in ((2, 1), (3, 1), (max(2, n_chunks), 1), (2, 3))
     ]
     s, vt = exact(x, center=center)
     for res in results:
@@ -191,12 +193,26 @@ def test_tree_depth_and_fan_in(rng):
     x = da.from_array(rng.normal(size=(90, 6)), chunks=(10, 6))  # 9 chunks
     assert tree_depth(9, 2) == 4 and tree_depth(9, 3) == 2 and tree_depth(1, 2) == 0
     for f in (2, 3):
-        graph = dict(tree_summary(x, max_rank=4, split_every=f).__dask_graph__())
+        graph = dict(tree_summary(x, max_rank=4, split_every=f,
+                                  chunks_per_leaf=1).__dask_graph__())
         merges = [k for k in graph if str(k).startswith("veob-isvd-merge")]
         levels = {int(str(k).rsplit("-", 2)[-2]) for k in merges}
         assert len(levels) == tree_depth(9, f)
         deps = dask.core.get_dependencies
         assert all(len(deps(graph, k)) <= f for k in merges)
+
+
+def test_chunks_per_leaf(rng):
+    x = da.from_array(rng.normal(size=(400, 20)), chunks=(40, 20))  # 10 chunks
+    assert auto_chunks_per_leaf(x) == 4  # 8 * 20 rows per leaf
+    assert auto_chunks_per_leaf(x, decay=0.9) == 1
+    assert auto_chunks_per_leaf(x, chunk_solver="randomized") == 1
+    graph = dict(tree_summary(x, max_rank=5).__dask_graph__())
+    assert len([k for k in graph if str(k).startswith("veob-isvd-leaf")]) == 3
+    with pytest.raises(InvalidParameterError, match="chunks_per_leaf"):
+        tree_summary(x, max_rank=5, chunks_per_leaf=0)
+    with pytest.raises(InvalidParameterError, match="decay"):
+        tree_summary(x, max_rank=5, chunks_per_leaf=2, decay=0.5)
 
 
 def test_merge_tree_rejects_bad_fan_in():
@@ -287,7 +303,7 @@ def test_svdembedding_incremental_solver(low_rank):
     ({"decay": 0.0}, "decay"), ({"decay": 1.5}, "decay"), ({"split_every": 1}, "split_every"),
     ({"n_oversamples": -1}, "n_oversamples"), ({"chunk_solver": "qr"}, "chunk_solver"),
     ({"reorth_every": 0}, "reorth_every"), ({"n_components": 0}, "n_components"),
-    ({"center": "yes"}, "center"),
+    ({"center": "yes"}, "center"), ({"chunks_per_leaf": 0}, "chunks_per_leaf"),
 ])
 def test_bad_parameters(params, match, rng):
     with pytest.raises(InvalidParameterError, match=match):

@@ -21,13 +21,20 @@ from typing import Any
 
 import dask
 import dask.array as da
+import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 
 from ..errors import InvalidParameterError
-from .incremental import SVDSummary, merge_many, reorthogonalize, summarize_block
+from .incremental import (
+    GRAM_MAX_FEATURES,
+    SVDSummary,
+    merge_many,
+    reorthogonalize,
+    summarize_block,
+)
 
-__all__ = ["compute_summary", "merge_tree", "single_blas_thread", "tree_depth", "tree_summary"]
+__all__ = ["auto_chunks_per_leaf", "compute_summary", "merge_tree", "single_blas_thread", "tree_depth", "tree_summary"]
 
 _blas_lock = threading.Lock()
 _blas_users = 0
@@ -102,9 +109,25 @@ def merge_tree(leaves: list[Delayed], *, max_rank: int, split_every: int = 2, de
     return out
 
 
+def auto_chunks_per_leaf(x: da.Array, *, decay: float = 1.0, chunk_solver: str = "auto") -> int:
+    """Consecutive row chunks per leaf so that a leaf has at least ``8 d`` rows (Gram leaves).
+
+    Below that, the d x d ``eigh`` of a leaf costs as much as forming its Gram matrix; summing
+    the exact Gram matrices of a few chunks first halves the ``eigh`` work and removes
+    truncations. Sparse, randomized (wide) or decayed fits keep one chunk per leaf.
+    """
+    d = x.shape[1]
+    meta = getattr(x, "_meta", None)
+    sparse = meta is not None and not isinstance(meta, np.ndarray)
+    if decay != 1.0 or sparse or chunk_solver == "randomized" or d > GRAM_MAX_FEATURES:
+        return 1
+    rows = max(1, int(np.median(x.chunks[0])))
+    return max(1, min(x.numblocks[0], math.ceil(8 * d / rows)))
+
+
 def tree_summary(x: da.Array, *, max_rank: int, center: bool = False, split_every: int = 2,
                  decay: float = 1.0, chunk_solver: str = "auto", n_iter: int = 2, seed: int = 0,
-                 reorth_every: int = 50) -> Delayed:
+                 reorth_every: int = 50, chunks_per_leaf: int | None = None) -> Delayed:
     """Lazy summary of every row of ``x`` by a merge tree over its row chunks.
 
     Parameters
@@ -122,6 +145,9 @@ def tree_summary(x: da.Array, *, max_rank: int, center: bool = False, split_ever
         Chunk ``i`` uses ``seed + i`` in the randomized local solver.
     reorth_every : int, default=50
         Merges between re-orthogonalisations.
+    chunks_per_leaf : int, optional
+        Consecutive row chunks summarised exactly together in one leaf; default
+        :func:`auto_chunks_per_leaf` (at least ``8 d`` rows per dense Gram leaf).
 
     Returns
     -------
@@ -137,13 +163,20 @@ def tree_summary(x: da.Array, *, max_rank: int, center: bool = False, split_ever
     if len(x.chunks[1]) != 1:
         x = x.rechunk({1: -1})
     blocks = x.to_delayed(optimize_graph=True).ravel().tolist()
+    group = chunks_per_leaf if chunks_per_leaf is not None else auto_chunks_per_leaf(
+        x, decay=decay, chunk_solver=chunk_solver)
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise InvalidParameterError(f"chunks_per_leaf must be an int >= 1; got {group!r}.")
+    if group > 1 and decay != 1.0:
+        raise InvalidParameterError("chunks_per_leaf > 1 needs decay=1 (decay is per chunk).")
     leaf = partial(summarize_block, max_rank=max_rank, center=center, chunk_solver=chunk_solver,
                    n_iter=n_iter)
-    token = tokenize(x.name, max_rank, center, chunk_solver, n_iter, seed)
+    token = tokenize(x.name, max_rank, center, chunk_solver, n_iter, seed, group)
     leaves = [
-        dask.delayed(leaf, pure=True)(blk, seed=seed + i,
-                                      dask_key_name=f"veob-isvd-leaf-{token}-{i}")
-        for i, blk in enumerate(blocks)
+        dask.delayed(leaf, pure=True)(blocks[i:i + group] if group > 1 else blocks[i],
+                                      seed=seed + i // group,
+                                      dask_key_name=f"veob-isvd-leaf-{token}-{i // group}")
+        for i in range(0, len(blocks), group)
     ]
     return merge_tree(leaves, max_rank=max_rank, split_every=split_every, decay=decay,
                       reorth_every=reorth_every)

@@ -172,10 +172,14 @@ def _top_eigh(g: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(lam[::-1], 0.0, None), vec[:, ::-1]
 
 
-def _gram_local(x: Any, mean: np.ndarray | None, max_rank: int,
-                g: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact local SVD (s, W) of a (centered) block through its smaller Gram matrix, float64."""
+def _gram_local(x: Any, mean: np.ndarray | None, max_rank: int, g: np.ndarray | None = None,
+                n_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact local SVD (s, W) of a (centered) block through its smaller Gram matrix, float64.
+
+    With ``g`` given (the d x d Gram matrix of ``n_rows`` rows) ``x`` is not read.
+    """
     c, d = x.shape
+    c = c if n_rows is None else n_rows
     if g is not None or c >= d or sp.issparse(x):
         if g is None:
             g = x.T @ x
@@ -225,8 +229,11 @@ def summarize_block(block: Any, *, max_rank: int, center: bool = False, chunk_so
 
     Parameters
     ----------
-    block : ndarray or sparse matrix of shape (c, d)
-        Rows are samples. Checked for NaN/inf here (no extra pass over the data).
+    block : ndarray or sparse matrix of shape (c, d), or a list of them
+        Rows are samples. Checked for NaN/inf here (no extra pass over the data). A list holds
+        consecutive row chunks summarised together: their float64 Gram matrices are summed
+        (no copy of the rows) and decomposed once, which is exact; it counts as that many
+        batches.
     max_rank : int
         Working rank ``r`` kept.
     center : bool, default=False
@@ -248,35 +255,48 @@ def summarize_block(block: Any, *, max_rank: int, center: bool = False, chunk_so
     -----
     Memory: the block, plus a d x d (or c x c) float64 matrix for ``"gram"``.
     """
-    check_block_finite(block)
     if chunk_solver not in CHUNK_SOLVERS:
         raise InvalidParameterError(f"chunk_solver must be one of {CHUNK_SOLVERS}; got {chunk_solver!r}.")
-    x = _as_csr_or_dense(block)
-    c, d = x.shape
+    parts = list(block) if isinstance(block, list | tuple) else [block]
+    for part in parts:
+        check_block_finite(part)
+    xs = [_as_csr_or_dense(part) for part in parts]
+    c, d = sum(x.shape[0] for x in xs), xs[0].shape[1]
     if c == 0:
-        return SVDSummary(np.zeros(0), np.zeros((0, d)), 0, 1, 0.0, np.zeros(d) if center else None)
+        return SVDSummary(np.zeros(0), np.zeros((0, d)), 0, len(xs), 0.0, 0.0,
+                          np.zeros(d) if center else None)
     solver = chunk_solver
     if solver == "auto":
         solver = "gram" if d <= GRAM_MAX_FEATURES else "randomized"
     gram = None
-    if sp.issparse(x):
-        energy = float(x.multiply(x).sum())
-        sums = np.asarray(x.sum(axis=0)).ravel()
-    elif solver == "gram" and c >= d:  # one sweep gives the Gram matrix, sums and energy
-        gram, sums = _dense_gram(x)
+    if solver == "gram" and c >= d and not any(sp.issparse(x) for x in xs):
+        # one sweep gives the Gram matrix, the column sums and the energy
+        gram, sums = np.zeros((d, d)), np.zeros(d)
+        for x in xs:
+            g_part, s_part = _dense_gram(x)
+            gram += g_part
+            sums += s_part
         energy = float(np.trace(gram))
+        x = xs[0]
     else:
-        energy = float(np.einsum("ij,ij->", x, x, dtype=np.float64))
-        sums = x.sum(axis=0, dtype=np.float64)
+        x = xs[0] if len(xs) == 1 else (sp.vstack(xs, format="csr")
+                                         if any(sp.issparse(v) for v in xs) else np.vstack(xs))
+        if sp.issparse(x):
+            x = sp.csr_matrix(x)
+            energy = float(x.multiply(x).sum())
+            sums = np.asarray(x.sum(axis=0)).ravel()
+        else:
+            energy = float(np.einsum("ij,ij->", x, x, dtype=np.float64))
+            sums = x.sum(axis=0, dtype=np.float64)
     mean = sums / c if center else None
     if mean is not None:
         energy = max(0.0, energy - c * float(mean @ mean))
     if solver == "gram":
-        s, w = _gram_local(x, mean, max_rank, gram)
+        s, w = _gram_local(x, mean, max_rank, gram, n_rows=c)
     else:
         s, w = _randomized_local(x, mean, max_rank, n_iter, seed)
     s, w = _finish(s, w, max_rank)
-    return SVDSummary(s, w, c, 1, float(c), energy, mean)
+    return SVDSummary(s, w, c, len(xs), float(c), energy, mean)
 
 
 def _append_rows(w: np.ndarray, s: np.ndarray, rows: np.ndarray,

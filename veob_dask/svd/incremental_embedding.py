@@ -46,6 +46,9 @@ def _check_params(est: Any) -> None:
         v = getattr(est, name)
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
             raise InvalidParameterError(f"{name} must be an int >= {low}; got {v!r}.")
+    c = est.chunks_per_leaf
+    if c is not None and (isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 1):
+        raise InvalidParameterError(f"chunks_per_leaf must be None or an int >= 1; got {c!r}.")
     if est.chunk_solver not in CHUNK_SOLVERS:
         raise InvalidParameterError(
             f"chunk_solver must be one of {CHUNK_SOLVERS}; got {est.chunk_solver!r}.")
@@ -85,6 +88,10 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         Power passes of the randomized chunk solver.
     reorth_every : int, default=50
         Merges between re-orthogonalisations of the basis.
+    chunks_per_leaf : int or None, default=None
+        Consecutive row chunks whose exact Gram matrices are summed in one leaf before its
+        decomposition. None: enough chunks for ``8 * n_features`` rows (dense data, decay=1),
+        else 1.
     random_state : int, default=0
         Seed of the randomized chunk solver (chunk ``i`` uses ``random_state + i``).
 
@@ -134,7 +141,8 @@ class IncrementalSVDEmbedding(SVDEmbedding):
     def __init__(self, n_components: float = 0.9, *, n_oversamples: int | None = None,
                  center: bool = False, decay: float = 1.0, split_every: int = 2,
                  chunk_solver: str = "auto", max_components: int = 256, n_iter: int = 2,
-                 reorth_every: int = 50, random_state: int = 0) -> None:
+                 reorth_every: int = 50, chunks_per_leaf: int | None = None,
+                 random_state: int = 0) -> None:
         self.n_components = n_components
         self.n_oversamples = n_oversamples
         self.center = center
@@ -144,6 +152,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         self.max_components = max_components
         self.n_iter = n_iter
         self.reorth_every = reorth_every
+        self.chunks_per_leaf = chunks_per_leaf
         self.random_state = random_state
 
     # -- state <-> summary -------------------------------------------------------------------
@@ -187,7 +196,8 @@ class IncrementalSVDEmbedding(SVDEmbedding):
                                split_every=int(self.split_every), decay=float(self.decay),
                                chunk_solver=self.chunk_solver, n_iter=int(self.n_iter),
                                seed=int(self.random_state) + seed_offset,
-                               reorth_every=int(self.reorth_every))
+                               reorth_every=int(self.reorth_every),
+                               chunks_per_leaf=self.chunks_per_leaf)
         return compute_summary(delayed)
 
     # -- public API --------------------------------------------------------------------------
