@@ -68,14 +68,14 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
     column sums, ``[d, 0]`` the sum of squares, ``[d + 1, 0]`` the row count (statistics only
     when ``with_stats``; they cost one extra cheap reduction, no extra read).
     """
-    if with_stats:
-        check_block_finite(block)
     d, l = q.shape
     out = np.zeros((1, d + 2, l + 1))
     acc = out[0, :d, :l]
     xb = _as_scipy(block)
     n_rows = xb.shape[0]
     if sp.issparse(xb):
+        if with_stats:
+            check_block_finite(xb)
         y = xb @ q
         acc += xb.T @ y
         if with_stats:
@@ -95,6 +95,9 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
                 out[0, :d, l] += ones[:part.shape[0]] @ xs
                 flat = xs.ravel()
                 out[0, d, 0] += float(flat @ flat)
+        # NaN/inf make the sum of squares or a column sum non-finite: scan only then.
+        if with_stats and not (np.isfinite(out[0, d, 0]) and np.all(np.isfinite(out[0, :d, l]))):
+            check_block_finite(block)
     out[0, d + 1, 0] = n_rows
     return out
 
@@ -133,13 +136,12 @@ def normal_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
 
 def _project_out(w: np.ndarray, basis: list[np.ndarray],
                  coeffs: list[np.ndarray] | None = None) -> None:
-    """Two rounds of block Gram–Schmidt of ``w`` against ``basis`` (in place)."""
-    for _ in range(2):
-        for i, b in enumerate(basis):
-            c = b.T @ w
-            w -= b @ c
-            if coeffs is not None:
-                coeffs[i] += c
+    """One round of block classical Gram–Schmidt of ``w`` against ``basis`` (in place)."""
+    for i, b in enumerate(basis):
+        c = b.T @ w
+        w -= b @ c
+        if coeffs is not None:
+            coeffs[i] += c
 
 
 def _gram_orth(w: np.ndarray, rel_tol: float) -> np.ndarray:
@@ -157,7 +159,7 @@ def _gram_orth(w: np.ndarray, rel_tol: float) -> np.ndarray:
 
 def _orthonormalize(w: np.ndarray, basis: list[np.ndarray], tol: float
                     ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Project ``w`` off ``basis`` and orthonormalise what is left.
+    """Project ``w`` off ``basis`` and orthonormalise what is left (block CGS2).
 
     Returns (Q, coefficients of ``w`` on each basis panel and, last, on Q). Residual directions
     of norm at most ``tol`` (the Krylov space is exhausted there) are dropped, so Q may be
@@ -170,7 +172,8 @@ def _orthonormalize(w: np.ndarray, basis: list[np.ndarray], tol: float
     if norm <= tol:
         return np.zeros((w.shape[0], 0)), [*coeffs, np.zeros((0, w.shape[1]))]
     q = _gram_orth(w, max(1e-7, tol / norm))
-    # Second round (CholQR2-style): restores orthogonality to working precision.
+    # Second projection and orthonormalisation ("twice is enough"): restores orthogonality to
+    # working precision; the coefficients it would add are at rounding level.
     _project_out(q, basis)
     q = _gram_orth(q, 1e-7)
     return q, [*coeffs, q.T @ w]
