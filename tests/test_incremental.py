@@ -207,6 +207,8 @@ def test_chunks_per_leaf(rng):
     assert auto_chunks_per_leaf(x) == 4  # 8 * 20 rows per leaf
     assert auto_chunks_per_leaf(x, decay=0.9) == 1
     assert auto_chunks_per_leaf(x, chunk_solver="randomized") == 1
+    wide = da.zeros((60000, 4096), chunks=(1000, 4096), dtype=np.float32)  # 16 MiB chunks
+    assert auto_chunks_per_leaf(wide) == 4  # capped at 64 MiB of input per leaf, not 33
     graph = dict(tree_summary(x, max_rank=5).__dask_graph__())
     assert len([k for k in graph if str(k).startswith("veob-isvd-leaf")]) == 3
     with pytest.raises(InvalidParameterError, match="chunks_per_leaf"):

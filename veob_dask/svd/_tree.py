@@ -109,12 +109,17 @@ def merge_tree(leaves: list[Delayed], *, max_rank: int, split_every: int = 2, de
     return out
 
 
+#: Input bytes one leaf task may hold when it groups chunks (one chunk is always allowed).
+LEAF_BYTES = 64 * 2**20
+
+
 def auto_chunks_per_leaf(x: da.Array, *, decay: float = 1.0, chunk_solver: str = "auto") -> int:
     """Consecutive row chunks per leaf so that a leaf has at least ``8 d`` rows (Gram leaves).
 
     Below that, the d x d ``eigh`` of a leaf costs as much as forming its Gram matrix; summing
     the exact Gram matrices of a few chunks first halves the ``eigh`` work and removes
-    truncations. Sparse, randomized (wide) or decayed fits keep one chunk per leaf.
+    truncations. A leaf holds its chunks at once, so groups stop at 64 MiB of input. Sparse,
+    randomized (wide) or decayed fits keep one chunk per leaf.
     """
     d = x.shape[1]
     meta = getattr(x, "_meta", None)
@@ -122,7 +127,9 @@ def auto_chunks_per_leaf(x: da.Array, *, decay: float = 1.0, chunk_solver: str =
     if decay != 1.0 or sparse or chunk_solver == "randomized" or d > GRAM_MAX_FEATURES:
         return 1
     rows = max(1, int(np.median(x.chunks[0])))
-    return max(1, min(x.numblocks[0], math.ceil(8 * d / rows)))
+    chunk_bytes = rows * d * np.dtype(x.dtype).itemsize
+    cap = max(1, LEAF_BYTES // max(1, chunk_bytes))  # a leaf task holds its chunks at once
+    return max(1, min(x.numblocks[0], math.ceil(8 * d / rows), cap))
 
 
 def tree_summary(x: da.Array, *, max_rank: int, center: bool = False, split_every: int = 2,
