@@ -62,8 +62,9 @@ def choose_solver(x: da.Array, solver: str) -> tuple[str, str]:
         return "gram", (f"{kind} with {d} <= {EXACT_MAX_FEATURES} features: exact one-pass "
                         "Gram route")
     if "randomized" in SOLVERS:
-        why = "sparse blocks" if sparse else f"{d} > {EXACT_MAX_FEATURES} features"
-        return "randomized", f"{why}: randomized range finder"
+        kind = "sparse" if sparse else "dense"
+        return "randomized", (f"{kind} with {d} > {EXACT_MAX_FEATURES} features: randomized "
+                              "block Krylov range finder")
     return "gram", f"{d} features; no randomized solver registered, exact Gram route"
 
 
