@@ -276,7 +276,9 @@ def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: in
         raise InvalidParameterError(f"method must be one of {METHODS}; got {method!r}.")
     rng = np.random.default_rng(parse_seed(random_state))
     l = min(k + int(n_oversamples), d)
-    q = _gram_orth(_gram_orth(rng.standard_normal((d, l)), 1e-7), 1e-7)
+    q = _gram_orth(rng.standard_normal((d, l)), 1e-7)
+    if 2 * l > d:  # a nearly square Gaussian panel is ill-conditioned: a second round
+        q = _gram_orth(q, 1e-7)
     panels: list[np.ndarray] = [q]
     coef_cols: list[list[np.ndarray]] = []
     mean: np.ndarray | None = None
