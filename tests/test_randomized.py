@@ -135,10 +135,13 @@ def test_same_seed_and_chunks_give_identical_results(wide: np.ndarray) -> None:
 
 def test_rank_deficient_and_panel_wider_than_features(rng: np.random.Generator) -> None:
     x = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 40))
-    res = randomized_svd(x, 5, n_oversamples=30, n_iter=3)
     s = np.linalg.svd(x, compute_uv=False)
-    assert np.allclose(res.singular_values[:3], s[:3], rtol=1e-10)
-    assert np.all(res.singular_values[3:] < 1e-6 * s[0])
+    for method, p in (("krylov", 30), ("subspace", 3)):
+        res = randomized_svd(x, 5, n_oversamples=p, n_iter=3, method=method)
+        assert res.singular_values.shape == (5,) and res.components.shape == (5, 40)
+        assert np.allclose(res.singular_values[:3], s[:3], rtol=1e-10)
+        assert np.all(res.singular_values[3:] < 1e-6 * s[0])
+        assert np.allclose(res.components @ res.components.T, np.eye(5), atol=1e-10)
     small = rng.normal(size=(100, 12))
     exact = randomized_svd(small, 4, n_oversamples=20, n_iter=0)  # l capped at d: exact
     assert np.allclose(exact.singular_values, np.linalg.svd(small, compute_uv=False)[:4],

@@ -305,8 +305,11 @@ def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: in
                 core = q.T @ w
                 basis = q
                 break
-            q = _gram_orth(w, 1e-7)
-            q = _gram_orth(q, 1e-7)
+            q = _gram_orth(_gram_orth(w, 1e-7), 1e-7)
+            if q.shape[1] < lq:  # rank(X) < l: refill with random directions orthogonal to q
+                extra = rng.standard_normal((d, lq - q.shape[1]))
+                extra -= q @ (q.T @ extra)
+                q = np.hstack([q, _gram_orth(_gram_orth(extra, 1e-7), 1e-7)])
             continue
         # Block Krylov: column `step` of the projected matrix comes from orthogonalising w.
         width = sum(p.shape[1] for p in panels)
