@@ -117,6 +117,23 @@ def test_save_load_round_trip(built, tmp_path):
     assert [d for _, d, _ in a] == pytest.approx([d for _, d, _ in b])
 
 
+def test_streamed_build_equals_in_memory(built, tmp_path):
+    corpus, words, model, _, _ = built
+    streamed, _ = build_sentences(corpus, words, n_components=12, chunk_sequences=25,
+                                  out=tmp_path / "s.zarr")
+    assert len(streamed) == len(model)
+    np.testing.assert_allclose(np.asarray(streamed.embedding[:]), model.embedding,
+                               atol=1e-5 * float(np.abs(model.embedding).max()))
+    rows = [0, len(model) // 2, len(model) - 1]
+    assert streamed.text(rows) == model.text(rows)
+    assert streamed.source(rows) == model.source(rows)
+    np.testing.assert_array_equal(streamed.corpus_index, model.corpus_index)
+    from veob_dask.errors import StoreExistsError
+
+    with pytest.raises(StoreExistsError):
+        build_sentences(corpus, words, n_components=12, out=tmp_path / "s.zarr")
+
+
 def test_bad_inputs(built, tmp_path):
     corpus, words, model, _, _ = built
     with pytest.raises(DataError, match="sentences"):

@@ -45,10 +45,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     words, wsec = build_context(corpus, scheduler="threads")
     print(f"context embedding: {len(words)} words x {words.dim} dims in {wsec['total']:.1f} s "
           "(paper: 14.6 s)")
-    model, seconds = build_sentences(corpus, words, n=args.n, n_components=args.n_components,
-                                     scheduler="threads")
     out = work / "sentences.zarr"
-    model.save(out, overwrite=True)
+    model, seconds = build_sentences(corpus, words, n=args.n, n_components=args.n_components,
+                                     scheduler="threads", out=out, overwrite=True)
     print(f"sentence embedding: {len(model)} sentences x {model.embedding.shape[1]} dims; "
           + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
           + f" (paper: 1.28 min on an M1); {model.metadata['truncated']} sentences longer than "

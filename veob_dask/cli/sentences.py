@@ -121,8 +121,8 @@ def run_build(args: argparse.Namespace) -> int:
               + " ".join(f"{k}={v:.2f}s" for k, v in secs.items()) + ")")
     model, secs = build_sentences(corpus, words, n_components=args.n_components,
                                   max_words=args.max_words, n=args.n, m=args.m,
-                                  basis=args.basis, scheduler=args.scheduler)
-    model.save(args.out, overwrite=args.overwrite)
+                                  basis=args.basis, scheduler=args.scheduler,
+                                  out=args.out, overwrite=args.overwrite)
     print(f"built sentence model: {len(model)} sentences x {model.embedding.shape[1]} dims -> "
           f"{args.out} (" + " ".join(f"{k}={v:.2f}s" for k, v in secs.items())
           + f"; everything with save {time.perf_counter() - t0:.2f}s)")

@@ -46,7 +46,13 @@ import zarr
 from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError
 from veob_dask.io.store import atomic_store, open_group
 from veob_dask.runtime import scheduler_context
-from veob_dask.text.corpus import Corpus, read_ragged_slice, write_ragged_group
+from veob_dask.text.corpus import (
+    Corpus,
+    _ragged_append,
+    _ragged_create,
+    read_ragged_slice,
+    write_ragged_group,
+)
 from veob_dask.text.tokenize import tokenize
 from veob_dask.text.wordvectors import UnknownWordError, WordVectors
 
@@ -56,6 +62,7 @@ __all__ = ["SentenceModel", "build_sentences", "corpus_embedding_matrix",
 FORMAT_VERSION = 1
 _ATTR_KEY = "veob_sentences"
 _QUERY_ROWS = 65_536
+_TEXT_WINDOW = 200_000
 
 
 def corpus_embedding_matrix(corpus: Corpus, words: WordVectors) -> tuple[np.ndarray, int]:
@@ -99,6 +106,7 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
                     n_components: int = 200, max_words: int = 32, n: int = 15, m: int = 6,
                     basis: str = "paper", solver: str = "gram",
                     chunk_sequences: int = 50_000, scheduler: Any = None,
+                    out: str | os.PathLike[str] | None = None, overwrite: bool = False,
                     ) -> tuple[SentenceModel, dict[str, float]]:
     """Build the §6.5 sentence embedding of every corpus sentence of 1..max_words tokens.
 
@@ -121,11 +129,16 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
         Sentences per Dask task.
     scheduler : optional
         Dask scheduler.
+    out : path-like, optional
+        Write the model store here while building (streamed: the embedding goes to Zarr
+        block by block, the texts window by window) and return it opened lazily. Without
+        ``out`` the model is built in memory (call :meth:`SentenceModel.save`).
+    overwrite : bool, default=False
+        Replace an existing ``out``.
 
     Returns
     -------
     model : SentenceModel
-        In memory; call :meth:`SentenceModel.save`.
     seconds : dict
         Wall seconds of ``"fit"`` (transform + SVD pass), ``"embed"`` (transform + projection)
         and ``"total"``.
@@ -158,28 +171,70 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
     mask[keep] = True
     x = feats[mask]
     svd = SVDEmbedding(n_components=int(n_components), solver=solver)
+    review = corpus.sentence_review[keep]
+    names = corpus.source_names(range(corpus.n_reviews))
+
+    def metadata(t1: float, t2: float) -> dict[str, Any]:
+        return {
+            "model": "sentences", "section": "6.5", "n": n, "m": m, "basis": basis,
+            "max_words": max_words, "n_components": int(svd.n_components_),
+            "solver": svd.solver_, "word_model": dict(words.metadata), "corpus": corpus.path,
+            "n_sentences": int(keep.size), "words_with_vectors": found,
+            "truncated": int((lengths[keep] > n).sum()),
+            "seconds": {"fit": round(t1 - t0, 3), "embed": round(t2 - t1, 3),
+                        "total": round(t2 - t0, 3)},
+        }
+
+    if out is not None:
+        with atomic_store(out, overwrite=overwrite) as tmp:
+            group = zarr.open_group(store=Path(tmp), mode="w")
+            with scheduler_context(scheduler):
+                svd.fit(x)
+                t1 = time.perf_counter()
+                k = int(svd.n_components_)
+                proj = svd.transform(x).astype(np.float32).rechunk((_QUERY_ROWS, k))
+                arr = group.create_array("embedding", shape=(int(keep.size), k),
+                                         dtype=np.float32, chunks=(_QUERY_ROWS, k))
+                da.store(proj, arr, lock=False)
+            t2 = time.perf_counter()
+            _write_tables(group, np.asarray(svd.components_), np.asarray(svd.singular_values_),
+                          keep)
+            for name in ("text", "source"):
+                values, offsets = _ragged_create(group, name, np.uint8, 1 << 22)
+                for lo in range(0, keep.size, _TEXT_WINDOW):
+                    rows = keep[lo:lo + _TEXT_WINDOW]
+                    strings = (corpus.sentence_text(rows) if name == "text"
+                               else [names[r] for r in review[lo:lo + _TEXT_WINDOW]])
+                    data = [x.encode("utf-8") for x in strings]
+                    _ragged_append(values, offsets,
+                                   np.frombuffer(b"".join(data), dtype=np.uint8),
+                                   np.array([len(d) for d in data], dtype=np.int64))
+            words.save(os.path.join(tmp, "words"))
+            group.attrs[_ATTR_KEY] = {"format_version": FORMAT_VERSION,
+                                      "n_sentences": int(keep.size),
+                                      "metadata": metadata(t1, t2)}
+        return SentenceModel.load(out), {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
+
     with scheduler_context(scheduler):
         svd.fit(x)
         t1 = time.perf_counter()
         embedding = np.asarray(svd.transform(x).compute(), dtype=np.float32)
     t2 = time.perf_counter()
-    review = corpus.sentence_review[keep]
-    names = corpus.source_names(range(corpus.n_reviews))
-    meta = {
-        "model": "sentences", "section": "6.5", "n": n, "m": m, "basis": basis,
-        "max_words": max_words, "n_components": int(svd.n_components_), "solver": svd.solver_,
-        "word_model": dict(words.metadata), "corpus": corpus.path,
-        "n_sentences": int(keep.size), "words_with_vectors": found,
-        "truncated": int((lengths[keep] > n).sum()),
-        "seconds": {"fit": round(t1 - t0, 3), "embed": round(t2 - t1, 3),
-                    "total": round(t2 - t0, 3)},
-    }
     model = SentenceModel(
         embedding=embedding, components=np.asarray(svd.components_),
         singular_values=np.asarray(svd.singular_values_), words=words,
         text=corpus.sentence_text(keep), source=[names[r] for r in review],
-        corpus_index=keep, metadata=meta)
+        corpus_index=keep, metadata=metadata(t1, t2))
     return model, {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
+
+
+def _write_tables(group: zarr.Group, components: np.ndarray, singular_values: np.ndarray,
+                  corpus_index: np.ndarray) -> None:
+    group.create_array("components", data=np.asarray(components, dtype=np.float64))
+    group.create_array("singular_values", data=np.asarray(singular_values, dtype=np.float64))
+    n = int(corpus_index.size)
+    group.create_array("corpus_index", data=corpus_index.astype(np.int64),
+                       chunks=(max(1, min(1 << 20, n)),))
 
 
 class SentenceModel:
@@ -338,16 +393,14 @@ class SentenceModel:
             for lo in range(0, n, chunk_rows):
                 emb[lo:lo + chunk_rows] = np.asarray(self.embedding[lo:lo + chunk_rows],
                                                      dtype=np.float32)
-            group.create_array("components", data=self.components)
-            group.create_array("singular_values", data=self.singular_values)
             idx = (np.full(n, -1, np.int64) if self.corpus_index is None
                    else self.corpus_index.astype(np.int64))
-            group.create_array("corpus_index", data=idx, chunks=(max(1, min(1 << 20, n)),))
+            _write_tables(group, self.components, self.singular_values, idx)
             for name in ("text", "source"):
                 strings = self._strings(name, self._text if name == "text" else self._source,
                                         range(n))
-                write_ragged_group(group, name, [s.encode("utf-8") for s in strings], np.uint8,
-                             chunk=1 << 22)
+                write_ragged_group(group, name, [s.encode("utf-8") for s in strings],
+                                   np.uint8, chunk=1 << 22)
             self.words.save(os.path.join(tmp, "words"))
 
     @classmethod
