@@ -102,6 +102,13 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
     return out
 
 
+def _fingerprint(q: np.ndarray) -> str:
+    """Deterministic name token of a panel without hashing all of it (hashing a 90 MB panel
+    cost more than a second per fit): shape, a strided sample and the column sums."""
+    sample = q.ravel()[:: max(1, q.size // 4096)]
+    return str(da.core.tokenize(q.shape, str(q.dtype), sample, q.sum(axis=0)))
+
+
 def normal_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
                    split_every: int | None = None) -> da.Array:
     """Lazy ``Xᵀ X q`` (and block statistics) as one (d + 2, l + 1) float64 array.
@@ -123,7 +130,7 @@ def normal_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
     product per task; partial products are summed ``split_every`` at a time.
     """
     d, l = q.shape
-    qd = da.from_array(q, chunks=q.shape, name="veob-panel-" + da.core.tokenize(q))
+    qd = da.from_array(q, chunks=q.shape, name="veob-panel-" + _fingerprint(q))
     parts = da.blockwise(
         _normal_block, "iab", x, "ij", qd, "jc", with_stats, None,
         new_axes={"a": d + 2, "b": l + 1}, adjust_chunks={"i": 1}, concatenate=True,
@@ -166,7 +173,7 @@ def _orthonormalize(w: np.ndarray, basis: list[np.ndarray], tol: float
     narrower than ``w`` or empty.
     """
     coeffs = [np.zeros((b.shape[1], w.shape[1])) for b in basis]
-    w = w.copy()
+    w = np.array(w, order="C")  # a private contiguous copy (w may view the pass output)
     _project_out(w, basis, coeffs)
     norm = float(np.linalg.norm(w)) if w.size else 0.0
     if norm <= tol:
@@ -327,12 +334,19 @@ def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: in
         panels.append(q_new)
         q = q_new
     if method == "krylov":
-        basis = np.hstack(panels[:len(coef_cols)])
-        core = _assemble_core(coef_cols, [p.shape[1] for p in panels[:len(coef_cols)]])
+        kept = panels[:len(coef_cols)]
+        core = _assemble_core(coef_cols, [p.shape[1] for p in kept])
+    else:
+        kept = [basis]
     evals, evecs = scipy.linalg.eigh((core + core.T) / 2)
     order = np.argsort(evals)[::-1][:k]
     s = np.sqrt(np.clip(evals[order], 0.0, None))
-    comps = flip_signs((basis @ evecs[:, order]).T)
+    vecs = np.zeros((d, order.size))
+    offset = 0
+    for p in kept:  # basis @ evecs without stacking the panels
+        vecs += p @ evecs[offset:offset + p.shape[1], order]
+        offset += p.shape[1]
+    comps = flip_signs(vecs.T)
     return SVDResult(s, comps, float(total), n_seen, mean)
 
 
