@@ -15,7 +15,8 @@ Reference: ARPACK ``svds`` on the float64 copy with ``tol=0`` (k + 10 triplets).
 ``sv_relerr`` (largest relative error of the top-50 singular values), ``angle_deg`` (largest
 principal angle between the top-50 subspaces — ill-posed when s50/s51 is near 1) and
 ``angle40_deg`` (largest angle between the exact top-40 subspace and the returned 50-dim one).
-``peak_mb`` is the peak RSS of the whole process tree during the call (it includes the
+``cpu_s`` is the CPU time of the process (all threads) per call, steadier than seconds on a
+shared machine. ``peak_mb`` is the peak RSS of the whole process tree during the call (it includes the
 input matrix the process holds).
 """
 
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +108,16 @@ def methods(x: sp.csr_matrix, store: Path, k: int, iters: list[int],
     return out
 
 
+def _cpu_timed(func: Any, cpus: list[float]) -> Any:
+    """Wrap ``func`` to record the process CPU time (all threads) of each call."""
+    def run() -> Any:
+        c0 = time.process_time()
+        out = func()
+        cpus.append(time.process_time() - c0)
+        return out
+    return run
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=80_000)
@@ -136,14 +149,15 @@ def main() -> None:
         sk_iters = [int(v) for v in args.sk_iters.split(",") if v]
         for label, ours, func in methods(x, store, k, iters, sk_iters):
             row: dict[str, Any] = {"method": label, "ours": ours}
+            cpus: list[float] = []
             try:
-                med, times, (s, v), peak = timeit_median(func, args.repeat)
+                med, times, (s, v), peak = timeit_median(_cpu_timed(func, cpus), args.repeat)
             except Exception as err:  # noqa: BLE001  (a peer that cannot run is reported)
                 row["error"] = f"{type(err).__name__}: {err}"[:200]
                 results.append(row)
                 print(f"  {label}: {row['error']}", flush=True)
                 continue
-            row.update(median_s=med, times=times, peak_mb=peak,
+            row.update(median_s=med, times=times, cpu_s=statistics.median(cpus), peak_mb=peak,
                        sv_relerr=sv_relerr(s, s_ref[:k]),
                        angle_deg=principal_angle_deg(v[:k], vt_ref[:k]),
                        angle40_deg=principal_angle_deg(v[:k], vt_ref[:40]))
@@ -156,7 +170,7 @@ def main() -> None:
     for r in results:
         if arpack and "median_s" in r:
             r["x_svds_f32"] = r["median_s"] / arpack["median_s"]
-    print_table(results, ["method", "median_s", "x_svds_f32", "peak_mb", "sv_relerr",
+    print_table(results, ["method", "median_s", "x_svds_f32", "cpu_s", "peak_mb", "sv_relerr",
                           "angle_deg", "angle40_deg", "error"])
     config = {"rows": args.rows, "cols": args.cols, "nnz": int(x.nnz), "k": args.k,
               "repeat": args.repeat, "dtype": "float32",
