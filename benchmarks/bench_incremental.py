@@ -15,8 +15,9 @@ exact SVD (eigh of the float64 Gram matrix), the centered ones (PCA) against the
 The same data merged in three tree shapes (fan-in 2, 3 and a left fold) is compared too: the
 differences that truncation makes.
 
-Part 2, out of core: Zarr arrays of ``--ooc-rows`` x 256 float32 (same generator, k = 32,
-chunks of 100,000 rows) written chunk by chunk, then a pure read pass, this library's incremental
+Part 2, out of core: Zarr arrays of ``--ooc-rows`` x 256 float32 (same generator with the
+signal scaled by sqrt(rows / 60,000), so the signal-to-noise ratio and the gap at k stay those
+of the dense matrix; k = 32, chunks of 100,000 rows) written chunk by chunk, then a pure read pass, this library's incremental
 fit (p in {0, k/2, k}), the exact Gram route, IncrementalPCA fed the same Zarr chunks, gensim
 fed the same chunks, and ``veob fit --solver incremental`` (the CLI with checkpoints) in a child
 process. Peak memory (process tree RSS) for our fit at every size shows whether it is flat in the
@@ -201,12 +202,12 @@ def dense_part(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
     return rows, {"tree_shapes": shapes}
 
 
-def _make_store(path: Path, n: int, d: int, chunk: int, seed: int) -> float:
+def _make_store(path: Path, n: int, d: int, chunk: int, seed: int, scale: float = 3000.0) -> float:
     """Write the n x d generator matrix to a Zarr store chunk by chunk (reused if present)."""
     if (path / "zarr.json").exists():
         return 0.0
     parts = [da.from_delayed(dask.delayed(make_low_rank)(n, d, seed=seed, start=i,
-                                                          stop=min(n, i + chunk)),
+                                                          stop=min(n, i + chunk), scale=scale),
                              shape=(min(n, i + chunk) - i, d), dtype=np.float32)
              for i in range(0, n, chunk)]
     t0 = time.perf_counter()
@@ -220,8 +221,12 @@ def ooc_part(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     sizes = [int(s) for s in args.ooc_rows.split(",") if int(s) > 0]
     rows: list[dict[str, Any]] = []
     for n in sizes:
-        store = work / f"ooc-{n}x{d}.zarr"
-        wrote = _make_store(store, n, d, chunk, args.seed)
+        # signal scaled with sqrt(n): the same signal-to-noise as the 60,000-row matrix, so the
+        # top-k subspace stays well defined (with a fixed scale the noise bulk, 0.5·sqrt(n),
+        # swallows the 32nd direction and the angle is ill-posed)
+        scale = 3000.0 * np.sqrt(n / 60_000)
+        store = work / f"ooc-{n}x{d}-snr.zarr"
+        wrote = _make_store(store, n, d, chunk, args.seed, scale)
         print(f"out-of-core {n} x {d} float32 at {store} (written in {wrote:.1f} s)", flush=True)
         largest = n == max(sizes)
         size = {"n_rows": n}
