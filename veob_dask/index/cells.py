@@ -61,10 +61,12 @@ class CellSearcher:
         self.r2max = np.asarray(r2max, dtype=np.float64)
         n, d = vectors.shape
         cell_of_row = np.repeat(np.arange(self.centroids.shape[0]), np.diff(self.offsets))
-        res = (vectors - self.centroids[cell_of_row]).astype(np.float32)
         self.aug = np.empty((n, d + 1), dtype=np.float32)
-        np.multiply(res, -2.0, out=self.aug[:, :d])
-        self.aug[:, d] = np.einsum("ij,ij->i", res, res)
+        for a in range(0, n, 65536):  # residuals in row blocks: no n x d float64 temporary
+            res = (vectors[a:a + 65536] - self.centroids[cell_of_row[a:a + 65536]]).astype(
+                np.float32)
+            np.multiply(res, -2.0, out=self.aug[a:a + res.shape[0], :d])
+            self.aug[a:a + res.shape[0], d] = np.einsum("ij,ij->i", res, res)
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         return ("veob-cell-searcher", self._token)
