@@ -69,19 +69,22 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
     when ``with_stats``; they cost one extra cheap reduction, no extra read).
     """
     d, l = q.shape
-    out = np.zeros((1, d + 2, l + 1))
-    acc = out[0, :d, :l]
     xb = _as_scipy(block)
     n_rows = xb.shape[0]
     if sp.issparse(xb):
         if with_stats:
             check_block_finite(xb)
-        y = xb @ q
-        acc += xb.T @ y
+        prod = xb.T @ (xb @ q)
+        out = np.empty((1, d + 2, l + 1))
+        out[0, :d, :l] = prod
+        out[0, :, l] = 0.0
+        out[0, d:, :] = 0.0
         if with_stats:
             out[0, :d, l] = np.asarray(xb.sum(axis=0)).ravel()
             out[0, d, 0] = float(np.dot(xb.data, xb.data))
     else:
+        out = np.zeros((1, d + 2, l + 1))
+        acc = out[0, :d, :l]
         xb = np.asarray(xb)
         step = max(1, _SUBBLOCK_ELEMENTS // max(1, d))
         buf = np.empty((min(step, max(1, n_rows)), d))
@@ -137,8 +140,35 @@ def normal_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
         dtype=np.float64, meta=np.empty((0, 0, 0)),
         name="veob-normal-" + da.core.tokenize(x.name, qd.name, with_stats),
     )
-    total: da.Array = parts.sum(axis=0, split_every=split_every)
+    # A tree of in-place additions: no concatenation of the d x l partial products.
+    total: da.Array = da.reduction(
+        parts, _identity, _sum_aggregate, combine=_sum_combine, axis=0, keepdims=False,
+        dtype=np.float64, split_every=split_every, concatenate=False,
+        meta=np.empty((0, 0)), name="veob-normal-sum")
     return total
+
+
+def _identity(x: np.ndarray, axis: Any = None, keepdims: Any = None) -> np.ndarray:
+    return x
+
+
+def _flatten(parts: Any) -> list[np.ndarray]:
+    if isinstance(parts, (list, tuple)):
+        return [a for p in parts for a in _flatten(p)]
+    return [parts]
+
+
+def _sum_combine(parts: Any, axis: Any = None, keepdims: Any = None) -> np.ndarray:
+    """Sum partial products (each of shape (1, a, b)) into a fresh array, in place."""
+    flat = _flatten(parts)
+    acc = np.array(flat[0], dtype=np.float64, copy=True)
+    for p in flat[1:]:
+        acc += p
+    return acc
+
+
+def _sum_aggregate(parts: Any, axis: Any = None, keepdims: Any = None) -> np.ndarray:
+    return _sum_combine(parts)[0]
 
 
 def _project_out(w: np.ndarray, basis: list[np.ndarray],
