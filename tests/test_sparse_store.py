@@ -160,3 +160,21 @@ def test_damaged_dense_chunk_fails_the_fit(tmp_path: Path, rng: np.random.Genera
     for solver in ("gram", "randomized"):
         with pytest.raises(StoreFormatError, match="rows 200"):
             SVDEmbedding(n_components=3, solver=solver).fit(read_matrix(tmp_path / "d.zarr"))
+
+
+def test_damaged_chunk_during_transform_leaves_no_half_written_output(
+        tmp_path: Path, rng: np.random.Generator) -> None:
+    x = rng.normal(size=(400, 20)).astype(np.float32)
+    write_array(x, tmp_path / "d.zarr", chunk_rows=100)
+    model = SVDEmbedding(n_components=4).fit(read_matrix(tmp_path / "d.zarr"))
+    write_array(model.transform(read_matrix(tmp_path / "d.zarr")), tmp_path / "emb.zarr")
+    before = zarr.open_group(tmp_path / "emb.zarr", mode="r")["X"][:]
+    _chunk_files(tmp_path / "d.zarr" / "X")[3].unlink()
+    with pytest.raises(StoreFormatError, match="missing"):
+        write_array(model.transform(read_matrix(tmp_path / "d.zarr")), tmp_path / "new.zarr")
+    with pytest.raises(StoreFormatError, match="missing"):
+        write_array(model.transform(read_matrix(tmp_path / "d.zarr")), tmp_path / "emb.zarr",
+                    overwrite=True)
+    assert not (tmp_path / "new.zarr").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr", "emb.zarr"]
+    assert np.array_equal(zarr.open_group(tmp_path / "emb.zarr", mode="r")["X"][:], before)
