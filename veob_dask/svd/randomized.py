@@ -121,7 +121,7 @@ def normal_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
     x : dask.array.Array of shape (n, d)
         One column chunk; dense, scipy.sparse or pydata ``sparse`` blocks.
     q : ndarray of shape (d, l)
-        The panel; it enters the graph once as a single-chunk array.
+        The panel; it is an argument of every task (fused with the chunk read).
     with_stats : bool
         Also check blocks for NaN/inf and collect column sums and the sum of squares.
     split_every : int, optional
@@ -133,12 +133,13 @@ def normal_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
     product per task; partial products are summed ``split_every`` at a time.
     """
     d, l = q.shape
-    qd = da.from_array(q, chunks=q.shape, name="veob-panel-" + _fingerprint(q))
+    # The panel goes in as a plain argument: with a single array input, dask fuses the read of
+    # each chunk with this kernel into one task, so no chunk ever travels between workers.
     parts = da.blockwise(
-        _normal_block, "iab", x, "ij", qd, "jc", with_stats, None,
+        _normal_block, "iab", x, "ij", q, None, with_stats, None,
         new_axes={"a": d + 2, "b": l + 1}, adjust_chunks={"i": 1}, concatenate=True,
         dtype=np.float64, meta=np.empty((0, 0, 0)),
-        name="veob-normal-" + da.core.tokenize(x.name, qd.name, with_stats),
+        name="veob-normal-" + da.core.tokenize(x.name, _fingerprint(q), with_stats),
     )
     # A tree of in-place additions: no concatenation of the d x l partial products.
     total: da.Array = da.reduction(
