@@ -227,7 +227,7 @@ def plot(rows: list[int], secs: list[float], mems: list[float], read_s: float | 
     ax2.plot(rows, mems, "s:", color="gray", label="peak RSS MB (process tree)")
     ax2.set_ylabel("peak MB")
     ax2.set_ylim(0, max(mems) * 1.5)
-    fig.legend(loc="upper left", fontsize=8)
+    fig.legend(loc="center right", bbox_to_anchor=(0.85, 0.45), fontsize=8)
     ax.set_title("Out-of-core fit scaling, LocalCluster 2x1 (shared 2-core machine)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
