@@ -116,3 +116,13 @@ def test_memory_url_round_trip():
                 overwrite=True)
     np.testing.assert_array_equal(read_array("memory://veob-test/s.zarr").compute(),
                                   np.arange(12.0).reshape(6, 2))
+
+
+def test_all_zero_chunks_are_written_and_read(tmp_path):
+    x = np.zeros((12, 3), dtype=np.float32)
+    x[8:] = 1.0
+    write_array(x, tmp_path / "a.zarr", chunk_rows=4)
+    np.testing.assert_array_equal(read_array(tmp_path / "a.zarr").compute(), x)
+    ingest(np.zeros((10, 2, 2), dtype=np.uint8), tmp_path / "b.zarr", labels=np.zeros(10),
+           chunk_rows=5)
+    assert read_array(tmp_path / "b.zarr").sum().compute() == 0

@@ -13,7 +13,15 @@ import zarr
 
 from ..errors import DataError, DimensionMismatchError, StoreNotFoundError
 from .idx import idx_header, iter_idx_blocks
-from .store import _is_url, _local, atomic_store, default_chunk_rows, provenance, write_array
+from .store import (
+    ALL_CHUNKS_WRITTEN,
+    _is_url,
+    _local,
+    atomic_store,
+    default_chunk_rows,
+    provenance,
+    write_array,
+)
 
 __all__ = ["ingest", "source_kind"]
 
@@ -56,7 +64,8 @@ def _write_streams(out: str | os.PathLike[str], streams: dict[str, tuple[tuple[i
         group.attrs.update({"veob_dataset": {"arrays": list(streams)}})
         for name, (shape, dtype, blocks) in streams.items():
             arr = group.create_array(name, shape=shape, dtype=dtype,
-                                     chunks=(min(chunk_rows, shape[0]), *shape[1:]))
+                                     chunks=(min(chunk_rows, shape[0]), *shape[1:]),
+                                     config=ALL_CHUNKS_WRITTEN)
             arr.attrs.update(attrs[name])
             done = 0
             for block in blocks:

@@ -40,6 +40,10 @@ __all__ = [
     "write_array",
 ]
 
+#: Zarr skips chunks equal to the fill value unless told otherwise; veob_dask writes every chunk,
+#: so that a chunk file that is absent always means damage (see :class:`ZarrRowSource`).
+ALL_CHUNKS_WRITTEN = {"write_empty_chunks": True}
+
 #: Target uncompressed size of one row chunk when the caller gives none.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
@@ -217,7 +221,8 @@ def read_array(
 def _create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any,
                   chunk_rows: int, attrs: Mapping[str, Any] | None) -> zarr.Array:
     chunks = (max(1, min(chunk_rows, max(1, shape[0]))), *shape[1:])
-    arr = group.create_array(name, shape=shape, chunks=chunks, dtype=dtype)
+    arr = group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
+                             config=ALL_CHUNKS_WRITTEN)
     if attrs:
         arr.attrs.update(dict(attrs))
     return arr
