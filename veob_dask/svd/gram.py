@@ -11,7 +11,6 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.blas import dsyrk
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_block_finite
@@ -31,21 +30,21 @@ def _dense_gram(block: np.ndarray, out: np.ndarray) -> None:
     """Write the augmented Gram matrix ``[X, 1]ᵀ[X, 1]`` of a dense block into ``out[0]``.
 
     The ones column rides along in the buffer, so the column sums and the row count come out
-    of the same ``syrk`` (upper triangle, half the flops of a general product).
+    of the same product. numpy dispatches ``bᵀ b`` to BLAS ``syrk`` and releases the GIL while
+    it runs; scipy's f2py ``dsyrk`` wrapper holds the GIL, which serialised the threaded
+    scheduler (one core busy: 0.55 s against 0.31 s on two threads for 60,000 x 784).
     """
     n, d = block.shape
     step = max(1, min(_SUBBLOCK_ROWS, (1 << 20) // (d + 1)))
     buf = np.empty((min(step, max(n, 1)), d + 1))
     buf[:, d] = 1.0
-    acc = np.zeros((d + 1, d + 1), order="F")
+    acc = np.zeros((d + 1, d + 1))
     for start in range(0, n, step):
         part = block[start:start + step]
         b = buf[:part.shape[0]]
         b[:, :d] = part  # the float64 conversion happens here, in cache
-        # bᵀ is Fortran-ordered (d+1) x m, so BLAS reads the buffer without a copy.
-        acc = dsyrk(1.0, b.T, beta=1.0, c=acc, trans=0, lower=0, overwrite_c=1)
-    upper = np.triu(acc)
-    out[0] = upper + np.triu(acc, 1).T
+        acc += b.T @ b
+    out[0] = acc
 
 
 def _gram_block(block: np.ndarray, block_id: tuple[int, ...] | None = None) -> np.ndarray:
