@@ -41,7 +41,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 
-from _common import PeakRSS, print_table, write_result_json
+from _common import print_table, write_result_json
+from _common import timeit_median as timed
 
 from veob_dask.text.context import build_context
 from veob_dask.text.corpus import Corpus, build_corpus, iter_reviews
@@ -54,17 +55,6 @@ QUERIES = ["i did like the lead actors, but thought little of the film",
            "everybody has seen ' back to the future ' right?",
            "the acting was terrible and the plot made no sense."]
 PAPER_S = {"spelling": 2.0, "context raw": 14.6, "dictionary": 15.1, "sentences": 76.8}
-
-
-def timed(func: Any, repeat: int) -> tuple[float, list[float], Any, float]:
-    times, result, peak = [], None, 0.0
-    for _ in range(max(1, repeat)):
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            result = func()
-            times.append(time.perf_counter() - t0)
-        peak = max(peak, mem.peak_mb)
-    return float(np.median(times)), times, result, peak
 
 
 def similarity_scores(model: WordVectors, files: list[Path]) -> dict[str, Any]:
