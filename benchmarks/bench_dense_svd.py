@@ -95,20 +95,37 @@ def _dense(args: argparse.Namespace) -> tuple[list[dict], dict]:
     t0 = time.perf_counter()
     _, s_ref, vt_ref = np.linalg.svd(x.astype(np.float64), full_matrices=False)
     ref_s = time.perf_counter() - t0
-    rows = []
+    methods = {name: m for name, m in _methods(x, args.k, args.chunk_rows, args.seed).items()
+               if not args.only or args.only in name}
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    peaks: dict[str, float] = dict.fromkeys(methods, 0.0)
+    last: dict[str, object] = {}
+    errors: dict[str, str] = {}
     with dask.config.set(scheduler="threads"):
-        for name, (ours, func) in _methods(x, args.k, args.chunk_rows, args.seed).items():
-            if args.only and args.only not in name:
-                continue
-            try:
-                med, times, (s, vt), peak = timeit_median(func, args.repeat)
-                rows.append({"method": name, "ours": ours, "median_s": med,
-                             "min_s": min(times), "max_s": max(times), "peak_mb": peak,
-                             "sv_relerr": sv_relerr(s, s_ref[: args.k]),
-                             "angle_deg": principal_angle_deg(vt[: args.k], vt_ref[: args.k])})
-            except Exception as err:  # noqa: BLE001 - a peer failing is a result, not a crash
-                rows.append({"method": name, "ours": ours, "error": f"{type(err).__name__}: {err}"})
-            print(f"  {name}: {rows[-1].get('median_s', rows[-1].get('error'))}", flush=True)
+        # Repetitions go round-robin across methods (as PEERS.md measured), so a slow spell
+        # of the shared machine hits every method instead of one.
+        for _ in range(args.repeat):
+            for name, (_, func) in methods.items():
+                if name in errors:
+                    continue
+                try:
+                    med, _t, last[name], peak = timeit_median(func, 1)
+                except Exception as err:  # noqa: BLE001 - a peer failing is a result, not a crash
+                    errors[name] = f"{type(err).__name__}: {err}"
+                    continue
+                times[name].append(med)
+                peaks[name] = max(peaks[name], peak)
+    rows = []
+    for name, (ours, _) in methods.items():
+        if name in errors:
+            rows.append({"method": name, "ours": ours, "error": errors[name]})
+            continue
+        s, vt = last[name]
+        rows.append({"method": name, "ours": ours, "median_s": float(np.median(times[name])),
+                     "min_s": min(times[name]), "max_s": max(times[name]),
+                     "peak_mb": peaks[name], "sv_relerr": sv_relerr(s, s_ref[: args.k]),
+                     "angle_deg": principal_angle_deg(vt[: args.k], vt_ref[: args.k])})
+        print(f"  {name}: {rows[-1]['median_s']:.3f} s", flush=True)
     best_peer = min((r["median_s"] for r in rows if not r["ours"] and "median_s" in r),
                     default=float("nan"))
     for r in rows:
