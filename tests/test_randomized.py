@@ -11,7 +11,8 @@ from threadpoolctl import threadpool_limits
 
 from veob_dask.errors import DataError, InvalidParameterError
 from veob_dask.svd import SVDEmbedding, choose_solver
-from veob_dask.svd.randomized import normal_product, randomized_svd
+from veob_dask.svd._passes import normal_product, sketch_product, sketch_rows
+from veob_dask.svd.randomized import randomized_svd
 
 
 def _angle_deg(v: np.ndarray, v_ref: np.ndarray) -> float:
@@ -73,6 +74,10 @@ def test_reads_the_data_n_iter_plus_one_times(low_rank: np.ndarray) -> None:
     assert sum(calls) == 3 * low_rank.shape[0]
     assert np.allclose(res.singular_values, np.linalg.svd(low_rank, compute_uv=False)[:5],
                        rtol=1e-10)
+    calls.clear()
+    # A sketch start is one more read (its statistics come from the same tasks).
+    randomized_svd(counted, 5, n_oversamples=2, n_iter=3, start="sketch", center=True)
+    assert sum(calls) == 5 * low_rank.shape[0]
 
 
 def test_float32_with_large_singular_values_stays_accurate(rng: np.random.Generator) -> None:
@@ -84,7 +89,13 @@ def test_float32_with_large_singular_values_stays_accurate(rng: np.random.Genera
     s = 3000 * 0.93 ** np.arange(d)
     x32 = ((u * s) @ v.T).astype(np.float32)
     ref = np.linalg.svd(x32.astype(np.float64), full_matrices=False)
-    res = randomized_svd(da.from_array(x32, chunks=(400, -1)), k, n_iter=4, n_oversamples=5)
+    x = da.from_array(x32, chunks=(400, -1))
+    # float32 data is multiplied in float32 by default: accurate to float32 rounding...
+    res = randomized_svd(x, k, n_iter=4, n_oversamples=5)
+    assert 1e-9 < _relerr(res.singular_values, ref[1]) < 1e-5
+    assert _angle_deg(res.components, ref[2][:k]) < 0.2
+    # ...and to float64 rounding when asked.
+    res = randomized_svd(x, k, n_iter=4, n_oversamples=5, compute_dtype="float64")
     assert _relerr(res.singular_values, ref[1]) < 1e-9
     assert _angle_deg(res.components, ref[2][:k]) < 1e-3
 
@@ -116,8 +127,14 @@ def test_scipy_and_pydata_sparse_blocks_agree(rng: np.random.Generator) -> None:
     ra, rb = randomized_svd(a, 5, random_state=4), randomized_svd(b, 5, random_state=4)
     assert np.allclose(ra.singular_values, rb.singular_values, rtol=1e-12)
     assert np.allclose(ra.components, rb.components, atol=1e-10)
-    dense = randomized_svd(da.from_array(xs.toarray(), chunks=(125, -1)), 5, random_state=4)
-    assert np.allclose(ra.singular_values, dense.singular_values, rtol=1e-10)
+    # Sparse blocks start from a sketch by default, dense ones from a Gaussian panel.
+    # Same arithmetic in float64: the same result to rounding.
+    dense = randomized_svd(da.from_array(xs.toarray(), chunks=(125, -1)), 5, random_state=4,
+                           start="sketch", compute_dtype="float64")
+    ra64 = randomized_svd(a, 5, random_state=4, compute_dtype="float64")
+    assert np.allclose(ra64.singular_values, dense.singular_values, rtol=1e-10)
+    assert _angle_deg(ra64.components, dense.components) < 1e-4  # a flat spectrum
+    assert np.allclose(ra.singular_values, ra64.singular_values, rtol=1e-5)
 
 
 def test_same_seed_and_chunks_give_identical_results(wide: np.ndarray) -> None:
@@ -157,11 +174,27 @@ def test_normal_product_is_lazy_and_exact(rng: np.random.Generator) -> None:
 
     with dask.config.set(scheduler=refuse):
         graph = normal_product(da.from_array(x, chunks=(20, -1)), q, with_stats=True)
+        plain = normal_product(da.from_array(x, chunks=(20, -1)), q)
     out = graph.compute()
-    assert np.allclose(out[:7, :3], x.T @ x @ q)
-    assert np.allclose(out[:7, 3], x.sum(axis=0))
-    assert out[7, 0] == pytest.approx(np.sum(x**2))
-    assert out[8, 0] == 90
+    assert np.allclose(out.product, x.T @ x @ q)
+    assert np.allclose(plain.compute(), x.T @ x @ q)
+    assert np.allclose(out.stats[:7], x.sum(axis=0))
+    assert out.stats[7] == pytest.approx(np.sum(x**2))
+    assert out.stats[8] == 90
+
+
+def test_sketch_product_ignores_chunking_and_centres(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(90, 7)).astype(np.float32)
+    a = sketch_product(da.from_array(x, chunks=(20, -1)), 3, 4, l_omega=4).compute()
+    b = sketch_product(da.from_array(sp.csr_matrix(x), chunks=(33, -1), asarray=False), 3, 4,
+                       l_omega=4).compute()
+    omega = sketch_rows(3, 0, 90, 4)
+    assert set(np.unique(omega)) == {-1.0, 1.0}
+    assert np.allclose(omega[10:50], sketch_rows(3, 10, 50, 4))  # any row block, same rows
+    for out in (a, b):
+        assert np.allclose(out.product, x.T.astype(np.float64) @ omega, atol=1e-4)
+        assert np.allclose(out.stats[7:11], omega.sum(axis=0))
+        assert out.stats[12] == 90
 
 
 @pytest.mark.parametrize(

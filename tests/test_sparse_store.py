@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import zarr
 from veob_dask.errors import DataError, StoreExistsError, StoreFormatError, StoreNotFoundError
 from veob_dask.io.sparse import ingest_coo, ingest_npz, read_sparse, write_sparse
 from veob_dask.io.store import read_matrix, write_array
+from veob_dask.runtime import parallelism
 from veob_dask.svd import SVDEmbedding
 
 
@@ -34,7 +36,8 @@ def _coo_store(path: Path, row: np.ndarray, col: np.ndarray, data: np.ndarray,
 def test_npz_roundtrip_row_chunked(tmp_path: Path, csr: sp.csr_matrix, fmt: str) -> None:
     sp.save_npz(tmp_path / "a.npz", csr.asformat(fmt))
     ingest_npz(tmp_path / "a.npz", tmp_path / "s.zarr", chunk_rows=120)
-    x = read_matrix(tmp_path / "s.zarr")
+    assert sp.issparse(read_matrix(tmp_path / "s.zarr")._meta)
+    x = read_sparse(tmp_path / "s.zarr", chunk_rows=120)
     assert isinstance(x, da.Array) and sp.issparse(x._meta)
     assert x.chunks[0] == (120, 120, 120, 120, 20) and x.dtype == np.float32
     blocks = [x.blocks[i].compute() for i in range(x.numblocks[0])]
@@ -46,7 +49,18 @@ def test_npz_roundtrip_row_chunked(tmp_path: Path, csr: sp.csr_matrix, fmt: str)
 
 def test_default_chunking_and_rechunked_reads(tmp_path: Path, csr: sp.csr_matrix) -> None:
     write_sparse(csr, tmp_path / "s.zarr")
-    assert read_sparse(tmp_path / "s.zarr").numblocks[0] == 1  # 7k entries: one chunk
+    # Default: one block per thread (7k entries is far below MAX_BLOCK_NNZ), equal entries.
+    x = read_sparse(tmp_path / "s.zarr")
+    assert x.numblocks[0] == parallelism()
+    with dask.config.set(scheduler="sync"):
+        assert read_sparse(tmp_path / "s.zarr").numblocks[0] == 1
+    x = read_sparse(tmp_path / "s.zarr", n_blocks=3)
+    counts = [b.nnz for b in dask.compute(*x.to_delayed().ravel())]
+    assert len(counts) == 3 and sum(counts) == csr.nnz
+    assert max(counts) - min(counts) <= 2 * np.diff(csr.indptr).max()
+    assert (x.compute() != csr).nnz == 0
+    with pytest.raises(DataError, match="n_blocks"):
+        read_sparse(tmp_path / "s.zarr", n_blocks=0)
     x = read_sparse(tmp_path / "s.zarr", chunk_rows=77)
     assert x.chunks[0][0] == 77
     assert (x.compute() != csr).nnz == 0

