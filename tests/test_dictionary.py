@@ -6,6 +6,7 @@ import json
 import lzma
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 
@@ -139,6 +140,21 @@ def test_matrix_layout(tmp_path: Path) -> None:
         np.testing.assert_array_equal(dense[i, 3:], expect)
     with pytest.raises(DataError):
         dictionary_matrix(d, spell[:-1])
+
+
+def test_default_blocks_are_float32_and_balanced(tmp_path: Path) -> None:
+    d = load_simple_dictionary(_write(tmp_path, ENTRIES))
+    spell = np.ones((len(d), 3))
+    with dask.config.set(scheduler="threads", num_workers=3):
+        x, _, _ = dictionary_matrix(d, spell)
+    assert x.dtype == np.float32 and 1 < x.numblocks[0] <= 3
+    nnz = [b.nnz for b in dask.compute(*x.to_delayed().ravel())]
+    assert sum(nnz) == x.compute().nnz and max(nnz) - min(nnz) <= 3 + 2 * max(
+        len(s) + len(a) for s, a in d.entries.values())
+    ref, _, _ = dictionary_matrix(d, spell, chunk_rows=4)
+    assert (x.compute() != ref.compute()).nnz == 0
+    with pytest.raises(InvalidParameterError):
+        dictionary_matrix(d, spell, chunk_rows=0)
 
 
 def test_merged_columns_give_the_same_embedding(tmp_path: Path) -> None:

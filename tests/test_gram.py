@@ -32,8 +32,12 @@ def test_dense_scipy_and_pydata_sparse_blocks_agree(rng: np.random.Generator) ->
 
 def test_singular_values_match_float64_lapack(rng: np.random.Generator) -> None:
     x = (rng.normal(size=(6000, 50)) * np.logspace(0, -3, 50)).astype(np.float32)
-    res = gram_svd(da.from_array(x, chunks=(1700, -1)))
     s = np.linalg.svd(x.astype(np.float64), compute_uv=False)
+    # float32 data: float32 sub-block products summed in float64, float32-level error...
+    res = gram_svd(da.from_array(x, chunks=(1700, -1)))
+    assert 1e-12 < np.max(np.abs(res.singular_values - s) / s) < 1e-6
+    # ...and float64 products when asked: float64-level error.
+    res = gram_svd(da.from_array(x, chunks=(1700, -1)), compute_dtype="float64")
     assert np.max(np.abs(res.singular_values - s) / s) < 1e-10
     total = gram_matrix(da.from_array(x, chunks=(1700, -1))).compute()
     assert total[-1, -1] == 6000

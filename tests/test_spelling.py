@@ -13,6 +13,7 @@ from veob_dask.text.spelling import (
     build_spelling,
     encode_words,
     load_word_list,
+    paper_cells,
     spelling_embedding,
     spelling_features,
     spelling_neighbors,
@@ -103,3 +104,24 @@ def test_full_word_list_builds() -> None:
     wv, _timings = build_spelling(DICT)
     assert len(wv) > 90_000 and wv.dim == 40
     assert next(w for w, _ in wv.neighbors("frowning", 3)) == "frowning"
+
+
+def test_paper_cells_restrict_the_search_to_the_query_cell() -> None:
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(600)]
+    # two far-apart clouds: the nearest cell of a query in cloud 0 holds only cloud-0 words
+    vecs = np.vstack([rng.normal(size=(300, 4)), rng.normal(size=(300, 4)) + 50])
+    wv = WordVectors(words, vecs.astype(np.float32), {"model": "test"})
+    cells = paper_cells(wv, max_depth=3, min_samples=20)
+    assert 1 < cells.n_cells_ <= 8
+    exact = spelling_neighbors(wv, "w5", k=10)
+    got = spelling_neighbors(wv, "w5", k=10, cells=cells)
+    assert got[0] == ("w5", 0.0)
+    label = cells.partition_.predict(vecs[[5]].astype(np.float64))[0]
+    members = set(np.flatnonzero(cells.partition_.predict(vecs.astype(np.float64)) == label))
+    assert {int(w[1:]) for w, _ in got} <= members  # only the query's cell
+    # within the cell the order and distances are exact
+    d = [dist for _, dist in got]
+    assert d == sorted(d)
+    assert {w for w, _ in got} <= {w for w, _ in spelling_neighbors(wv, "w5", k=300)}
+    assert len(exact) == 10

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     nb.add_argument("-k", "--k", type=int, default=10, help="neighbours to print (default 10)")
     nb.add_argument("--metric", choices=("sqeuclidean", "cosine"), default="sqeuclidean",
                     help="distance (default squared Euclidean, as the paper's tables)")
+    nb.add_argument("--cells", action="store_true",
+                    help="search only the query's nearest cell of the §5 partition tree "
+                    "(max_level 9, min_samples 100), as the paper's tables were made")
     nb.add_argument("--json", action="store_true", help="print JSON instead of a table")
     nb.set_defaults(func=run_neighbors)
 
@@ -106,20 +109,30 @@ def _load(path: str) -> WordVectors:
 
 def run_neighbors(args: argparse.Namespace) -> int:
     """Print the nearest words of ``args.word``."""
-    from ..text.spelling import spelling_neighbors
+    from ..text.spelling import paper_cells, spelling_neighbors
 
     if args.k < 1:
         raise InvalidParameterError(f"-k must be >= 1; got {args.k}.")
+    if args.cells and args.metric != "sqeuclidean":
+        raise InvalidParameterError("--cells searches by squared Euclidean distance; "
+                                    "drop --metric cosine.")
     model = _load(args.model)
     is_spelling = model.metadata.get("model") == "spelling" and "components" in model.extras
     note = ""
     if args.word not in model and is_spelling:
-        rows = spelling_neighbors(model, args.word, args.k, args.metric)
         note = " (not in the vocabulary: embedded from its letters)"
+    elif args.word not in model:
+        model.index(args.word)  # raises UnknownWordError with spelling suggestions
+    cells = paper_cells(model) if args.cells else None
+    if cells is not None:
+        note += f" (nearest cell of {cells.n_cells_})"
+    if is_spelling or cells is not None:
+        rows = spelling_neighbors(model, args.word, args.k, args.metric, cells=cells)
     else:
         rows = model.neighbors(args.word, args.k, args.metric)
     if args.json:
         print(json.dumps({"word": args.word, "model": args.model, "metric": args.metric,
+                          "cells": bool(args.cells),
                           "neighbors": [{"word": w, "distance": d} for w, d in rows]}))
         return 0
     print(f"{args.word} (input){note}")

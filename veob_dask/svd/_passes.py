@@ -30,15 +30,40 @@ from dask.delayed import Delayed
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_block_finite
+from ..errors import InvalidParameterError
 
-__all__ = ["WithStats", "compute_all", "gram_product", "has_sparse_blocks", "normal_product",
-           "sketch_product", "sketch_rows"]
+__all__ = [
+    "WithStats",
+    "compute_all",
+    "gram_product",
+    "has_sparse_blocks",
+    "normal_product",
+    "resolve_compute_dtype",
+    "sketch_product",
+    "sketch_rows",
+]
 
 #: Elements of one dense sub-block a kernel converts at a time (bounds task memory).
 SUBBLOCK_ELEMENTS = 1 << 19
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def resolve_compute_dtype(requested: Any, data_dtype: Any) -> np.dtype:
+    """The dtype of the data products: ``requested``, or float32 for float32/float16 data and
+    float64 otherwise (``None``)."""
+    if requested is None:
+        return np.dtype(np.float32 if np.dtype(data_dtype) in (np.float16, np.float32)
+                        else np.float64)
+    try:
+        dt = np.dtype(requested)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise InvalidParameterError(
+            f"compute_dtype must be None, 'float32' or 'float64'; got {requested!r}.")
+    return dt
 
 
 def has_sparse_blocks(x: da.Array) -> bool:

@@ -53,6 +53,7 @@ from ._passes import (
     gram_product,
     has_sparse_blocks,
     normal_product,
+    resolve_compute_dtype,
     sketch_product,
 )
 from ._signs import flip_signs
@@ -206,27 +207,11 @@ def randomized_svd(
                                start=start)
 
 
-def _compute_dtype(requested: Any, data_dtype: Any) -> np.dtype:
-    """The dtype of the data products: ``requested``, or float32 for float32/float16 data and
-    float64 otherwise (``None``)."""
-    if requested is None:
-        return np.dtype(np.float32 if np.dtype(data_dtype) in (np.float16, np.float32)
-                        else np.float64)
-    try:
-        dt = np.dtype(requested)
-    except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise InvalidParameterError(
-            f"compute_dtype must be None, 'float32' or 'float64'; got {requested!r}.")
-    return dt
-
-
 def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: int,
                     center: bool, random_state: Any, method: str,
                     split_every: int | None, compute_dtype: Any, start: str) -> SVDResult:
     xd = as_dask_2d(x)
-    work_dtype = _compute_dtype(compute_dtype, xd.dtype)
+    work_dtype = resolve_compute_dtype(compute_dtype, xd.dtype)
     n, d = xd.shape
     if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
         raise InvalidParameterError(

@@ -37,6 +37,7 @@ with squared Euclidean distances as in the paper's table.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import lzma
 import os
@@ -276,14 +277,15 @@ def load_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Di
 
 
 def _block(spell: np.ndarray, slot_idx: np.ndarray, slot_w: np.ndarray, slot_ptr: np.ndarray,
-           n_cols: int) -> sp.csr_matrix:
+           n_cols: int, dtype: Any = np.float32) -> sp.csr_matrix:
     """Kernel: one row block of ``[spelling | slots]`` as CSR (slot columns after spelling)."""
     rows, d_sp = spell.shape
     n_slot = np.diff(slot_ptr)
     indptr = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(d_sp + n_slot, out=indptr[1:])
-    indices = np.empty(int(indptr[-1]), dtype=np.int64)
-    data = np.empty(int(indptr[-1]), dtype=np.float64)
+    index_dtype = np.int32 if n_cols < 2**31 and indptr[-1] < 2**31 else np.int64
+    indices = np.empty(int(indptr[-1]), dtype=index_dtype)
+    data = np.empty(int(indptr[-1]), dtype=dtype)
     sp_at = (indptr[:-1, None] + np.arange(d_sp)[None, :]).ravel()
     indices[sp_at] = np.tile(np.arange(d_sp), rows)
     data[sp_at] = spell.ravel()
@@ -322,15 +324,19 @@ def merge_identical_columns(slot_idx: np.ndarray, slot_ptr: np.ndarray, n_slots:
     return new_cols, np.sqrt(counts[new_cols]).astype(np.float64), new_ptr, n_groups
 
 
-def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int = 131_072,
-                      merge_columns: bool = False
+def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int | None = None,
+                      merge_columns: bool = False, dtype: Any = np.float32
                       ) -> tuple[da.Array, list[str], dict[str, int]]:
     """Lazy sparse ``(n_words, d_spelling + n_synonyms + n_antonyms)`` matrix of §6.4.
 
     Rows follow ``dic.words`` (sorted); ``spelling`` holds the (scaled) orthography rows in that
     order. With ``merge_columns`` identical slot columns are merged (see
     :func:`merge_identical_columns`; same row embedding, fewer columns). Returns the dask array
-    (CSR blocks of ``chunk_rows`` rows), the words and the slot counts.
+    (CSR blocks of ``dtype``), the words and the slot counts.
+
+    Blocks: ``chunk_rows`` rows each if given; by default one block per thread
+    (:func:`veob_dask.runtime.parallelism`) with equal entry counts — a randomized-SVD pass
+    writes one dense features x panel product per block, so few, even blocks are fastest.
     """
     words = dic.words
     if spelling.shape[0] != len(words):
@@ -355,14 +361,26 @@ def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int 
         counts["n_merged_slots"] = n_slots
     n_cols = spelling.shape[1] + n_slots
     counts["n_columns"] = n_cols
+    n_rows = len(words)
+    if chunk_rows is not None:
+        if int(chunk_rows) < 1:
+            raise InvalidParameterError(f"chunk_rows must be >= 1; got {chunk_rows}.")
+        bounds = [*range(0, n_rows, int(chunk_rows)), n_rows]
+    else:
+        from ..runtime import parallelism
+
+        entries = np.arange(n_rows + 1) * spelling.shape[1] + slot_ptr  # cumulative nnz
+        targets = entries[-1] * np.arange(1, parallelism()) / parallelism()
+        inner = np.searchsorted(entries, targets)
+        bounds = sorted({0, n_rows, *(int(b) for b in inner if 0 < b < n_rows)})
+    dtype = np.dtype(dtype)
     blocks = []
-    for lo in range(0, len(words), chunk_rows):
-        hi = min(len(words), lo + chunk_rows)
+    for lo, hi in itertools.pairwise(bounds):
         a, z = slot_ptr[lo], slot_ptr[hi]  # each task gets only its own slices
         task = dask.delayed(_block, pure=True)(spelling[lo:hi], slot_idx[a:z], slot_w[a:z],
-                                               slot_ptr[lo:hi + 1] - a, n_cols)
-        blocks.append(da.from_delayed(task, shape=(hi - lo, n_cols), dtype=np.float64,
-                                      meta=sp.csr_matrix((0, n_cols))))
+                                               slot_ptr[lo:hi + 1] - a, n_cols, dtype)
+        blocks.append(da.from_delayed(task, shape=(hi - lo, n_cols), dtype=dtype,
+                                      meta=sp.csr_matrix((0, n_cols), dtype=dtype)))
     x = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
     return x, words, counts
 
@@ -370,7 +388,7 @@ def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int 
 def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, *,
                      n_components: int = 300, spelling_components: int = 30, n: int = 15,
                      m: int = 6, basis: str = "paper", solver: str = "randomized",
-                     n_iter: int = 1, limit: int | None = None, chunk_rows: int = 131_072,
+                     n_iter: int = 1, limit: int | None = None, chunk_rows: int | None = None,
                      merge_columns: bool = True, strict: bool = False, random_state: int = 0
                      ) -> tuple[WordVectors, dict[str, float]]:
     """Build the §6.4 dictionary model from raw files; return it and seconds per stage.
@@ -392,10 +410,9 @@ def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, 
         enough for neighbour lists; the author used a plain randomized SVD (``rsvd``).
     limit : int, optional
         Keep the first ``limit`` entry words (sorted), with all their slots (size knob).
-    chunk_rows : int, default=131_072
-        Rows per dask block (the randomized solver returns one features x panel partial
-        product per block, so few large blocks are faster: 64 s vs 104 s measured for the
-        full dictionary with one block vs 40k-row blocks on the shared 2-core machine).
+    chunk_rows : int, optional
+        Rows per dask block; default one block per thread with equal entry counts (see
+        :func:`dictionary_matrix`).
     merge_columns : bool, default=True
         Merge identical slot columns (exact for the embedding; see
         :func:`merge_identical_columns`).

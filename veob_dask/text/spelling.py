@@ -48,7 +48,7 @@ from ..svd.gram import gram_matrix, spectrum_from_gram
 from .wordvectors import WordVectors
 
 __all__ = ["LAYOUTS", "SCALES", "build_spelling", "encode_words", "load_word_list",
-           "spelling_embedding", "spelling_features", "spelling_neighbors"]
+           "paper_cells", "spelling_embedding", "spelling_features", "spelling_neighbors"]
 
 SCALES = ("s1", "norm", "none")
 LAYOUTS = ("blocks", "summed")
@@ -378,8 +378,36 @@ def encode_words(model: WordVectors, words: Sequence[str]) -> np.ndarray:
 
 
 def spelling_neighbors(model: WordVectors, word: str, k: int = 10,
-                       metric: str = "sqeuclidean") -> list[tuple[str, float]]:
-    """Nearest vocabulary words to ``word`` by spelling, also for a word outside the vocabulary."""
-    if word in model:
-        return model.neighbors(word, k, metric)
-    return model.neighbors_of_vector(encode_words(model, [word])[0], k, metric)
+                       metric: str = "sqeuclidean", *, cells: Any = None
+                       ) -> list[tuple[str, float]]:
+    """Nearest vocabulary words to ``word`` by spelling, also for a word outside the vocabulary.
+
+    With ``cells`` (a :class:`~veob_dask.index.CellIndex` fitted on ``model.vectors``, e.g.
+    from :func:`paper_cells`), the search is restricted to the index's ``n_probe`` nearest
+    cells and distances are squared Euclidean, as the paper's tables were made.
+    """
+    if cells is None:
+        if word in model:
+            return model.neighbors(word, k, metric)
+        return model.neighbors_of_vector(encode_words(model, [word])[0], k, metric)
+    vec = model.vector(word) if word in model else encode_words(model, [word])[0]
+    idx, dist = cells.kneighbors(np.asarray(vec, dtype=np.float64)[None, :], k=k)
+    return [(model.words[int(i)], float(d)) for i, d in zip(idx[0], dist[0], strict=True)
+            if i >= 0]
+
+
+def paper_cells(model: WordVectors, *, n_probe: int = 1, max_depth: int = 8,
+                min_samples: int = 100) -> Any:
+    """The cells the paper's word tables were searched in: the §5 partition tree of the whole
+    vocabulary with the author's ``max_level=9, min_samples=100`` (``max_depth = 8`` splits,
+    at most 256 cells), searched in the query's nearest cell only (``n_probe=1``).
+
+    The author's notebook answers a query with ``closest_cell`` then ``top_match_samples``
+    inside that one cell (ALGORITHMS.md §5.2), so the published neighbour lists are the nearest
+    words *of the query's cell*, not of the vocabulary: exact search ranks words across a cell
+    boundary that the paper's lists cannot contain.
+    """
+    from ..index import CellIndex
+
+    return CellIndex("tree", n_probe=n_probe, max_depth=max_depth, min_samples=min_samples,
+                     max_samples=None).fit(np.asarray(model.vectors, dtype=np.float64))
