@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from veob_dask.errors import SchedulerError
 from veob_dask.io.sparse import write_sparse
 from veob_dask.io.store import read_array, read_matrix, write_array
-from veob_dask.runtime import connect, scheduler_context
+from veob_dask.runtime import connect, parallelism, scheduler_context
 from veob_dask.svd import SVDEmbedding
 
 
@@ -57,6 +57,11 @@ def dense_store(tmp_path: Path) -> Path:
 def test_randomized_fit_on_process_cluster_matches_threads(process_client: object,
                                                            sparse_store: Path) -> None:
     params = {"n_components": 8, "solver": "randomized", "n_iter": 3, "random_state": 5}
+    # Sparse stores are read in one block per thread of the cluster that will run the fit.
+    threads = sum(process_client.nthreads().values())  # type: ignore[attr-defined]
+    with dask.config.set(scheduler=process_client):
+        assert parallelism() == threads
+        assert read_matrix(sparse_store).numblocks[0] == threads
     remote = _fit(sparse_store, process_client, **params)
     local = _fit(sparse_store, "threads", **params)
     assert remote.solver_ == local.solver_ == "randomized"

@@ -135,6 +135,9 @@ class WithStats:
     def copy(self) -> WithStats:
         return WithStats(self.product.copy(), self.stats.copy())
 
+    def __add__(self, other: WithStats) -> WithStats:
+        return WithStats(self.product + other.product, self.stats + other.stats)
+
     def __iadd__(self, other: WithStats) -> Self:
         self.product += other.product
         self.stats += other.stats
@@ -343,8 +346,10 @@ def _flatten(parts: Any) -> list[np.ndarray]:
 def _sum_combine(parts: Any, axis: Any = None, keepdims: Any = None) -> np.ndarray:
     """Sum partial results (each with a leading axis of length 1) into a fresh array."""
     flat = _flatten(parts)
-    acc = flat[0].copy()
-    for p in flat[1:]:
+    if len(flat) == 1:
+        return flat[0].copy()
+    acc = flat[0] + flat[1]  # one fresh array, no copy of the first part
+    for p in flat[2:]:
         acc += p
     return acc
 
