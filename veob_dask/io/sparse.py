@@ -33,7 +33,6 @@ import numpy as np
 import scipy.sparse as sp
 import zarr
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import DataError, StoreFormatError, StoreNotFoundError
 from .store import ZarrRowSource, _is_url, _local, atomic_store, open_group, provenance
@@ -263,12 +262,22 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
         indptr = ZarrRowSource(spath, "indptr")[0:n + 1].astype(np.int64)
         bounds = _balanced_bounds(indptr, int(n_blocks))
     name = "veob-read-sparse-" + tokenize(spath, n, m, bounds, dtype, nnz)
-    dsk = {(name, i, 0): (_read_csr_rows, spath, r0, r1, m, dtype)
-           for i, (r0, r1) in enumerate(itertools.pairwise(bounds))}
-    chunks = (tuple(int(b) for b in np.diff(bounds)), (m,))
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    # A Blockwise layer over the (tiny) array of row ranges, so that dask fuses each read with
+    # the kernel that consumes the block into one task (a separate read task cost a scheduling
+    # gap of 30-50 ms per block and pass on the 2-core machine).
+    ranges = da.from_array(np.array(list(itertools.pairwise(bounds)), dtype=np.int64),
+                           chunks=(1, 2), name=name + "-ranges")
     meta = sp.csr_matrix((0, m), dtype=np.dtype(dtype))
-    return da.Array(graph, name, chunks, meta=meta)
+    out: da.Array = da.blockwise(
+        _read_block, "ij", ranges, "ik", spath, None, m, None, dtype, None,
+        new_axes={"j": m}, adjust_chunks={"i": tuple(int(b) for b in np.diff(bounds))},
+        concatenate=True, meta=meta, name=name)
+    return out
+
+
+def _read_block(ranges: np.ndarray, path: str, m: int, dtype: str) -> sp.csr_matrix:
+    r0, r1 = (int(v) for v in ranges[0])
+    return _read_csr_rows(path, r0, r1, m, dtype)
 
 
 def _uniform_bounds(n: int, rows: int) -> list[int]:
