@@ -196,15 +196,15 @@ def randomized_svd(
     left free for the client-side orthogonalisation between passes.
     Determinism: the starting panel depends only on the seed and the shape (a sketch's Ω is
     drawn by global row, whatever the chunking), and the tree reductions have a fixed order,
-    so the same seed and chunking give the same result on any scheduler. Signs follow :mod:`veob_dask.svd._signs`.
+    so the same seed and chunking give the same result on any scheduler. Signs follow
+    :mod:`veob_dask.svd._signs`.
     """
     # Tasks run with one BLAS thread (``compute_all`` holds it there: dask already runs one
     # task per core, and spinning OpenBLAS threads on top made this solver 3x slower on a
     # shared 2-core machine); between passes, the client's orthogonalisation uses them all.
     return _randomized_svd(x, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
-                               center=center, random_state=random_state, method=method,
-                               split_every=split_every, compute_dtype=compute_dtype,
-                               start=start)
+                           center=center, random_state=random_state, method=method,
+                           split_every=split_every, compute_dtype=compute_dtype, start=start)
 
 
 def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: int,
@@ -237,7 +237,7 @@ def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: in
     n_seen, total = 0, 0.0
 
     def take_stats(stats: np.ndarray, l_omega: int) -> None:
-        """Row count, mean and total energy from a ``block_statistics`` vector."""
+        """Row count, mean and total energy from a :class:`WithStats` statistics vector."""
         nonlocal mean, n_seen, total
         n_seen = int(stats[d + l_omega + 1] + 0.5)
         total = float(stats[d + l_omega])
