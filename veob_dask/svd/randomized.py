@@ -45,9 +45,11 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from .._validation import as_dask_2d, parse_seed
 from ..errors import InvalidParameterError
+from . import _rowpar as rowpar
 from ._passes import (
     compute_all,
     gram_product,
@@ -69,8 +71,8 @@ def _project_out(w: np.ndarray, basis: list[np.ndarray],
                  coeffs: list[np.ndarray] | None = None) -> None:
     """One round of block classical Gram–Schmidt of ``w`` against ``basis`` (in place)."""
     for i, b in enumerate(basis):
-        c = b.T @ w
-        w -= b @ c
+        c = rowpar.tmatmul(b, w)
+        rowpar.sub_matmul(w, b, c)
         if coeffs is not None:
             coeffs[i] += c
 
@@ -84,12 +86,11 @@ def _gram_orth(w: np.ndarray, rel_tol: float, *, refine: bool = False) -> np.nda
     the point), except with ``refine=True``: the second round on an already nearly
     orthonormal panel, where the panel's own dtype is accurate enough.
     """
-    w64 = w if refine or w.dtype == np.float64 else w.astype(np.float64)
-    g = w64.T @ w64
+    g = rowpar.gram(w, None if refine else np.float64)
     lam, u = scipy.linalg.eigh((g + g.T) / 2)
     keep = lam > max(float(lam[-1]) if lam.size else 0.0, 0.0) * rel_tol**2
     keep &= lam > 0
-    return w @ (u[:, keep] / np.sqrt(lam[keep])).astype(w.dtype)
+    return rowpar.matmul(w, (u[:, keep] / np.sqrt(lam[keep])).astype(w.dtype))
 
 
 def _orthonormalize(w: np.ndarray, basis: list[np.ndarray], tol: float, rel_tol: float = 1e-7
@@ -110,7 +111,7 @@ def _orthonormalize(w: np.ndarray, basis: list[np.ndarray], tol: float, rel_tol:
     # working precision; the coefficients it would add are at rounding level.
     _project_out(q, basis)
     q = _gram_orth(q, rel_tol, refine=True)
-    return q, [*coeffs, q.T @ w]
+    return q, [*coeffs, rowpar.tmatmul(q, w)]
 
 
 #: Per compute dtype: the relative singular value below which ``_gram_orth`` drops a direction
@@ -192,19 +193,21 @@ def randomized_svd(
     Accuracy: working on ``XᵀX`` squares the condition number, so directions with singular
     values below about ``1e-7 · σ₁`` (float64) are not resolved (they never are by a top-k
     solver in practice).
-    Threads: BLAS is held at one thread while tasks run (they already use every core) and
-    left free for the client-side orthogonalisation between passes.
+    Threads: BLAS is held at one thread (tasks already use every core); between passes the
+    client splits its panel products by rows over the local cores.
     Determinism: the starting panel depends only on the seed and the shape (a sketch's Ω is
     drawn by global row, whatever the chunking), and the tree reductions have a fixed order,
     so the same seed and chunking give the same result on any scheduler. Signs follow
     :mod:`veob_dask.svd._signs`.
     """
-    # Tasks run with one BLAS thread (``compute_all`` holds it there: dask already runs one
-    # task per core, and spinning OpenBLAS threads on top made this solver 3x slower on a
-    # shared 2-core machine); between passes, the client's orthogonalisation uses them all.
-    return _randomized_svd(x, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
-                           center=center, random_state=random_state, method=method,
-                           split_every=split_every, compute_dtype=compute_dtype, start=start)
+    # One BLAS thread throughout: dask already runs one task per core (spinning OpenBLAS
+    # threads on top made this solver 3x slower on a shared 2-core machine), and between
+    # passes the client splits its panel products by rows over the cores (_rowpar).
+    with threadpool_limits(1, user_api="blas"):
+        return _randomized_svd(x, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
+                               center=center, random_state=random_state, method=method,
+                               split_every=split_every, compute_dtype=compute_dtype,
+                               start=start)
 
 
 def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: int,
