@@ -126,3 +126,14 @@ def test_all_zero_chunks_are_written_and_read(tmp_path):
     ingest(np.zeros((10, 2, 2), dtype=np.uint8), tmp_path / "b.zarr", labels=np.zeros(10),
            chunk_rows=5)
     assert read_array(tmp_path / "b.zarr").sum().compute() == 0
+
+
+def test_a_store_replaced_at_the_same_path_is_reread(tmp_path: Path) -> None:
+    """Opened arrays are shared per process; replacing the store must not serve stale data."""
+    path = tmp_path / "x.zarr"
+    write_array(np.zeros((10, 3), dtype=np.float32), path)
+    assert read_array(path).compute().sum() == 0
+    for value in (1.0, 2.0):
+        write_array(np.full((12, 3), value, dtype=np.float32), path, overwrite=True)
+        got = read_array(path).compute()
+        assert got.shape == (12, 3) and np.all(got == value)

@@ -15,6 +15,7 @@ import contextlib
 import datetime as _dt
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -101,6 +102,10 @@ def open_group(path: str | os.PathLike[str], mode: str = "r") -> zarr.Group:
     return node
 
 
+_OPEN_ARRAYS: dict[tuple[str, str, int, int, int], zarr.Array] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 class ZarrRowSource:
     """Array-like view of a Zarr array that checks chunks exist and decode.
 
@@ -128,6 +133,17 @@ class ZarrRowSource:
         cached = self.__dict__.get("_cached")
         if cached is not None:
             return cached
+        # Each task of a worker process unpickles its own copy of this source; opening the
+        # store (two metadata reads) per chunk cost about 1 CPU-s per 80 chunks. Arrays are
+        # shared per process, keyed by the array metadata file's inode, mtime and size, so a
+        # store replaced at the same path is reopened.
+        key = self._cache_key()
+        if key is not None:
+            with _OPEN_LOCK:
+                hit = _OPEN_ARRAYS.get(key)
+            if hit is not None:
+                self.__dict__["_cached"] = hit
+                return hit
         group = open_group(self.path, mode="r")
         try:
             arr = group[self.name]
@@ -138,7 +154,22 @@ class ZarrRowSource:
         if not isinstance(arr, zarr.Array):
             raise StoreFormatError(f"{self.path!r}/{self.name} is a group, not an array.")
         self.__dict__["_cached"] = arr
+        if key is not None:
+            with _OPEN_LOCK:
+                if len(_OPEN_ARRAYS) >= 64:
+                    _OPEN_ARRAYS.clear()
+                _OPEN_ARRAYS[key] = arr
         return arr
+
+    def _cache_key(self) -> tuple[str, str, int, int, int] | None:
+        if _is_url(self.path):
+            return None
+        try:
+            st = (_local(self.path) / self.name / "zarr.json").stat()
+        except OSError:
+            return None
+        # inode too: an atomic replacement renames a new file over the path
+        return (self.path, self.name, st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _check_chunks_present(self, arr: zarr.Array, key: tuple[slice, ...]) -> None:
         from zarr.core.sync import sync
