@@ -37,7 +37,8 @@ from dask.base import tokenize
 from ..errors import DataError, StoreFormatError, StoreNotFoundError
 from .store import ZarrRowSource, _is_url, _local, atomic_store, open_group, provenance
 
-__all__ = ["SPARSE_VERSION", "ingest_coo", "ingest_npz", "read_sparse", "write_sparse"]
+__all__ = ["SPARSE_VERSION", "balanced_row_bounds", "ingest_coo", "ingest_npz", "read_sparse",
+           "write_sparse"]
 
 SPARSE_VERSION = 1
 
@@ -260,7 +261,7 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
             n_blocks = max(par, -(-nnz // MAX_BLOCK_NNZ))
             n_blocks = -(-n_blocks // par) * par
         indptr = ZarrRowSource(spath, "indptr")[0:n + 1].astype(np.int64)
-        bounds = _balanced_bounds(indptr, int(n_blocks))
+        bounds = balanced_row_bounds(indptr, int(n_blocks))
     name = "veob-read-sparse-" + tokenize(spath, n, m, bounds, dtype, nnz)
     # A Blockwise layer over the (tiny) array of row ranges, so that dask fuses each read with
     # the kernel that consumes the block into one task (a separate read task cost a scheduling
@@ -284,9 +285,10 @@ def _uniform_bounds(n: int, rows: int) -> list[int]:
     return [*range(0, n, rows), n]
 
 
-def _balanced_bounds(indptr: np.ndarray, n_blocks: int) -> list[int]:
-    """Row boundaries splitting the entries into ``n_blocks`` nearly equal runs (no empty
-    blocks; fewer blocks if there are fewer rows)."""
+def balanced_row_bounds(indptr: np.ndarray, n_blocks: int) -> list[int]:
+    """Row boundaries ``[0, ..., n]`` splitting the entries of a CSR ``indptr`` (cumulative
+    entry counts) into ``n_blocks`` nearly equal runs (no empty blocks; fewer blocks if
+    there are fewer rows)."""
     n = indptr.shape[0] - 1
     nnz = int(indptr[-1])
     if nnz == 0:

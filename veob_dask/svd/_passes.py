@@ -166,11 +166,11 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
     return out
 
 
-def _gram_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
+def _panel_gram_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
     """Kernel: ``(X_b q)ᵀ (X_b q)`` of one row block, shape (1, l, l), float64 (a
     :class:`WithStats` if asked)."""
     if with_stats:
-        return WithStats(_gram_block(block, q), _stats_block(block, 0, 0, 0))
+        return WithStats(_panel_gram_block(block, q), _stats_block(block, 0, 0, 0))
     xb = _as_scipy(block, q.dtype)
     l = q.shape[1]
     out = np.zeros((1, l, l))
@@ -299,7 +299,7 @@ def gram_product(x: da.Array, q: np.ndarray, *, with_stats: bool = False,
     """
     l = q.shape[1]
     parts = da.blockwise(
-        _gram_block, "iab", x, "ij", q, None, with_stats, None, new_axes={"a": l, "b": l},
+        _panel_gram_block, "iab", x, "ij", q, None, with_stats, None, new_axes={"a": l, "b": l},
         adjust_chunks={"i": 1}, concatenate=True, dtype=np.float64, meta=np.empty((0, 0, 0)),
         name="veob-gram-" + da.core.tokenize(x.name, _fingerprint(q), with_stats))
     return _tree_sum(parts, np.float64, split_every, "veob-gram-sum")

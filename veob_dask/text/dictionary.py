@@ -367,12 +367,11 @@ def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int 
             raise InvalidParameterError(f"chunk_rows must be >= 1; got {chunk_rows}.")
         bounds = [*range(0, n_rows, int(chunk_rows)), n_rows]
     else:
+        from ..io.sparse import balanced_row_bounds
         from ..runtime import parallelism
 
-        entries = np.arange(n_rows + 1) * spelling.shape[1] + slot_ptr  # cumulative nnz
-        targets = entries[-1] * np.arange(1, parallelism()) / parallelism()
-        inner = np.searchsorted(entries, targets)
-        bounds = sorted({0, n_rows, *(int(b) for b in inner if 0 < b < n_rows)})
+        entries = np.arange(n_rows + 1) * spelling.shape[1] + slot_ptr  # the rows' indptr
+        bounds = balanced_row_bounds(entries, parallelism())
     dtype = np.dtype(dtype)
     blocks = []
     for lo, hi in itertools.pairwise(bounds):
