@@ -116,8 +116,14 @@ def _omega(seed: int, row0: int, n_rows: int, l: int, dtype: Any) -> np.ndarray:
     return out
 
 
-def _dense_steps(n_rows: int, d: int) -> range:
-    return range(0, n_rows, max(1, SUBBLOCK_ELEMENTS // max(1, d)))
+def _subblock_rows(d: int) -> int:
+    """Rows of a dense sub-block of about :data:`SUBBLOCK_ELEMENTS` values."""
+    return max(1, SUBBLOCK_ELEMENTS // max(1, d))
+
+
+def _dense_slices(n_rows: int, d: int) -> list[slice]:
+    step = _subblock_rows(d)
+    return [slice(start, start + step) for start in range(0, n_rows, step)]
 
 
 class WithStats:
@@ -157,9 +163,9 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
         return np.asarray(xb.T @ (xb @ q))[None]
     n_rows, d = xb.shape
     out = np.zeros((1, d, q.shape[1]))
-    buf = np.empty((min(n_rows, max(1, SUBBLOCK_ELEMENTS // max(1, d))), d), dtype=q.dtype)
-    for start in _dense_steps(n_rows, d):
-        part = xb[start:start + buf.shape[0]]
+    buf = np.empty((min(n_rows, _subblock_rows(d)), d), dtype=q.dtype)
+    for rows in _dense_slices(n_rows, d):
+        part = xb[rows]
         xs = buf[:part.shape[0]]
         xs[...] = part  # conversion to the compute dtype into a cache-sized buffer
         out[0] += xs.T @ (xs @ q)
@@ -179,8 +185,8 @@ def _panel_gram_block(block: Any, q: np.ndarray, with_stats: bool = False) -> An
         out[0] = y.T @ y
         return out
     n_rows, d = xb.shape
-    for start in _dense_steps(n_rows, d):
-        part = xb[start:start + max(1, SUBBLOCK_ELEMENTS // max(1, d))]
+    for rows in _dense_slices(n_rows, d):
+        part = xb[rows]
         y = np.asarray(part.astype(q.dtype, copy=False) @ q, dtype=np.float64)
         out[0] += y.T @ y
     return out
@@ -202,9 +208,9 @@ def _sketch_only(block: Any, row0: int, seed: int, l: int, dtype: Any) -> np.nda
         # splitting the block would multiply that cost.
         return np.asarray(xb.T @ _omega(seed, row0, n_rows, l, dtype))[None]
     out = np.zeros((1, d, l))
-    for start in _dense_steps(n_rows, d):
-        part = xb[start:start + max(1, SUBBLOCK_ELEMENTS // max(1, d))]
-        omega = _omega(seed, row0 + start, part.shape[0], l, dtype)
+    for rows in _dense_slices(n_rows, d):
+        part = xb[rows]
+        omega = _omega(seed, row0 + rows.start, part.shape[0], l, dtype)
         out[0] += part.astype(dtype, copy=False).T @ omega
     return out
 
@@ -222,8 +228,8 @@ def _stats_block(block: Any, row0: int, seed: int, l: int) -> np.ndarray:
         values = xb.data.astype(np.float64, copy=False)
         out[0, d + l] = float(np.dot(values, values))
     else:
-        for start in _dense_steps(n_rows, d):
-            part = np.asarray(xb[start:start + max(1, SUBBLOCK_ELEMENTS // max(1, d))],
+        for rows in _dense_slices(n_rows, d):
+            part = np.asarray(xb[rows],
                               dtype=np.float64)
             out[0, :d] += part.sum(axis=0)
             flat = part.ravel()
