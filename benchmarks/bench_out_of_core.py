@@ -73,7 +73,7 @@ def _gen_block(block: np.ndarray, rows: int, cols: int, chunk: int,
 def write_store(path: Path, rows: int, cols: int, chunk: int) -> None:
     import dask.array as da
 
-    from veob_dask.io.store import write_array
+    from veob_dask.io import write_array
     from veob_dask.runtime import local_cluster
 
     with local_cluster(2, memory_limit="8GB"):
@@ -104,7 +104,7 @@ def _method_call(name: str, path: Path, k: int, q: int, rows: int | None, work: 
     import dask.array as da
 
     from veob_dask import SVDEmbedding
-    from veob_dask.io.store import read_array, write_array
+    from veob_dask.io import read_array, write_array
 
     def x_veob() -> Any:
         x = read_array(path)

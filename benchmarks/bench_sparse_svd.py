@@ -88,7 +88,7 @@ def methods(x: sp.csr_matrix, store: Path, k: int, iters: list[tuple[int, int]],
     from sklearn.utils.extmath import randomized_svd as sk_rsvd
 
     from veob_dask import SVDEmbedding
-    from veob_dask.io.store import read_matrix
+    from veob_dask.io import read_matrix
 
     out: list[tuple[str, bool, Any]] = []
     for q, p in iters:

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from veob_dask import load
 from veob_dask.cli import main
-from veob_dask.io import load, read_array
+from veob_dask.io import read_array
 
 
 @pytest.fixture

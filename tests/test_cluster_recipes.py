@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from veob_dask import SVDEmbedding
+from veob_dask import SVDEmbedding, load
 from veob_dask.cli import main
-from veob_dask.io import load
 
 ROOT = Path(__file__).resolve().parents[1]
 

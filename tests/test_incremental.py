@@ -10,13 +10,14 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from veob_dask import load, save
 from veob_dask.errors import (
     DataError,
     DimensionMismatchError,
     InvalidParameterError,
     NotFittedError,
 )
-from veob_dask.io import load, save, write_array
+from veob_dask.io import write_array
 from veob_dask.svd import SVDEmbedding
 from veob_dask.svd._signs import flip_signs
 from veob_dask.svd._tree import auto_chunks_per_leaf, merge_tree, tree_depth, tree_summary

@@ -14,8 +14,9 @@ import dask.array as da
 import numpy as np
 import pytest
 
+from veob_dask import load
 from veob_dask.errors import InvalidParameterError, StoreFormatError
-from veob_dask.io import load, write_array
+from veob_dask.io import write_array
 from veob_dask.svd.checkpoint import PAUSE_ENV, fit_segments, load_checkpoint, save_checkpoint
 from veob_dask.svd.incremental import summarize_block
 

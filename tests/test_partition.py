@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from veob_dask import load, save
 from veob_dask.errors import DimensionMismatchError, InvalidParameterError
-from veob_dask.io.serialize import load, save
-from veob_dask.io.store import read_array, write_array
+from veob_dask.io import read_array, write_array
 from veob_dask.partition import KMeansCells, PartitionTree, descend, nearest_centroids
 
 

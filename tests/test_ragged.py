@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from veob_dask.errors import DataError, InvalidParameterError, StoreExistsError, StoreFormatError
-from veob_dask.text.ragged import Ragged, read_ragged, write_ragged
+from veob_dask.io.ragged import Ragged, read_ragged, write_ragged
 
 
 def test_from_sequences_and_blocks() -> None:

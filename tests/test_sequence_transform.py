@@ -8,6 +8,7 @@ import scipy.fft
 import scipy.sparse as sp
 
 from veob_dask.errors import DataError, InvalidParameterError
+from veob_dask.io.ragged import Ragged, write_ragged
 from veob_dask.spectral.basis import cosine_basis, paper_cos
 from veob_dask.spectral.sequence import (
     SequenceTransform,
@@ -17,7 +18,6 @@ from veob_dask.spectral.sequence import (
     transform_block_dense,
     transform_block_symbols,
 )
-from veob_dask.text.ragged import Ragged, write_ragged
 
 
 def _naive_paper(seq: np.ndarray, n: int, m: int) -> np.ndarray:

@@ -7,9 +7,8 @@ import pytest
 import zarr
 from sklearn.pipeline import Pipeline
 
-from veob_dask import SpectralTransform2D, SVDEmbedding
+from veob_dask import SpectralTransform2D, SVDEmbedding, load, save
 from veob_dask.errors import StoreFormatError, StoreNotFoundError
-from veob_dask.io import load, save
 
 
 def test_round_trip_svd(tmp_path, low_rank):
@@ -38,7 +37,7 @@ def test_load_refuses_foreign_and_unknown(tmp_path):
         load(tmp_path / "missing.zarr")
     g = zarr.open_group(tmp_path / "x.zarr", mode="w")
     g.attrs["veob_dask"] = {"format_version": 1, "kind": "os:system", "params": {}}
-    with pytest.raises(StoreFormatError, match="not a veob_dask class"):
+    with pytest.raises(StoreFormatError, match="not a class this veob_dask can load"):
         load(tmp_path / "x.zarr")
     g.attrs["veob_dask"] = {"format_version": 99, "kind": "veob_dask.svd.embedding:SVDEmbedding"}
     with pytest.raises(StoreFormatError, match="format_version 99"):

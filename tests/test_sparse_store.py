@@ -13,7 +13,7 @@ import zarr
 
 from veob_dask.errors import DataError, StoreExistsError, StoreFormatError, StoreNotFoundError
 from veob_dask.io.sparse import ingest_coo, ingest_npz, read_sparse, write_sparse
-from veob_dask.io.store import read_matrix, write_array
+from veob_dask.io import read_matrix, write_array
 from veob_dask.runtime import parallelism
 from veob_dask.svd import SVDEmbedding
 
@@ -43,7 +43,8 @@ def test_npz_roundtrip_row_chunked(tmp_path: Path, csr: sp.csr_matrix, fmt: str)
     blocks = [x.blocks[i].compute() for i in range(x.numblocks[0])]
     assert all(isinstance(b, sp.csr_matrix) for b in blocks)
     assert (sp.vstack(blocks) != csr).nnz == 0
-    info = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs["sparse"]
+    info = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs["veob_dask"]
+    assert info["kind"] == "sparse"
     assert info["shape"] == [500, 700] and info["nnz"] == csr.nnz and info["chunk_rows"] == 120
 
 

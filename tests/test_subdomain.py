@@ -6,9 +6,8 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from veob_dask import SVDEmbedding
+from veob_dask import SVDEmbedding, load, save
 from veob_dask.errors import DataError, DimensionMismatchError
-from veob_dask.io import load, save
 from veob_dask.subdomain import SubdomainEmbedding
 
 

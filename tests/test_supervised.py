@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from veob_dask import load, save
 from veob_dask.errors import DimensionMismatchError, InvalidParameterError
-from veob_dask.io import load, save
 from veob_dask.supervised import CellMapClassifier, CellMapRegressor
 
 

@@ -6,6 +6,7 @@ paper), :class:`SpectralTransform2D` (the 2-D cosine transform, §4), the Zarr s
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .spectral import SpectralTransform2D, cosine_basis, spectral_transform_2d
 from .svd import SVDEmbedding
@@ -15,5 +16,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["SVDEmbedding", "SpectralTransform2D", "__version__", "cosine_basis",
+__all__ = ["SVDEmbedding", "SpectralTransform2D", "__version__", "cosine_basis", "load", "save",
            "spectral_transform_2d"]
+
+
+def __getattr__(name: str) -> Any:
+    """``veob_dask.save`` / ``veob_dask.load`` (:mod:`veob_dask.persistence`), imported on use."""
+    if name in ("save", "load"):
+        from . import persistence
+
+        return getattr(persistence, name)
+    raise AttributeError(f"module 'veob_dask' has no attribute {name!r}")

@@ -21,6 +21,7 @@ __all__ = [
     "StoreExistsError",
     "StoreFormatError",
     "StoreNotFoundError",
+    "Terminated",
     "UnknownChunksError",
     "VeobError",
     "VeobPerformanceWarning",
@@ -66,6 +67,14 @@ class StoreExistsError(StoreError, FileExistsError):
 
 class StoreFormatError(StoreError, ValueError):
     """The store exists but its content is missing, corrupt or of an unknown format version."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM); raised in the main thread so cleanup runs.
+
+    A ``KeyboardInterrupt``, not a :class:`VeobError`: nothing should catch it as a failure.
+    See :func:`veob_dask.io.install_termination_handler`.
+    """
 
 
 class SchedulerError(VeobError, ConnectionError):

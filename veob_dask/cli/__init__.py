@@ -12,7 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..errors import VeobError
+from ..errors import Terminated, VeobError
+from ..io import install_termination_handler
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -43,11 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    install_termination_handler()
     try:
         return int(args.func(args) or 0)
     except (VeobError, FileNotFoundError, FileExistsError) as err:
         print(f"veob {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"veob {args.command}: terminated (SIGTERM); nothing partial was left",
+              file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"veob {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -9,7 +9,8 @@ import dask.array as da
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ..io import read_matrix, save
+from ..io import check_output, read_matrix
+from ..persistence import save
 from ..runtime import scheduler_context
 from ..spectral import SpectralTransform2D
 from ..svd import SVDEmbedding
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from ..svd.incremental_cli import run_incremental_fit
 
         return int(run_incremental_fit(args))
+    check_output(args.model, overwrite=args.overwrite, inputs=[args.store])
     stages = Stages()
     model = make_model(args)
     x = model_input(read_matrix(args.store), model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..index import CellIndex
-from ..io import read_array
+from ..io import check_output, read_array
 from ..runtime import scheduler_context
 from ._common import Stages, add_scheduler_option, emit_json
 
@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.index, overwrite=args.overwrite, inputs=[args.embedding])
     stages = Stages()
     emb = read_array(args.embedding)
     max_samples: int | str | None = {"auto": "auto", "all": None}.get(args.max_samples,

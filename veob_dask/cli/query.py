@@ -6,10 +6,10 @@ import argparse
 
 import numpy as np
 
-from ..errors import InvalidParameterError, StoreExistsError
+from ..errors import InvalidParameterError
 from ..index import ExactIndex, load_index
-from ..io import read_array, write_array
-from ..io.store import provenance, store_exists
+from ..io import check_output, read_array, write_array
+from ..io.store import provenance
 from ..runtime import scheduler_context
 from ._common import Stages, add_scheduler_option, emit_json
 
@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stages = Stages()
-    if args.out and store_exists(args.out) and not args.overwrite:
-        raise StoreExistsError(f"{args.out!r} already exists; pass --overwrite to replace it.")
+    inputs = [args.embedding, args.queries, args.index]
+    if args.out:
+        check_output(args.out, overwrite=args.overwrite, inputs=inputs)
     emb = read_array(args.embedding)
     if args.rows is not None:
         start, stop = args.rows
@@ -90,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"... {q.shape[0] - args.show} more queries")
     if args.out:
         write_array(idx, args.out, name="indices", extra={"sq_distances": sq},
-                    overwrite=args.overwrite,
+                    overwrite=args.overwrite, inputs=inputs,
+                    dims={"indices": ("query", "neighbor"),
+                          "sq_distances": ("query", "neighbor")},
                     attrs=provenance(f"veob query {args.embedding}", idx.shape, idx.dtype,
                                      embedding=str(args.embedding), index=args.index,
                                      k=args.k, method=method))

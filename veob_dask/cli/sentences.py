@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 __all__ = ["register", "run"]
 
@@ -97,18 +96,15 @@ def run_neighbors(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build (corpus →) word vectors → sentence model, and save it."""
-    from ..errors import StoreExistsError
-    from ..io.store import store_exists
+    from ..io import check_output
     from ..text.context import build_context
     from ..text.corpus import ensure_corpus
     from ..text.sentences import build_sentences
     from ..text.wordvectors import WordVectors
 
-    if store_exists(args.out) and not args.overwrite:
-        raise StoreExistsError(f"{args.out!r} already exists; pass --overwrite to replace it.")
+    out = check_output(args.out, overwrite=args.overwrite, inputs=[args.source, args.words])
     t0 = time.perf_counter()
-    corpus_path = args.corpus or str(Path(args.out).with_name(Path(args.out).name +
-                                                               ".corpus.zarr"))
+    corpus_path = args.corpus or out.sibling(out.name + ".corpus.zarr")
     corpus = ensure_corpus(args.source, corpus_path, limit=args.limit, overwrite=args.overwrite)
     t1 = time.perf_counter()
     print(f"corpus: {corpus} ({t1 - t0:.2f}s)")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..io import load, read_array, read_matrix, write_array
-from ..io.store import open_group, provenance
+from ..io import check_output, open_group, read_array, read_matrix, write_array
+from ..io.store import provenance
+from ..persistence import load
 from ..runtime import scheduler_context
 from ._common import Stages, add_scheduler_option, emit_json
 from .fit import model_input
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stages = Stages()
+    inputs = [args.model, args.store]
+    check_output(args.out, overwrite=args.overwrite, inputs=inputs)
     model = load(args.model)
     x = model_input(read_matrix(args.store), model)
     emb = model.transform(x)
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if "y" in open_group(args.store).array_keys():
         extra["y"] = read_array(args.store, "y")
     with scheduler_context(args.scheduler), stages.stage("transform", f"writing {args.out}"):
-        write_array(emb, args.out, extra=extra, overwrite=args.overwrite,
+        write_array(emb, args.out, extra=extra, overwrite=args.overwrite, inputs=inputs,
                     attrs=provenance(f"veob transform {args.model} {args.store}", emb.shape,
                                      emb.dtype, model=str(args.model)))
     print(f"wrote {args.out}: shape {emb.shape}, dtype {emb.dtype} in {stages.total:.2f} s")

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DataError, InvalidParameterError, StoreExistsError
-from ..io.store import store_exists
+from ..errors import DataError, InvalidParameterError
+from ..io import check_output
 
 if TYPE_CHECKING:
     from ..text.wordvectors import WordVectors
@@ -181,8 +181,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build a spelling or dictionary model and save it."""
-    if store_exists(args.out) and not args.overwrite:
-        raise StoreExistsError(f"{args.out!r} already exists; pass --overwrite to replace it.")
+    check_output(args.out, overwrite=args.overwrite, inputs=[args.source])
     t0 = time.perf_counter()
     if args.kind == "spelling":
         from ..text.spelling import build_spelling

@@ -2,14 +2,28 @@
 
 ``ExactIndex`` is the blocked brute force (the reference); ``CellIndex`` searches the nearest
 Voronoi cells of the §5 partition tree (``method="tree"``) or of k-means (``method="kmeans"``).
-Both save to and load from a Zarr group; a stored index remembers a fingerprint of the embedding
-it was built from and refuses to be used with another one.
+Both save to and load from a Zarr group (an artifact of kind ``"index"``); a stored index
+remembers a fingerprint of the embedding it was built from and refuses to be used with another
+one. Layout::
+
+    attrs["veob_dask"] = {"format_version": 2, "kind": "index", "method": "cells" | "exact",
+                          "params": {...}, "fingerprint": {...}, "n_rows": n, "n_features": d}
+    offsets   (n_cells + 1,) int64      dims ("cell_offset",)
+    members   (n,) int64                dims ("member",): a permutation of 0..n-1
+    vectors   (n, d)                    dims ("member", "feature")
+    partition/                          the fitted cells, a nested model (PartitionTree or
+                                        KMeansCells)
+
+Loading checks everything against the partition's schema and the index's own rules (offsets
+monotone from 0 to n, members a permutation), so a tampered file cannot return row ids outside
+the embedding. Version-1 index stores (``attrs["veob_index"]``, partition arrays flattened as
+``partition_<attr>``) are read too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import dask.array as da
@@ -17,17 +31,33 @@ import numpy as np
 import zarr
 
 from ..errors import InvalidParameterError, StoreFormatError
-from ..io.store import _is_url, _local, atomic_store, open_group
+from ..io.location import Location, PathLike, as_location
+from ..io.serialize import (
+    NONE,
+    ArraySpec,
+    EstimatorSpec,
+    ScalarSpec,
+    build_estimator,
+    check_arrays,
+    is_choice,
+    is_int,
+    is_json,
+    read_estimator,
+    write_estimator,
+)
+from ..io.store import open_artifact, read_arrays
+from ..io.writer import create_artifact
 from ..partition import KMeansCells, PartitionTree
 from ..partition.base import as_rows
+from ..partition.schema import SPECS as PARTITIONS
 from .cells import CellSearcher, check_n_probe, search_any
 from .exact import exact_kneighbors
 
 __all__ = ["CellIndex", "ExactIndex", "embedding_fingerprint", "load_index"]
 
-_ATTR = "veob_index"
-_FORMAT = 1
 _FP_ROWS = 256
+#: Most threads a loaded index may ask for.
+MAX_THREADS = 1024
 
 
 def embedding_fingerprint(x: Any) -> dict[str, Any]:
@@ -72,20 +102,22 @@ class _IndexBase:
         self._check_fitted()
         _check_same_embedding(self.fingerprint_, embedding, f"({type(self).__name__})")
 
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-        """Write the index to a Zarr group at ``path`` (temporary path, then rename)."""
+    def save(self, path: PathLike | Location, *, overwrite: bool = False,
+             storage_options: Mapping[str, Any] | None = None) -> None:
+        """Write the index to a Zarr group at ``path`` (temporary path, then published)."""
         self._check_fitted()
-        with atomic_store(path, overwrite=overwrite) as tmp:
-            group = zarr.open_group(store=tmp if _is_url(tmp) else _local(tmp), mode="w")
-            meta = {"format_version": _FORMAT, "method": self.method,
-                    "params": self._params(), "fingerprint": self.fingerprint_,
-                    "n_rows": self.n_rows_, "n_features": self.n_features_}
-            for name, arr in self._arrays().items():
-                rows = max(1, min(arr.shape[0], (1 << 24) // max(1, arr[:1].nbytes)))
-                za = group.create_array(name, shape=arr.shape, dtype=arr.dtype,
-                                        chunks=(rows, *arr.shape[1:]))
-                za[...] = arr
-            group.attrs[_ATTR] = meta
+        arrays = self._arrays()
+        with create_artifact(path, "index", overwrite=overwrite,
+                             storage_options=storage_options,
+                             nbytes=sum(int(a.nbytes) for a in arrays.values()),
+                             method=self.method, params=self._params(),
+                             fingerprint=self.fingerprint_, n_rows=self.n_rows_,
+                             n_features=self.n_features_) as w:
+            for name, arr in arrays.items():
+                w.array(name, arr, dims=INDEX_ARRAYS[name].dims)
+            part = getattr(self, "partition_", None)
+            if part is not None:
+                write_estimator(w.subgroup("partition", "model"), part, PARTITIONS)
 
     def _params(self) -> dict[str, Any]:
         return {}
@@ -195,9 +227,7 @@ class CellIndex(_IndexBase):
     def fit(self, embedding: Any) -> CellIndex:
         """Build the cells, then sort every row of ``embedding`` into its cell."""
         part = self._make_partition()
-        if isinstance(self.n_probe, str) and self.n_probe != "all":
-            raise InvalidParameterError(f"n_probe must be a positive int or 'all'; "
-                                        f"got {self.n_probe!r}.")
+        check_n_probe(self.n_probe, 1)
         x = as_rows(embedding)
         part.fit(x)
         labels = part.labels_
@@ -238,14 +268,66 @@ class CellIndex(_IndexBase):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         s = self._searcher
-        out = {"offsets": s.offsets, "members": s.members, "vectors": s.vectors}
-        for name, value in vars(self.partition_).items():
-            if name.endswith("_") and isinstance(value, np.ndarray):
-                out[f"partition_{name}"] = value
-        return out
+        return {"offsets": s.offsets, "members": s.members, "vectors": s.vectors}
 
 
-def load_index(path: str | os.PathLike[str], embedding: Any = None) -> ExactIndex | CellIndex:
+_N_PROBE = is_choice("all") | is_int(1)
+_THREADS = NONE | is_int(1, MAX_THREADS)
+#: Parameter rules of the two index classes (as stored in the header's ``params``).
+INDEX_PARAMS = {
+    "exact": EstimatorSpec(ExactIndex, params={"query_block": is_int(1, 1 << 20),
+                                               "n_threads": _THREADS}),
+    "cells": EstimatorSpec(CellIndex, params={
+        "method": is_choice("tree", "kmeans"), "n_probe": _N_PROBE,
+        "max_depth": NONE | is_int(0, 62), "min_samples": is_int(1),
+        "n_clusters": is_choice("auto") | is_int(1), "max_iter": is_int(1),
+        "max_samples": is_choice("auto") | NONE | is_int(1), "random_state": NONE | is_int(0),
+        "n_threads": _THREADS}),
+}
+#: The arrays of a cell index: members sorted by cell, offsets of each cell's run.
+INDEX_ARRAYS = {
+    "offsets": ArraySpec(("cell_offset",), "iu", monotone=True, first=0, last="member"),
+    "members": ArraySpec(("member",), "iu", permutation=True),
+    "vectors": ArraySpec(("member", "feature"), "f"),
+}
+_INDEX_STATE = EstimatorSpec(CellIndex, arrays=INDEX_ARRAYS,
+                             scalars={"n_rows": ScalarSpec(is_int(1), dim="member"),
+                                      "n_features": ScalarSpec(is_int(1), dim="feature")})
+
+
+def _checked_params(method: str, params: Any, where: str) -> dict[str, Any]:
+    spec = INDEX_PARAMS[method]
+    if not isinstance(params, dict) or not is_json().ok(params):
+        raise StoreFormatError(f"{where}: the index parameters must be a JSON object.")
+    for name, value in params.items():
+        rule = spec.params.get(name)
+        if rule is None or not rule.ok(value):
+            raise StoreFormatError(
+                f"{where}: index parameter {name!r} = {value!r} is not allowed"
+                + (f" (expected {rule.expects})." if rule else "."))
+    return dict(params)
+
+
+def _legacy_partition(group: zarr.Group, params: dict[str, Any], meta: Mapping[str, Any],
+                      where: str) -> Any:
+    """The cells of a version-1 index store (partition arrays flattened in the root)."""
+    kind = "PartitionTree" if params.get("method", "tree") == "tree" else "KMeansCells"
+    names = [n for n, _ in group.arrays() if n.startswith("partition_")]
+    arrays = read_arrays(group, names, where)
+    arrays = {n[len("partition_"):]: a for n, a in arrays.items()}
+    keys = (("max_depth", "min_samples", "max_samples", "random_state") if kind == "PartitionTree"
+            else ("n_clusters", "max_iter", "max_samples", "random_state"))
+    centroids = arrays.get("cell_centroids_")
+    state = {"n_cells_": int(centroids.shape[0]) if centroids is not None else 0,
+             "n_samples_": int(meta["n_rows"]), "n_features_in_": int(meta["n_features"])}
+    if kind == "KMeansCells":
+        state["n_iter_"] = 0
+    return build_estimator(PARTITIONS, kind, {k: params[k] for k in keys if k in params},
+                           state, arrays, where)
+
+
+def load_index(path: PathLike | Location, embedding: Any = None, *,
+               storage_options: Mapping[str, Any] | None = None) -> ExactIndex | CellIndex:
     """Load an index saved by ``.save``; with ``embedding``, check it is the one indexed.
 
     An :class:`ExactIndex` needs ``embedding`` (it stores no vectors).
@@ -255,38 +337,54 @@ def load_index(path: str | os.PathLike[str], embedding: Any = None) -> ExactInde
     StoreNotFoundError
         If nothing exists at ``path``.
     StoreFormatError
-        If the store is not an index, or was built from a different embedding.
+        If the store is not an index, was built from a different embedding, or its content
+        fails the checks (parameters, cell offsets, member ids, partition state).
     """
-    group = open_group(path, mode="r")
-    meta = group.attrs.get(_ATTR)
-    where = repr(str(path))
-    if not isinstance(meta, dict) or meta.get("format_version") != _FORMAT:
-        raise StoreFormatError(f"{where} is not a veob_dask index store (no '{_ATTR}' attrs of "
-                               f"format {_FORMAT}); build one with veob index build.")
+    loc = as_location(path, storage_options)
+    where = repr(str(loc))
+    group, header = open_artifact(loc, "index")
+    meta = header.get("legacy") if header.get("format_version") == 1 else header
+    try:
+        method = meta["method"]
+        fingerprint = dict(meta["fingerprint"])
+        n_rows, n_features = int(meta["n_rows"]), int(meta["n_features"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreFormatError(f"{where}: the index header is incomplete ({err}).") from err
+    if method not in INDEX_PARAMS:
+        raise StoreFormatError(f"{where}: unknown index method {method!r}.")
+    params = _checked_params(method, meta.get("params", {}), where)
     if embedding is not None:
-        _check_same_embedding(meta["fingerprint"], embedding, where)
-    index: ExactIndex | CellIndex
-    if meta["method"] == "exact":
+        _check_same_embedding(fingerprint, embedding, where)
+    if method == "exact":
         if embedding is None:
             raise InvalidParameterError(f"{where} is an exact index; pass the embedding too.")
-        index = ExactIndex(**meta["params"]).fit(embedding)
-        return index
-    index = CellIndex(**meta["params"])
-    part = index._make_partition()
-    for name, arr in group.arrays():
-        if name.startswith("partition_"):
-            setattr(part, name[len("partition_"):], np.asarray(arr[...]))
-    part.keep_labels = False
-    state = {"n_cells_": int(part.cell_centroids_.shape[0]),
-             "n_samples_": int(meta["n_rows"]), "n_features_in_": int(meta["n_features"])}
-    for key, value in state.items():
-        setattr(part, key, value)
+        return ExactIndex(**params).fit(embedding)
+    arrays = read_arrays(group, list(INDEX_ARRAYS), where)
+    try:
+        check_arrays(_INDEX_STATE, arrays, {"n_rows": n_rows, "n_features": n_features})
+    except ValueError as err:
+        raise StoreFormatError(f"{where}: the index is damaged: {err}.") from err
+    sub = group.get("partition")
+    part = (read_estimator(sub, f"{where}/partition", PARTITIONS) if isinstance(sub, zarr.Group)
+            else _legacy_partition(group, params, meta, where))
+    _check_partition(part, arrays, n_features, where)
+    index = CellIndex(**params)
     index.partition_ = part
-    index.n_rows_, index.n_features_ = int(meta["n_rows"]), int(meta["n_features"])
-    index.n_cells_ = state["n_cells_"]
-    index.fingerprint_ = meta["fingerprint"]
-    index._searcher = CellSearcher(part.cell_centroids_, np.asarray(group["offsets"][...]),
-                                   np.asarray(group["members"][...]),
-                                   np.asarray(group["vectors"][...]), part.cell_r2max_,
-                                   index.n_threads)
+    index.n_rows_, index.n_features_ = n_rows, n_features
+    index.n_cells_ = int(part.n_cells_)
+    index.fingerprint_ = fingerprint
+    index._searcher = CellSearcher(part.cell_centroids_, arrays["offsets"], arrays["members"],
+                                   arrays["vectors"], part.cell_r2max_, index.n_threads)
     return index
+
+
+def _check_partition(part: Any, arrays: Mapping[str, np.ndarray], n_features: int,
+                     where: str) -> None:
+    if not isinstance(part, (PartitionTree, KMeansCells)) or not hasattr(part, "n_cells_"):
+        raise StoreFormatError(f"{where}: the index holds no fitted cells.")
+    if arrays["offsets"].shape[0] != int(part.n_cells_) + 1 or \
+            int(part.n_features_in_) != n_features:
+        raise StoreFormatError(
+            f"{where}: the index arrays disagree with its cells ({arrays['offsets'].shape[0]} "
+            f"offsets for {part.n_cells_} cells; {part.n_features_in_} features for "
+            f"{n_features}); the index is damaged.")

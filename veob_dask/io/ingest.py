@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
-import zarr
 
 from ..errors import DataError, DimensionMismatchError, StoreNotFoundError
+from . import layout
 from .idx import idx_header, iter_idx_blocks
-from .store import (
-    ALL_CHUNKS_WRITTEN,
-    _is_url,
-    _local,
-    atomic_store,
-    default_chunk_rows,
-    provenance,
-    write_array,
-)
+from .location import Location, PathLike
+from .publish import check_output
+from .sparse import ingest_npz
+from .store import default_chunk_rows, provenance
+from .writer import create_artifact, write_array
 
 __all__ = ["ingest", "source_kind"]
 
@@ -56,17 +52,20 @@ def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dty
     return arr.shape, arr.dtype, (arr[i : i + block_rows] for i in range(0, len(arr), block_rows))
 
 
-def _write_streams(out: str | os.PathLike[str], streams: dict[str, tuple[tuple[int, ...], np.dtype,
+def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int, ...], np.dtype,
                    Iterable[np.ndarray]]], chunk_rows: int, attrs: dict[str, dict[str, Any]],
-                   overwrite: bool) -> None:
-    with atomic_store(out, overwrite=overwrite) as tmp:
-        group = zarr.open_group(store=tmp if _is_url(tmp) else _local(tmp), mode="w")
-        group.attrs.update({"veob_dataset": {"arrays": list(streams)}})
+                   overwrite: bool, inputs: list[Any],
+                   storage_options: Mapping[str, Any] | None) -> None:
+    nbytes = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                 for shape, dtype, _ in streams.values())
+    with create_artifact(out, "dataset", overwrite=overwrite, inputs=inputs,
+                         storage_options=storage_options, nbytes=nbytes,
+                         arrays=list(streams)) as w:
         for name, (shape, dtype, blocks) in streams.items():
-            arr = group.create_array(name, shape=shape, dtype=dtype,
-                                     chunks=(min(chunk_rows, shape[0]), *shape[1:]),
-                                     config=ALL_CHUNKS_WRITTEN)
-            arr.attrs.update(attrs[name])
+            dims = (layout.dataset_dims(len(shape)) if name == layout.DATA
+                    else layout.extra_dims(name, len(shape)))
+            arr = w.array(name, shape=shape, dtype=dtype, dims=dims,
+                          chunks=(min(chunk_rows, shape[0]), *shape[1:]), attrs=attrs[name])
             done = 0
             for block in blocks:
                 if not np.issubdtype(block.dtype, np.integer) and not np.all(np.isfinite(block)):
@@ -79,11 +78,12 @@ def _write_streams(out: str | os.PathLike[str], streams: dict[str, tuple[tuple[i
 
 def ingest(
     source: Any,
-    out: str | os.PathLike[str],
+    out: PathLike | Location,
     *,
     labels: Any = None,
     chunk_rows: int | None = None,
     overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> str:
     """Write ``source`` (and optional ``labels``) to a dataset store at ``out``.
 
@@ -99,7 +99,9 @@ def ingest(
     chunk_rows : int, optional
         Rows per Zarr chunk (default: about 64 MiB per chunk).
     overwrite : bool, default=False
-        Replace an existing store.
+        Replace an existing veob_dask store (never anything else).
+    storage_options : dict, optional
+        fsspec options when ``out`` is a URL.
 
     Returns
     -------
@@ -111,12 +113,13 @@ def ingest(
     Memory: IDX and ``.npy`` sources are streamed one chunk at a time.
     """
     kind = source_kind(source)
+    inputs = [p for p in (source, labels) if isinstance(p, (str, os.PathLike))]
+    check_output(out, overwrite=overwrite, inputs=inputs, storage_options=storage_options)
     if kind == "npz":
         if labels is not None:
             raise DataError("labels are not supported for sparse .npz sources.")
-        from .sparse import ingest_npz
-
-        ingest_npz(source, out, chunk_rows=chunk_rows, overwrite=overwrite)
+        ingest_npz(source, out, chunk_rows=chunk_rows, overwrite=overwrite,
+                   storage_options=storage_options)
         return str(out)
     if kind == "zarr":
         raise DataError(f"{str(source)!r} is already a Zarr store; open it with read_matrix.")
@@ -146,8 +149,8 @@ def ingest(
             x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows,
                                                                            *arr.shape[1:]))
             write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
-                        group_attrs={"veob_dataset": {"arrays": ["X"]}}, chunk_rows=rows,
-                        overwrite=overwrite)
+                        chunk_rows=rows, overwrite=overwrite, inputs=inputs,
+                        storage_options=storage_options)
             return str(out)
         shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
         blocks = (np.asarray(arr[i : i + rows]) for i in range(0, shape[0], rows))
@@ -162,5 +165,5 @@ def ingest(
         streams["y"] = (lshape, ldtype, lblocks)
         src = os.path.abspath(labels) if isinstance(labels, (str, os.PathLike)) else "array"
         attrs["y"] = provenance(src, lshape, ldtype)
-    _write_streams(out, streams, rows, attrs, overwrite)
+    _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options)
     return str(out)

@@ -7,8 +7,9 @@ Zarr group holding the three CSR arrays of the whole matrix:
 ``indices`` int32 (int64 beyond 2³¹ columns), shape (nnz,): column of each entry;
 ``data``    float, shape (nnz,): value of each entry;
 
-and a group attribute ``"sparse"`` = ``{"format": "csr", "layout": "row-chunked",
-"version": 1, "shape": [n, m], "nnz": nnz, "chunk_rows": r, "dtype": "float32"}``. Logical row
+and the root header (kind ``"sparse"``) ``{"format": "csr", "layout": "row-chunked",
+"shape": [n, m], "nnz": nnz, "chunk_rows": r, "dtype": "float32", ...}`` (version-1 stores kept
+the same fields in a group attribute ``"sparse"``; they are read too). Logical row
 chunk ``c`` covers rows ``c·r … (c+1)·r - 1``; one dask task reads its ``indptr`` slice and then
 the matching ``indices``/``data`` slices (stored in 1-D Zarr chunks of a fixed number of
 entries), so a task touches only the bytes of its rows plus at most two partial edge chunks.
@@ -16,7 +17,7 @@ entries), so a task touches only the bytes of its rows plus at most two partial 
 Reads go through :class:`~veob_dask.io.store.ZarrRowSource`, so a missing or undecodable chunk
 raises :class:`~veob_dask.errors.StoreFormatError`; indices are checked against the shape in
 every task (a corrupt store cannot index out of bounds). Ingest validates indices before writing
-anything, and writes through :func:`~veob_dask.io.store.atomic_store`.
+anything, and writes through :func:`~veob_dask.io.writer.create_artifact`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import itertools
 import math
 import os
 import zipfile
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import dask.array as da
@@ -35,12 +36,13 @@ import zarr
 from dask.base import tokenize
 
 from ..errors import DataError, StoreFormatError, StoreNotFoundError
-from .store import ZarrRowSource, _is_url, _local, atomic_store, open_group, provenance
+from .location import Location, PathLike, as_location
+from .publish import check_output
+from .store import ZarrRowSource, open_artifact, open_group, provenance
+from .writer import create_artifact
 
-__all__ = ["SPARSE_VERSION", "balanced_row_bounds", "ingest_coo", "ingest_npz", "read_sparse",
+__all__ = ["balanced_row_bounds", "ingest_coo", "ingest_npz", "read_sparse", "sparse_info",
            "write_sparse"]
-
-SPARSE_VERSION = 1
 
 #: Default target of stored entries per logical row chunk (about 12–16 MiB of data + indices).
 TARGET_CHUNK_NNZ = 1 << 21
@@ -99,32 +101,39 @@ def _value_dtype(dtype: np.dtype) -> np.dtype:
     raise DataError(f"sparse values must be real numbers; got dtype {dtype}.")
 
 
-def write_sparse(x: Any, out: str | os.PathLike[str], *, chunk_rows: int | None = None,
+def write_sparse(x: Any, out: PathLike | Location, *, chunk_rows: int | None = None,
                  overwrite: bool = False, source: str = "array",
-                 extra_attrs: dict[str, Any] | None = None) -> None:
+                 extra_attrs: dict[str, Any] | None = None,
+                 inputs: tuple[Any, ...] = (),
+                 storage_options: Mapping[str, Any] | None = None) -> None:
     """Write a scipy.sparse matrix as a row-chunked CSR store (atomically).
 
     Parameters
     ----------
     x : scipy.sparse matrix or array
         Any format; converted to CSR with duplicates summed and indices sorted.
-    out : str or path-like
+    out : str, path-like or Location
         Destination store.
     chunk_rows : int, optional
         Rows per logical chunk; default so that a chunk holds about 2 million entries.
     overwrite : bool, default=False
-        Replace an existing store.
+        Replace an existing veob_dask store.
     source : str
-        Recorded in the provenance attributes.
+        Recorded in the provenance.
     extra_attrs : dict, optional
-        More group attributes.
+        More header fields.
+    inputs : tuple of paths, optional
+        Stores or files the matrix was read from (an output equal to, inside or holding one
+        is refused).
+    storage_options : dict, optional
+        fsspec options for a URL.
 
     Raises
     ------
     DataError
         NaN/inf values, out-of-range indices, or a non-positive ``chunk_rows``.
     StoreExistsError
-        If ``out`` exists and ``overwrite`` is False.
+        If ``out`` may not be written.
     """
     if not sp.issparse(x):
         raise DataError(f"write_sparse needs a scipy.sparse matrix; got {type(x).__name__}.")
@@ -142,33 +151,28 @@ def write_sparse(x: Any, out: str | os.PathLike[str], *, chunk_rows: int | None 
         raise DataError(f"chunk_rows must be a positive int; got {chunk_rows!r}.")
     rows = int(chunk_rows) if chunk_rows else _default_chunk_rows(n, csr.nnz)
     index_dtype = np.int32 if m < 2**31 else np.int64
-    meta = {"format": "csr", "layout": "row-chunked", "version": SPARSE_VERSION,
-            "shape": [int(n), int(m)], "nnz": int(csr.nnz), "chunk_rows": rows,
-            "dtype": str(dtype)}
-    with atomic_store(out, overwrite=overwrite) as tmp:
-        group = zarr.open_group(store=tmp if _is_url(tmp) else _local(tmp), mode="w")
-        arrays = {"indptr": csr.indptr.astype(np.int64),
-                  "indices": csr.indices.astype(index_dtype),
-                  "data": csr.data.astype(dtype)}
+    arrays = {"indptr": csr.indptr.astype(np.int64),
+              "indices": csr.indices.astype(index_dtype),
+              "data": csr.data.astype(dtype)}
+    dims = {"indptr": ("row_offset",), "indices": ("entry",), "data": ("entry",)}
+    meta = {"format": "csr", "layout": "row-chunked", "shape": [int(n), int(m)],
+            "nnz": int(csr.nnz), "chunk_rows": rows, "dtype": str(dtype),
+            "provenance": provenance(source, (n, m), dtype, nnz=int(csr.nnz)),
+            **(extra_attrs or {})}
+    with create_artifact(out, "sparse", overwrite=overwrite, inputs=inputs,
+                         storage_options=storage_options,
+                         nbytes=sum(int(a.nbytes) for a in arrays.values()), **meta) as w:
         for name, values in arrays.items():
             chunk = min(max(1, values.shape[0]), ENTRY_CHUNK if name != "indptr" else
                         max(rows * 64, 1 << 16))
-            # Every chunk is written, even all-zero ones, so that a missing chunk file
-            # always means damage (zarr skips fill-value chunks by default).
-            arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
-                                     chunks=(chunk,), config={"write_empty_chunks": True})
-            if values.size:
-                arr[:] = values
-        group.attrs.update({"sparse": meta,
-                            "provenance": provenance(source, (n, m), dtype, nnz=int(csr.nnz)),
-                            **(extra_attrs or {})})
+            w.array(name, values, dims=dims[name], chunks=(chunk,))
 
 
-def _read_csr_rows(path: str, r0: int, r1: int, m: int, dtype: str) -> sp.csr_matrix:
+def _read_csr_rows(path: Location, r0: int, r1: int, m: int, dtype: str) -> sp.csr_matrix:
     """Task: rows ``r0:r1`` of a sparse store as a CSR block (checked)."""
     indptr = ZarrRowSource(path, "indptr")[r0:r1 + 1].astype(np.int64)
     if indptr.shape[0] != r1 - r0 + 1 or np.any(np.diff(indptr) < 0):
-        raise StoreFormatError(f"{path!r}: indptr of rows {r0}-{r1 - 1} is corrupt "
+        raise StoreFormatError(f"{str(path)!r}: indptr of rows {r0}-{r1 - 1} is corrupt "
                                "(decreasing offsets). Re-ingest the store.")
     p0, p1 = int(indptr[0]), int(indptr[-1])
     if p1 > p0:
@@ -178,33 +182,44 @@ def _read_csr_rows(path: str, r0: int, r1: int, m: int, dtype: str) -> sp.csr_ma
         indices = np.empty(0, np.int32)
         data = np.empty(0, dtype)
     if indices.shape[0] != p1 - p0 or data.shape[0] != p1 - p0:
-        raise StoreFormatError(f"{path!r}: rows {r0}-{r1 - 1} point past the stored entries "
+        raise StoreFormatError(f"{str(path)!r}: rows {r0}-{r1 - 1} point past the stored entries "
                                f"({p0}:{p1}); the store is truncated. Re-ingest it.")
     if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= m):
-        raise StoreFormatError(f"{path!r}: rows {r0}-{r1 - 1} hold column indices outside "
+        raise StoreFormatError(f"{str(path)!r}: rows {r0}-{r1 - 1} hold column indices outside "
                                f"[0, {m}); the store is corrupt. Re-ingest it.")
     return sp.csr_matrix((data, indices, indptr - p0), shape=(r1 - r0, m))
 
 
-def sparse_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``"sparse"`` group attribute of a sparse store, checked."""
-    group = open_group(path, mode="r")
-    info = group.attrs.get("sparse")
-    if not isinstance(info, dict):
-        raise StoreFormatError(f"{str(path)!r} is not a sparse store (no 'sparse' attribute).")
-    if info.get("format") != "csr" or info.get("version") != SPARSE_VERSION:
-        raise StoreFormatError(
-            f"{str(path)!r}: sparse format {info.get('format')!r} version "
-            f"{info.get('version')!r} is not supported (expected 'csr' version "
-            f"{SPARSE_VERSION}); re-ingest it with this veob_dask.")
+def sparse_info(path: PathLike | Location, *,
+                storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The CSR description (format, shape, nnz, chunk_rows, dtype) of a sparse store, checked."""
+    loc = as_location(path, storage_options)
+    where = repr(str(loc))
+    group, header = open_artifact(loc, "sparse")
+    info = dict(header.get("legacy") or {}) if header.get("format_version") == 1 else header
+    if info.get("format") != "csr" or info.get("layout", "row-chunked") != "row-chunked":
+        raise StoreFormatError(f"{where}: sparse format {info.get('format')!r} is not "
+                               "supported (expected row-chunked 'csr'); re-ingest it with this "
+                               "veob_dask.")
+    try:
+        n, m = (int(v) for v in info["shape"])
+        nnz, rows = int(info.get("nnz", 0)), int(info["chunk_rows"])
+        np.dtype(str(info["dtype"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreFormatError(f"{where}: the sparse header is incomplete or damaged "
+                               f"({err}).") from err
+    if n < 1 or m < 1 or nnz < 0 or rows < 1:
+        raise StoreFormatError(f"{where}: the sparse header claims shape {(n, m)}, nnz {nnz}, "
+                               f"chunk_rows {rows}; the store is damaged.")
     for key in ("indptr", "indices", "data"):
         if key not in group:
-            raise StoreFormatError(f"{str(path)!r}: sparse store lacks array {key!r}.")
-    return dict(info)
+            raise StoreFormatError(f"{where}: sparse store lacks array {key!r}.")
+    return {**info, "shape": [n, m], "nnz": nnz, "chunk_rows": rows}
 
 
-def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
-                n_blocks: int | None = None) -> da.Array:
+def read_sparse(path: PathLike | Location, *, chunk_rows: int | None = None,
+                n_blocks: int | None = None,
+                storage_options: Mapping[str, Any] | None = None) -> da.Array:
     """Open a sparse store lazily as a dask array of ``scipy.sparse.csr_matrix`` blocks.
 
     Parameters
@@ -241,11 +256,12 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
     default boundaries depend on the parallelism, so results can differ at rounding level
     between machines (pass ``n_blocks`` or ``chunk_rows`` to pin them).
     """
-    info = sparse_info(path)
+    loc = as_location(path, storage_options)
+    info = sparse_info(loc)
     n, m = (int(v) for v in info["shape"])
     nnz = int(info.get("nnz", 0))
     dtype = str(info["dtype"])
-    spath = str(path)
+    spath = loc
     for label, value in (("chunk_rows", chunk_rows), ("n_blocks", n_blocks)):
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise DataError(f"{label} must be a positive int; got {value!r}.")
@@ -262,7 +278,7 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
             n_blocks = -(-n_blocks // par) * par
         indptr = ZarrRowSource(spath, "indptr")[0:n + 1].astype(np.int64)
         bounds = balanced_row_bounds(indptr, int(n_blocks))
-    name = "veob-read-sparse-" + tokenize(spath, n, m, bounds, dtype, nnz)
+    name = "veob-read-sparse-" + tokenize(loc.url, loc.options, n, m, bounds, dtype, nnz)
     # A Blockwise layer over the (tiny) array of row ranges, so that dask fuses each read with
     # the kernel that consumes the block into one task (a separate read task cost a scheduling
     # gap of 30-50 ms per block and pass on the 2-core machine).
@@ -276,7 +292,7 @@ def read_sparse(path: str | os.PathLike[str], *, chunk_rows: int | None = None,
     return out
 
 
-def _read_block(ranges: np.ndarray, path: str, m: int, dtype: str) -> sp.csr_matrix:
+def _read_block(ranges: np.ndarray, path: Location, m: int, dtype: str) -> sp.csr_matrix:
     r0, r1 = (int(v) for v in ranges[0])
     return _read_csr_rows(path, r0, r1, m, dtype)
 
@@ -301,7 +317,7 @@ def balanced_row_bounds(indptr: np.ndarray, n_blocks: int) -> list[int]:
 def _load_npz_parts(src: str | os.PathLike[str]) -> sp.csr_matrix:
     """Read a scipy ``save_npz`` file without pickle, validating it before any conversion."""
     where = str(src)
-    if not Path(src).exists():
+    if not os.path.exists(src):
         raise StoreNotFoundError(f"no such file {where!r}.")
     try:
         with np.load(src, allow_pickle=False) as npz:
@@ -336,8 +352,9 @@ def _load_npz_parts(src: str | os.PathLike[str]) -> sp.csr_matrix:
                     "or coo.")
 
 
-def ingest_npz(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
-               chunk_rows: int | None = None, overwrite: bool = False) -> None:
+def ingest_npz(src: str | os.PathLike[str], out: PathLike | Location, *,
+               chunk_rows: int | None = None, overwrite: bool = False,
+               storage_options: Mapping[str, Any] | None = None) -> None:
     """Ingest a ``scipy.sparse.save_npz`` file (csr, csc or coo) into a sparse store.
 
     Raises
@@ -354,9 +371,11 @@ def ingest_npz(src: str | os.PathLike[str], out: str | os.PathLike[str], *,
     -----
     Memory: the whole matrix (a ``.npz`` is read whole); the store is written atomically.
     """
+    check_output(out, overwrite=overwrite, inputs=[src], storage_options=storage_options)
     x = _load_npz_parts(src)
     write_sparse(x, out, chunk_rows=chunk_rows, overwrite=overwrite,
-                 source=os.path.abspath(str(src)), extra_attrs={"ingest": {"format": "npz"}})
+                 source=os.path.abspath(str(src)), extra_attrs={"ingest": {"format": "npz"}},
+                 inputs=(src,), storage_options=storage_options)
 
 
 def _read_coo_piece(arr: zarr.Array, sl: slice, where: str, name: str) -> np.ndarray:
@@ -368,8 +387,9 @@ def _read_coo_piece(arr: zarr.Array, sl: slice, where: str, name: str) -> np.nda
             f"({type(err).__name__}: {err}); the chunk is corrupt.") from err
 
 
-def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *,
-               chunk_rows: int | None = None, overwrite: bool = False) -> None:
+def ingest_coo(src_store: PathLike | Location, out: PathLike | Location, *,
+               chunk_rows: int | None = None, overwrite: bool = False,
+               storage_options: Mapping[str, Any] | None = None) -> None:
     """Ingest a COO triple stored in Zarr (arrays ``row``, ``col``, ``data``; attr ``shape``).
 
     Duplicate (row, col) pairs are summed. The triple is read Zarr chunk by chunk and each
@@ -390,8 +410,10 @@ def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *
     -----
     Memory: O(nnz) for the CSR being built (the COO entries are not sorted out of core).
     """
-    where = str(src_store)
-    group = open_group(src_store, mode="r")
+    check_output(out, overwrite=overwrite, inputs=[src_store], storage_options=storage_options)
+    src_loc = as_location(src_store, storage_options)
+    where = str(src_loc)
+    group = open_group(src_loc)
     for key in ("row", "col", "data"):
         if key not in group:
             raise StoreFormatError(f"{where!r}: a COO store needs arrays 'row', 'col' and "
@@ -429,6 +451,6 @@ def ingest_coo(src_store: str | os.PathLike[str], out: str | os.PathLike[str], *
         x = pieces[0]
         for p in pieces[1:]:
             x = x + p
-    write_sparse(x, out, chunk_rows=chunk_rows, overwrite=overwrite,
-                 source=os.path.abspath(where) if not _is_url(where) else where,
-                 extra_attrs={"ingest": {"format": "coo-zarr"}})
+    write_sparse(x, out, chunk_rows=chunk_rows, overwrite=overwrite, source=where,
+                 extra_attrs={"ingest": {"format": "coo-zarr"}}, inputs=(src_loc,),
+                 storage_options=storage_options)

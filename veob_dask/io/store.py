@@ -1,61 +1,47 @@
-"""Zarr v3 stores: lazy chunk-checked reads, atomic writes, and provenance attributes.
+"""Opening and reading stores: read-only groups, artifact headers, lazy chunk-checked arrays.
 
 A *dataset store* is a Zarr group holding an array ``X`` (samples along axis 0) and optionally
 ``y`` (one label per sample). Arrays are chunked by rows only, so one dask task reads one chunk.
 
 Reads go through :class:`ZarrRowSource`, which raises :class:`StoreFormatError` naming the chunk
-when a chunk file is missing or cannot be decoded (plain ``da.from_zarr`` would silently return
-the fill value for a missing chunk). Writes go to a temporary sibling path that is renamed into
-place only once complete, so an interrupted write never leaves a half-written store behind.
+when a chunk is missing or cannot be decoded (plain ``da.from_zarr`` would silently return the
+fill value for a missing chunk: veob_dask writes every chunk, so an absent one means damage).
+Writing is in :mod:`veob_dask.io.writer`; the output rules in :mod:`veob_dask.io.publish`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
-import shutil
 import threading
-import uuid
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import zarr
 from dask.base import tokenize
 
-from ..errors import DataError, StoreExistsError, StoreFormatError, StoreNotFoundError
+from ..errors import StoreFormatError, StoreNotFoundError
+from . import layout
+from .header import check_header, header_of
+from .location import Location, PathLike, as_location
 
 __all__ = [
+    "DEFAULT_CHUNK_BYTES",
     "ZarrRowSource",
-    "atomic_store",
     "default_chunk_rows",
+    "open_artifact",
     "open_group",
     "provenance",
     "read_array",
-    "read_matrix",
+    "read_arrays",
     "store_exists",
-    "write_array",
+    "store_header",
 ]
-
-#: Zarr skips chunks equal to the fill value unless told otherwise; veob_dask writes every chunk,
-#: so that a chunk file that is absent always means damage (see :class:`ZarrRowSource`).
-ALL_CHUNKS_WRITTEN = {"write_empty_chunks": True}
 
 #: Target uncompressed size of one row chunk when the caller gives none.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
-
-
-def _is_url(path: str | os.PathLike[str]) -> bool:
-    return "://" in str(path) and not str(path).startswith("file://")
-
-
-def _local(path: str | os.PathLike[str]) -> Path:
-    s = str(path)
-    return Path(s.removeprefix("file://"))
 
 
 def default_chunk_rows(row_shape: tuple[int, ...], dtype: Any, n_rows: int) -> int:
@@ -65,7 +51,7 @@ def default_chunk_rows(row_shape: tuple[int, ...], dtype: Any, n_rows: int) -> i
 
 
 def provenance(source: str, shape: tuple[int, ...], dtype: Any, **extra: Any) -> dict[str, Any]:
-    """Provenance attributes recorded on every ingested array."""
+    """Provenance attributes recorded on every ingested or computed array."""
     out: dict[str, Any] = {
         "source": source,
         "shape": [int(s) for s in shape],
@@ -77,44 +63,125 @@ def provenance(source: str, shape: tuple[int, ...], dtype: Any, **extra: Any) ->
     return out
 
 
-def store_exists(path: str | os.PathLike[str]) -> bool:
-    """Return True when a Zarr group or array exists at ``path``."""
-    if not _is_url(path):
-        p = _local(path)
-        return (p / "zarr.json").exists()
-    try:
-        zarr.open(store=str(path), mode="r")
-    except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
-        return False
-    return True
+def store_exists(path: PathLike | Location, *, storage_options: Mapping[str, Any] | None = None
+                 ) -> bool:
+    """Return True when a Zarr group or array (a root ``zarr.json``) exists at ``path``."""
+    loc = as_location(path, storage_options)
+    if loc.is_local:
+        return (loc.path / "zarr.json").is_file()
+    fs, root = loc.filesystem()
+    return bool(fs.exists(f"{root.rstrip('/')}/zarr.json"))
 
 
-def open_group(path: str | os.PathLike[str], mode: str = "r") -> zarr.Group:
-    """Open a Zarr group, raising :class:`StoreNotFoundError` with the path when it is absent."""
-    if mode == "r" and not store_exists(path):
-        raise StoreNotFoundError(f"no Zarr store at {str(path)!r}; check the path (ingest first?).")
+def open_group(path: PathLike | Location, mode: str = "r", *,
+               storage_options: Mapping[str, Any] | None = None) -> zarr.Group:
+    """Open the Zarr group at ``path`` read-only.
+
+    Raises
+    ------
+    StoreNotFoundError
+        Nothing is stored at ``path``.
+    StoreFormatError
+        The path holds a Zarr array rather than a group, or its metadata cannot be read.
+    """
+    if mode != "r":
+        raise ValueError("open_group opens stores read-only; write through veob_dask.io.writer.")
+    loc = as_location(path, storage_options)
+    where = repr(str(loc))
+    if not store_exists(loc):
+        raise StoreNotFoundError(f"no Zarr store at {where}; check the path (ingest first?).")
     try:
-        node = zarr.open(store=str(path) if _is_url(path) else _local(path), mode=mode)
+        node = zarr.open(store=loc.zarr_store(read_only=True), mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError) as err:
-        raise StoreNotFoundError(f"no Zarr store at {str(path)!r}.") from err
+        raise StoreNotFoundError(f"no Zarr store at {where}.") from err
+    except Exception as err:  # cut-off JSON, unknown codecs... surface as many types
+        raise StoreFormatError(f"cannot open {where} as a Zarr store ({type(err).__name__}: "
+                               f"{_first_line(err)}).") from err
     if not isinstance(node, zarr.Group):
-        raise StoreFormatError(f"{str(path)!r} holds a Zarr array, not a group.")
+        raise StoreFormatError(f"{where} holds a Zarr array, not a group.")
     return node
 
 
-_OPEN_ARRAYS: dict[tuple[str, str, int, int, int], zarr.Array] = {}
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def store_header(group: zarr.Group) -> dict[str, Any] | None:
+    """The (version-mapped) ``veob_dask`` header of an open group, or None."""
+    x_attrs = None
+    if layout.ATTR_KEY not in group.attrs:
+        try:
+            x = group.get(layout.DATA)
+        except (KeyError, ValueError, TypeError, OSError):  # a damaged X has no header to give
+            x = None
+        x_attrs = dict(x.attrs) if isinstance(x, zarr.Array) else None
+    return header_of(dict(group.attrs), x_attrs)
+
+
+def open_artifact(path: PathLike | Location, kind: str | tuple[str, ...], *,
+                  storage_options: Mapping[str, Any] | None = None
+                  ) -> tuple[zarr.Group, dict[str, Any]]:
+    """Open an artifact of ``kind`` read-only: ``(group, header)``; version 1 is mapped.
+
+    Raises
+    ------
+    StoreNotFoundError
+        Nothing is stored at ``path``.
+    StoreFormatError
+        Not a veob_dask store, another kind, or an unreadable format version.
+    """
+    loc = as_location(path, storage_options)
+    group = open_group(loc)
+    return group, check_header(store_header(group), repr(str(loc)), kind)
+
+
+def read_arrays(group: zarr.Group, names: list[str] | tuple[str, ...], where: str,
+                *, optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read whole small arrays of an open group into memory, by name.
+
+    Raises
+    ------
+    StoreFormatError
+        A required array is absent, is a group, or cannot be decoded.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        try:
+            node = group.get(name)
+        except Exception as err:
+            raise StoreFormatError(f"{where}: cannot open array {name!r} ({_first_line(err)})."
+                                   ) from err
+        if node is None:
+            if name in optional:
+                continue
+            raise StoreFormatError(f"{where} lacks array {name!r}; the store is incomplete.")
+        if not isinstance(node, zarr.Array):
+            raise StoreFormatError(f"{where}/{name} is a group, not an array.")
+        try:
+            out[name] = np.asarray(node[...])
+        except Exception as err:  # codec errors surface as many types
+            raise StoreFormatError(f"{where}: could not decode array {name!r} "
+                                   f"({type(err).__name__}: {_first_line(err)}); the store is "
+                                   "corrupt.") from err
+    return out
+
+
+_OPEN_ARRAYS: dict[tuple[Any, ...], zarr.Array] = {}
 _OPEN_LOCK = threading.Lock()
 
 
 class ZarrRowSource:
     """Array-like view of a Zarr array that checks chunks exist and decode.
 
-    It is what :func:`read_array` hands to ``da.from_array``. It pickles as (path, name), so
-    multi-process Dask workers reopen the store themselves.
+    It is what :func:`read_array` hands to ``da.from_array``. It pickles as (location, name),
+    so multi-process Dask workers reopen the store themselves.
     """
 
-    def __init__(self, path: str, name: str) -> None:
-        self.path = str(path)
+    def __init__(self, path: PathLike | Location, name: str, *,
+                 storage_options: Mapping[str, Any] | None = None) -> None:
+        self.location = as_location(path, storage_options)
+        self.path = str(self.location)
         self.name = name
         arr = self._array()
         self.shape: tuple[int, ...] = tuple(arr.shape)
@@ -123,8 +190,7 @@ class ZarrRowSource:
         self.chunks: tuple[int, ...] = tuple(arr.chunks)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "name": self.name, "shape": self.shape, "dtype": self.dtype,
-                "ndim": self.ndim, "chunks": self.chunks}
+        return {k: v for k, v in self.__dict__.items() if k != "_cached"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -144,13 +210,16 @@ class ZarrRowSource:
             if hit is not None:
                 self.__dict__["_cached"] = hit
                 return hit
-        group = open_group(self.path, mode="r")
+        group = open_group(self.location)
         try:
             arr = group[self.name]
         except KeyError as err:
             raise StoreFormatError(
                 f"store {self.path!r} has no array {self.name!r}; it holds {sorted(group.keys())}."
             ) from err
+        except Exception as err:
+            raise StoreFormatError(f"cannot open array {self.name!r} of {self.path!r} "
+                                   f"({type(err).__name__}: {_first_line(err)}).") from err
         if not isinstance(arr, zarr.Array):
             raise StoreFormatError(f"{self.path!r}/{self.name} is a group, not an array.")
         self.__dict__["_cached"] = arr
@@ -161,29 +230,35 @@ class ZarrRowSource:
                 _OPEN_ARRAYS[key] = arr
         return arr
 
-    def _cache_key(self) -> tuple[str, str, int, int, int] | None:
-        if _is_url(self.path):
+    def _cache_key(self) -> tuple[Any, ...] | None:
+        if not self.location.is_local:
             return None
         try:
-            st = (_local(self.path) / self.name / "zarr.json").stat()
+            st = (self.location.path / self.name / "zarr.json").stat()
         except OSError:
             return None
         # inode too: an atomic replacement renames a new file over the path
         return (self.path, self.name, st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _check_chunks_present(self, arr: zarr.Array, key: tuple[slice, ...]) -> None:
-        from zarr.core.sync import sync
+    def _chunk_exists(self, arr: zarr.Array, chunk_key: str) -> bool:
+        rel = f"{arr.path}/{chunk_key}" if arr.path else chunk_key
+        if self.location.is_local:
+            return os.path.isfile(os.path.join(self.location.url, rel))
+        fs, root = self.location.filesystem()
+        return bool(fs.exists(f"{root.rstrip('/')}/{rel}"))
 
+    def _check_chunks_present(self, arr: zarr.Array, key: tuple[Any, ...]) -> None:
         rows = key[0] if key else slice(None)
+        if not isinstance(rows, slice):
+            return
         start, stop, _ = rows.indices(self.shape[0])
-        if stop <= start:
+        if stop <= start or not self.chunks or self.chunks[0] < 1:
             return
         c0 = self.chunks[0]
         tail = (0,) * (self.ndim - 1)
         for ci in range(start // c0, (stop - 1) // c0 + 1):
             chunk_key = arr.metadata.encode_chunk_key((ci, *tail))
-            full = f"{arr.path}/{chunk_key}" if arr.path else chunk_key
-            if not sync(arr.store.exists(full)):
+            if not self._chunk_exists(arr, chunk_key):
                 lo, hi = ci * c0, min(self.shape[0], (ci + 1) * c0)
                 raise StoreFormatError(
                     f"chunk {chunk_key} of array {self.name!r} in {self.path!r} is missing "
@@ -204,25 +279,28 @@ class ZarrRowSource:
             rows = key[0] if key and isinstance(key[0], slice) else slice(None)
             raise StoreFormatError(
                 f"could not decode rows {rows.start}-{rows.stop} of array {self.name!r} in "
-                f"{self.path!r} ({type(err).__name__}: {err}); the chunk is corrupt. Re-ingest "
-                "the store or restore the chunk."
+                f"{self.path!r} ({type(err).__name__}: {_first_line(err)}); the chunk is "
+                "corrupt. Re-ingest the store or restore the chunk."
             ) from err
 
 
 def read_array(
-    path: str | os.PathLike[str], name: str = "X", *, chunk_rows: int | None = None
+    path: PathLike | Location, name: str = "X", *, chunk_rows: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> da.Array:
     """Open array ``name`` of the store at ``path`` lazily as a dask array.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or Location
         Local path or fsspec URL of a Zarr v3 group.
     name : str, default="X"
         Array inside the group.
     chunk_rows : int, optional
         Rows per dask chunk; a multiple of the stored chunk rows keeps one read per chunk.
         Defaults to the stored chunking.
+    storage_options : dict, optional
+        fsspec options for a URL (credentials, endpoint...).
 
     Returns
     -------
@@ -241,144 +319,11 @@ def read_array(
     Laziness: builds a graph only. Chunks: stored row chunks, all other axes whole.
     Memory: one stored chunk per task. Determinism: the graph name depends on path and name.
     """
-    src = ZarrRowSource(str(path), name)
+    src = ZarrRowSource(path, name, storage_options=storage_options)
+    if src.ndim == 0:
+        raise StoreFormatError(f"array {name!r} of {src.path!r} is a scalar; expected rows.")
     rows = chunk_rows or src.chunks[0]
     chunks = (rows, *src.shape[1:])
-    token = tokenize(str(path), name, src.shape, str(src.dtype), rows)
+    token = tokenize(src.path, src.location.options, name, src.shape, str(src.dtype), rows)
     return da.from_array(src, chunks=chunks, name=f"veob-read-{name}-{token}", asarray=True,
                          fancy=False, lock=False, inline_array=True)
-
-
-def _create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any,
-                  chunk_rows: int, attrs: Mapping[str, Any] | None) -> zarr.Array:
-    chunks = (max(1, min(chunk_rows, max(1, shape[0]))), *shape[1:])
-    arr = group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
-                             config=ALL_CHUNKS_WRITTEN)
-    if attrs:
-        arr.attrs.update(dict(attrs))
-    return arr
-
-
-@contextlib.contextmanager
-def atomic_store(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[str]:
-    """Yield a temporary path to write a store to; rename it to ``path`` on success.
-
-    If the body raises, the temporary store is removed and any existing store at ``path`` is
-    left untouched. Without ``overwrite``, an existing store raises :class:`StoreExistsError`
-    before anything is written. For fsspec URLs the final move uses the filesystem's ``mv``.
-    """
-    if store_exists(path) and not overwrite:
-        raise StoreExistsError(
-            f"{str(path)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
-        )
-    if _is_url(path):
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(str(path))
-        tmp_root = f"{root.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-        protocol = str(path).split("://", 1)[0]
-        try:
-            yield f"{protocol}://{tmp_root}"
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm(tmp_root, recursive=True)
-            raise
-        if fs.exists(root):
-            fs.rm(root, recursive=True)
-        fs.mv(tmp_root, root, recursive=True)
-        return
-    final = _local(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield str(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def _regular_rows(x: da.Array, chunk_rows: int | None) -> da.Array:
-    rows = chunk_rows or x.chunks[0][0]
-    regular = all(c == rows for c in x.chunks[0][:-1]) and x.chunks[0][-1] <= rows
-    rest = tuple(-1 for _ in x.shape[1:])
-    if not regular or (len(x.chunks) > 1 and any(len(c) > 1 for c in x.chunks[1:])):
-        x = x.rechunk((rows, *rest))
-    return x
-
-
-def write_array(
-    x: Any,
-    path: str | os.PathLike[str],
-    name: str = "X",
-    *,
-    attrs: Mapping[str, Any] | None = None,
-    group_attrs: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-    chunk_rows: int | None = None,
-    overwrite: bool = False,
-) -> None:
-    """Write ``x`` (and optional ``extra`` arrays) as a new dataset store, atomically.
-
-    Parameters
-    ----------
-    x : dask.array.Array or numpy.ndarray
-        Data; row chunks become Zarr chunks (rechunked to a regular size first when needed).
-    path : str or path-like
-        Destination store (local path or fsspec URL).
-    name : str, default="X"
-        Name of the array for ``x``.
-    attrs, group_attrs : mapping, optional
-        JSON attributes for the array and for the group.
-    extra : mapping of str to array, optional
-        More arrays with the same number of rows (e.g. ``{"y": labels}``).
-    chunk_rows : int, optional
-        Rows per chunk; defaults to the dask row chunks, or ~64 MiB chunks for numpy input.
-    overwrite : bool, default=False
-        Replace an existing store.
-
-    Notes
-    -----
-    Laziness: computes ``x`` chunk by chunk (one ``dask.compute``); nothing is gathered.
-    Memory: one chunk per worker thread. The store appears at ``path`` only once complete.
-    """
-    arrays: dict[str, Any] = {name: x, **dict(extra or {})}
-    with atomic_store(path, overwrite=overwrite) as tmp:
-        group = zarr.open_group(store=tmp if _is_url(tmp) else Path(tmp), mode="w")
-        if group_attrs:
-            group.attrs.update(dict(group_attrs))
-        stores = []
-        for key, value in arrays.items():
-            if not isinstance(value, da.Array):
-                value = np.asarray(value)
-                rows = chunk_rows or default_chunk_rows(value.shape[1:], value.dtype,
-                                                        max(1, value.shape[0]))
-                value = da.from_array(value, chunks=(rows, *value.shape[1:]))
-            value = _regular_rows(value, chunk_rows if key == name else None)
-            if value.shape[0] == 0:
-                raise DataError(f"cannot write an empty array {key!r} (shape {value.shape}).")
-            arr = _create_array(group, key, value.shape, value.dtype, value.chunks[0][0],
-                                attrs if key == name else None)
-            stores.append(da.store(value, arr, lock=False, compute=False))
-        dask.compute(*stores)
-
-
-def read_matrix(path: str | os.PathLike[str], name: str = "X") -> da.Array:
-    """Open the data matrix of a dataset store lazily, dense or sparse.
-
-    A store whose group attributes hold ``"sparse"`` is a row-chunked CSR store (see
-    :mod:`veob_dask.io.sparse`) and opens as a dask array of ``scipy.sparse`` CSR blocks; any
-    other store opens array ``name`` with :func:`read_array`.
-    """
-    group = open_group(path, mode="r")
-    if "sparse" in group.attrs:
-        from .sparse import read_sparse
-
-        return read_sparse(path)
-    return read_array(path, name)

@@ -41,6 +41,7 @@ Inputs
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dask
@@ -51,6 +52,8 @@ from dask.base import tokenize
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..errors import DataError, InvalidParameterError
+from ..io.location import Location
+from ..io.ragged import Ragged, read_ragged
 from .basis import BASES, cosine_basis, paper_cos
 
 __all__ = ["LONG_POLICIES", "SequenceTransform", "extended_basis", "letter_codes",
@@ -196,9 +199,7 @@ def letter_codes(words: Any, *, n_symbols: int = N_ASCII) -> tuple[np.ndarray, n
 def _read_block(source: Any, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(source, tuple):  # in-memory (values, offsets) already cut to this block
         return source
-    if isinstance(source, str):  # a Zarr ragged store path: reopen in the worker
-        from ..text.ragged import read_ragged
-
+    if isinstance(source, Location):  # a Zarr ragged store: reopen in the worker
         return read_ragged(source).block(lo, hi)
     return source.block(lo, hi)  # type: ignore[no-any-return]
 
@@ -245,7 +246,7 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
     Notes
     -----
     Laziness: :meth:`transform` returns a dask array with one task per block of
-    ``chunk_sequences`` sequences; a Zarr-backed :class:`~veob_dask.text.ragged.Ragged` is
+    ``chunk_sequences`` sequences; a Zarr-backed :class:`~veob_dask.io.ragged.Ragged` is
     read by each task for its own block (pass its path for multi-process schedulers).
     Memory: one block of items plus its output. Determinism: exact arithmetic order per block.
 
@@ -312,9 +313,7 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
 
     def count_truncated(self, X: Any) -> int:
         """Number of sequences longer than N (items past N are dropped unless ``extend``)."""
-        from ..text.ragged import Ragged, read_ragged
-
-        rag = read_ragged(X) if isinstance(X, str) else X
+        rag = read_ragged(X) if isinstance(X, (str, os.PathLike, Location)) else X
         if isinstance(rag, tuple):
             lengths = np.diff(np.asarray(rag[1]))
             return int((lengths > int(self.n)).sum())
@@ -330,8 +329,8 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : Ragged, str or tuple
-            A :class:`~veob_dask.text.ragged.Ragged` (in memory or from
-            :func:`~veob_dask.text.ragged.read_ragged`), the path of a ragged Zarr store, or a
+            A :class:`~veob_dask.io.ragged.Ragged` (in memory or from
+            :func:`~veob_dask.io.ragged.read_ragged`), the path of a ragged Zarr store, or a
             ``(values, offsets)`` tuple of numpy arrays.
 
         Returns
@@ -339,18 +338,17 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         dask.array.Array of shape (n_sequences, n_features_out)
             Blocks are scipy CSR for symbol input, numpy otherwise.
         """
-        from ..text.ragged import Ragged, read_ragged
-
         self._check()
         weights = np.ascontiguousarray(self.weights)
         dtype = np.dtype(self.dtype)
-        path = None
-        if isinstance(X, str):
-            path, rag = X, read_ragged(X)
+        path: Location | None = None
+        if isinstance(X, (str, os.PathLike, Location)):
+            rag = read_ragged(X)
+            path = rag.location
         elif isinstance(X, tuple):
             rag = Ragged(X[0], X[1])
         elif isinstance(X, Ragged):
-            rag, path = X, X.path
+            rag, path = X, X.location
         else:
             raise DataError(f"X must be a Ragged, a ragged store path or (values, offsets); got "
                             f"{type(X).__name__}.")
@@ -364,7 +362,7 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         n_out = self.n_features_out(rag.item_shape[0] if rag.item_shape else None)
         if len(rag) == 0:
             raise DataError("no sequences to transform.")
-        token = tokenize(path or (rag.values, rag.offsets), weights, kind, n_symbols,
+        token = tokenize(path.url if path else (rag.values, rag.offsets), weights, kind, n_symbols,
                          emb, self.long, str(dtype), self.chunk_sequences)
         emb_d = None if emb is None else dask.delayed(emb, pure=True, name=f"veob-emb-{token}")
         blocks = []

@@ -8,25 +8,29 @@ and started again with the same settings finds the checkpoint, checks the finger
 on from the next chunk; since the segments are the same, the result is the same as an
 uninterrupted run (to rounding).
 
-The checkpoint is one ``.npz`` file (numpy arrays and a JSON string; read with
-``allow_pickle=False``), written to a temporary file in the same directory, flushed and
-``os.replace``-d into place, so a kill at any moment leaves either the old or the new checkpoint.
+The checkpoint is a small Zarr store of kind ``"checkpoint"`` (arrays ``singular_values``,
+``components``, ``mean``; progress and fingerprint in the header), written through
+:mod:`veob_dask.io` like every other store: to a temporary sibling, then published over the
+previous checkpoint, so a kill at any moment leaves either the old or the new one — on a local
+disk or at any fsspec URL.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import uuid
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
 from ..errors import InvalidParameterError, StoreFormatError
+from ..io.location import Location, PathLike, as_location
+from ..io.publish import target_state
+from ..io.serialize import ArraySpec, EstimatorSpec, ScalarSpec, check_arrays, is_float, is_int
+from ..io.store import open_artifact, read_arrays
+from ..io.writer import write_artifact
 from ._tree import compute_summary, tree_summary
 from .incremental import SVDSummary, merge, reorthogonalize
 
@@ -38,54 +42,69 @@ CHECKPOINT_VERSION = 1
 PAUSE_ENV = "VEOB_INCREMENTAL_PAUSE_S"
 
 
-def save_checkpoint(path: str | os.PathLike[str], summary: SVDSummary, *, next_chunk: int,
-                    fingerprint: dict[str, Any]) -> None:
-    """Write ``summary`` and progress to ``path`` atomically (temp file, fsync, rename)."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"version": CHECKPOINT_VERSION, "next_chunk": int(next_chunk),
-            "fingerprint": fingerprint, "n_samples": summary.n_samples,
-            "n_batches": summary.n_batches, "weight": summary.weight, "energy": summary.energy,
-            "n_merges": summary.n_merges, "centered": summary.centered}
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, singular_values=summary.singular_values, components=summary.components,
-                     mean=summary.mean if summary.mean is not None else np.zeros(0),
-                     meta=np.array(json.dumps(meta)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+_STATE = EstimatorSpec(object, arrays={
+    "singular_values": ArraySpec(("rank",)), "components": ArraySpec(("rank", "feature")),
+    "mean": ArraySpec(("mean_feature",))},
+    scalars={"n_samples": ScalarSpec(is_int(0)), "n_batches": ScalarSpec(is_int(0)),
+             "weight": ScalarSpec(is_float(0.0)), "energy": ScalarSpec(is_float(0.0)),
+             "n_merges": ScalarSpec(is_int(0)), "next_chunk": ScalarSpec(is_int(0))})
+_DIMS = {name: spec.dims for name, spec in _STATE.arrays.items()}
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[SVDSummary, dict[str, Any]] | None:
+def save_checkpoint(path: PathLike | Location, summary: SVDSummary, *, next_chunk: int,
+                    fingerprint: dict[str, Any],
+                    storage_options: Mapping[str, Any] | None = None) -> None:
+    """Write ``summary`` and progress to the checkpoint store at ``path`` (atomically, replacing
+    the previous checkpoint)."""
+    mean = summary.mean if summary.mean is not None else np.zeros(0)
+    write_artifact(
+        path, "checkpoint",
+        {"singular_values": summary.singular_values, "components": summary.components,
+         "mean": mean}, dims=_DIMS, overwrite=True, storage_options=storage_options,
+        version=CHECKPOINT_VERSION, next_chunk=int(next_chunk), fingerprint=fingerprint,
+        n_samples=int(summary.n_samples), n_batches=int(summary.n_batches),
+        weight=float(summary.weight), energy=float(summary.energy),
+        n_merges=int(summary.n_merges), centered=bool(summary.centered))
+
+
+def load_checkpoint(path: PathLike | Location, *,
+                    storage_options: Mapping[str, Any] | None = None
+                    ) -> tuple[SVDSummary, dict[str, Any]] | None:
     """Read a checkpoint; None if there is none at ``path``.
 
     Raises
     ------
     StoreFormatError
-        If the file exists but is not a readable veob_dask checkpoint.
+        If something else is at ``path`` (an older ``.npz`` checkpoint, another store), or the
+        checkpoint is damaged.
     """
-    p = Path(path)
-    if not p.exists():
+    loc = as_location(path, storage_options)
+    where = repr(str(loc))
+    state, _ = target_state(loc)
+    if state in ("absent", "empty"):
         return None
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            s, w, mean = z["singular_values"], z["components"], z["mean"]
-    except (OSError, ValueError, KeyError) as err:
+    if state != "ours":
         raise StoreFormatError(
-            f"{str(p)!r} is not a readable incremental-fit checkpoint ({err}); delete it to "
-            "start the fit from the beginning.") from err
-    if meta.get("version") != CHECKPOINT_VERSION:
-        raise StoreFormatError(f"checkpoint {str(p)!r} has version {meta.get('version')!r}; "
-                               f"this veob_dask writes version {CHECKPOINT_VERSION}. Delete it.")
-    summ = SVDSummary(s, w, int(meta["n_samples"]), int(meta["n_batches"]), float(meta["weight"]),
-                      float(meta["energy"]), mean if meta["centered"] else None,
-                      int(meta["n_merges"]))
+            f"{where} is not an incremental-fit checkpoint of this veob_dask (an older .npz "
+            "checkpoint, or another file); delete it to start the fit from the beginning.")
+    try:
+        group, meta = open_artifact(loc, "checkpoint")
+        arrays = read_arrays(group, list(_DIMS), where)
+        if meta.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"version {meta.get('version')!r}, this veob_dask writes "
+                             f"version {CHECKPOINT_VERSION}")
+        check_arrays(_STATE, arrays, meta)
+        if not isinstance(meta.get("fingerprint"), dict):
+            raise TypeError("no fingerprint")
+        centered = bool(meta.get("centered"))
+        if centered and arrays["mean"].shape != arrays["components"].shape[1:]:
+            raise ValueError("the mean does not match the components")
+    except (ValueError, TypeError) as err:
+        raise StoreFormatError(f"{where} is not a readable incremental-fit checkpoint ({err}); "
+                               "delete it to start the fit from the beginning.") from err
+    summ = SVDSummary(arrays["singular_values"], arrays["components"], int(meta["n_samples"]),
+                      int(meta["n_batches"]), float(meta["weight"]), float(meta["energy"]),
+                      arrays["mean"] if centered else None, int(meta["n_merges"]))
     return summ, meta
 
 
@@ -93,7 +112,7 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: str | os.PathLike[str],
+def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: PathLike | Location,
                  fingerprint: dict[str, Any], center: bool = False, decay: float = 1.0,
                  split_every: int = 2, chunk_solver: str = "auto", n_iter: int = 2,
                  seed: int = 0, reorth_every: int = 50,
@@ -108,8 +127,8 @@ def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: str | os
         As for :func:`~veob_dask.svd._tree.tree_summary`.
     every : int
         Chunks per segment (between checkpoints).
-    checkpoint : path
-        Checkpoint file; read first (resume) and rewritten after every segment.
+    checkpoint : path, URL or Location
+        Checkpoint store; read first (resume) and rewritten after every segment.
     fingerprint : dict
         JSON description of the fit; a checkpoint with another fingerprint is refused.
     log : callable

@@ -7,18 +7,19 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_dask_2d, parse_n_components
-from ..errors import InvalidParameterError, StoreExistsError
-from ..io import read_matrix, save
-from ..io.store import store_exists
+from ..errors import InvalidParameterError
+from ..io import check_output, read_matrix
+from ..io.publish import remove_store
+from ..io.serialize import save_estimator
 from ..runtime import scheduler_context
 from .checkpoint import fit_segments
 from .incremental_embedding import IncrementalSVDEmbedding, working_rank
+from .schema import SPECS
 
 __all__ = ["default_checkpoint_path", "run_incremental_fit"]
 
@@ -46,12 +47,9 @@ def run_incremental_fit(args: argparse.Namespace) -> int:
         raise InvalidParameterError(
             "--solver incremental works on flat feature rows; run `veob fit --spectral` with "
             "another solver, or transform the images into a store first.")
-    if store_exists(args.model) and not args.overwrite:
-        raise StoreExistsError(f"{args.model!r} already exists; pass --overwrite to replace it.")
+    check_output(args.model, overwrite=args.overwrite, inputs=[args.store])
     checkpoint = args.checkpoint or default_checkpoint_path(args.model)
-    if "://" in str(checkpoint):
-        raise InvalidParameterError(
-            f"the checkpoint must be a local file; got {checkpoint!r}. Pass --checkpoint PATH.")
+    check_output(checkpoint, overwrite=True, inputs=[args.store, args.model])
     every = int(args.checkpoint_every)
     x = read_matrix(args.store)
     if x.ndim > 2:
@@ -84,8 +82,8 @@ def run_incremental_fit(args: argparse.Namespace) -> int:
             chunk_solver=est.chunk_solver, n_iter=est.n_iter, seed=seed,
             reorth_every=est.reorth_every, log=_log)
     est._set_summary(summ, n_comp)
-    save(est, args.model, overwrite=args.overwrite)
-    Path(checkpoint).unlink(missing_ok=True)
+    save_estimator(est, args.model, SPECS, overwrite=args.overwrite, inputs=[args.store])
+    remove_store(checkpoint, kind="checkpoint")
     seconds = round(time.perf_counter() - t0, 3)
     top = ", ".join(f"{s:.4g}" for s in est.singular_values_[:5])
     print(f"solver: incremental (Brand merge tree, working rank {r}, "

@@ -11,7 +11,8 @@ Two sources are read, both by path:
 :mod:`veob_dask.text.tokenize`, and writes a corpus store (layout below). :class:`Corpus` reads it
 back chunk by chunk.
 
-Store layout (a Zarr group, ``attrs["kind"] == "veob_text_corpus"``)::
+Store layout (a Zarr group of kind ``"corpus"``; version-1 stores, marked
+``attrs["kind"] == "veob_text_corpus"``, are read too)::
 
     tokens/values, tokens/offsets     token ids of every sentence (ragged: int32 values, int64
                                       offsets of length n_sentences + 1)
@@ -23,9 +24,9 @@ Store layout (a Zarr group, ``attrs["kind"] == "veob_text_corpus"``)::
     reviews/id, reviews/rating        int32 / int8 from the file names
     reviews/sentence_offsets          int64, sentences of review r are [o[r], o[r+1])
 
-Each ragged pair is a group in the format of :mod:`veob_dask.text.ragged` (attribute
-``veob_ragged``), so ``veob_dask.text.ragged.read_ragged(path + "/tokens")`` (or
-:attr:`Corpus.tokens`) opens the token ids lazily.
+Each ragged pair is a nested group of kind ``"ragged"`` (:mod:`veob_dask.io.ragged`), so
+``veob_dask.io.read_ragged(path + "/tokens")`` (or :attr:`Corpus.tokens`) opens the token ids
+lazily.
 
 Token ids are sorted by descending corpus frequency (ties: first appearance), so the ``n`` most
 frequent words are ids ``0..n-1``.
@@ -49,7 +50,10 @@ import numpy as np
 import zarr
 
 from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError, StoreNotFoundError
-from veob_dask.io.store import atomic_store, open_group, store_exists
+from veob_dask.io.location import Location, PathLike, as_location
+from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged, read_ragged
+from veob_dask.io.store import open_artifact, open_group, read_arrays, store_exists, store_header
+from veob_dask.io.writer import create_artifact
 from veob_dask.text.tokenize import decode_bytes, sentences_tokens
 
 __all__ = [
@@ -61,8 +65,6 @@ __all__ = [
     "ensure_corpus",
     "iter_review_chunks",
     "iter_reviews",
-    "read_ragged_slice",
-    "write_ragged_group",
 ]
 
 SPLITS = ("train", "test", "unsup")
@@ -70,9 +72,6 @@ LABELS = {"neg": 0, "pos": 1, "unsup": -1}
 _LABEL_NAMES = {v: k for k, v in LABELS.items()}
 _HEADER = ["split", "label", "id", "rating", "text"]
 _FILE_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
-KIND = "veob_text_corpus"
-FORMAT_VERSION = 1
-_RAGGED_KEY = "veob_ragged"
 
 
 @dataclass(frozen=True)
@@ -221,48 +220,6 @@ def iter_review_chunks(path: str | os.PathLike[str], chunk_size: int = 2000,
         yield chunk
 
 
-# --------------------------------------------------------------------------- ragged helpers
-def _ragged_create(group: zarr.Group, name: str, dtype: Any, chunk: int) -> tuple[Any, Any]:
-    sub = group.require_group(name)
-    values = sub.create_array("values", shape=(0,), dtype=dtype, chunks=(chunk,))
-    offsets = sub.create_array("offsets", shape=(1,), dtype=np.int64, chunks=(1 << 20,))
-    offsets[:] = np.zeros(1, dtype=np.int64)
-    return values, offsets
-
-
-def _ragged_append(values: Any, offsets: Any, data: np.ndarray, lengths: np.ndarray) -> None:
-    start = int(offsets[-1])
-    n_old = offsets.shape[0]
-    if data.size:
-        values.append(data)
-    new = start + np.cumsum(lengths, dtype=np.int64)
-    offsets.resize((n_old + new.size,))
-    offsets[n_old:] = new
-
-
-def write_ragged_group(group: zarr.Group, name: str, items: Sequence[np.ndarray] | Sequence[bytes],
-                 dtype: Any, chunk: int = 1 << 20) -> None:
-    """Write a list of 1-D arrays (or byte strings) as ``name/values`` + ``name/offsets``."""
-    values, offsets = _ragged_create(group, name, dtype, chunk)
-    arrays = [np.frombuffer(x, dtype=np.uint8) if isinstance(x, bytes) else np.asarray(x, dtype)
-              for x in items]
-    lengths = np.array([a.size for a in arrays], dtype=np.int64)
-    data = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
-    _ragged_append(values, offsets, data, lengths)
-
-
-def read_ragged_slice(group: zarr.Group, name: str, start: int = 0,
-                stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Read items ``start:stop`` of a ragged array: ``(values, offsets)`` with offsets from 0."""
-    try:
-        sub = group[name]
-        offsets = np.asarray(sub["offsets"][start:(None if stop is None else stop + 1)])
-        values = np.asarray(sub["values"][int(offsets[0]):int(offsets[-1])])
-    except KeyError as exc:
-        raise StoreFormatError(f"ragged array {name!r} is missing from the store.") from exc
-    return values, offsets - offsets[0]
-
-
 # --------------------------------------------------------------------------- build
 def _tokenize_chunk(reviews: Sequence[Review], vocab: dict[str, int],
                     counts: list[int]) -> tuple[np.ndarray, np.ndarray, list[bytes], np.ndarray]:
@@ -322,20 +279,17 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
     vocab: dict[str, int] = {}
     counts: list[int] = []
     n_reviews = 0
-    with atomic_store(path, overwrite=overwrite) as tmp:
-        group = zarr.open_group(store=Path(tmp), mode="w")
-        tok_values, tok_offsets = _ragged_create(group, "tokens", np.int32, 1 << 20)
-        txt_values, txt_offsets = _ragged_create(group, "text", np.uint8, 1 << 22)
-        sent_review = group.create_array("sentence_review", shape=(0,), dtype=np.int32,
-                                         chunks=(1 << 20,))
+    with create_artifact(path, "corpus", overwrite=overwrite, inputs=[source]) as w:
+        tokens = RaggedWriter(w, "tokens", np.int32, chunk=1 << 20)
+        text = RaggedWriter(w, "text", np.uint8, chunk=1 << 22)
+        sent_review = w.array("sentence_review", shape=(0,), dtype=np.int32,
+                              dims=("sentence",), chunks=(1 << 20,))
         meta: dict[str, list[np.ndarray]] = {k: [] for k in ("split", "label", "id", "rating")}
         per_review: list[np.ndarray] = []
         for chunk in iter_review_chunks(source, chunk_reviews, splits=splits, limit=limit):
             ids, lengths, texts, n_sent = _tokenize_chunk(chunk, vocab, counts)
-            _ragged_append(tok_values, tok_offsets, ids, lengths)
-            blob = np.frombuffer(b"".join(texts), dtype=np.uint8)
-            _ragged_append(txt_values, txt_offsets, blob,
-                           np.array([len(t) for t in texts], dtype=np.int64))
+            tokens.append(ids, lengths)
+            text.append_bytes(texts)
             owner = np.repeat(np.arange(n_reviews, n_reviews + len(chunk), dtype=np.int32), n_sent)
             if owner.size:
                 sent_review.append(owner)
@@ -346,11 +300,11 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             meta["rating"].append(np.array([r.rating for r in chunk], np.int8))
             n_reviews += len(chunk)
             if verbose:
-                print(f"  {n_reviews} reviews, {tok_offsets.shape[0] - 1} sentences, "
+                print(f"  {n_reviews} reviews, {len(tokens)} sentences, "
                       f"{len(counts)} words, {time.perf_counter() - t0:.1f}s", flush=True)
         if n_reviews == 0:
             raise DataError(f"no reviews found in {str(source)!r}.")
-        n_tokens = int(tok_offsets[-1])
+        n_tokens = int(tokens.values.shape[0])
         if n_tokens == 0:
             raise DataError(f"the reviews in {str(source)!r} contain no tokens.")
         # renumber by descending frequency (stable: ties keep first-appearance order)
@@ -358,32 +312,26 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
         order = np.argsort(-count_arr, kind="stable")
         remap = np.empty_like(order, dtype=np.int32)
         remap[order] = np.arange(order.size, dtype=np.int32)
-        step = tok_values.chunks[0]
+        step = tokens.values.chunks[0]
         for lo in range(0, n_tokens, step):
             hi = min(n_tokens, lo + step)
-            tok_values[lo:hi] = remap[np.asarray(tok_values[lo:hi])]
+            tokens.values[lo:hi] = remap[np.asarray(tokens.values[lo:hi])]
         words = list(vocab)
-        write_ragged_group(group, "vocab", [words[i].encode("ascii") for i in order], np.uint8)
-        group.create_array("vocab_counts", data=count_arr[order], chunks=(1 << 20,))
-        rev = group.require_group("reviews")
+        RaggedWriter(w, "vocab", np.uint8).append_bytes(
+            [words[i].encode("ascii") for i in order])
+        w.array("vocab_counts", count_arr[order], dims=("word",), chunks=(1 << 20,))
+        rev = w.subgroup("reviews")
         for key, parts in meta.items():
-            rev.create_array(key, data=np.concatenate(parts), chunks=(1 << 20,))
+            rev.array(key, np.concatenate(parts), dims=("review",), chunks=(1 << 20,))
         sent_counts = np.concatenate(per_review)
-        rev.create_array("sentence_offsets",
-                         data=np.concatenate([[0], np.cumsum(sent_counts)]).astype(np.int64),
-                         chunks=(1 << 20,))
-        for name in ("tokens", "text", "vocab"):  # readable by veob_dask.text.ragged too
-            sub = group[name]
-            sub.attrs[_RAGGED_KEY] = {"format_version": 1,
-                                      "n_sequences": int(sub["offsets"].shape[0] - 1),
-                                      "n_values": int(sub["values"].shape[0]), "attrs": {}}
-        group.attrs.update({
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
+        rev.array("sentence_offsets",
+                  np.concatenate([[0], np.cumsum(sent_counts)]).astype(np.int64),
+                  dims=("review_offset",), chunks=(1 << 20,))
+        w.header.update({
             "source": str(source),
             "limit": limit,
             "n_reviews": n_reviews,
-            "n_sentences": int(tok_offsets.shape[0] - 1),
+            "n_sentences": len(tokens),
             "n_tokens": n_tokens,
             "vocab_size": int(order.size),
             "tokenizer": "veob_dask.text.tokenize v1",
@@ -407,7 +355,7 @@ def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike
     limit, overwrite, verbose
         Passed to :func:`build_corpus`.
     """
-    if store_exists(source) and Path(source).is_dir() and (Path(source) / "zarr.json").exists():
+    if _is_corpus(source):
         return Corpus(source)
     if corpus_path is None:
         raise InvalidParameterError(
@@ -422,6 +370,13 @@ def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike
             f"(limit {corpus.attrs.get('limit')!r}); pass overwrite (CLI: --overwrite) to "
             "rebuild it.")
     return build_corpus(source, corpus_path, limit=limit, overwrite=True, verbose=verbose)
+
+
+def _is_corpus(path: Any) -> bool:
+    if not isinstance(path, (str, os.PathLike, Location)) or not store_exists(path):
+        return False
+    header = store_header(open_group(path))
+    return header is not None and header.get("kind") == "corpus"
 
 
 # --------------------------------------------------------------------------- read
@@ -439,20 +394,22 @@ class Corpus:
     loaded on demand; token ids and texts are read in chunks by :meth:`iter_sentence_chunks`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not store_exists(path):
+    def __init__(self, path: PathLike | Location) -> None:
+        self.location = as_location(path)
+        self.path = str(self.location)
+        if not store_exists(self.location):
             raise StoreNotFoundError(
-                f"no corpus store at {str(path)!r}; build one with build_corpus() or "
+                f"no corpus store at {self.path!r}; build one with build_corpus() or "
                 "`veob words build corpus`."
             )
-        self.path = str(path)
-        self.group = open_group(path, mode="r")
-        if self.group.attrs.get("kind") != KIND:
-            raise StoreFormatError(
-                f"{self.path!r} is not a veob_dask text corpus (attrs kind="
-                f"{self.group.attrs.get('kind')!r}); build one with build_corpus()."
-            )
-        self.attrs = dict(self.group.attrs)
+        self.group, header = open_artifact(self.location, "corpus")
+        info = header.get("legacy") if header.get("format_version") == 1 else header
+        self.attrs: dict[str, Any] = dict(info or {})
+        for key in ("n_sentences", "n_reviews", "vocab_size", "n_tokens"):
+            if not isinstance(self.attrs.get(key), int) or self.attrs[key] < 0:
+                raise StoreFormatError(f"{self.path!r}: the corpus header lacks a valid "
+                                       f"{key!r}; the store is damaged.")
+        self._ragged: dict[str, Ragged] = {}
         self._vocab: list[str] | None = None
         self._index: dict[str, int] | None = None
         self._offsets: np.ndarray | None = None
@@ -475,7 +432,7 @@ class Corpus:
     def vocabulary(self) -> list[str]:
         """Words by id (id 0 is the most frequent)."""
         if self._vocab is None:
-            values, offsets = read_ragged_slice(self.group, "vocab")
+            values, offsets = self._part("vocab").block(0, self.vocab_size)
             blob = values.tobytes()
             self._vocab = [blob[a:b].decode("ascii") for a, b in itertools.pairwise(offsets)]
         return self._vocab
@@ -490,14 +447,17 @@ class Corpus:
     @property
     def counts(self) -> np.ndarray:
         """Corpus count of each word id."""
-        return np.asarray(self.group["vocab_counts"][:])
+        return read_arrays(self.group, ["vocab_counts"], repr(self.path))["vocab_counts"]
 
     # -- sentences
     @property
     def sentence_offsets(self) -> np.ndarray:
         """int64 offsets into the token values (length ``n_sentences + 1``)."""
         if self._offsets is None:
-            self._offsets = np.asarray(self.group["tokens/offsets"][:])
+            off = np.asarray(self._part("tokens").offsets[...], dtype=np.int64)
+            if off.shape != (self.n_sentences + 1,) or off[0] != 0 or np.any(np.diff(off) < 0):
+                raise StoreFormatError(f"{self.path!r}: the sentence offsets are damaged.")
+            self._offsets = off
         return self._offsets
 
     @property
@@ -508,19 +468,25 @@ class Corpus:
     @property
     def sentence_review(self) -> np.ndarray:
         """Review index of each sentence."""
-        return np.asarray(self.group["sentence_review"][:])
+        return read_arrays(self.group, ["sentence_review"], repr(self.path))["sentence_review"]
 
     @property
     def tokens(self) -> Any:
         """Token ids of every sentence as a lazy Zarr-backed
-        :class:`~veob_dask.text.ragged.Ragged` (for :mod:`veob_dask.spectral.sequence`)."""
-        from veob_dask.text.ragged import read_ragged
+        :class:`~veob_dask.io.ragged.Ragged` (for :mod:`veob_dask.spectral.sequence`)."""
+        return read_ragged(self.location.child("tokens"))
 
-        return read_ragged(os.path.join(self.path, "tokens"))
+    def _part(self, name: str) -> Ragged:
+        if name not in self._ragged:
+            sub = self.group.get(name)
+            if not isinstance(sub, zarr.Group):
+                raise StoreFormatError(f"ragged array {name!r} is missing from {self.path!r}.")
+            self._ragged[name] = open_ragged(sub, f"{self.path!r}/{name}")
+        return self._ragged[name]
 
     def sentence_tokens(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of sentences ``start:stop``: ``(values, offsets)`` with offsets from 0."""
-        return read_ragged_slice(self.group, "tokens", start, stop)
+        return self._part("tokens").block(start, stop)
 
     def iter_sentence_chunks(self, chunk_sentences: int = 100_000
                              ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -552,7 +518,7 @@ class Corpus:
             lo = int(sorted_idx[pos])
             hi = min(self.n_sentences, lo + window)
             end = int(np.searchsorted(sorted_idx, hi, side="left"))
-            values, offsets = read_ragged_slice(self.group, "text", lo, hi)
+            values, offsets = self._part("text").block(lo, hi)
             blob = values.tobytes()
             for j in range(pos, end):
                 r = int(sorted_idx[j]) - lo
@@ -563,9 +529,11 @@ class Corpus:
     # -- reviews
     def reviews(self) -> dict[str, np.ndarray]:
         """Per-review arrays ``split``, ``label``, ``id``, ``rating``, ``sentence_offsets``."""
-        rev = self.group["reviews"]
-        return {k: np.asarray(rev[k][:])
-                for k in ("split", "label", "id", "rating", "sentence_offsets")}
+        rev = self.group.get("reviews")
+        if not isinstance(rev, zarr.Group):
+            raise StoreFormatError(f"{self.path!r} lacks its 'reviews' group.")
+        return read_arrays(rev, ["split", "label", "id", "rating", "sentence_offsets"],
+                           f"{self.path!r}/reviews")
 
     def source_names(self, review_indices: Iterable[int]) -> list[str]:
         """aclImdb-style file names (``"test/pos/0_10.txt"``) of the given reviews."""

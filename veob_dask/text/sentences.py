@@ -16,16 +16,20 @@ dropped by the transform (``long="truncate"``; the count is recorded as
 sentence kept); pass ``n=32`` for that. Words without a vector (absent from the word model)
 keep their position and add nothing.
 
-A :class:`SentenceModel` store (Zarr group, written atomically, no pickle)::
+A :class:`SentenceModel` store (Zarr group of kind ``"sentences"``, written atomically, no
+pickle)::
 
-    attrs["veob_sentences"] = {"format_version": 1, "metadata": {...}}
-    embedding            (n_sentences, k) float32, row chunks
-    components           (k, M · dim) float64 SVD basis
-    singular_values      (k,)
+    attrs["veob_dask"] = {"format_version": 2, "kind": "sentences", "n_sentences": n,
+                          "metadata": {...}}
+    embedding            (n_sentences, k) float32, row chunks   dims ("sentence", "component")
+    components           (k, M · dim) float64 SVD basis          dims ("component", "feature")
+    singular_values      (k,)                                    dims ("component",)
     text/values,offsets  sentence text (UTF-8, ragged)
     source/values,offsets  source file of each sentence (ragged), e.g. "test/pos/0_10.txt"
     corpus_index         (n_sentences,) int64 sentence index in the corpus store
-    words/               the word model (a WordVectors store)
+    words/               the word model (a nested "wordvectors" group)
+
+Version-1 models (``attrs["veob_sentences"]``, same arrays) load too.
 
 Queries tokenise the text with the corpus rules, transform it with the same parameters and
 project it on the stored basis, then scan the embedding in row blocks.
@@ -35,8 +39,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -44,23 +47,18 @@ import numpy as np
 import zarr
 
 from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError
-from veob_dask.io.store import atomic_store, open_group
+from veob_dask.io.location import Location, PathLike, as_location
+from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged
+from veob_dask.io.store import open_artifact, read_arrays, store_header
+from veob_dask.io.writer import ArtifactWriter, create_artifact
 from veob_dask.runtime import scheduler_context
-from veob_dask.text.corpus import (
-    Corpus,
-    _ragged_append,
-    _ragged_create,
-    read_ragged_slice,
-    write_ragged_group,
-)
+from veob_dask.text.corpus import Corpus
 from veob_dask.text.tokenize import tokenize
 from veob_dask.text.wordvectors import UnknownWordError, WordVectors
 
 __all__ = ["SentenceModel", "build_sentences", "corpus_embedding_matrix",
            "sentence_features"]
 
-FORMAT_VERSION = 1
-_ATTR_KEY = "veob_sentences"
 _QUERY_ROWS = 65_536
 _TEXT_WINDOW = 200_000
 
@@ -93,7 +91,7 @@ def sentence_features(corpus: Corpus, embedding: np.ndarray, *, n: int = 15, m: 
 
     st = SequenceTransform(n, m, basis=basis, embedding=embedding, long="truncate",
                            chunk_sequences=chunk_sequences)
-    return st.transform(os.path.join(corpus.path, "tokens"))
+    return st.transform(corpus.location.child("tokens"))
 
 
 def _weights(n: int, m: int, basis: str) -> np.ndarray:
@@ -186,33 +184,28 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
         }
 
     if out is not None:
-        with atomic_store(out, overwrite=overwrite) as tmp:
-            group = zarr.open_group(store=Path(tmp), mode="w")
+        with create_artifact(out, "sentences", overwrite=overwrite,
+                             inputs=[corpus.location]) as w:
             with scheduler_context(scheduler):
                 svd.fit(x)
                 t1 = time.perf_counter()
                 k = int(svd.n_components_)
                 proj = svd.transform(x).astype(np.float32).rechunk((_QUERY_ROWS, k))
-                arr = group.create_array("embedding", shape=(int(keep.size), k),
-                                         dtype=np.float32, chunks=(_QUERY_ROWS, k))
-                da.store(proj, arr, lock=False)
+                w.store("embedding", proj, dims=("sentence", "component"),
+                        chunk_rows=_QUERY_ROWS)
+                w.flush()
             t2 = time.perf_counter()
-            _write_tables(group, np.asarray(svd.components_), np.asarray(svd.singular_values_),
+            _write_tables(w, np.asarray(svd.components_), np.asarray(svd.singular_values_),
                           keep)
             for name in ("text", "source"):
-                values, offsets = _ragged_create(group, name, np.uint8, 1 << 22)
+                rag = RaggedWriter(w, name, np.uint8, chunk=1 << 22)
                 for lo in range(0, keep.size, _TEXT_WINDOW):
                     rows = keep[lo:lo + _TEXT_WINDOW]
                     strings = (corpus.sentence_text(rows) if name == "text"
                                else [names[r] for r in review[lo:lo + _TEXT_WINDOW]])
-                    data = [x.encode("utf-8") for x in strings]
-                    _ragged_append(values, offsets,
-                                   np.frombuffer(b"".join(data), dtype=np.uint8),
-                                   np.array([len(d) for d in data], dtype=np.int64))
-            words.save(os.path.join(tmp, "words"))
-            group.attrs[_ATTR_KEY] = {"format_version": FORMAT_VERSION,
-                                      "n_sentences": int(keep.size),
-                                      "metadata": metadata(t1, t2)}
+                    rag.append_bytes([x.encode("utf-8") for x in strings])
+            words.write_into(w.subgroup("words", "wordvectors"))
+            w.header.update(n_sentences=int(keep.size), metadata=metadata(t1, t2))
         return SentenceModel.load(out), {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
 
     with scheduler_context(scheduler):
@@ -228,13 +221,15 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
     return model, {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
 
 
-def _write_tables(group: zarr.Group, components: np.ndarray, singular_values: np.ndarray,
+def _write_tables(w: ArtifactWriter, components: np.ndarray, singular_values: np.ndarray,
                   corpus_index: np.ndarray) -> None:
-    group.create_array("components", data=np.asarray(components, dtype=np.float64))
-    group.create_array("singular_values", data=np.asarray(singular_values, dtype=np.float64))
+    w.array("components", np.asarray(components, dtype=np.float64),
+            dims=("component", "feature"))
+    w.array("singular_values", np.asarray(singular_values, dtype=np.float64),
+            dims=("component",))
     n = int(corpus_index.size)
-    group.create_array("corpus_index", data=corpus_index.astype(np.int64),
-                       chunks=(max(1, min(1 << 20, n)),))
+    w.array("corpus_index", corpus_index.astype(np.int64), dims=("sentence",),
+            chunks=(max(1, min(1 << 20, n)),))
 
 
 class SentenceModel:
@@ -275,6 +270,7 @@ class SentenceModel:
         self.corpus_index = None if corpus_index is None else np.asarray(corpus_index)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._group = group
+        self._ragged: dict[str, Ragged] = {}
         for key in ("n", "m", "basis"):
             if key not in self.metadata:
                 raise DataError(f"sentence-model metadata lacks {key!r}.")
@@ -372,39 +368,47 @@ class SentenceModel:
         if cache is not None:
             return [cache[int(r)] for r in rows]
         assert self._group is not None
+        if name not in self._ragged:
+            sub = self._group.get(name)
+            if not isinstance(sub, zarr.Group):
+                raise StoreFormatError(f"the sentence model lacks its {name!r} group.")
+            self._ragged[name] = open_ragged(sub, f"the sentence model's {name!r}")
+        rag = self._ragged[name]
         out = []
         for r in rows:
-            values, _ = read_ragged_slice(self._group, name, int(r), int(r) + 1)
-            out.append(values.tobytes().decode("utf-8"))
+            try:
+                out.append(rag[int(r)].tobytes().decode("utf-8"))
+            except UnicodeDecodeError as err:
+                raise StoreFormatError(f"the sentence model's {name} is not UTF-8.") from err
         return out
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
-             chunk_rows: int = 65_536) -> None:
+    def save(self, path: PathLike | Location, *, overwrite: bool = False,
+             chunk_rows: int = 65_536, storage_options: Mapping[str, Any] | None = None) -> None:
         """Write the model as a Zarr group (atomically)."""
         n = len(self)
-        with atomic_store(path, overwrite=overwrite) as tmp:
-            group = zarr.open_group(store=Path(tmp), mode="w")
-            group.attrs[_ATTR_KEY] = {"format_version": FORMAT_VERSION, "n_sentences": n,
-                                      "metadata": self.metadata}
-            emb = group.create_array("embedding", shape=self.embedding.shape, dtype=np.float32,
-                                     chunks=(max(1, min(chunk_rows, n)),
-                                             int(self.embedding.shape[1])))
+        with create_artifact(path, "sentences", overwrite=overwrite,
+                             storage_options=storage_options, n_sentences=n,
+                             metadata=self.metadata) as w:
+            emb = w.array("embedding", shape=self.embedding.shape, dtype=np.float32,
+                          dims=("sentence", "component"),
+                          chunks=(max(1, min(chunk_rows, n)), int(self.embedding.shape[1])))
             for lo in range(0, n, chunk_rows):
                 emb[lo:lo + chunk_rows] = np.asarray(self.embedding[lo:lo + chunk_rows],
                                                      dtype=np.float32)
             idx = (np.full(n, -1, np.int64) if self.corpus_index is None
                    else self.corpus_index.astype(np.int64))
-            _write_tables(group, self.components, self.singular_values, idx)
+            _write_tables(w, self.components, self.singular_values, idx)
             for name in ("text", "source"):
                 strings = self._strings(name, self._text if name == "text" else self._source,
                                         range(n))
-                write_ragged_group(group, name, [s.encode("utf-8") for s in strings],
-                                   np.uint8, chunk=1 << 22)
-            self.words.save(os.path.join(tmp, "words"))
+                RaggedWriter(w, name, np.uint8, chunk=1 << 22).append_bytes(
+                    [s.encode("utf-8") for s in strings])
+            self.words.write_into(w.subgroup("words", "wordvectors"))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> SentenceModel:
+    def load(cls, path: PathLike | Location, *,
+             storage_options: Mapping[str, Any] | None = None) -> SentenceModel:
         """Open a model written by :meth:`save` (the embedding stays in Zarr).
 
         Raises
@@ -414,26 +418,34 @@ class SentenceModel:
         StoreFormatError
             If the store is not a sentence model or is incomplete.
         """
-        group = open_group(path, mode="r")
-        info = group.attrs.get(_ATTR_KEY)
-        if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
-            raise StoreFormatError(f"{str(path)!r} is not a sentence model (format "
-                                   f"{FORMAT_VERSION}); build one with `veob sentences build`.")
-        try:
-            emb = group["embedding"]
-            comps = np.asarray(group["components"][...])
-            sv = np.asarray(group["singular_values"][...])
-            idx = np.asarray(group["corpus_index"][...])
-        except KeyError as err:
-            raise StoreFormatError(f"{str(path)!r} lacks array {err}; the model is "
-                                   "incomplete.") from err
-        words = WordVectors.load(os.path.join(str(path), "words"))
-        if emb.shape[0] != int(info.get("n_sentences", -1)):
-            raise StoreFormatError(f"{str(path)!r}: embedding rows disagree with the recorded "
+        loc = as_location(path, storage_options)
+        where = repr(str(loc))
+        group, header = open_artifact(loc, "sentences")
+        info = header.get("legacy") if header.get("format_version") == 1 else header
+        emb = group.get("embedding")
+        if not isinstance(emb, zarr.Array) or emb.ndim != 2 or \
+                np.dtype(str(emb.dtype)).kind != "f":
+            raise StoreFormatError(f"{where} lacks a 2-D float array 'embedding'; the model is "
+                                   "incomplete.")
+        arrays = read_arrays(group, ["components", "singular_values", "corpus_index"], where)
+        comps, sv, idx = arrays["components"], arrays["singular_values"], arrays["corpus_index"]
+        for name, value in (("components", comps), ("singular_values", sv)):
+            if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+                raise StoreFormatError(f"{where}: {name} must be finite floats.")
+        words_group = group.get("words")
+        words_header = store_header(words_group) if isinstance(words_group, zarr.Group) else None
+        if words_header is None or words_header.get("kind") != "wordvectors":
+            raise StoreFormatError(f"{where} lacks its word model ('words'); the model is "
+                                   "incomplete.")
+        words = WordVectors.from_group(words_group, words_header, f"{where}/words")
+        if not isinstance(info, Mapping) or emb.shape[0] != info.get("n_sentences", -1) \
+                or idx.shape != (emb.shape[0],):
+            raise StoreFormatError(f"{where}: embedding rows disagree with the recorded "
                                    "sentence count; the model is corrupt.")
+        metadata = info.get("metadata") or {}
         try:
             return cls(embedding=emb, components=comps, singular_values=sv, words=words,
                        text=None, source=None, corpus_index=idx,
-                       metadata=info.get("metadata") or {}, group=group)
+                       metadata=metadata if isinstance(metadata, dict) else {}, group=group)
         except DataError as err:
-            raise StoreFormatError(f"{str(path)!r}: {err}") from err
+            raise StoreFormatError(f"{where}: {err}") from err

@@ -4,15 +4,17 @@ Every text model of the library (spelling §6.2, context §6.3, dictionary §6.4
 :class:`WordVectors`: ``words`` (list of str, row ``i`` of ``vectors`` is ``words[i]``), a float
 matrix ``vectors`` and a JSON ``metadata`` dict (which model, its parameters, build times...).
 
-Store layout (one Zarr v3 group, written atomically: temp path, then rename; no pickle)::
+Store layout (one Zarr v3 group of kind ``"wordvectors"``, written atomically; no pickle)::
 
-    attrs["veob_wordvectors"] = {"format_version": 1, "n_words": n, "dim": d,
-                                 "metadata": {...}}
+    attrs["veob_dask"] = {"format_version": 2, "kind": "wordvectors", "n_words": n, "dim": d,
+                          "metadata": {...}}
     vectors        (n, d) float array, row chunks
     words_utf8     (total_bytes,) uint8: the UTF-8 bytes of all words, concatenated
     words_offsets  (n + 1,) int64: word i is words_utf8[offsets[i]:offsets[i + 1]]
     extra_<name>   optional model arrays (e.g. the SVD basis a spelling model needs to embed
                    words outside its vocabulary)
+
+Version-1 models (``attrs["veob_wordvectors"]``, same arrays) load too.
 
 Distances follow the paper's tables: ``"sqeuclidean"`` (squared Euclidean, what Chroma's ``l2``
 returns) or ``"cosine"`` (``1 - cos``). An unknown query word raises :class:`UnknownWordError`
@@ -22,21 +24,19 @@ words closest in spelling (Levenshtein distance, vectorised over the vocabulary)
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
 from ..errors import DataError, InvalidParameterError, StoreFormatError, VeobError
-from ..io.store import _is_url, atomic_store, open_group
+from ..io.location import Location, PathLike, as_location
+from ..io.store import open_artifact, read_arrays
+from ..io.writer import ArtifactWriter, create_artifact
 
 __all__ = ["METRICS", "UnknownWordError", "WordVectors", "edit_distances", "load_word_vectors"]
-
-FORMAT_VERSION = 1
-_ATTR_KEY = "veob_wordvectors"
 METRICS = ("sqeuclidean", "cosine")
 #: Rows scored per step of a neighbour query (bounds the temporary memory to ~rows x dim x 8 B).
 _QUERY_ROWS = 16_384
@@ -305,47 +305,47 @@ class WordVectors:
         return WordVectors(self.words, vecs, {**self.metadata, "normalized": True}, self.extras)
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
-             chunk_rows: int = 65_536) -> None:
+    def save(self, path: PathLike | Location, *, overwrite: bool = False,
+             chunk_rows: int = 65_536, storage_options: Mapping[str, Any] | None = None) -> None:
         """Write the model as a Zarr group at ``path`` (atomically; see the module docstring).
 
         Raises
         ------
         StoreExistsError
-            If ``path`` exists and ``overwrite`` is False.
+            If ``path`` may not be written (see :func:`veob_dask.io.check_output`).
         DataError
             If ``metadata`` is not JSON-serialisable.
         """
-        import json
+        self._check_metadata()
+        nbytes = int(self.vectors.nbytes) + sum(int(v.nbytes) for v in self.extras.values())
+        with create_artifact(path, "wordvectors", overwrite=overwrite, nbytes=nbytes,
+                             storage_options=storage_options) as w:
+            self.write_into(w, chunk_rows=chunk_rows)
 
+    def _check_metadata(self) -> None:
         try:
-            json.dumps(self.metadata)
+            json.dumps(self.metadata, allow_nan=False)
         except (TypeError, ValueError) as err:
             raise DataError(f"metadata must be JSON-serialisable: {err}") from err
+
+    def write_into(self, writer: ArtifactWriter, *, chunk_rows: int = 65_536) -> None:
+        """Fill ``writer`` (a root or nested group of kind ``"wordvectors"``) with this model."""
+        self._check_metadata()
         data, offsets = _encode_words(self.words)
-        with atomic_store(path, overwrite=overwrite) as tmp:
-            group = zarr.open_group(store=tmp if _is_url(tmp) else Path(tmp), mode="w")
-            group.attrs[_ATTR_KEY] = {"format_version": FORMAT_VERSION, "n_words": len(self),
-                                      "dim": self.dim, "metadata": self.metadata}
-            rows = max(1, min(chunk_rows, len(self)))
-            vec = group.create_array("vectors", shape=self.vectors.shape,
-                                     chunks=(rows, self.dim), dtype=self.vectors.dtype)
-            vec[...] = self.vectors
-            nbytes = max(1, data.size)
-            arr = group.create_array("words_utf8", shape=(data.size,),
-                                     chunks=(min(nbytes, 1 << 22),), dtype=np.uint8)
-            if data.size:
-                arr[...] = data
-            off = group.create_array("words_offsets", shape=offsets.shape,
-                                     chunks=(min(offsets.size, 1 << 20),), dtype=np.int64)
-            off[...] = offsets
-            for name, value in self.extras.items():
-                arr = group.create_array(f"extra_{name}", shape=value.shape, dtype=value.dtype)
-                if value.size:
-                    arr[...] = value
+        assert writer.header is not None
+        writer.header.update(n_words=len(self), dim=self.dim, metadata=self.metadata)
+        rows = max(1, min(chunk_rows, len(self)))
+        writer.array("vectors", self.vectors, dims=("word", "dim"), chunks=(rows, self.dim))
+        writer.array("words_utf8", data, dims=("byte",), chunks=(max(1, min(data.size, 1 << 22)),))
+        writer.array("words_offsets", offsets, dims=("word_offset",),
+                     chunks=(min(offsets.size, 1 << 20),))
+        for name, value in self.extras.items():
+            writer.array(f"extra_{name}", value,
+                         dims=tuple(f"{name}_{i}" for i in range(value.ndim)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> WordVectors:
+    def load(cls, path: PathLike | Location, *,
+             storage_options: Mapping[str, Any] | None = None) -> WordVectors:
         """Read a model written by :meth:`save`.
 
         Raises
@@ -355,37 +355,41 @@ class WordVectors:
         StoreFormatError
             If the group is not a word-vector model or its arrays are inconsistent.
         """
-        group = open_group(path, mode="r")
-        info = group.attrs.get(_ATTR_KEY)
-        if not isinstance(info, dict):
-            raise StoreFormatError(
-                f"{str(path)!r} is not a word-vector model (no {_ATTR_KEY!r} attribute); build "
-                "one with `veob words build ...` or WordVectors.save().")
-        if info.get("format_version") != FORMAT_VERSION:
-            raise StoreFormatError(f"{str(path)!r} has word-vector format version "
-                                   f"{info.get('format_version')!r}; this reader knows "
-                                   f"{FORMAT_VERSION}.")
-        try:
-            vectors = np.asarray(group["vectors"][...])
-            data = np.asarray(group["words_utf8"][...])
-            offsets = np.asarray(group["words_offsets"][...])
-        except KeyError as err:
-            raise StoreFormatError(f"{str(path)!r} lacks array {err}; the model is "
-                                   "incomplete.") from err
-        extras = {key[len("extra_"):]: np.asarray(group[key][...])
-                  for key in group.array_keys() if key.startswith("extra_")}
-        n = int(info.get("n_words", -1))
-        if (offsets.size != n + 1 or vectors.shape[0] != n or offsets[0] != 0
+        loc = as_location(path, storage_options)
+        group, header = open_artifact(loc, "wordvectors")
+        return cls.from_group(group, header, repr(str(loc)))
+
+    @classmethod
+    def from_group(cls, group: zarr.Group, header: Mapping[str, Any], where: str
+                   ) -> WordVectors:
+        """Read a model from an open group (its checked ``header`` given)."""
+        info = header.get("legacy") if header.get("format_version") == 1 else header
+        if not isinstance(info, Mapping):
+            raise StoreFormatError(f"{where}: the word-vector header is damaged.")
+        arrays = read_arrays(group, ["vectors", "words_utf8", "words_offsets"], where)
+        vectors, data, offsets = (arrays[k] for k in ("vectors", "words_utf8", "words_offsets"))
+        extra_names = [k for k in group.array_keys() if k.startswith("extra_")]
+        extras = {k[len("extra_"):]: v for k, v in read_arrays(group, extra_names, where).items()}
+        n = info.get("n_words", -1)
+        if (not isinstance(n, int) or offsets.ndim != 1 or offsets.dtype.kind not in "iu"
+                or data.ndim != 1 or offsets.size != n + 1 or vectors.ndim != 2
+                or vectors.shape[0] != n or vectors.dtype.kind != "f" or offsets[0] != 0
                 or offsets[-1] != data.size or np.any(np.diff(offsets) < 0)):
-            raise StoreFormatError(f"{str(path)!r}: vocabulary and vectors are inconsistent "
+            raise StoreFormatError(f"{where}: vocabulary and vectors are inconsistent "
                                    f"({n} words, {vectors.shape[0]} rows, {offsets.size} "
                                    "offsets); the model is corrupt.")
+        for name, value in extras.items():
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise StoreFormatError(f"{where}: extra array {name!r} holds NaN or inf.")
+        metadata = info.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise StoreFormatError(f"{where}: the model metadata must be a JSON object.")
         try:
-            return cls(_decode_words(data, offsets), vectors, info.get("metadata") or {}, extras)
+            return cls(_decode_words(data, offsets), vectors, metadata, extras)
         except DataError as err:
-            raise StoreFormatError(f"{str(path)!r}: {err}") from err
+            raise StoreFormatError(f"{where}: {err}") from err
 
 
-def load_word_vectors(path: str | os.PathLike[str]) -> WordVectors:
+def load_word_vectors(path: PathLike | Location) -> WordVectors:
     """Shorthand for :meth:`WordVectors.load`."""
     return WordVectors.load(path)

@@ -6,11 +6,15 @@ sequence order; shape ``(n_values,)`` for ids/codes or ``(n_values, dim)`` for v
 ``values[offsets[i]:offsets[i + 1]]``. Letters of words (ASCII codes), token ids of sentences
 and vectors of a trajectory all fit this layout.
 
-Store layout (a Zarr v3 group, written atomically)::
+Store layout (a Zarr v3 group of kind ``"ragged"``, written atomically; also nested inside
+other artifacts, e.g. a corpus's ``tokens``)::
 
-    attrs["veob_ragged"] = {"format_version": 1, "n_sequences": n, "n_values": v, ...}
-    values    (v, ...) chunked along axis 0
-    offsets   (n + 1,) int64, chunked
+    attrs["veob_dask"] = {"format_version": 2, "kind": "ragged", "n_sequences": n,
+                          "n_values": v, "attrs": {...}}
+    values    (v, ...) chunked along axis 0      dims ("value", "item_1", ...)
+    offsets   (n + 1,) int64, chunked            dims ("offset",)
+
+Version-1 stores (``attrs["veob_ragged"]``, same arrays) are read too.
 
 :meth:`Ragged.block` returns sequences ``lo..hi`` with rebased offsets; on a Zarr-backed
 collection it reads only the needed slices, so a Dask task handling one block of sequences
@@ -19,21 +23,21 @@ reads one slice of ``offsets`` and the matching slice of ``values``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
 from ..errors import DataError, InvalidParameterError, StoreFormatError
-from ..io.store import _is_url, atomic_store, open_group
+from .location import Location, PathLike, as_location
+from .store import open_artifact, store_header
+from .writer import ArtifactWriter, create_artifact
 
-__all__ = ["Ragged", "read_ragged", "write_ragged"]
+__all__ = ["Ragged", "RaggedWriter", "open_ragged", "read_ragged", "write_ragged"]
 
-FORMAT_VERSION = 1
-_ATTR_KEY = "veob_ragged"
+#: Offsets of this many sequences per Zarr chunk, by default.
+OFFSET_CHUNK = 1 << 18
 
 
 def _check_offsets(offsets: np.ndarray, n_values: int) -> None:
@@ -97,6 +101,8 @@ class Ragged:
         self.offsets = off
         self.attrs: dict[str, Any] = dict(attrs or {})
         self.path = path
+        #: Where a Zarr-backed instance lives (workers reopen it from here).
+        self.location: Location | None = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -188,29 +194,105 @@ class Ragged:
                 f"item_shape={self.item_shape}, dtype={self.dtype}{where})")
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
-             chunk_values: int = 1 << 20, chunk_offsets: int = 1 << 18) -> None:
+    def save(self, path: PathLike | Location, *, overwrite: bool = False,
+             chunk_values: int = 1 << 20, chunk_offsets: int = OFFSET_CHUNK) -> None:
         """Write to a Zarr group (see :func:`write_ragged`)."""
         write_ragged(self, path, overwrite=overwrite, chunk_values=chunk_values,
                      chunk_offsets=chunk_offsets)
 
 
-def write_ragged(data: Ragged | Iterable[Sequence[Any]], path: str | os.PathLike[str], *,
+def _value_dims(item_ndim: int) -> tuple[str, ...]:
+    return ("value", *(f"item_{i}" for i in range(1, item_ndim + 1)))
+
+
+class RaggedWriter:
+    """Appends sequences to a ragged group being written (inside any artifact).
+
+    Parameters
+    ----------
+    parent : ArtifactWriter
+        The writer of the artifact that holds the group.
+    name : str
+        Group name (``"tokens"``, ``"text"``...).
+    dtype : dtype
+        Value dtype.
+    item_shape : tuple of int, default=()
+        Shape of one item (``()`` for ids/bytes, ``(dim,)`` for vectors).
+    chunk : int, default=2**20
+        Values per Zarr chunk.
+    attrs : mapping, optional
+        JSON description stored with the group.
+
+    Attributes
+    ----------
+    values, offsets : zarr.Array
+        The arrays being filled (``values`` may be rewritten in place before the end).
+    """
+
+    def __init__(self, parent: ArtifactWriter, name: str, dtype: Any, *,
+                 item_shape: tuple[int, ...] = (), chunk: int = 1 << 20,
+                 chunk_offsets: int = OFFSET_CHUNK,
+                 attrs: Mapping[str, Any] | None = None) -> None:
+        self.writer = parent.subgroup(name, "ragged", attrs=dict(attrs or {}))
+        self.item_shape = tuple(int(s) for s in item_shape)
+        self.values = self.writer.array("values", shape=(0, *self.item_shape), dtype=dtype,
+                                        chunks=(max(1, int(chunk)), *self.item_shape),
+                                        dims=_value_dims(len(self.item_shape)))
+        self.offsets = self.writer.array("offsets", np.zeros(1, np.int64), dims=("offset",),
+                                         chunks=(max(1, int(chunk_offsets)),))
+        self._n_values = 0
+        self._n_sequences = 0
+        parent.on_finish(self._finish)
+
+    def append(self, values: np.ndarray, lengths: np.ndarray) -> None:
+        """Append sequences: their concatenated ``values`` and their ``lengths``."""
+        values = np.asarray(values)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if values.shape[1:] != self.item_shape or int(lengths.sum()) != values.shape[0]:
+            raise DataError(f"appending {lengths.size} sequences of total length "
+                            f"{int(lengths.sum())} needs that many items of shape "
+                            f"{self.item_shape}; got values of shape {values.shape}.")
+        if values.shape[0]:
+            self.values.append(values)
+        new = self._n_values + np.cumsum(lengths, dtype=np.int64)
+        if new.size:
+            self.offsets.resize((self._n_sequences + 1 + new.size,))
+            self.offsets[self._n_sequences + 1:] = new
+        self._n_values += int(values.shape[0])
+        self._n_sequences += int(lengths.size)
+
+    def append_bytes(self, items: Sequence[bytes]) -> None:
+        """Append byte strings (UTF-8 text) as sequences of uint8."""
+        blob = np.frombuffer(b"".join(items), dtype=np.uint8)
+        self.append(blob, np.array([len(b) for b in items], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self._n_sequences
+
+    def _finish(self) -> None:
+        assert self.writer.header is not None
+        self.writer.header.update(n_sequences=self._n_sequences, n_values=self._n_values)
+
+
+def write_ragged(data: Ragged | Iterable[Sequence[Any]], path: PathLike | Location, *,
                  overwrite: bool = False, chunk_values: int = 1 << 20,
-                 chunk_offsets: int = 1 << 18, attrs: Mapping[str, Any] | None = None) -> None:
+                 chunk_offsets: int = OFFSET_CHUNK, attrs: Mapping[str, Any] | None = None,
+                 storage_options: Mapping[str, Any] | None = None) -> None:
     """Write ragged sequences to a Zarr group at ``path``, atomically.
 
     Parameters
     ----------
     data : Ragged or iterable of sequences
-    path : path-like
-        Destination group; a temporary sibling is renamed into place once complete.
+    path : str, path-like or Location
+        Destination group; a temporary sibling is published once complete.
     overwrite : bool, default=False
-        Replace an existing store (otherwise :class:`StoreExistsError`).
+        Replace an existing veob_dask store (otherwise :class:`StoreExistsError`).
     chunk_values, chunk_offsets : int
         Chunk lengths of the two arrays (values chunks keep every trailing axis whole).
     attrs : mapping, optional
         Extra JSON attributes (merged over ``data.attrs``).
+    storage_options : dict, optional
+        fsspec options for a URL.
 
     Notes
     -----
@@ -218,33 +300,85 @@ def write_ragged(data: Ragged | Iterable[Sequence[Any]], path: str | os.PathLike
     """
     rag = data if isinstance(data, Ragged) else Ragged.from_sequences(data)
     meta = {**rag.attrs, **dict(attrs or {})}
-    with atomic_store(path, overwrite=overwrite) as tmp:
-        group = zarr.open_group(store=tmp if _is_url(tmp) else Path(tmp), mode="w")
-        group.attrs[_ATTR_KEY] = {"format_version": FORMAT_VERSION, "n_sequences": len(rag),
-                                  "n_values": rag.n_values, "attrs": meta}
-        vshape = (rag.n_values, *rag.item_shape)
+    inputs = [rag.path] if rag.path else []
+    with create_artifact(path, "ragged", overwrite=overwrite, inputs=inputs,
+                         storage_options=storage_options, n_sequences=len(rag),
+                         n_values=rag.n_values, attrs=meta) as w:
         vchunk = (max(1, min(int(chunk_values), rag.n_values)), *rag.item_shape)
-        varr = group.create_array("values", shape=vshape, chunks=vchunk, dtype=rag.dtype)
+        varr = w.array("values", shape=(rag.n_values, *rag.item_shape), dtype=rag.dtype,
+                       chunks=vchunk, dims=_value_dims(len(rag.item_shape)))
         for lo in range(0, rag.n_values, vchunk[0]):
             hi = min(rag.n_values, lo + vchunk[0])
             varr[lo:hi] = np.asarray(rag.values[lo:hi])
         n_off = len(rag) + 1
-        oarr = group.create_array("offsets", shape=(n_off,),
-                                  chunks=(max(1, min(int(chunk_offsets), n_off)),), dtype=np.int64)
+        oarr = w.array("offsets", shape=(n_off,), dtype=np.int64, dims=("offset",),
+                       chunks=(max(1, min(int(chunk_offsets), n_off)),))
         for lo in range(0, n_off, oarr.chunks[0]):
             hi = min(n_off, lo + oarr.chunks[0])
             oarr[lo:hi] = np.asarray(rag.offsets[lo:hi], dtype=np.int64)
 
 
-def read_ragged(path: str | os.PathLike[str], *, load_offsets: bool = False) -> Ragged:
+def _ragged_info(header: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(header.get("legacy") or {}) if header.get("format_version") == 1 \
+        else dict(header)
+
+
+def open_ragged(group: zarr.Group, where: str, *, load_offsets: bool = False,
+                location: Location | None = None) -> Ragged:
+    """A lazy :class:`Ragged` over an open ragged group (e.g. one nested in a corpus).
+
+    Raises
+    ------
+    StoreFormatError
+        If the group is not a ragged group or its arrays disagree with its counts.
+    """
+    header = store_header(group)
+    if header is None or header.get("kind") != "ragged":
+        raise StoreFormatError(f"{where} is not a ragged-sequence group; write one with "
+                               "write_ragged().")
+    info = _ragged_info(header)
+    try:
+        values, offsets = group["values"], group["offsets"]
+    except KeyError as err:
+        raise StoreFormatError(f"{where} lacks array {err}; the store is incomplete.") from err
+    try:
+        n_seq, n_val = int(info["n_sequences"]), int(info["n_values"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreFormatError(f"{where}: the ragged header lacks its counts; the store is "
+                               "corrupt.") from err
+    if (not isinstance(values, zarr.Array) or not isinstance(offsets, zarr.Array)
+            or offsets.ndim != 1 or values.ndim < 1
+            or offsets.shape[0] != n_seq + 1 or values.shape[0] != n_val):
+        raise StoreFormatError(f"{where}: array shapes disagree with the recorded counts; the "
+                               "store is corrupt.")
+    if np.dtype(str(offsets.dtype)).kind not in "iu":
+        raise StoreFormatError(f"{where}: offsets must be integers; got {offsets.dtype}.")
+    off: Any = offsets
+    if load_offsets:
+        off = np.asarray(offsets[...], dtype=np.int64)
+        try:
+            _check_offsets(off, int(values.shape[0]))
+        except DataError as err:
+            raise StoreFormatError(f"{where}: {err}") from err
+    rag = Ragged(values, off, info.get("attrs") or {},
+                 path=str(location) if location else where, check=False)
+    rag.location = location
+    return rag
+
+
+def read_ragged(path: PathLike | Location, *, load_offsets: bool = False,
+                storage_options: Mapping[str, Any] | None = None) -> Ragged:
     """Open a ragged store lazily (values and offsets stay in Zarr until sliced).
 
     Parameters
     ----------
-    path : path-like
+    path : str, path-like or Location
+        A ragged store, or a ragged group inside another artifact (``corpus.zarr/tokens``).
     load_offsets : bool, default=False
         Read the whole offsets array into memory (8 bytes per sequence) and check it; faster
         for many small blocks.
+    storage_options : dict, optional
+        fsspec options for a URL.
 
     Raises
     ------
@@ -253,24 +387,6 @@ def read_ragged(path: str | os.PathLike[str], *, load_offsets: bool = False) -> 
     StoreFormatError
         If the group is not a ragged store or its arrays disagree.
     """
-    group = open_group(path, mode="r")
-    info = group.attrs.get(_ATTR_KEY)
-    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
-        raise StoreFormatError(f"{str(path)!r} is not a ragged-sequence store (format "
-                               f"{FORMAT_VERSION}); write one with write_ragged().")
-    try:
-        values, offsets = group["values"], group["offsets"]
-    except KeyError as err:
-        raise StoreFormatError(f"{str(path)!r} lacks array {err}; the store is incomplete.") from err
-    if (offsets.shape[0] != int(info["n_sequences"]) + 1
-            or values.shape[0] != int(info["n_values"])):
-        raise StoreFormatError(f"{str(path)!r}: array shapes disagree with the recorded counts; "
-                               "the store is corrupt.")
-    off: Any = offsets
-    if load_offsets:
-        off = np.asarray(offsets[...], dtype=np.int64)
-        try:
-            _check_offsets(off, int(values.shape[0]))
-        except DataError as err:
-            raise StoreFormatError(f"{str(path)!r}: {err}") from err
-    return Ragged(values, off, info.get("attrs") or {}, path=str(path), check=False)
+    loc = as_location(path, storage_options)
+    group, _ = open_artifact(loc, "ragged")
+    return open_ragged(group, repr(str(loc)), load_offsets=load_offsets, location=loc)

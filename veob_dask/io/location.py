@@ -1,0 +1,166 @@
+"""Where a store lives: one parser for local paths, ``file://`` and fsspec URLs.
+
+A :class:`Location` is made once, at the edge (``as_location(path, storage_options)``), and
+carried everywhere a store is named: local paths are made absolute when parsed, so no relative
+path ever reaches a remote worker; URLs keep their ``storage_options`` (credentials, endpoint...)
+beside them. It pickles as plain data, so Dask workers reopen the store themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidParameterError
+
+__all__ = ["Location", "PathLike", "as_location"]
+
+PathLike = str | os.PathLike  # what public io functions accept beside a Location
+
+
+def _freeze(options: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((str(k), v) for k, v in dict(options or {}).items()))
+
+
+@dataclass(frozen=True)
+class Location:
+    """A store's place: ``url`` (an absolute local path, or ``protocol://...``) + options.
+
+    Parameters
+    ----------
+    url : str
+        Absolute local path (no ``file://``), or an fsspec URL such as ``s3://bucket/x.zarr``.
+    options : tuple of (str, value)
+        ``storage_options`` as sorted pairs (hashable); see :attr:`storage_options`.
+    """
+
+    url: str
+    options: tuple[tuple[str, Any], ...] = field(default=())
+
+    # -- what it is ---------------------------------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        """True for a path on a local (or mounted) file system."""
+        return "://" not in self.url
+
+    @property
+    def protocol(self) -> str:
+        """``"file"`` for local paths, else the URL scheme (``"s3"``, ``"memory"``...)."""
+        return "file" if self.is_local else self.url.split("://", 1)[0]
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The fsspec ``storage_options`` (empty for local paths)."""
+        return dict(self.options)
+
+    @property
+    def path(self) -> Path:
+        """The local path (only for local locations)."""
+        if not self.is_local:
+            raise InvalidParameterError(f"{self.url!r} is not a local path.")
+        return Path(self.url)
+
+    @property
+    def fs_path(self) -> str:
+        """The path inside its file system (the URL without ``protocol://``)."""
+        return self.url if self.is_local else self.url.split("://", 1)[1]
+
+    def filesystem(self) -> tuple[Any, str]:
+        """``(fs, path)``: the fsspec file system and this location's path in it."""
+        import fsspec
+
+        if self.is_local:
+            return fsspec.filesystem("file"), self.url
+        fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return fs, str(path)
+
+    # -- relatives ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Last component of the path."""
+        return posixpath.basename(self.fs_path.rstrip("/")) if not self.is_local \
+            else self.path.name
+
+    @property
+    def parent(self) -> Location:
+        """The folder (or prefix) holding this location."""
+        if self.is_local:
+            return Location(str(self.path.parent), self.options)
+        head = posixpath.dirname(self.fs_path.rstrip("/"))
+        return Location(f"{self.protocol}://{head}", self.options)
+
+    def child(self, *parts: str) -> Location:
+        """A location inside this one (``child("words")``, ``child("X", "zarr.json")``)."""
+        for p in parts:
+            if not p.strip("/") or {".", ".."} & set(p.strip("/").split("/")):
+                raise InvalidParameterError(f"invalid path component {p!r}.")
+        if self.is_local:
+            return Location(str(self.path.joinpath(*parts)), self.options)
+        return Location("/".join([self.url.rstrip("/"), *(p.strip("/") for p in parts)]),
+                        self.options)
+
+    def sibling(self, name: str) -> Location:
+        """A location beside this one, named ``name``."""
+        return self.parent.child(name)
+
+    # -- zarr ---------------------------------------------------------------------------------
+    def zarr_store(self, *, read_only: bool) -> Any:
+        """The zarr store object for this location (``LocalStore`` or ``FsspecStore``)."""
+        from zarr.storage import FsspecStore, LocalStore
+
+        if self.is_local:
+            return LocalStore(self.url, read_only=read_only)
+        return FsspecStore.from_url(self.url, storage_options=self.storage_options or None,
+                                    read_only=read_only)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __fspath__(self) -> str:
+        if not self.is_local:
+            raise TypeError(f"{self.url!r} is a URL, not a local path.")
+        return self.url
+
+
+def as_location(path: PathLike | Location, storage_options: Mapping[str, Any] | None = None
+                ) -> Location:
+    """Parse ``path`` (a local path, ``file://...``, an fsspec URL or a Location).
+
+    Local paths become absolute (against the current directory, at parse time). A Location
+    passed with ``storage_options`` gets those options merged over its own.
+
+    Raises
+    ------
+    InvalidParameterError
+        For an empty path, a URL without a path, or options that are not a mapping.
+    """
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise InvalidParameterError(
+            f"storage_options must be a dict; got {type(storage_options).__name__}.")
+    if isinstance(path, Location):
+        if not storage_options:
+            return path
+        return Location(path.url, _freeze({**path.storage_options, **storage_options}))
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError(
+            f"a store path must be a str or path-like; got {type(path).__name__}.")
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text:
+        raise InvalidParameterError("a store path must not be empty.")
+    text = text.removeprefix("file://")
+    if "://" in text:
+        protocol, _, rest = text.partition("://")
+        if not protocol or not rest.strip("/"):
+            raise InvalidParameterError(
+                f"{text!r} is not a usable URL (expected protocol://bucket/path).")
+        return Location(text.rstrip("/") if rest.rstrip("/") else text, _freeze(storage_options))
+    if storage_options:
+        raise InvalidParameterError(
+            f"storage_options apply to URLs (s3://..., gs://...); {text!r} is a local path.")
+    return Location(os.path.abspath(text))
