@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -143,7 +144,7 @@ def test_cli_refuses_existing_model_and_foreign_checkpoint(tmp_path, store, caps
                     next_chunk=1, fingerprint={"store": "elsewhere"})
     assert main(base) == 2
     assert "belongs to another fit" in capsys.readouterr().err
-    os.remove(tmp_path / "m.checkpoint")
+    shutil.rmtree(tmp_path / "m.checkpoint")
     assert main(base) == 0
     out = capsys.readouterr()
     assert "model written to" in out.out and "merged chunks 0-7 of 24" in out.err

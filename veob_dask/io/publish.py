@@ -27,7 +27,7 @@ The rules, in one place:
   whose writer process is gone are removed by the next write into the same folder; an orphaned
   ``.old-`` store whose replacement never arrived is renamed back.
 * **Space and OS errors.** When the size is known, a local write needs at least the
-  *uncompressed* size of its arrays (plus 1 MiB) free on the target's file system — compression
+  *uncompressed* size of its arrays (plus 64 KiB) free on the target's file system — compression
   usually saves a little on float data, so this is a safe bound, not a tight one; ``ENOSPC``,
   ``EROFS``, ``EACCES``/``EPERM`` during writing become one-line :class:`StoreError` naming the
   path (cleanup still runs).
@@ -76,8 +76,8 @@ _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<what>tmp|old|del)-(?P<host>[0-9a-f]
 _LOCK_SUFFIX = ".lock"
 #: Root metadata files read to recognise a store are at most this big (a tampered one may not be).
 _MAX_META_BYTES = 16 << 20
-#: Extra bytes a local write needs beyond its arrays (metadata files, block rounding).
-SPACE_MARGIN = 1 << 20
+#: Extra bytes a local write needs beyond its arrays (metadata files).
+SPACE_MARGIN = 64 << 10
 
 
 # -- who is writing ---------------------------------------------------------------------------
@@ -427,14 +427,14 @@ def publishing(path: PathLike | Location, *, overwrite: bool = False,
     strategy: Any = LocalPublisher(target) if target.is_local else ObjectStorePublisher(target)
     try:
         strategy.prepare()
-        if nbytes is not None:
-            strategy.require_space(target, int(nbytes))
         strategy.lock()
     except OSError as err:
         _raise_mapped(err, target)
         raise
     pub: Publication | None = None
     try:
+        if nbytes is not None:
+            strategy.require_space(target, int(nbytes))
         state, detail = strategy.state()  # again, under the lock
         message = _refusal(target, state, detail, overwrite)
         if message:
