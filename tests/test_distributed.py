@@ -21,8 +21,8 @@ import pytest
 import scipy.sparse as sp
 
 from veob_dask.errors import SchedulerError
-from veob_dask.io.sparse import write_sparse
 from veob_dask.io import read_array, read_matrix, write_array
+from veob_dask.io.sparse import write_sparse
 from veob_dask.runtime import connect, parallelism, scheduler_context
 from veob_dask.svd import SVDEmbedding
 

@@ -12,8 +12,8 @@ import scipy.sparse as sp
 import zarr
 
 from veob_dask.errors import DataError, StoreExistsError, StoreFormatError, StoreNotFoundError
-from veob_dask.io.sparse import ingest_coo, ingest_npz, read_sparse, write_sparse
 from veob_dask.io import read_matrix, write_array
+from veob_dask.io.sparse import ingest_coo, ingest_npz, read_sparse, write_sparse
 from veob_dask.runtime import parallelism
 from veob_dask.svd import SVDEmbedding
 

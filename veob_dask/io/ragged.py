@@ -324,8 +324,11 @@ def _ragged_info(header: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def open_ragged(group: zarr.Group, where: str, *, load_offsets: bool = False,
-                location: Location | None = None) -> Ragged:
+                location: Location | None = None, headerless: bool = False) -> Ragged:
     """A lazy :class:`Ragged` over an open ragged group (e.g. one nested in a corpus).
+
+    ``headerless`` accepts a group without a header (version-1 sentence models wrote their
+    text groups so), taking the counts from the arrays.
 
     Raises
     ------
@@ -333,14 +336,18 @@ def open_ragged(group: zarr.Group, where: str, *, load_offsets: bool = False,
         If the group is not a ragged group or its arrays disagree with its counts.
     """
     header = store_header(group)
-    if header is None or header.get("kind") != "ragged":
-        raise StoreFormatError(f"{where} is not a ragged-sequence group; write one with "
-                               "write_ragged().")
-    info = _ragged_info(header)
     try:
         values, offsets = group["values"], group["offsets"]
     except KeyError as err:
         raise StoreFormatError(f"{where} lacks array {err}; the store is incomplete.") from err
+    if header is None and headerless and isinstance(values, zarr.Array) and \
+            isinstance(offsets, zarr.Array) and offsets.ndim == 1 and offsets.shape[0] >= 1:
+        header = {"format_version": 2, "kind": "ragged", "n_values": int(values.shape[0]),
+                  "n_sequences": int(offsets.shape[0]) - 1}
+    if header is None or header.get("kind") != "ragged":
+        raise StoreFormatError(f"{where} is not a ragged-sequence group; write one with "
+                               "write_ragged().")
+    info = _ragged_info(header)
     try:
         n_seq, n_val = int(info["n_sequences"]), int(info["n_values"])
     except (KeyError, TypeError, ValueError) as err:

@@ -372,7 +372,8 @@ class SentenceModel:
             sub = self._group.get(name)
             if not isinstance(sub, zarr.Group):
                 raise StoreFormatError(f"the sentence model lacks its {name!r} group.")
-            self._ragged[name] = open_ragged(sub, f"the sentence model's {name!r}")
+            self._ragged[name] = open_ragged(sub, f"the sentence model's {name!r}",
+                                             headerless=True)
         rag = self._ragged[name]
         out = []
         for r in rows:
