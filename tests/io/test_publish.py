@@ -19,7 +19,7 @@ import zarr
 
 from veob_dask.errors import InvalidParameterError, StoreExistsError
 from veob_dask.io import check_output, read_array, write_array
-from veob_dask.io.publish import HOST_ID, sweep_orphans, target_state
+from veob_dask.io.targets import HOST_ID, sweep_orphans, target_state
 
 
 def _listing(folder: Path) -> list[str]:

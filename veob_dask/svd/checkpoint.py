@@ -27,9 +27,9 @@ import numpy as np
 
 from ..errors import InvalidParameterError, StoreFormatError
 from ..io.location import Location, PathLike, as_location
-from ..io.publish import target_state
 from ..io.serialize import ArraySpec, EstimatorSpec, ScalarSpec, check_arrays, is_float, is_int
 from ..io.store import open_artifact, read_arrays
+from ..io.targets import target_state
 from ..io.writer import write_artifact
 from ._tree import compute_summary, tree_summary
 from .incremental import SVDSummary, merge, reorthogonalize
