@@ -52,6 +52,23 @@ def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dty
     return arr.shape, arr.dtype, (arr[i : i + block_rows] for i in range(0, len(arr), block_rows))
 
 
+def _array_source(source: Any, kind: str) -> tuple[Any, str]:
+    """The array of a ``.npy`` (memory-mapped) or in-memory source, checked, and its name."""
+    if kind == "npy":
+        if not os.path.exists(source):
+            raise StoreNotFoundError(f".npy file {str(source)!r} does not exist.")
+        arr = np.load(source, mmap_mode="r")
+        src_name = os.path.abspath(source)
+    else:
+        arr = source if isinstance(source, da.Array) else np.asarray(source)
+        src_name = f"in-memory {type(source).__name__}"
+    if arr.ndim < 1 or arr.shape[0] == 0:
+        raise DataError(f"cannot ingest an empty array (shape {arr.shape}).")
+    if arr.dtype == object or arr.dtype.kind not in "fiub":
+        raise DataError(f"cannot ingest dtype {arr.dtype}; expected numbers (ragged rows?).")
+    return arr, src_name
+
+
 def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int, ...], np.dtype,
                    Iterable[np.ndarray]]], chunk_rows: int, attrs: dict[str, dict[str, Any]],
                    overwrite: bool, inputs: list[Any],
@@ -132,18 +149,7 @@ def ingest(
         streams = {"X": (shape, dtype, iter_idx_blocks(source, rows))}
         attrs = {"X": provenance(os.path.abspath(source), shape, dtype, format="idx")}
     else:
-        if kind == "npy":
-            if not os.path.exists(source):
-                raise StoreNotFoundError(f".npy file {str(source)!r} does not exist.")
-            arr = np.load(source, mmap_mode="r")
-            src_name = os.path.abspath(source)
-        else:
-            arr = source if isinstance(source, da.Array) else np.asarray(source)
-            src_name = f"in-memory {type(source).__name__}"
-        if arr.ndim < 1 or arr.shape[0] == 0:
-            raise DataError(f"cannot ingest an empty array (shape {arr.shape}).")
-        if arr.dtype == object or arr.dtype.kind not in "fiub":
-            raise DataError(f"cannot ingest dtype {arr.dtype}; expected numbers (ragged rows?).")
+        arr, src_name = _array_source(source, kind)
         rows = chunk_rows or default_chunk_rows(arr.shape[1:], arr.dtype, arr.shape[0])
         if labels is None:
             x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows,

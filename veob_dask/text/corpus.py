@@ -53,7 +53,7 @@ from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError,
 from veob_dask.io.location import Location, PathLike, as_location
 from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged, read_ragged
 from veob_dask.io.store import open_artifact, open_group, read_arrays, store_exists, store_header
-from veob_dask.io.writer import create_artifact
+from veob_dask.io.writer import ArtifactWriter, create_artifact
 from veob_dask.text.tokenize import decode_bytes, sentences_tokens
 
 __all__ = [
@@ -294,10 +294,8 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             if owner.size:
                 sent_review.append(owner)
             per_review.append(n_sent)
-            meta["split"].append(np.array([SPLITS.index(r.split) for r in chunk], np.int8))
-            meta["label"].append(np.array([LABELS.get(r.label, -1) for r in chunk], np.int8))
-            meta["id"].append(np.array([r.id for r in chunk], np.int32))
-            meta["rating"].append(np.array([r.rating for r in chunk], np.int8))
+            for key, value in _review_fields(chunk).items():
+                meta[key].append(value)
             n_reviews += len(chunk)
             if verbose:
                 print(f"  {n_reviews} reviews, {len(tokens)} sentences, "
@@ -307,19 +305,7 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
         n_tokens = int(tokens.values.shape[0])
         if n_tokens == 0:
             raise DataError(f"the reviews in {str(source)!r} contain no tokens.")
-        # renumber by descending frequency (stable: ties keep first-appearance order)
-        count_arr = np.asarray(counts, dtype=np.int64)
-        order = np.argsort(-count_arr, kind="stable")
-        remap = np.empty_like(order, dtype=np.int32)
-        remap[order] = np.arange(order.size, dtype=np.int32)
-        step = tokens.values.chunks[0]
-        for lo in range(0, n_tokens, step):
-            hi = min(n_tokens, lo + step)
-            tokens.values[lo:hi] = remap[np.asarray(tokens.values[lo:hi])]
-        words = list(vocab)
-        RaggedWriter(w, "vocab", np.uint8).append_bytes(
-            [words[i].encode("ascii") for i in order])
-        w.array("vocab_counts", count_arr[order], dims=("word",), chunks=(1 << 20,))
+        order = _write_vocabulary(w, tokens, vocab, counts)
         rev = w.subgroup("reviews")
         for key, parts in meta.items():
             rev.array(key, np.concatenate(parts), dims=("review",), chunks=(1 << 20,))
@@ -338,6 +324,32 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             "build_seconds": round(time.perf_counter() - t0, 3),
         })
     return Corpus(path)
+
+
+def _review_fields(chunk: Sequence[Review]) -> dict[str, np.ndarray]:
+    return {"split": np.array([SPLITS.index(r.split) for r in chunk], np.int8),
+            "label": np.array([LABELS.get(r.label, -1) for r in chunk], np.int8),
+            "id": np.array([r.id for r in chunk], np.int32),
+            "rating": np.array([r.rating for r in chunk], np.int8)}
+
+
+def _write_vocabulary(w: ArtifactWriter, tokens: RaggedWriter, vocab: dict[str, int],
+                      counts: list[int]) -> np.ndarray:
+    """Renumber the token ids by descending frequency (stable: ties keep first-appearance
+    order), one Zarr chunk at a time, and write the vocabulary; return the new order."""
+    count_arr = np.asarray(counts, dtype=np.int64)
+    order = np.argsort(-count_arr, kind="stable")
+    remap = np.empty_like(order, dtype=np.int32)
+    remap[order] = np.arange(order.size, dtype=np.int32)
+    n_tokens = int(tokens.values.shape[0])
+    step = tokens.values.chunks[0]
+    for lo in range(0, n_tokens, step):
+        hi = min(n_tokens, lo + step)
+        tokens.values[lo:hi] = remap[np.asarray(tokens.values[lo:hi])]
+    words = list(vocab)
+    RaggedWriter(w, "vocab", np.uint8).append_bytes([words[i].encode("ascii") for i in order])
+    w.array("vocab_counts", count_arr[order], dims=("word",), chunks=(1 << 20,))
+    return order
 
 
 def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike[str] | None,

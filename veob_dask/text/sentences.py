@@ -197,13 +197,7 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
             t2 = time.perf_counter()
             _write_tables(w, np.asarray(svd.components_), np.asarray(svd.singular_values_),
                           keep)
-            for name in ("text", "source"):
-                rag = RaggedWriter(w, name, np.uint8, chunk=1 << 22)
-                for lo in range(0, keep.size, _TEXT_WINDOW):
-                    rows = keep[lo:lo + _TEXT_WINDOW]
-                    strings = (corpus.sentence_text(rows) if name == "text"
-                               else [names[r] for r in review[lo:lo + _TEXT_WINDOW]])
-                    rag.append_bytes([x.encode("utf-8") for x in strings])
+            _write_strings(w, corpus, keep, [names[r] for r in review])
             words.write_into(w.subgroup("words", "wordvectors"))
             w.header.update(n_sentences=int(keep.size), metadata=metadata(t1, t2))
         return SentenceModel.load(out), {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
@@ -219,6 +213,17 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
         text=corpus.sentence_text(keep), source=[names[r] for r in review],
         corpus_index=keep, metadata=metadata(t1, t2))
     return model, {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
+
+
+def _write_strings(w: ArtifactWriter, corpus: Corpus, keep: np.ndarray,
+                   sources: list[str]) -> None:
+    """The text and source of the kept sentences, as ragged UTF-8 groups, window by window."""
+    for name in ("text", "source"):
+        rag = RaggedWriter(w, name, np.uint8, chunk=1 << 22)
+        for lo in range(0, keep.size, _TEXT_WINDOW):
+            strings = (corpus.sentence_text(keep[lo:lo + _TEXT_WINDOW]) if name == "text"
+                       else sources[lo:lo + _TEXT_WINDOW])
+            rag.append_bytes([x.encode("utf-8") for x in strings])
 
 
 def _write_tables(w: ArtifactWriter, components: np.ndarray, singular_values: np.ndarray,
