@@ -176,3 +176,27 @@ def test_read_only_target_is_one_line(tmp_path: Path) -> None:
         assert "\n" not in str(info.value)
         assert _listing(ro) == []
         assert main(["ingest", str(tmp_path / "none.npy"), str(ro / "x.zarr")]) == 2
+
+
+def _fail_on_block_2(block: np.ndarray, block_id=None) -> np.ndarray:
+    if block_id[0] == 2:
+        raise ZeroDivisionError("simulated failure on a worker")
+    time.sleep(0.05)
+    return block
+
+
+@pytest.mark.cluster
+def test_a_failing_write_on_a_process_cluster_leaves_nothing(process_client,
+                                                             tmp_path: Path) -> None:
+    from veob_dask.io.publish import compute_writes
+
+    x = da.from_array(np.ones((200, 3)), chunks=5).map_blocks(_fail_on_block_2, dtype=float)
+    with dask.config.set(scheduler=process_client):
+        assert compute_writes(da.ones(3).sum()) == "distributed"
+        for _ in range(2):
+            with pytest.raises(ZeroDivisionError):
+                write_array(x, tmp_path / "o.zarr")
+            time.sleep(1.0)  # a worker task still running would have written by now
+            assert _listing(tmp_path) == []
+        write_array(da.ones((20, 3), chunks=5), tmp_path / "o.zarr")
+    assert read_array(tmp_path / "o.zarr").sum().compute() == 60

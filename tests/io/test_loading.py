@@ -210,3 +210,15 @@ def test_index_round_trip_answers_the_same(index_store, rng) -> None:
     q = rng.normal(size=(20, 5))
     idx, _ = back.kneighbors(q, 5, n_probe="all")
     assert idx.min() >= 0 and idx.max() < emb.shape[0]
+
+
+def test_a_header_claiming_a_huge_array_allocates_nothing(tmp_path: Path, low_rank) -> None:
+    import json
+
+    path = _saved_svd(tmp_path, low_rank)
+    meta_file = path / "spectrum_" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["shape"] = [10**15]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(StoreFormatError, match="claims .* GiB"):
+        load(path)

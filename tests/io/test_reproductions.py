@@ -155,3 +155,16 @@ def test_item2_write_array_keeps_folders_and_files(tmp_path: Path) -> None:
         with pytest.raises(FileExistsError):
             write_array(np.ones((3, 2)), target, overwrite=True)
     assert (v / "thesis.txt").read_text() == "x\n" and f.read_text() == "mine"
+
+
+def test_item2_sentences_build_keeps_a_corpus_folder(tmp_path: Path) -> None:
+    reviews = tmp_path / "r.tsv"
+    rows = "".join(f"train\tpos\t{i}\t7\tThe film was good. The plot was bad and long.\n"
+                   for i in range(20))
+    reviews.write_text("split\tlabel\tid\trating\ttext\n" + rows)
+    v = _folder_with_thesis(tmp_path)
+    assert main(["sentences", "build", str(reviews), "--out", str(tmp_path / "m.zarr"),
+                 "--corpus", str(v), "--n-components", "2", "--scheduler", "sync",
+                 "--overwrite"]) == 2
+    assert (v / "thesis.txt").read_text() == "x\n"
+    assert not (tmp_path / "m.zarr").exists()

@@ -8,6 +8,7 @@ chooses one per target and applies the rules.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -144,12 +145,17 @@ class LocalPublisher:
                 raise
             remove_tree(old)
         else:
-            if empty:
-                with contextlib.suppress(FileNotFoundError):
-                    os.rmdir(self.path)  # fails (ENOTEMPTY) if something arrived meanwhile
             try:
+                if empty:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rmdir(self.path)  # fails (ENOTEMPTY) if something arrived meanwhile
                 rename_noreplace(tmp.path, self.path)
-            except FileExistsError as err:
+            except (FileExistsError, IsADirectoryError, NotADirectoryError) as err:
+                raise StoreExistsError(f"{str(self.target)!r} appeared while the output was "
+                                       "being written; nothing was replaced.") from err
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
                 raise StoreExistsError(f"{str(self.target)!r} appeared while the output was "
                                        "being written; nothing was replaced.") from err
         fsync_dir(self.parent)

@@ -35,7 +35,7 @@ import zarr
 from ..errors import InvalidParameterError, StoreFormatError
 from . import layout
 from .location import Location, PathLike, as_location
-from .store import open_artifact, store_header
+from .store import open_artifact, read_arrays, store_header
 from .writer import ArtifactWriter, create_artifact
 
 __all__ = [
@@ -490,7 +490,7 @@ def _build(group: zarr.Group, where: str, table: ModelTable, depth: int, kind: s
     zarrays = _read_fitted_arrays(group, spec, where)
     _check_shapes(spec, {k: tuple(a.shape) for k, a in zarrays.items()},
                   state if isinstance(state, dict) else {})  # before reading any data
-    arrays = {k: np.asarray(a[...]) for k, a in zarrays.items()}
+    arrays = read_arrays(group, list(zarrays), where)
     nested: dict[str, Any] = {}
     fitted = group.get(layout.MODEL_FITTED)
     if isinstance(fitted, zarr.Group):

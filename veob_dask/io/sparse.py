@@ -36,6 +36,7 @@ import zarr
 from dask.base import tokenize
 
 from ..errors import DataError, StoreFormatError, StoreNotFoundError
+from ..runtime import parallelism
 from .location import Location, PathLike, as_location
 from .publish import check_output
 from .store import ZarrRowSource, open_artifact, open_group, provenance
@@ -271,8 +272,6 @@ def read_sparse(path: PathLike | Location, *, chunk_rows: int | None = None,
         bounds = _uniform_bounds(n, int(info["chunk_rows"]))
     else:
         if n_blocks is None:
-            from ..runtime import parallelism
-
             par = parallelism()
             n_blocks = max(par, -(-nnz // MAX_BLOCK_NNZ))
             n_blocks = -(-n_blocks // par) * par

@@ -30,6 +30,7 @@ from .location import Location, PathLike, as_location
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "ZarrRowSource",
+    "check_fits_in_memory",
     "default_chunk_rows",
     "open_artifact",
     "open_group",
@@ -136,6 +137,19 @@ def open_artifact(path: PathLike | Location, kind: str | tuple[str, ...], *,
     return group, check_header(store_header(group), repr(str(loc)), kind)
 
 
+def check_fits_in_memory(shape: tuple[int, ...], dtype: Any, where: str) -> None:
+    """Raise :class:`StoreFormatError` if an array of ``shape`` would not fit in free memory
+    (a damaged or hostile header can claim any size; nothing is allocated before this)."""
+    import psutil
+
+    nbytes = int(np.prod([int(s) for s in shape], dtype=np.float64)) * np.dtype(dtype).itemsize
+    free = int(psutil.virtual_memory().available)
+    if nbytes > free:
+        raise StoreFormatError(f"{where} claims {nbytes / 2**30:.3g} GiB (shape {tuple(shape)}, "
+                               f"{np.dtype(dtype)}), more than the {free / 2**30:.3g} GiB of free "
+                               "memory; the store is damaged or not meant to be read whole.")
+
+
 def read_arrays(group: zarr.Group, names: list[str] | tuple[str, ...], where: str,
                 *, optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Read whole small arrays of an open group into memory, by name.
@@ -158,6 +172,7 @@ def read_arrays(group: zarr.Group, names: list[str] | tuple[str, ...], where: st
             raise StoreFormatError(f"{where} lacks array {name!r}; the store is incomplete.")
         if not isinstance(node, zarr.Array):
             raise StoreFormatError(f"{where}/{name} is a group, not an array.")
+        check_fits_in_memory(tuple(node.shape), str(node.dtype), f"{where}/{name}")
         try:
             out[name] = np.asarray(node[...])
         except Exception as err:  # codec errors surface as many types
