@@ -260,3 +260,17 @@ def test_object_store_lock_held(memfs) -> None:
                                                       "host": "here"}).encode())
     with pytest.raises(StoreExistsError, match="being written"):
         write_array(np.ones((2, 2)), f"memory://{root}/d.zarr")
+
+
+def test_checkpoints_work_on_object_stores(memfs, rng) -> None:
+    from veob_dask.svd.checkpoint import load_checkpoint, save_checkpoint
+    from veob_dask.svd.incremental import summarize_block
+
+    _, root = memfs
+    url = f"memory://{root}/fit.checkpoint"
+    assert load_checkpoint(url) is None
+    for chunk in (2, 5):
+        summ = summarize_block(rng.normal(size=(30, 4)), max_rank=3, center=True)
+        save_checkpoint(url, summ, next_chunk=chunk, fingerprint={"a": 1})
+    back, meta = load_checkpoint(url)
+    assert meta["next_chunk"] == 5 and back.components.shape == (3, 4)

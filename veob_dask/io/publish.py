@@ -242,7 +242,9 @@ def compute_writes(*graphs: Any) -> str:
         dask.compute(*graphs)
         return "other"
     pool_cls = getattr(dask.threaded, "ContextAwareThreadPoolExecutor", ThreadPoolExecutor)
-    workers = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    from dask.system import CPU_COUNT
+
+    workers = int(dask.config.get("num_workers", None) or CPU_COUNT or 1)
     pool = pool_cls(max_workers=workers, thread_name_prefix="veob-write")
     try:
         dask.compute(*graphs, scheduler=pool)
