@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import Terminated, VeobError
-from ..io import install_termination_handler
+from ..io import termination_as_exception
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -44,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    install_termination_handler()
     try:
-        return int(args.func(args) or 0)
+        with termination_as_exception():
+            return int(args.func(args) or 0)
     except (VeobError, FileNotFoundError, FileExistsError) as err:
         print(f"veob {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,12 @@
 
 from .location import Location, as_location
 from .matrix import read_matrix
-from .publish import check_output, install_termination_handler, publishing
+from .publish import (
+    check_output,
+    install_termination_handler,
+    publishing,
+    termination_as_exception,
+)
 from .ragged import Ragged, read_ragged, write_ragged
 from .store import open_artifact, open_group, read_array, store_exists
 from .writer import create_artifact, write_array, write_artifact
@@ -32,6 +37,7 @@ __all__ = [
     "read_matrix",
     "read_ragged",
     "store_exists",
+    "termination_as_exception",
     "write_array",
     "write_artifact",
     "write_ragged",

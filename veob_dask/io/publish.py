@@ -59,6 +59,7 @@ __all__ = [
     "os_error_message",
     "publishing",
     "remove_store",
+    "termination_as_exception",
 ]
 
 
@@ -166,10 +167,17 @@ def _os_cause(err: BaseException) -> OSError | None:
 
 
 def os_error_message(err: BaseException, target: Location) -> str | None:
-    """A one-line message for an ENOSPC/EROFS/EACCES/EPERM behind ``err``, else None."""
+    """A one-line message for an ENOSPC/EROFS/EACCES/EPERM behind ``err`` that concerns the
+    output (not, say, an unreadable input), else None."""
     cause = _os_cause(err)
     if cause is None:
         return None
+    name = cause.filename
+    if target.is_local and isinstance(name, str) and os.path.isabs(name):
+        name = os.path.abspath(name)
+        folders = {str(p) for p in target.path.parents}  # mkdir of the output's folders
+        if name not in folders and not _inside(name, str(target.path.parent)):
+            return None
     return _OS_MESSAGES[cause.errno].format(where=repr(str(target))) + \
         f" ({os.strerror(cause.errno)})."
 
@@ -185,17 +193,29 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated(f"terminated by signal {signum}")
 
 
-def install_termination_handler() -> bool:
+def install_termination_handler() -> Any:
     """Turn SIGTERM into :class:`~veob_dask.errors.Terminated` in the main thread.
 
-    Writes then stop and clean up exactly as on ``KeyboardInterrupt``. Returns False (and does
-    nothing) outside the main thread. A second SIGTERM during cleanup is ignored.
+    Writes then stop and clean up exactly as on ``KeyboardInterrupt``. A second SIGTERM during
+    cleanup is ignored. Returns the previous handler (to restore with ``signal.signal``), or
+    None (doing nothing) outside the main thread. See also :func:`termination_as_exception`.
     """
     if threading.current_thread() is not threading.main_thread():
-        return False
+        return None
     _TERMINATING.clear()
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    return True
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+@contextlib.contextmanager
+def termination_as_exception() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`~veob_dask.errors.Terminated` (main thread
+    only); the previous handler comes back afterwards."""
+    previous = install_termination_handler()
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # -- running the writes ------------------------------------------------------------------------
