@@ -33,7 +33,7 @@ def register_solver(name: str, func: Callable[..., SVDResult]) -> None:
 
 
 def _gram(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
-    return gram_svd(x, center=center)
+    return gram_svd(x, center=center, n_components=n_components)
 
 
 def _tsqr(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
@@ -225,7 +225,8 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         res = SOLVERS[solver](x, n_components=n_comp, center=self.center, estimator=self)
         self._set_state(res, n_comp, d)
-        self.solver_, self.solver_reason_ = solver, reason
+        self.solver_ = solver
+        self.solver_reason_ = f"{reason}; {res.note}" if res.note else reason
         return self
 
     def _set_state(self, res: SVDResult, n_comp: float, d: int) -> None:

@@ -25,6 +25,11 @@ class SVDResult:
         Rows seen.
     mean : ndarray of shape (n_features,) or None
         Column means subtracted before the decomposition, when centering was asked for.
+    passes : int
+        Passes over the data the solver made.
+    note : str
+        What the solver did beyond its usual route (a refinement, a fallback), for
+        ``solver_reason_``; empty when nothing.
     """
 
     singular_values: np.ndarray
@@ -32,3 +37,5 @@ class SVDResult:
     total_energy: float
     n_samples: int
     mean: np.ndarray | None = None
+    passes: int = 1
+    note: str = ""
