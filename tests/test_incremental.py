@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask
 import dask.array as da
 import numpy as np
@@ -16,6 +18,7 @@ from veob_dask.errors import (
     DimensionMismatchError,
     InvalidParameterError,
     NotFittedError,
+    NumericalWarning,
 )
 from veob_dask.io import write_array
 from veob_dask.svd import SVDEmbedding
@@ -347,3 +350,77 @@ def test_fit_on_process_cluster_equals_sync(process_client, low_rank):
         on_cluster = IncrementalSVDEmbedding(n_components=6).fit(xd)
     local = IncrementalSVDEmbedding(n_components=6).fit(xd)
     np.testing.assert_allclose(on_cluster.components_, local.components_, atol=1e-12)
+
+
+# -- honest singular values: Rayleigh–Ritz refinement and the truncation warning ----------------
+
+def _subspace_values(x: np.ndarray, comps: np.ndarray, center: bool = False) -> np.ndarray:
+    """Singular values of the data restricted to the span of ``comps`` (numpy, float64)."""
+    xf = x.astype(np.float64)
+    if center:
+        xf = xf - xf.mean(axis=0)
+    return np.linalg.svd(xf @ comps.T, compute_uv=False)
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_flat_spectrum_values_are_right_for_the_subspace_and_warned(center):
+    # issue 11: on white noise the merged estimates were far too low (σ₁ 448.6 for 712.2).
+    x = np.random.default_rng(3).normal(size=(60_000, 30))
+    xd = da.from_array(x, chunks=(6000, -1))
+    with pytest.warns(NumericalWarning, match=r"discarded \d+% of the energy .* exact for the "
+                      r"subspace found .* at most √\(σᵢ² \+ "):
+        est = IncrementalSVDEmbedding(n_components=5, center=center).fit(xd)
+    truth = _subspace_values(x, est.components_, center)
+    np.testing.assert_allclose(est.singular_values_, truth, rtol=1e-9)
+    total = ((x - x.mean(axis=0)) ** 2).sum() if center else (x**2).sum()
+    np.testing.assert_allclose(est.explained_energy_ratio_, truth**2 / total, rtol=1e-9)
+    assert "Rayleigh–Ritz" in est.solver_reason_
+    exact = np.linalg.svd(x - x.mean(axis=0) if center else x, compute_uv=False)
+    assert est.singular_values_[0] > 0.99 * exact[0]
+    # without the extra pass the values are the (low) merged estimates, and the warning says so
+    with pytest.warns(NumericalWarning, match="underestimates"):
+        one = IncrementalSVDEmbedding(n_components=5, center=center, refine=False).fit(xd)
+    assert np.all(one.singular_values_ < 0.9 * _subspace_values(x, one.components_, center))
+
+
+def test_int64_values_are_right_for_the_subspace(rng):
+    x = (2**62 + rng.integers(-2**46, 2**46, size=(3000, 20))).astype(np.int64)
+    est = IncrementalSVDEmbedding(n_components=4).fit(da.from_array(x, chunks=(500, -1)))
+    np.testing.assert_allclose(est.singular_values_, _subspace_values(x, est.components_),
+                               rtol=1e-6)
+
+
+def test_refined_decayed_fit_matches_weighted_rows(rng):
+    x = separated(rng, 400, 12)
+    est = IncrementalSVDEmbedding(n_components=3, n_oversamples=2, decay=0.7).fit(
+        da.from_array(x, chunks=(100, -1)))
+    weights = np.repeat(0.7 ** np.arange(3, -1, -1), 100)[:, None]
+    np.testing.assert_allclose(est.singular_values_,
+                               _subspace_values(x * weights, est.components_), rtol=1e-9)
+
+
+def test_no_warning_when_truncation_drops_little(low_rank):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = IncrementalSVDEmbedding(n_components=6).fit(low_rank)
+    assert est.total_energy_ > 0
+
+
+def test_random_state_none_and_generators_work(rng):
+    x = rng.normal(size=(300, 8))
+    for seed in (None, np.random.default_rng(1)):
+        est = IncrementalSVDEmbedding(n_components=3, chunk_solver="randomized",
+                                      random_state=seed).fit(x)
+        assert est.components_.shape == (3, 8)
+    est = IncrementalSVDEmbedding(n_components=3, random_state=None).partial_fit(x)
+    assert est.n_samples_seen_ == 300
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"refine": "yes"}, "refine"), ({"random_state": -1}, "random_state"),
+    ({"random_state": "seed"}, "random_state"), ({"max_components": 0}, "max_components"),
+    ({"n_iter": -1}, "n_iter"), ({"n_oversamples": 1.5}, "n_oversamples"),
+])
+def test_more_bad_parameters(params, match, rng):
+    with pytest.raises(InvalidParameterError, match=match):
+        IncrementalSVDEmbedding(**{"n_components": 2, **params}).fit(rng.normal(size=(20, 5)))

@@ -9,7 +9,12 @@ import pytest
 from sklearn.decomposition import PCA
 
 from veob_dask import SVDEmbedding
-from veob_dask.errors import DataError, DimensionMismatchError, InvalidParameterError
+from veob_dask.errors import (
+    DataError,
+    DimensionMismatchError,
+    InvalidParameterError,
+    StoreFormatError,
+)
 from veob_dask.svd._signs import flip_signs
 
 
@@ -128,3 +133,29 @@ def test_feature_mismatch_and_rank_errors(low_rank):
         SVDEmbedding(41).fit(low_rank)
     with pytest.raises(InvalidParameterError, match="solver must be"):
         SVDEmbedding(2, solver="magic").fit(low_rank)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"n_oversamples": -4}, "n_oversamples"), ({"n_iter": -1}, "n_iter"),
+    ({"max_components": 0}, "max_components"), ({"center": "no"}, "center"),
+    ({"random_state": -2}, "random_state"), ({"random_state": 1.5}, "random_state"),
+    ({"solver": 3}, "solver"), ({"n_oversamples": True}, "n_oversamples"),
+])
+@pytest.mark.parametrize("solver", ["gram", "tsqr", "randomized", "incremental"])
+def test_every_parameter_is_range_checked_whatever_the_solver(params, match, solver):
+    x = np.random.default_rng(0).normal(size=(40, 6))
+    with pytest.raises(InvalidParameterError, match=match):
+        SVDEmbedding(**{"n_components": 2, "solver": solver, **params}).fit(x)
+
+
+@pytest.mark.parametrize("bad", ["20", 20.0, [20], True, -1])
+def test_a_damaged_fitted_width_is_named_not_reported_as_a_mismatch(bad):
+    # issue 11: "X has 20 features, but SVDEmbedding is expecting 20" came from a model file
+    # whose n_features_in_ was the str "20": equal widths compared unequal.
+    x = np.random.default_rng(0).normal(size=(40, 20))
+    est = SVDEmbedding(n_components=2).fit(x)
+    est.n_features_in_ = bad
+    for data in (x, da.from_array(x, chunks=20)):
+        with pytest.raises(StoreFormatError, match=r"SVDEmbedding.n_features_in_ is .* not a "
+                           r"non-negative int: the fitted state is damaged"):
+            est.transform(data)

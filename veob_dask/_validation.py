@@ -19,6 +19,7 @@ from .errors import (
     DataError,
     DimensionMismatchError,
     InvalidParameterError,
+    StoreFormatError,
     UnknownChunksError,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "as_dask_2d",
     "check_block_finite",
     "check_dask_2d",
+    "check_fitted_count",
     "check_n_features",
     "parse_n_components",
     "parse_seed",
@@ -143,9 +145,31 @@ def as_dask_2d(
     )
 
 
+def check_fitted_count(value: Any, name: str, owner: str = "Model") -> int:
+    """A fitted count (``n_features_in_``, ``n_components_``...) as an int, or a one-line error.
+
+    A count of another type (the str ``"20"`` from a tampered model file) would otherwise
+    compare unequal to every width and produce "X has 20 features, but ... is expecting 20".
+
+    Raises
+    ------
+    StoreFormatError
+        If ``value`` is not a non-negative integer.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or value < 0:
+        raise StoreFormatError(
+            f"{owner}.{name} is {value!r} ({type(value).__name__}), not a non-negative int: the "
+            "fitted state is damaged (a model file edited or written by something else?); refit "
+            "the model.")
+    return int(value)
+
+
 def check_n_features(n_features: int, expected: int, what: str = "X",
                      owner: str = "Model") -> None:
-    """Raise :class:`DimensionMismatchError` when the feature count differs from fit time."""
+    """Raise :class:`DimensionMismatchError` when the feature count differs from fit time
+    (and :class:`StoreFormatError` when the fitted count is not an int at all)."""
+    expected = check_fitted_count(expected, "n_features_in_" if what == "X" else "n_components_",
+                                  owner)
     if n_features != expected:
         raise DimensionMismatchError(
             f"{what} has {n_features} features, but {owner} is expecting {expected} features as "

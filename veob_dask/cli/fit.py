@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="incremental: checkpoint path (default MODEL.checkpoint)")
     p.add_argument("--checkpoint-every", type=int, default=8,
                    help="incremental: chunks merged between checkpoints (default 8)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="incremental: skip the Rayleigh–Ritz pass that makes the singular values "
+                   "exact for the basis found (one pass over the data; values biased low)")
     add_scheduler_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing model store")
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -12,13 +13,21 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import as_dask_2d, check_block_finite, check_n_features, parse_n_components
+from .._validation import (
+    as_dask_2d,
+    check_block_finite,
+    check_fitted_count,
+    check_n_features,
+    parse_n_components,
+    parse_seed,
+)
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError, NumericalWarning
 from .gram import gram_svd
 from .result import SVDResult
 from .tsqr import tsqr_svd
 
-__all__ = ["SOLVERS", "SVDEmbedding", "choose_solver", "project", "register_solver"]
+__all__ = ["SOLVERS", "SVDEmbedding", "check_svd_params", "choose_solver", "project",
+           "register_solver"]
 
 #: Above this many features the exact routes (d x d Gram / R factors) give way to randomized.
 EXACT_MAX_FEATURES = 4096
@@ -66,6 +75,25 @@ def choose_solver(x: da.Array, solver: str) -> tuple[str, str]:
         return "randomized", (f"{kind} with {d} > {EXACT_MAX_FEATURES} features: randomized "
                               "block Krylov range finder")
     return "gram", f"{d} features; no randomized solver registered, exact Gram route"
+
+
+def _check_int(est: Any, name: str, low: int) -> None:
+    value = getattr(est, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise InvalidParameterError(f"{name} must be an int >= {low}; got {value!r}.")
+
+
+def check_svd_params(est: Any) -> None:
+    """Range-check the parameters of an :class:`SVDEmbedding` (one-line errors), whatever the
+    solver: a value a solver ignores today is still refused if it is out of range."""
+    if not isinstance(est.solver, str):
+        raise InvalidParameterError(f"solver must be a str; got {est.solver!r}.")
+    if not isinstance(est.center, bool | np.bool_):
+        raise InvalidParameterError(f"center must be True or False; got {est.center!r}.")
+    _check_int(est, "max_components", 1)
+    _check_int(est, "n_oversamples", 0)
+    _check_int(est, "n_iter", 0)
+    parse_seed(est.random_state)
 
 
 def _project_block(block: Any, comps_t: np.ndarray, mean_proj: np.ndarray | None,
@@ -208,8 +236,10 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         DataError
             For empty, 1-D, non-numeric, or NaN/inf-holding input.
         InvalidParameterError
-            For an unknown solver or ``n_components`` beyond ``min(n_samples, n_features)``.
+            For an unknown solver, ``n_components`` beyond ``min(n_samples, n_features)``, or
+            any parameter out of range (``n_oversamples < 0``, ``n_iter < 0``...).
         """
+        check_svd_params(self)
         x, _ = self._validated(X, reset=True)
         n, d = x.shape
         n_comp = parse_n_components(self.n_components, d)
@@ -253,6 +283,9 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Type in, type out: dask input is checked without computing; numpy and scipy.sparse
         input go through scikit-learn's ``validate_data`` (its messages, our error classes)."""
         lazy = isinstance(X, da.Array)
+        if not reset:  # a damaged fitted count would make every width look wrong
+            check_fitted_count(self.n_features_in_, "n_features_in_", type(self).__name__)
+            check_fitted_count(self.n_components_, "n_components_", type(self).__name__)
         if not lazy and what == "X":
             try:
                 X = validate_data(self, X, reset=reset, accept_sparse="csr",

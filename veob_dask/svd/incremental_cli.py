@@ -18,7 +18,7 @@ from ..io.publish import remove_store
 from ..io.serialize import save_estimator
 from ..runtime import scheduler_context
 from .checkpoint import fit_segments
-from .incremental_embedding import IncrementalSVDEmbedding, working_rank
+from .incremental_embedding import IncrementalSVDEmbedding
 from .schema import SPECS
 
 __all__ = ["default_checkpoint_path", "run_incremental_fit"]
@@ -38,9 +38,11 @@ def run_incremental_fit(args: argparse.Namespace) -> int:
 
     Reads ``args.store``, ``model``, ``n_components``, ``n_oversamples``, ``center``,
     ``scheduler``, ``overwrite``, ``checkpoint``, ``checkpoint_every``, ``json`` (and ``seed``
-    when present). Every ``checkpoint_every`` chunks the running state is written atomically to
-    the checkpoint; started again after a crash with the same command, the fit resumes from it.
-    The checkpoint is removed once the model is written. Returns the exit code.
+    and ``no_refine`` when present). Every ``checkpoint_every`` chunks the running state is
+    written atomically to the checkpoint; started again after a crash with the same command,
+    the fit resumes from it. Then, unless ``no_refine``, one more pass computes the singular
+    values of the data on the basis found (Rayleigh–Ritz). The checkpoint is removed once the
+    model is written. Returns the exit code.
     """
     t0 = time.perf_counter()
     if getattr(args, "spectral", "none") not in (None, "none"):
@@ -62,8 +64,9 @@ def run_incremental_fit(args: argparse.Namespace) -> int:
             f"n_components={n_comp} exceeds min(n_samples={n}, n_features={d}); ask for fewer.")
     seed = int(getattr(args, "seed", 0) or 0)
     est = IncrementalSVDEmbedding(n_components=n_comp, n_oversamples=args.n_oversamples,
-                                  center=bool(args.center), random_state=seed)
-    r = working_rank(n_comp, d, args.n_oversamples, est.max_components)
+                                  center=bool(args.center), random_state=seed,
+                                  refine=not getattr(args, "no_refine", False))
+    n_comp, r = est._rank(d)  # checks every parameter (one line each) before any work
     fingerprint: dict[str, Any] = {
         "store": os.path.abspath(args.store) if "://" not in str(args.store) else str(args.store),
         "shape": [int(n), int(d)], "dtype": str(x.dtype),
@@ -81,14 +84,17 @@ def run_incremental_fit(args: argparse.Namespace) -> int:
             center=bool(args.center), decay=est.decay, split_every=est.split_every,
             chunk_solver=est.chunk_solver, n_iter=est.n_iter, seed=seed,
             reorth_every=est.reorth_every, log=_log)
-    est._set_summary(summ, n_comp)
+        if est.refine:
+            _log("Rayleigh–Ritz pass: the singular values of the data on the basis found")
+        est._finish(x, summ, n_comp)
     save_estimator(est, args.model, SPECS, overwrite=args.overwrite, inputs=[args.store])
     remove_store(checkpoint, kind="checkpoint")
     seconds = round(time.perf_counter() - t0, 3)
     top = ", ".join(f"{s:.4g}" for s in est.singular_values_[:5])
     print(f"solver: incremental (Brand merge tree, working rank {r}, "
           f"{x.numblocks[0] - resumed} of {x.numblocks[0]} chunks merged in this run"
-          + (f", resumed from chunk {resumed}" if resumed else "") + ")")
+          + (f", resumed from chunk {resumed}" if resumed else "")
+          + ("; singular values from one Rayleigh–Ritz pass" if est.refine else "") + ")")
     print(f"components: {est.n_components_}, energy kept "
           f"{float(est.explained_energy_ratio_.sum()):.4f}, top singular values {top}")
     print(f"model written to {args.model} in {seconds:.2f} s; checkpoint removed")
@@ -98,6 +104,7 @@ def run_incremental_fit(args: argparse.Namespace) -> int:
             "n_samples": est.n_samples_seen_, "n_features": est.n_features_in_,
             "n_components": est.n_components_, "working_rank": r,
             "n_chunks": int(x.numblocks[0]), "resumed_from_chunk": resumed,
+            "refined": bool(est.refine),
             "energy_ratio": float(est.explained_energy_ratio_.sum()),
             "singular_values": est.singular_values_.tolist(), "seconds": seconds}), flush=True)
     return 0

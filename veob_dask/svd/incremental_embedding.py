@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
+from dataclasses import replace
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
-from .._validation import as_dask_2d, check_n_features, parse_n_components
-from ..errors import InvalidParameterError, NotFittedError
+from .._validation import as_dask_2d, check_n_features, parse_n_components, parse_seed
+from ..errors import InvalidParameterError, NotFittedError, NumericalWarning
+from ._signs import flip_signs
 from ._tree import compute_summary, tree_summary
 from .embedding import SVDEmbedding, _choose_k, register_solver
+from .gram import _graded_eigh, _groups, projected_gram
 from .incremental import CHUNK_SOLVERS, SVDSummary, brand_update, merge, reorthogonalize
 from .result import SVDResult
 
-__all__ = ["IncrementalSVDEmbedding", "incremental_svd", "working_rank"]
+__all__ = ["DISCARD_WARN_SHARE", "IncrementalSVDEmbedding", "discarded_energy_warning",
+           "incremental_svd", "refine_summary", "working_rank"]
+
+#: A fit warns (NumericalWarning, with a bound) when truncation to the working rank discarded
+#: more than this share of the energy. On Fashion-MNIST (k = 30, working rank 60) truncation
+#: discards 5 % (uncentered) to 12 % (centered) and the values are within 1e-3 of the exact
+#: ones; on 500,000 x 30 white noise (k = 5) it discards 67 % and the basis is arbitrary.
+DISCARD_WARN_SHARE = 0.25
 
 
 def working_rank(n_components: float, n_features: int, n_oversamples: int | None,
@@ -52,8 +65,90 @@ def _check_params(est: Any) -> None:
     if est.chunk_solver not in CHUNK_SOLVERS:
         raise InvalidParameterError(
             f"chunk_solver must be one of {CHUNK_SOLVERS}; got {est.chunk_solver!r}.")
-    if not isinstance(est.center, bool | np.bool_):
-        raise InvalidParameterError(f"center must be True or False; got {est.center!r}.")
+    for name in ("center", "refine"):
+        if not isinstance(getattr(est, name, False), bool | np.bool_):
+            raise InvalidParameterError(
+                f"{name} must be True or False; got {getattr(est, name)!r}.")
+    parse_seed(est.random_state)
+
+
+def refine_summary(x: da.Array, summary: SVDSummary, *, decay: float = 1.0,
+                   split_every: int | None = None) -> SVDSummary:
+    """Rayleigh–Ritz: the singular values of the data restricted to the summary's subspace.
+
+    One pass computes the Gram matrix of ``(X − mean) Wᵀ`` (r x r, float64; row chunk ``i`` of
+    ``N`` weighted by ``decay ** (N − 1 − i)`` as in the merge tree); its eigenvectors rotate the
+    basis ``W`` inside its span and its eigenvalues are the squared singular values of the data
+    on that span, which truncation during the merges underestimates. The span, the energy and
+    the counts are unchanged.
+
+    Parameters
+    ----------
+    x : dask.array.Array of shape (n_samples, n_features)
+        The rows the summary was built from, in the same row chunks.
+    summary : SVDSummary
+        From :func:`~veob_dask.svd._tree.tree_summary` (or a checkpointed fit) of ``x``.
+    decay : float, default=1.0
+        The decay the summary was built with.
+    split_every : int, optional
+        Fan-in of the tree sum.
+
+    Returns
+    -------
+    SVDSummary
+
+    Notes
+    -----
+    Laziness: computes one pass. Memory: one row chunk plus an 8 MiB sub-block per task.
+    """
+    if summary.rank == 0:
+        return summary
+    n_blocks = x.numblocks[0]
+    weights = None
+    if decay != 1.0:
+        weights = float(decay) ** np.arange(n_blocks - 1, -1, -1, dtype=np.float64)
+    w = summary.components
+    with threadpool_limits(1, user_api="blas"):
+        (b_aug,) = dask.compute(projected_gram(x, np.ascontiguousarray(w.T), shift=summary.mean,
+                                               weights=weights, split_every=split_every))
+    b_aug = np.asarray(b_aug)
+    r = w.shape[0]
+    b, ysum, n = b_aug[:r, :r], b_aug[:r, r], float(b_aug[r, r])
+    if summary.centered and n > 0:
+        b = b - np.outer(ysum, ysum) / n  # the (tiny) residual mean after the shift
+    # W is nearly an eigenbasis of b: a graded solve keeps small values accurate (gram.py)
+    values, coords, _ = _graded_eigh(b, _groups(summary.singular_values, r))
+    order = np.argsort(-values, kind="stable")
+    comps = flip_signs(coords[:, order].T @ w)
+    return replace(summary, singular_values=np.sqrt(values[order]), components=comps,
+                   n_merges=0)
+
+
+def discarded_energy_warning(before: SVDSummary, singular_values: np.ndarray, k: int,
+                             *, refined: bool, stacklevel: int = 3) -> None:
+    """Warn when truncation discarded more than :data:`DISCARD_WARN_SHARE` of the energy.
+
+    ``δ = energy − Σ ŝᵢ²`` (the merges are exact but for truncation, so ``δ`` is exactly what
+    truncation dropped) bounds the error: every singular value of the data satisfies
+    ``σᵢ² <= ŝᵢ² + δ`` (Weyl: what was dropped is positive semidefinite with trace ``δ``), and
+    the reported values are at least ``ŝᵢ``.
+    """
+    if before.energy <= 0 or k == 0:
+        return
+    delta = max(0.0, before.energy - float(np.sum(before.singular_values**2)))
+    share = delta / before.energy
+    if share <= DISCARD_WARN_SHARE:
+        return
+    s = np.asarray(singular_values[:k], dtype=np.float64)
+    bound = float(np.sqrt(1.0 + delta / max(float(s[-1]) ** 2, 1e-300)) - 1.0)
+    what = ("exact for the subspace found (Rayleigh–Ritz)" if refined
+            else "underestimates (refine=False)")
+    warnings.warn(
+        f"truncation to the working rank {before.rank} discarded {share:.0%} of the energy "
+        f"(more than {DISCARD_WARN_SHARE:.0%}): the singular values are {what}, but the best "
+        f"rank-{k} subspace may hold more; each true σᵢ is at most √(σᵢ² + {delta:.4g}) "
+        f"(σ{k} up to {bound:.1%} higher). Raise n_oversamples or use solver='gram'.",
+        NumericalWarning, stacklevel=stacklevel)
 
 
 class IncrementalSVDEmbedding(SVDEmbedding):
@@ -92,8 +187,16 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         Consecutive row chunks whose exact Gram matrices are summed in one leaf before its
         decomposition. None: enough chunks for ``8 * n_features`` rows (dense data, decay=1),
         else 1.
-    random_state : int, default=0
-        Seed of the randomized chunk solver (chunk ``i`` uses ``random_state + i``).
+    refine : bool, default=True
+        After ``fit``, one more pass over the data computes the Gram matrix of the data in the
+        working basis (a Rayleigh–Ritz step), so ``singular_values_`` and the energies are the
+        exact ones of the subspace found; without it they are the merged estimates, which
+        truncation biases low (σ₁ 448.6 for 712.2 on flat 500,000 x 30 white noise with
+        k = 5). On by default because a silently low spectrum misleads every ``k`` chosen from
+        it; False keeps ``fit`` to one pass over the data. ``partial_fit`` never re-reads old
+        data, so it does not refine.
+    random_state : int, numpy Generator or None, default=0
+        Seed of the randomized chunk solver (chunk ``i`` uses ``seed + i``); None draws one.
 
     Attributes
     ----------
@@ -120,8 +223,11 @@ class IncrementalSVDEmbedding(SVDEmbedding):
 
     Notes
     -----
-    Laziness: ``fit``/``partial_fit`` compute one pass over the given data (one graph, one
-    ``dask.compute``); only r x d summaries travel. ``transform`` of dask input is lazy.
+    Laziness: ``fit`` computes one pass over the data for the merge tree and, with
+    ``refine=True``, a second one for the Rayleigh–Ritz step; ``partial_fit`` one pass over the
+    batch. Only r x d summaries (and r x r Gram matrices) travel. A fit warns
+    (:class:`~veob_dask.errors.NumericalWarning`, with a bound on the error) when truncation
+    discarded more than :data:`DISCARD_WARN_SHARE` of the energy. ``transform`` of dask input is lazy.
     Memory: one chunk plus a d x d Gram matrix per leaf task; ``split_every`` summaries per merge.
     Determinism: same chunks, parameters and seed give the same basis; signs follow
     :mod:`veob_dask.svd._signs`. Without truncation (``r >= rank``) the basis does not depend on
@@ -142,7 +248,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
                  center: bool = False, decay: float = 1.0, split_every: int = 2,
                  chunk_solver: str = "auto", max_components: int = 256, n_iter: int = 2,
                  reorth_every: int = 50, chunks_per_leaf: int | None = None,
-                 random_state: int = 0) -> None:
+                 refine: bool = True, random_state: int | None = 0) -> None:
         self.n_components = n_components
         self.n_oversamples = n_oversamples
         self.center = center
@@ -153,6 +259,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         self.n_iter = n_iter
         self.reorth_every = reorth_every
         self.chunks_per_leaf = chunks_per_leaf
+        self.refine = refine
         self.random_state = random_state
 
     # -- state <-> summary -------------------------------------------------------------------
@@ -165,7 +272,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
             None if self.mean_ is None else np.asarray(self.mean_, dtype=np.float64),
             int(self.n_merges_))
 
-    def _set_summary(self, summ: SVDSummary, n_comp: float) -> None:
+    def _set_summary(self, summ: SVDSummary, n_comp: float, *, refined: bool = False) -> None:
         s = summ.singular_values
         k = _choose_k(s, summ.energy, n_comp) if s.size else 0
         k = min(k, s.size)
@@ -184,7 +291,18 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         self.n_merges_ = int(summ.n_merges)
         self.n_features_in_ = int(summ.n_features)
         self.working_rank_ = int(s.size)
-        self.solver_, self.solver_reason_ = "incremental", "IncrementalSVDEmbedding"
+        self.solver_ = "incremental"
+        self.solver_reason_ = (f"Brand merge tree at working rank {s.size}" + (
+            "; singular values from one Rayleigh–Ritz pass" if refined else ""))
+
+    def _finish(self, x: da.Array | None, summ: SVDSummary, n_comp: float,
+                stacklevel: int = 4) -> None:
+        """Refine (when ``x`` is given and ``refine``), warn about truncation, set the state."""
+        refined = x is not None and bool(self.refine) and summ.rank > 0
+        final = refine_summary(x, summ, decay=float(self.decay)) if refined else summ
+        self._set_summary(final, n_comp, refined=refined)
+        discarded_energy_warning(summ, final.singular_values, self.n_components_,
+                                 refined=refined, stacklevel=stacklevel)
 
     def _rank(self, d: int) -> tuple[int | float, int]:
         _check_params(self)
@@ -195,7 +313,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         delayed = tree_summary(x, max_rank=r, center=bool(self.center),
                                split_every=int(self.split_every), decay=float(self.decay),
                                chunk_solver=self.chunk_solver, n_iter=int(self.n_iter),
-                               seed=int(self.random_state) + seed_offset,
+                               seed=parse_seed(self.random_state) + seed_offset,
                                reorth_every=int(self.reorth_every),
                                chunks_per_leaf=self.chunks_per_leaf)
         return compute_summary(delayed)
@@ -218,7 +336,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
             raise InvalidParameterError(
                 f"n_components={n_comp} exceeds the rank bound min(n_samples={n}, "
                 f"n_features={d}) = {min(n, d)}; ask for at most {min(n, d)}.")
-        self._set_summary(self._tree(x, r), n_comp)
+        self._finish(x, self._tree(x, r), n_comp)
         return self
 
     def partial_fit(self, X: Any, y: Any = None) -> IncrementalSVDEmbedding:
@@ -237,7 +355,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         d = batch.shape[1]
         fitted = hasattr(self, "working_components_")
         if fitted:
-            check_n_features(d, self.n_features_in_)
+            check_n_features(d, self.n_features_in_, owner=type(self).__name__)
         n_comp, r = self._rank(d)
         old = self._summary() if fitted else None
         if old is not None and old.centered != bool(self.center):
@@ -252,9 +370,9 @@ class IncrementalSVDEmbedding(SVDEmbedding):
             new = brand_update(old, batch, max_rank=r, center=bool(self.center),
                                decay=float(self.decay), chunk_solver=self.chunk_solver,
                                n_iter=int(self.n_iter),
-                               seed=int(self.random_state) + (old.n_batches if old else 0),
+                               seed=parse_seed(self.random_state) + (old.n_batches if old else 0),
                                reorth_every=int(self.reorth_every))
-        self._set_summary(reorthogonalize(new), n_comp)
+        self._finish(None, reorthogonalize(new), n_comp)
         return self
 
     def _as_input(self, X: Any, one_batch: bool = False) -> Any:
@@ -278,16 +396,22 @@ class IncrementalSVDEmbedding(SVDEmbedding):
 
 def incremental_svd(x: da.Array, *, n_components: float, center: bool,
                     estimator: Any) -> SVDResult:
-    """``SVDEmbedding(solver="incremental")``: the merge tree with the estimator's settings.
+    """``SVDEmbedding(solver="incremental")``: the merge tree with the estimator's settings,
+    then the Rayleigh–Ritz pass of :func:`refine_summary`.
 
     Uses ``estimator.n_oversamples`` as ``p`` and ``estimator.max_components`` for fractions.
     """
     d = x.shape[1]
     p = getattr(estimator, "n_oversamples", None)
     r = working_rank(n_components, d, p, int(getattr(estimator, "max_components", 256)))
-    seed = getattr(estimator, "random_state", 0)
-    summ = compute_summary(tree_summary(x, max_rank=r, center=center, seed=int(seed or 0)))
-    return SVDResult(summ.singular_values, summ.components, summ.energy, summ.n_samples, summ.mean)
+    seed = parse_seed(getattr(estimator, "random_state", 0))
+    summ = compute_summary(tree_summary(x, max_rank=r, center=center, seed=seed))
+    final = refine_summary(x, summ)
+    k = min(int(n_components), final.rank) if isinstance(n_components, int) else final.rank
+    discarded_energy_warning(summ, final.singular_values, k, refined=True, stacklevel=4)
+    return SVDResult(final.singular_values, final.components, final.energy, final.n_samples,
+                     final.mean, passes=2,
+                     note="singular values from one Rayleigh–Ritz pass over the merged basis")
 
 
 register_solver("incremental", incremental_svd)
