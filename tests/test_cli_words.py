@@ -93,3 +93,19 @@ def test_build_dictionary_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "5 words x 4 dims" in text and '"malformed": 1' in text
     assert main(["words", "build", "dictionary", str(src), "--out", str(out), "--overwrite",
                  "--n-components", "4", "--strict"]) == 2
+
+
+def test_non_ascii_word_lists_and_refused_letters(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join([*WORDS, "café", "naïve", "straße"]) + "\n", encoding="utf-8")
+    out = tmp_path / "spell.zarr"
+    assert main(["words", "build", "spelling", str(words), "--out", str(out),
+                 "--n-components", "6"]) == 0
+    capsys.readouterr()
+    assert main(["words", "neighbors", "naïve", "--model", str(out), "-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1] == "naïve - 0" and float(lines[2].rsplit(" - ", 1)[1]) > 0
+    assert main(["words", "neighbors", "smørrebrød", "--model", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'ø' (U+00F8)" in err

@@ -138,3 +138,13 @@ def test_tokens_as_ragged(tmp_path):
     ref_values, ref_offsets = corpus.sentence_tokens(1, 4)
     np.testing.assert_array_equal(values, ref_values)
     np.testing.assert_array_equal(offsets, ref_offsets)
+
+
+def test_words_beyond_ascii_are_kept_in_the_corpus(tmp_path):
+    rows = ["train\tpos\t0\t9\tDie Straße in Tōkyō: 日本 at its best. Café naïve!\n".encode(),
+            "train\tneg\t1\t2\tМосква was dull.\n".encode()]
+    build_corpus(write_table(tmp_path, rows=rows), tmp_path / "c.zarr")
+    corpus = Corpus(tmp_path / "c.zarr")
+    vocab = set(corpus.vocabulary)
+    assert {"straße", "tokyo", "日本", "cafe", "naive", "москва"} <= vocab
+    assert corpus.sentence_text([0])[0].startswith("Die Straße in Tokyo")

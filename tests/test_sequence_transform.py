@@ -174,3 +174,12 @@ def test_zarr_path_on_process_cluster(tmp_path, rng: np.random.Generator, proces
     sparse = sequence_transform((codes, offsets), n_symbols=127, chunk_sequences=4)
     np.testing.assert_allclose(process_client.compute(sparse).result().toarray(),
                                sparse.compute().toarray())
+
+
+def test_letter_codes_with_an_alphabet_beyond_ascii() -> None:
+    codes, offsets, dropped = letter_codes(["café", "straße", "ok", "ø"], alphabet="éß")
+    assert dropped == 1  # "ø" is in neither ASCII nor the alphabet
+    assert offsets.tolist() == [0, 4, 10, 12, 12]
+    assert codes[3] == 127 and codes[8] == 128  # alphabet slots follow the 127 ASCII ones
+    with pytest.raises(InvalidParameterError, match="alphabet"):
+        letter_codes(["a"], alphabet="éé")

@@ -14,6 +14,7 @@ from veob_dask.text.spelling import (
     encode_words,
     load_word_list,
     paper_cells,
+    spelling_alphabet,
     spelling_embedding,
     spelling_features,
     spelling_neighbors,
@@ -125,3 +126,49 @@ def test_paper_cells_restrict_the_search_to_the_query_cell() -> None:
     assert d == sorted(d)
     assert {w for w, _ in got} <= {w for w, _ in spelling_neighbors(wv, "w5", k=300)}
     assert len(exact) == 10
+
+
+MIXED = ["café", "cafe", "cafes", "naïve", "naive", "native", "straße", "strasse", "street",
+         "strange", "日本", "cat", "cats", "dog", "frog"]
+
+
+def test_letters_beyond_ascii_form_the_alphabet(tmp_path: Path) -> None:
+    # issue 11: every non-ASCII word mapped to the zero vector, at distance 0 from every other.
+    wv, _ = build_spelling(MIXED, n_components=8)
+    assert wv.metadata["alphabet"] == "ßéï日本"  # sorted code points, taken from the words
+    assert wv.metadata["n_symbols"] == 127 + 5
+    assert np.all(np.linalg.norm(wv.vectors, axis=1) > 0)
+    for word in ("café", "naïve", "straße", "日本"):
+        dists = dict(wv.neighbors(word, k=len(MIXED)))
+        assert dists[word] == 0 and min(v for w, v in dists.items() if w != word) > 1e-6
+    assert all(w.startswith("str") for w, _ in wv.neighbors("straße", k=3))
+    # words outside the vocabulary are embedded with the same alphabet, also after a round trip
+    wv.save(tmp_path / "m.zarr")
+    back = WordVectors.load(tmp_path / "m.zarr")
+    np.testing.assert_allclose(encode_words(back, ["naïveté"]), encode_words(wv, ["naïveté"]))
+    assert spelling_neighbors(back, "cafés", k=1)[0][0] == "café"
+
+
+def test_letters_outside_the_alphabet_are_refused_by_name() -> None:
+    wv, _ = build_spelling(MIXED, n_components=6)
+    with pytest.raises(DataError, match=r"'smørrebrød' has letters outside this spelling "
+                       r"model's alphabet: 'ø' \(U\+00F8\)"):
+        encode_words(wv, ["smørrebrød"])
+    with pytest.raises(DataError, match="no letter"):
+        encode_words(wv, [""])
+    old = WordVectors(wv.words, wv.vectors, {k: v for k, v in wv.metadata.items()
+                                              if k != "alphabet"}, wv.extras)
+    with pytest.raises(DataError, match=r"'é' \(U\+00E9\)"):  # a model from before alphabets
+        encode_words(old, ["café"])
+
+
+def test_alphabet_is_taken_in_nfc_and_bounded() -> None:
+    import unicodedata
+
+    x_nfc = spelling_features(["café"], alphabet="é")[0].compute().toarray()
+    x_nfd = spelling_features([unicodedata.normalize("NFD", "café")], alphabet="é")[0]
+    np.testing.assert_array_equal(x_nfd.compute().toarray(), x_nfc)
+    assert spelling_alphabet([unicodedata.normalize("NFD", "é")]) == "é"
+    many = [chr(0x4E00 + i) for i in range(200)]
+    with pytest.raises(DataError, match=r"200 distinct letters beyond ASCII, more than the 128"):
+        spelling_alphabet(many)

@@ -38,7 +38,7 @@ def test_numbers():
 def test_non_ascii_folded():
     assert normalize("Café “naïve” — it’s") == "Cafe \"naive\" - it's"
     assert tokenize("Café “naïve” — it’s") == ["cafe", '"', "naive", '"', "-", "it's"]
-    assert tokenize("日本 movie") == ["movie"]
+    assert tokenize("日本 movie") == ["日本", "movie"]  # kept, not dropped (issue 11)
 
 
 def test_invalid_utf8_replaced_not_raised():
@@ -69,3 +69,17 @@ def test_sentences_tokens_pairs_text_and_tokens():
 def test_is_word():
     assert is_word("don't") and is_word("3.5") and is_word("abc")
     assert not is_word(",") and not is_word("...") and not is_word("'")
+
+
+def test_letters_without_an_ascii_form_are_kept():
+    # issue 11: non-ASCII letters were dropped, so "日本" vanished and "straße" became "strae".
+    assert tokenize("Straße, Ærø und 日本 — Москва!") == ["straße", ",", "ærø", "und", "日本",
+                                                          "-", "москва", "!"]
+    assert tokenize("ﬁne café") == ["fine", "cafe"]
+    assert all(is_word(t) for t in ["straße", "日本", "москва"])
+    assert not is_word("—") and not is_word("_")
+
+
+def test_windows_1252_punctuation_read_as_latin1_is_mapped():
+    assert tokenize("good\x96bad \x93quoted\x94 it\x92s") == ["good", "-", "bad", '"', "quoted",
+                                                             '"', "it's"]

@@ -117,3 +117,15 @@ def test_normalized_rows_and_similarity(wv: WordVectors) -> None:
     np.testing.assert_allclose(np.linalg.norm(unit.vectors, axis=1), 1.0)
     assert unit.similarity("cat", "dog") == pytest.approx(wv.similarity("cat", "dog"))
     assert wv.similarity("cat", "cat") == pytest.approx(1.0)
+
+
+def test_lookups_accept_any_unicode_form_and_refuse_zero_vectors():
+    import unicodedata
+
+    wv = WordVectors(["café", "naïve", "cafe", "void"],
+                     [[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.0, 0.0]])
+    nfd = unicodedata.normalize("NFD", "café")
+    assert nfd != "café" and nfd in wv and wv.index(nfd) == 0
+    assert [w for w, _ in wv.neighbors(nfd, k=1, include_self=False)] == ["cafe"]
+    with pytest.raises(DataError, match=r"'void' has the zero vector .* no neighbours"):
+        wv.neighbors("void")

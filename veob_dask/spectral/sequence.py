@@ -175,25 +175,40 @@ def transform_block_dense(values: np.ndarray, offsets: np.ndarray, weights: np.n
     return out.astype(dtype, copy=False)
 
 
-def letter_codes(words: Any, *, n_symbols: int = N_ASCII) -> tuple[np.ndarray, np.ndarray, int]:
-    """ASCII codes of the letters of ``words`` as ragged ``(codes, offsets)`` for the transform.
+def letter_codes(words: Any, *, n_symbols: int = N_ASCII,
+                 alphabet: str = "") -> tuple[np.ndarray, np.ndarray, int]:
+    """Letter codes of ``words`` as ragged ``(codes, offsets)`` for the transform.
 
-    Character ``c`` with ``1 <= ord(c) <= n_symbols`` gets slot ``ord(c) - 1``; other
-    characters (non-ASCII, NUL) are dropped and counted. Returns ``(codes, offsets,
-    n_dropped)``.
+    Character ``c`` with ``1 <= ord(c) <= n_symbols`` gets slot ``ord(c) - 1``; the characters
+    of ``alphabet`` (distinct, beyond ``n_symbols``, e.g. the non-ASCII letters of a vocabulary)
+    get slots ``n_symbols, n_symbols + 1, ...`` in their order. Other characters (NUL, letters
+    outside the alphabet) are dropped and counted. Returns ``(codes, offsets, n_dropped)``;
+    codes lie in ``[0, n_symbols + len(alphabet))``.
     """
     words = list(words)
     lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
     joined = "".join(words)
     raw = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    codes = raw - 1
     keep = (raw >= 1) & (raw <= n_symbols)
+    if alphabet:
+        extra = np.array([ord(c) for c in alphabet], dtype=np.int64)
+        if np.unique(extra).size != extra.size or np.any(extra <= n_symbols):
+            raise InvalidParameterError(
+                f"alphabet must hold distinct characters beyond code {n_symbols}; got "
+                f"{alphabet!r}.")
+        order = np.argsort(extra)
+        pos = np.minimum(np.searchsorted(extra[order], raw), extra.size - 1)
+        found = extra[order][pos] == raw
+        codes = np.where(found, n_symbols + order[pos], codes)
+        keep |= found
+    n_total = n_symbols + len(alphabet)
     n_dropped = int(raw.size - keep.sum())
     seq = np.repeat(np.arange(len(words)), lengths)
     kept_len = np.bincount(seq[keep], minlength=len(words)) if len(words) else lengths
     offsets = np.zeros(len(words) + 1, dtype=np.int64)
     np.cumsum(kept_len, out=offsets[1:])
-    codes = (raw[keep] - 1).astype(np.uint8 if n_symbols <= 256 else np.int32)
-    return codes, offsets, n_dropped
+    return codes[keep].astype(np.uint8 if n_total <= 256 else np.int32), offsets, n_dropped
 
 
 def _read_block(source: Any, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:

@@ -237,7 +237,7 @@ def _tokenize_chunk(reviews: Sequence[Review], vocab: dict[str, int],
                 counts[i] += 1
                 ids.append(i)
             lengths.append(len(tokens))
-            texts.append(text.encode("ascii"))
+            texts.append(text.encode("utf-8"))
             per_review[r] += 1
     return (np.asarray(ids, dtype=np.int32), np.asarray(lengths, dtype=np.int64), texts,
             per_review)
@@ -347,7 +347,7 @@ def _write_vocabulary(w: ArtifactWriter, tokens: RaggedWriter, vocab: dict[str, 
         hi = min(n_tokens, lo + step)
         tokens.values[lo:hi] = remap[np.asarray(tokens.values[lo:hi])]
     words = list(vocab)
-    RaggedWriter(w, "vocab", np.uint8).append_bytes([words[i].encode("ascii") for i in order])
+    RaggedWriter(w, "vocab", np.uint8).append_bytes([words[i].encode("utf-8") for i in order])
     w.array("vocab_counts", count_arr[order], dims=("word",), chunks=(1 << 20,))
     return order
 
@@ -446,7 +446,7 @@ class Corpus:
         if self._vocab is None:
             values, offsets = self._part("vocab").block(0, self.vocab_size)
             blob = values.tobytes()
-            self._vocab = [blob[a:b].decode("ascii") for a, b in itertools.pairwise(offsets)]
+            self._vocab = [blob[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
         return self._vocab
 
     @property
@@ -534,7 +534,7 @@ class Corpus:
             blob = values.tobytes()
             for j in range(pos, end):
                 r = int(sorted_idx[j]) - lo
-                out[int(order[j])] = blob[offsets[r]:offsets[r + 1]].decode("ascii")
+                out[int(order[j])] = blob[offsets[r]:offsets[r + 1]].decode("utf-8")
             pos = end
         return out
 

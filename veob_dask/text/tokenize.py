@@ -7,17 +7,20 @@ this order:
 1. **Bytes** are decoded as UTF-8; bytes that are not valid UTF-8 are replaced (U+FFFD), never
    raised on (:func:`decode_bytes`).
 2. **Markup**: ``<br />`` (and any other ``<tag>``) becomes a space.
-3. **Non-ASCII**: the text is Unicode-NFKD normalised and non-ASCII code points are dropped, so
-   ``"café"`` becomes ``"cafe"``; curly quotes and dashes are first mapped to their ASCII
-   counterparts (``’`` → ``'``, ``“`` → ``"``, ``—`` → ``-``). Replacement characters vanish.
+3. **Non-ASCII**: curly quotes and dashes are mapped to their ASCII counterparts (``’`` → ``'``,
+   ``“`` → ``"``, ``—`` → ``-``); then the text is Unicode-NFKD normalised, combining marks
+   (accents) are removed and the rest is recomposed (NFC), so ``"café"`` becomes ``"cafe"`` and
+   ``"ﬁ"`` becomes ``"fi"``, while letters with no ASCII form (``ß``, ``ø``, Cyrillic, Greek,
+   CJK...) are kept as they are: a word is never silently shortened or emptied. Replacement
+   characters vanish.
 4. **Sentences** are split *before* lower-casing with the regular expression
    ``(?<=[.!?])\\s+(?=[A-Z0-9"'(])``: after ``.``, ``!`` or ``?`` plus white space, when the
    next character starts a sentence (upper-case letter, digit, quote or parenthesis). A sentence
    glued to the previous full stop (``"Guardian.At first"``) is split too when a lower-case word of
    two or more letters is followed by ``.`` and an upper-case letter. No break follows the
    abbreviations ``Mr. Mrs. Ms. Dr. St. Jr. Sr. vs. Prof. Mt.``.
-5. **Lower-case**, then **words**: a word is a run of letters/digits, optionally joined by
-   apostrophes inside it (``don't``, ``o'brien``, ``rock'n'roll`` stay one token). Every other
+5. **Lower-case**, then **words**: a word is a run of letters/digits (of any script), optionally
+   joined by apostrophes inside it (``don't``, ``o'brien``, ``rock'n'roll`` stay one token). Every other
    non-space character is a token of its own (``,`` ``.`` ``!`` ``-`` ``"``...), so punctuation is
    split from words; a run of the same punctuation (``...``, ``!!!``) is one token. Leading or
    trailing apostrophes are quote marks, so ``'back`` gives ``'`` and ``back``. Numbers with a
@@ -48,8 +51,10 @@ _SENTENCE_BREAK = re.compile(
     "".join(rf"(?<!\b{a}\.)" for a in _ABBREVIATIONS) + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])"
 )
 _GLUED_BREAK = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])")
-_TOKEN = re.compile(r"[0-9]+(?:[.,][0-9]+)+|[a-z0-9]+(?:'[a-z0-9]+)*|([^\sa-z0-9])\1*")
-_WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)+|[a-z0-9]+(?:'[a-z0-9]+)*")
+# A word character is a letter or digit of any script (\w without "_"); anything else that is
+# not white space is punctuation.
+_TOKEN = re.compile(r"[0-9]+(?:[.,][0-9]+)+|[^\W_]+(?:'[^\W_]+)*|([^\s\w]|_)\1*")
+_WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)+|[^\W_]+(?:'[^\W_]+)*")
 _SPACE = re.compile(r"\s+")
 _ASCII_MAP = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
@@ -57,6 +62,9 @@ _ASCII_MAP = str.maketrans({
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
     "\u2026": "...", "\u00a0": " ", "\ufffd": " ",
+    # Windows-1252 punctuation decoded as Latin-1 (C1 control codes, common in IMDB reviews)
+    "\x91": "'", "\x92": "'", "\x93": '"', "\x94": '"', "\x96": "-", "\x97": "-",
+    "\x85": "...", "\xad": "",
 })
 
 
@@ -78,7 +86,7 @@ def decode_bytes(data: bytes) -> str:
 
 
 def normalize(text: str) -> str:
-    """Strip markup, fold to ASCII and collapse white space (case is kept).
+    """Strip markup, remove accents and collapse white space (case is kept).
 
     Parameters
     ----------
@@ -88,11 +96,14 @@ def normalize(text: str) -> str:
     Returns
     -------
     str
-        ASCII text with single spaces.
+        Text with single spaces, accents removed (``"café"`` → ``"cafe"``) and letters with
+        no ASCII form kept (``"straße"`` stays).
     """
     text = _TAG.sub(" ", text).translate(_ASCII_MAP)
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        text = "".join(c for c in unicodedata.normalize("NFKD", text)
+                       if not unicodedata.combining(c))
+        text = unicodedata.normalize("NFC", text)
     return _SPACE.sub(" ", text).strip()
 
 

@@ -25,6 +25,7 @@ words closest in spelling (Levenshtein distance, vectorised over the vocabulary)
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -173,6 +174,7 @@ class WordVectors:
                 raise DataError(f"extra array {name!r} must be numeric; got {value.dtype}.")
             self.extras[str(name)] = value
         self._index = index
+        self._nfc_index: dict[str, int] | None = None
         self._norms: np.ndarray | None = None
         self._spelling: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -181,7 +183,21 @@ class WordVectors:
         return len(self.words)
 
     def __contains__(self, word: object) -> bool:
-        return word in self._index
+        return isinstance(word, str) and self._find(word) is not None
+
+    def _find(self, word: str) -> int | None:
+        """Row of ``word``, also when it and the vocabulary spell an accented letter differently
+        (composed "é" against "e" + combining accent: both are compared in NFC)."""
+        row = self._index.get(word)
+        if row is not None or word.isascii():
+            return row
+        nfc = unicodedata.normalize("NFC", word)
+        if self._nfc_index is None:
+            self._nfc_index = {}
+            for i, w in enumerate(self.words):
+                if not w.isascii():
+                    self._nfc_index.setdefault(unicodedata.normalize("NFC", w), i)
+        return self._index.get(nfc, self._nfc_index.get(nfc))
 
     def __repr__(self) -> str:
         kind = self.metadata.get("model", "?")
@@ -193,12 +209,12 @@ class WordVectors:
         return int(self.vectors.shape[1])
 
     def index(self, word: str) -> int:
-        """Row of ``word``; :class:`UnknownWordError` with suggestions when absent."""
-        try:
-            return self._index[word]
-        except KeyError:
-            raise UnknownWordError(word, self.suggest(word),
-                                   str(self.metadata.get("model", ""))) from None
+        """Row of ``word`` (any Unicode normal form); :class:`UnknownWordError` with suggestions
+        when absent."""
+        row = self._find(word)
+        if row is None:
+            raise UnknownWordError(word, self.suggest(word), str(self.metadata.get("model", "")))
+        return row
 
     def vector(self, word: str) -> np.ndarray:
         """The embedding vector of ``word`` (a read-only view)."""
@@ -283,7 +299,14 @@ class WordVectors:
         With ``include_self`` (default, as in the paper's tables) the word itself comes first
         at distance 0.
         """
-        vec = self.vectors[self.index(word)]
+        row = self.index(word)
+        word = self.words[row]  # the vocabulary's spelling (another Unicode form may be asked)
+        vec = self.vectors[row]
+        if not np.any(vec):
+            raise DataError(
+                f"{word!r} has the zero vector in this {self.metadata.get('model', '')} model: "
+                "it is equally far from every word, so it has no neighbours (the model holds "
+                "no information about it).")
         exclude = () if include_self else (word,)
         out = self.neighbors_of_vector(vec, k, metric, exclude=exclude)
         if include_self:  # rounding can put an exact duplicate vector first: keep the word first
