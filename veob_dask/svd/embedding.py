@@ -160,8 +160,10 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Number of components, or a fraction in (0, 1] of the energy (squared singular values)
         to keep, so that ``k`` comes from the spectrum.
     solver : {"auto", "gram", "tsqr", "randomized", ...}, default="auto"
-        ``"gram"``: exact, one pass, float64 Gram matrix + ``eigh``. ``"tsqr"``: exact by tree
-        QR (better for ill-conditioned spectra). ``"randomized"``: range finder for wide or
+        ``"gram"``: exact, float64 Gram matrix + ``eigh`` in one pass, plus a Rayleigh–Ritz
+        pass when a kept singular value with σᵢ/σ₁ >= 1e-6 would otherwise miss 1e-6 relative
+        accuracy (``solver_reason_`` then says so; see :mod:`veob_dask.svd.gram`).
+        ``"tsqr"``: exact by tree QR. ``"randomized"``: range finder for wide or
         sparse data. ``"auto"`` picks ``"gram"`` for data (dense or sparse) with at most 4096
         features and ``"randomized"`` for wider data; ``solver_`` and ``solver_reason_``
         record the choice.
@@ -201,7 +203,8 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Notes
     -----
-    Laziness: ``fit`` computes one pass (exact routes) and stores only small numpy state;
+    Laziness: ``fit`` computes one pass (exact routes; the Gram route a second one when the
+    spectrum needs it) and stores only small numpy state;
     ``transform``/``inverse_transform`` of dask input return lazy dask arrays with the same row
     chunks, numpy input gives numpy. Memory: one row chunk plus a d x d matrix per task.
     Determinism: signs follow :mod:`veob_dask.svd._signs`.
