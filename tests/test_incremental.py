@@ -424,3 +424,12 @@ def test_random_state_none_and_generators_work(rng):
 def test_more_bad_parameters(params, match, rng):
     with pytest.raises(InvalidParameterError, match=match):
         IncrementalSVDEmbedding(**{"n_components": 2, **params}).fit(rng.normal(size=(20, 5)))
+
+
+def test_refine_parameter_round_trips(tmp_path, rng):
+    est = IncrementalSVDEmbedding(n_components=2, refine=False, random_state=None).fit(
+        rng.normal(size=(60, 5)))
+    save(est, tmp_path / "m")
+    back = load(tmp_path / "m")
+    assert back.get_params()["refine"] is False and back.get_params()["random_state"] is None
+    np.testing.assert_array_equal(back.singular_values_, est.singular_values_)

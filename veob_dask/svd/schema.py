@@ -65,7 +65,7 @@ SPECS = {
                 "center": is_bool(), "decay": is_float(0.0, 1.0, low_open=True),
                 "split_every": is_int(2), "chunk_solver": is_str(64),
                 "max_components": is_int(1), "n_iter": is_int(0), "reorth_every": is_int(1),
-                "chunks_per_leaf": NONE | is_int(1), "random_state": SEED},
+                "chunks_per_leaf": NONE | is_int(1), "refine": is_bool(), "random_state": SEED},
         arrays={**_ARRAYS, "spectrum_": ArraySpec(("rank",)),
                 "working_components_": ArraySpec(("rank", "feature"))},
         scalars={**_SCALARS, "working_rank_": ScalarSpec(is_int(1), dim="rank"),
