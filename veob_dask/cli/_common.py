@@ -9,21 +9,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Stages", "add_scheduler_option", "emit_json", "parse_n_components"]
+__all__ = ["Stages", "emit_json", "parse_n_components"]
 
 
 def parse_n_components(text: str) -> int | float:
     """``"30"`` -> 30 components; ``"0.9"`` -> keep 90 % of the energy."""
     value = float(text)
     return int(value) if value.is_integer() and value >= 1 else value
-
-
-def add_scheduler_option(parser: Any, default: str | None = None) -> None:
-    parser.add_argument(
-        "--scheduler", default=default, metavar="ADDRESS",
-        help="where to compute: 'threads' (dask's threaded scheduler), 'sync', 'local' (a "
-        "2-process LocalCluster on 127.0.0.1) or the address of a running scheduler, e.g. "
-        f"tcp://10.0.0.5:8786 (default: {default or 'threads'})")
 
 
 class Stages:

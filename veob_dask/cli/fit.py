@@ -14,7 +14,8 @@ from ..persistence import save
 from ..runtime import scheduler_context
 from ..spectral import SpectralTransform2D
 from ..svd import SVDEmbedding
-from ._common import Stages, add_scheduler_option, emit_json, parse_n_components
+from ._common import Stages, emit_json, parse_n_components
+from ._options import add_scheduler
 
 SOLVER_CHOICES = ["auto", "gram", "tsqr", "randomized", "incremental"]
 
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refine", action="store_true",
                    help="incremental: skip the Rayleigh–Ritz pass that makes the singular values "
                    "exact for the basis found (one pass over the data; values biased low)")
-    add_scheduler_option(p)
+    add_scheduler(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing model store")
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
     p.set_defaults(func=run)

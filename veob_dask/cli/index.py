@@ -7,7 +7,8 @@ import argparse
 from ..index import CellIndex
 from ..io import check_output, read_array
 from ..runtime import scheduler_context
-from ._common import Stages, add_scheduler_option, emit_json
+from ._common import Stages, emit_json
+from ._options import add_scheduler
 
 
 def _int_or_auto(text: str) -> int | str:
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-samples", default="auto",
                    help="rows the cells are trained on: an int, 'auto' (256 per cell) or 'all'")
     b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    add_scheduler_option(b)
+    add_scheduler(b)
     b.add_argument("--overwrite", action="store_true", help="replace an existing index store")
     b.add_argument("--json", action="store_true", help="end with one JSON summary line")
     p.set_defaults(func=run)

@@ -11,7 +11,8 @@ from ..index import ExactIndex, load_index
 from ..io import check_output, read_array, write_array
 from ..io.store import provenance
 from ..runtime import scheduler_context
-from ._common import Stages, add_scheduler_option, emit_json
+from ._common import Stages, emit_json
+from ._options import add_scheduler
 
 
 def _rows(text: str) -> tuple[int, int]:
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "default: the index's own")
     p.add_argument("--out", metavar="STORE", help="write indices and sq_distances to this store")
     p.add_argument("--show", type=int, default=10, help="print at most this many queries")
-    add_scheduler_option(p)
+    add_scheduler(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out store")
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
     p.set_defaults(func=run)

@@ -8,7 +8,8 @@ from ..io import check_output, open_group, read_array, read_matrix, write_array
 from ..io.store import provenance
 from ..persistence import load
 from ..runtime import scheduler_context
-from ._common import Stages, add_scheduler_option, emit_json
+from ._common import Stages, emit_json
+from ._options import add_scheduler
 from .fit import model_input
 
 
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model store written by `veob fit`")
     p.add_argument("store", help="input dataset store")
     p.add_argument("out", help="output embedding store")
-    add_scheduler_option(p)
+    add_scheduler(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
     p.add_argument("--json", action="store_true", help="end with one JSON summary line")
     p.set_defaults(func=run)

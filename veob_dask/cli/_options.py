@@ -1,0 +1,155 @@
+"""Every option that more than one ``veob`` command takes, spelled once.
+
+The grammar, for every command:
+
+- ``-k/--n-components`` is the number of components (an int, or where the command allows it an
+  energy fraction in (0, 1]);
+- ``-n/--neighbors`` is the number of neighbours a search returns;
+- ``-o/--out`` names what the command writes (a store, a model, an index, a report) and
+  ``--overwrite`` lets it replace a store this library wrote before;
+- ``--json`` prints one JSON document on stdout and nothing else (human text goes to stderr);
+- ``--scheduler`` chooses where Dask computes.
+
+Old spellings keep working for one release and print one deprecation line on stderr: an output
+given as the last positional argument (``veob fit STORE MODEL``) and ``-k`` for neighbours
+(``veob query EMB --rows 0:5 -k 3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import InvalidParameterError
+from ._common import parse_n_components
+
+__all__ = [
+    "add_json",
+    "add_n_components",
+    "add_neighbors",
+    "add_output",
+    "add_overwrite",
+    "add_scheduler",
+    "add_seed",
+    "deprecated",
+    "output_path",
+    "positive_int",
+]
+
+_LEGACY_OUT = "_legacy_out"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
+    return value
+
+
+def deprecated(prog: str, old: str, new: str) -> None:
+    """Print the one deprecation line of an old spelling on stderr."""
+    print(f"{prog}: warning: {old} is deprecated and goes in the next release; write {new}",
+          file=sys.stderr, flush=True)
+
+
+def add_n_components(parser: argparse.ArgumentParser, default: float, *,
+                     fraction: bool = True, what: str = "components to keep") -> None:
+    """``-k/--n-components``: an int, or (``fraction=True``) an energy fraction in (0, 1]."""
+    more = " (int), or the fraction of energy to keep in (0, 1]" if fraction else ""
+    parser.add_argument("-k", "--n-components", type=parse_n_components if fraction
+                        else positive_int, default=default, metavar="K",
+                        help=f"{what}{more} (default {default})")
+
+
+class _NeighborsAlias(argparse.Action):
+    """``-k`` for neighbours (the old spelling): stores the value and says it is deprecated."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        deprecated(parser.prog, f"{option_string} for neighbours",
+                   "-n/--neighbors (-k means components in every command)")
+        setattr(namespace, self.dest, values)
+
+
+def add_neighbors(parser: argparse.ArgumentParser, default: int, *, what: str = "neighbours",
+                  legacy_k: bool = False) -> None:
+    """``-n/--neighbors``; ``legacy_k`` also accepts the deprecated ``-k``/``--k``."""
+    parser.add_argument("-n", "--neighbors", type=positive_int, default=default, metavar="N",
+                        help=f"{what} per query (default {default})")
+    if legacy_k:
+        parser.add_argument("-k", "--k", dest="neighbors", type=positive_int,
+                            action=_NeighborsAlias, help=argparse.SUPPRESS)
+
+
+def add_output(parser: argparse.ArgumentParser, what: str, *, metavar: str = "OUT",
+               required: bool = True, legacy_positional: bool = False) -> None:
+    """``-o/--out``; read it with :func:`output_path`.
+
+    Call it after the command's other positional arguments: ``legacy_positional`` also accepts the output as a last positional argument (the old
+    spelling; deprecated). ``required`` is then checked by :func:`output_path`, since argparse
+    cannot know which of the two spellings was used.
+    """
+    parser.add_argument("-o", "--out", metavar=metavar,
+                        required=required and not legacy_positional,
+                        help=f"{what}{' (required)' if required else ''}")
+    parser.set_defaults(_out_required=required, _prog=parser.prog, _out_metavar=metavar)
+    if legacy_positional:
+        parser.add_argument(_LEGACY_OUT, nargs="?", default=None, help=argparse.SUPPRESS)
+
+
+def output_path(args: argparse.Namespace) -> str | None:
+    """The output the command line names (``-o/--out``, or the deprecated positional).
+
+    Raises
+    ------
+    InvalidParameterError
+        Both spellings given, or neither when an output is required.
+    """
+    out, legacy = getattr(args, "out", None), getattr(args, _LEGACY_OUT, None)
+    prog, metavar = getattr(args, "_prog", "veob"), getattr(args, "_out_metavar", "OUT")
+    if legacy is not None:
+        if out is not None:
+            raise InvalidParameterError(
+                f"{prog}: the output is named twice ({legacy!r} as the last argument and "
+                f"{out!r} with -o/--out); give only -o/--out {metavar}.")
+        deprecated(prog, f"the output as a positional argument ({legacy!r})",
+                   f"-o/--out {metavar}")
+        out = legacy
+        args.out = out
+    if out is None and getattr(args, "_out_required", False):
+        raise InvalidParameterError(f"{prog} needs an output: add -o/--out {metavar}.")
+    return out
+
+
+def add_overwrite(parser: argparse.ArgumentParser, what: str = "the output") -> None:
+    """``--overwrite``: replace a store this library wrote before (never anything else)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} if a previous veob run wrote it")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """``--json``: one JSON document on stdout; every human line goes to stderr."""
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout and nothing else (human text "
+                        "goes to stderr)")
+
+
+def add_scheduler(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--scheduler``: where Dask computes (the command enters
+    :func:`veob_dask.runtime.scheduler_context` with it)."""
+    parser.add_argument(
+        "--scheduler", default=default, metavar="ADDRESS",
+        help="where to compute: 'threads' (dask's threaded scheduler), 'sync', 'local' (a "
+        "LocalCluster of worker processes on 127.0.0.1) or the address of a running scheduler, "
+        f"e.g. tcp://10.0.0.5:8786 (default: {default or 'threads'})")
+
+
+def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    """``--seed``: the random seed."""
+    parser.add_argument("--seed", type=int, default=default,
+                        help=f"random seed (default {default})")
