@@ -155,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
     (_spell, _), _ = stage("spelling", lambda: build_spelling(corpus.path))
     (ctx_raw, _sec_raw), row_raw = stage("context raw", lambda: build_context(
-        corpus, weighting="raw", scheduler="threads"))
+        corpus, weighting="raw"))
     row_raw.update(similarity_scores(ctx_raw, files), shape=ctx_raw.metadata["shape"])
     (ctx_ppmi, _), row_ppmi = stage("context ppmi", lambda: build_context(
-        corpus, weighting="ppmi", scheduler="threads"))
+        corpus, weighting="ppmi"))
     row_ppmi.update(similarity_scores(ctx_ppmi, files), shape=ctx_ppmi.metadata["shape"])
     (ctx_ppmi100, _), row_100 = stage("context ppmi 100d", lambda: build_context(
-        corpus, weighting="ppmi", n_components=100, scheduler="threads"))
+        corpus, weighting="ppmi", n_components=100))
     row_100.update(similarity_scores(ctx_ppmi100, files))
     if not args.skip_dictionary:
         from veob_dask.text.dictionary import build_dictionary
@@ -169,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         (dic, _), row_dic = stage("dictionary", lambda: build_dictionary(args.dictionary))
         row_dic.update(similarity_scores(dic, files))
     (sent, _), row_sent = stage("sentences", lambda: build_sentences(
-        corpus, ctx_raw, scheduler="threads"))
+        corpus, ctx_raw))
     (sent_dct, _), row_dct = stage("sentences dct2 N=32", lambda: build_sentences(
-        corpus, ctx_raw, n=32, basis="dct2", scheduler="threads"))
+        corpus, ctx_raw, n=32, basis="dct2"))
     (sent_ppmi, _), row_sp = stage("sentences ppmi-words dct2 N=32", lambda: build_sentences(
-        corpus, ctx_ppmi, n=32, basis="dct2", scheduler="threads"))
+        corpus, ctx_ppmi, n=32, basis="dct2"))
     variants = (("sentences", sent, row_sent), ("sentences dct2 N=32", sent_dct, row_dct),
                 ("sentences ppmi-words dct2 N=32", sent_ppmi, row_sp))
     for _, model, row in variants:

@@ -18,7 +18,15 @@ import pytest
 from veob_dask import load
 from veob_dask.errors import InvalidParameterError, StoreFormatError
 from veob_dask.io import write_array
-from veob_dask.svd.checkpoint import PAUSE_ENV, fit_segments, load_checkpoint, save_checkpoint
+from veob_dask.svd import IncrementalSVDEmbedding
+from veob_dask.svd.checkpoint import (
+    PAUSE_ENV,
+    fit_checkpointed,
+    fit_segments,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from veob_dask.svd.incremental import summarize_block
 
 
@@ -67,6 +75,25 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, low_rank):
     np.testing.assert_allclose(resumed.singular_values, full.singular_values, rtol=1e-12)
     np.testing.assert_allclose(resumed.components, full.components, atol=1e-12)
     assert resumed.n_samples == 1200
+
+
+def test_fit_checkpointed_is_a_quiet_library_function(tmp_path, low_rank, capsys):
+    x = da.from_array(low_rank, chunks=(100, 40))
+    lines: list[str] = []
+    fitted = fit_checkpointed(x, checkpoint=tmp_path / "c", checkpoint_every=4, n_components=5,
+                              source="low_rank", progress=lines.append)
+    assert capsys.readouterr() == ("", "")  # the library prints nothing; progress is a callback
+    assert len(lines) == 1 + 3 and "working rank 10" in lines[0]
+    assert (fitted.n_chunks, fitted.resumed_from_chunk, fitted.working_rank) == (12, 0, 10)
+    ref = IncrementalSVDEmbedding(5, random_state=0).fit(x)
+    np.testing.assert_allclose(fitted.estimator.singular_values_, ref.singular_values_,
+                               rtol=1e-8)
+    again = fit_checkpointed(x, checkpoint=tmp_path / "c", checkpoint_every=4, n_components=5,
+                             source="low_rank")  # the finished checkpoint: nothing left to merge
+    assert again.resumed_from_chunk == 12
+    np.testing.assert_array_equal(again.estimator.components_, fitted.estimator.components_)
+    remove_checkpoint(tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
 
 def test_checkpoint_of_another_fit_is_refused(tmp_path, low_rank):

@@ -1,4 +1,9 @@
-"""Connect to, or start, a Dask cluster (``distributed`` is imported lazily)."""
+"""Connect to, or start, a Dask cluster (``distributed`` is imported lazily).
+
+Only entry points choose where Dask computes: the ``veob`` command line (:mod:`veob_dask.cli`),
+examples, benchmarks and the user's own scripts. Library code never imports this module; it
+computes on the scheduler in scope (see :func:`parallelism`, re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ._parallelism import parallelism
 from .errors import SchedulerError
 
 __all__ = ["connect", "local_cluster", "parallelism", "scheduler_context"]
@@ -29,36 +35,6 @@ def connect(address: str, *, timeout: float = 10.0) -> Any:
             f"no Dask scheduler answered at {address!r} within {timeout:g} s ({err}). Check the "
             "address and that `dask scheduler` is running, or omit --scheduler to run locally."
         ) from err
-
-
-def parallelism() -> int:
-    """Number of tasks that will run at once: 1 on the synchronous scheduler, the threads of
-    dask's local scheduler when one is configured, else those of the current ``distributed``
-    client's workers, else the local default (config ``num_workers``, or the CPU count).
-
-    Used to choose block counts (a multiple of this keeps every thread busy to the end).
-    """
-    import dask
-
-    configured = dask.config.get("scheduler", None)
-    if configured in ("sync", "synchronous", "single-threaded"):
-        return 1
-    if configured not in ("threads", "threading", "processes", "multiprocessing"):
-        try:
-            from distributed import default_client
-
-            client = default_client()
-        except (ImportError, ValueError):  # no distributed, or no client
-            client = None
-        if client is not None and client.status == "running":
-            try:
-                n = sum(int(v) for v in client.nthreads().values())
-            except (OSError, TimeoutError):
-                n = 0
-            if n > 0:
-                return n
-    n = dask.config.get("num_workers", None)
-    return max(1, int(n or os.cpu_count() or 1))
 
 
 @contextlib.contextmanager

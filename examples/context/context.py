@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     print(f"{corpus}\ncorpus built in {t_corpus:.1f} s (tokenising; not part of the paper's "
           "figure)")
     model, seconds = build_context(corpus, weighting=args.weighting,
-                                   n_components=args.n_components, scheduler="threads")
+                                   n_components=args.n_components)
     out = work / f"context_{args.weighting}.zarr"
     model.save(out, overwrite=True)
     shape = model.metadata["shape"]

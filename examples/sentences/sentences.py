@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     t0 = time.perf_counter()
     corpus = ensure_corpus(args.reviews, work / "corpus.zarr", limit=args.limit, overwrite=True)
     print(f"{corpus}\ncorpus built in {time.perf_counter() - t0:.1f} s")
-    words, wsec = build_context(corpus, scheduler="threads")
+    words, wsec = build_context(corpus)
     print(f"context embedding: {len(words)} words x {words.dim} dims in {wsec['total']:.1f} s "
           "(paper: 14.6 s)")
     out = work / "sentences.zarr"
     model, seconds = build_sentences(corpus, words, n=args.n, n_components=args.n_components,
-                                     scheduler="threads", out=out, overwrite=True)
+                                     out=out, overwrite=True)
     print(f"sentence embedding: {len(model)} sentences x {model.embedding.shape[1]} dims; "
           + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
           + f" (paper: 1.28 min on an M1); {model.metadata['truncated']} sentences longer than "

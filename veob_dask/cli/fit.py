@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ..errors import InvalidParameterError
 from ..io import check_output, read_matrix
 from ..persistence import save
 from ..runtime import scheduler_context
 from ..spectral import SpectralTransform2D
 from ..svd import SVDEmbedding
+from ..svd.checkpoint import fit_checkpointed, remove_checkpoint
 from ._common import Stages, emit_json, parse_n_components
 from ._options import add_scheduler
 
@@ -76,11 +81,62 @@ def model_input(x: da.Array, model: Any) -> da.Array:
     return x
 
 
+def default_checkpoint_path(model: str) -> str:
+    """``<model>.checkpoint`` beside the model store."""
+    return str(model).rstrip("/\\") + ".checkpoint"
+
+
+def _log(text: str) -> None:
+    print(f"[incremental] {text}", file=sys.stderr, flush=True)
+
+
+def run_incremental(args: argparse.Namespace) -> int:
+    """``--solver incremental``: a checkpointed, resumable one-pass fit (see
+    :func:`veob_dask.svd.checkpoint.fit_checkpointed`); the checkpoint is removed once the
+    model is written."""
+    t0 = time.perf_counter()
+    if args.spectral != "none":
+        raise InvalidParameterError(
+            "--solver incremental works on flat feature rows; run `veob fit --spectral` with "
+            "another solver, or transform the images into a store first.")
+    check_output(args.model, overwrite=args.overwrite, inputs=[args.store])
+    checkpoint = args.checkpoint or default_checkpoint_path(args.model)
+    check_output(checkpoint, overwrite=True, inputs=[args.store, args.model])
+    x = model_input(read_matrix(args.store), None)
+    source = str(args.store) if "://" in str(args.store) else os.path.abspath(args.store)
+    _log(f"input {args.store}")
+    with scheduler_context(args.scheduler):
+        fitted = fit_checkpointed(
+            x, checkpoint=checkpoint, checkpoint_every=int(args.checkpoint_every),
+            n_components=args.n_components, n_oversamples=args.n_oversamples,
+            center=bool(args.center), refine=not args.no_refine,
+            random_state=int(args.seed or 0), source=source, progress=_log)
+    est, r, resumed = fitted.estimator, fitted.working_rank, fitted.resumed_from_chunk
+    save(est, args.model, overwrite=args.overwrite)
+    remove_checkpoint(checkpoint)
+    seconds = round(time.perf_counter() - t0, 3)
+    top = ", ".join(f"{s:.4g}" for s in est.singular_values_[:5])
+    print(f"solver: incremental (Brand merge tree, working rank {r}, "
+          f"{fitted.n_chunks - resumed} of {fitted.n_chunks} chunks merged in this run"
+          + (f", resumed from chunk {resumed}" if resumed else "")
+          + ("; singular values from one Rayleigh–Ritz pass" if est.refine else "") + ")")
+    print(f"components: {est.n_components_}, energy kept "
+          f"{float(est.explained_energy_ratio_.sum()):.4f}, top singular values {top}")
+    print(f"model written to {args.model} in {seconds:.2f} s; checkpoint removed")
+    if args.json:
+        emit_json({
+            "store": str(args.store), "model": str(args.model), "solver": "incremental",
+            "n_samples": est.n_samples_seen_, "n_features": est.n_features_in_,
+            "n_components": est.n_components_, "working_rank": r,
+            "n_chunks": fitted.n_chunks, "resumed_from_chunk": resumed,
+            "refined": bool(est.refine), "energy_ratio": float(est.explained_energy_ratio_.sum()),
+            "singular_values": est.singular_values_.tolist(), "seconds": seconds})
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.solver == "incremental":
-        from ..svd.incremental_cli import run_incremental_fit
-
-        return int(run_incremental_fit(args))
+        return run_incremental(args)
     check_output(args.model, overwrite=args.overwrite, inputs=[args.store])
     stages = Stages()
     model = make_model(args)

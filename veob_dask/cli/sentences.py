@@ -97,6 +97,7 @@ def run_neighbors(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     """Build (corpus →) word vectors → sentence model, and save it."""
     from ..io import check_output
+    from ..runtime import scheduler_context
     from ..text.context import build_context
     from ..text.corpus import ensure_corpus
     from ..text.sentences import build_sentences
@@ -108,17 +109,17 @@ def run_build(args: argparse.Namespace) -> int:
     corpus = ensure_corpus(args.source, corpus_path, limit=args.limit, overwrite=args.overwrite)
     t1 = time.perf_counter()
     print(f"corpus: {corpus} ({t1 - t0:.2f}s)")
-    if args.words:
-        words = WordVectors.load(args.words)
-    else:
-        words, secs = build_context(corpus, weighting=args.weighting,
-                                    scheduler=args.scheduler)
-        print(f"context embedding: {len(words)} words x {words.dim} dims ("
-              + " ".join(f"{k}={v:.2f}s" for k, v in secs.items()) + ")")
-    model, secs = build_sentences(corpus, words, n_components=args.n_components,
-                                  max_words=args.max_words, n=args.n, m=args.m,
-                                  basis=args.basis, scheduler=args.scheduler,
-                                  out=args.out, overwrite=args.overwrite)
+    with scheduler_context(args.scheduler):
+        if args.words:
+            words = WordVectors.load(args.words)
+        else:
+            words, secs = build_context(corpus, weighting=args.weighting)
+            print(f"context embedding: {len(words)} words x {words.dim} dims ("
+                  + " ".join(f"{k}={v:.2f}s" for k, v in secs.items()) + ")")
+        model, secs = build_sentences(corpus, words, n_components=args.n_components,
+                                      max_words=args.max_words, n=args.n, m=args.m,
+                                      basis=args.basis, out=args.out,
+                                      overwrite=args.overwrite)
     print(f"built sentence model: {len(model)} sentences x {model.embedding.shape[1]} dims -> "
           f"{args.out} (" + " ".join(f"{k}={v:.2f}s" for k, v in secs.items())
           + f"; everything with save {time.perf_counter() - t0:.2f}s)")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DataError, InvalidParameterError
 from ..io import check_output
+from ._options import add_scheduler
 
 if TYPE_CHECKING:
     from ..text.wordvectors import WordVectors
@@ -91,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for q in (sp, dc, cx):
         q.add_argument("--out", required=True, help="model store to write")
         q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+        add_scheduler(q)
         q.set_defaults(func=run_build)
     p.set_defaults(func=run, _words_parser=p)
 
@@ -179,30 +181,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_build(args: argparse.Namespace) -> int:
-    """Build a spelling or dictionary model and save it."""
-    check_output(args.out, overwrite=args.overwrite, inputs=[args.source])
-    t0 = time.perf_counter()
+def _build(args: argparse.Namespace) -> tuple[WordVectors, dict[str, float]]:
     if args.kind == "spelling":
         from ..text.spelling import build_spelling
 
-        model, timings = build_spelling(args.source, n_components=args.n_components,
-                                        layout=args.layout, basis=args.basis, limit=args.limit)
-    elif args.kind == "context":
+        return build_spelling(args.source, n_components=args.n_components, layout=args.layout,
+                              basis=args.basis, limit=args.limit)
+    if args.kind == "context":
         from ..text.context import build_context
         from ..text.corpus import ensure_corpus
 
         corpus = ensure_corpus(args.source, args.corpus or f"{args.out}.corpus.zarr",
                                limit=args.limit, overwrite=args.overwrite)
-        model, timings = build_context(corpus, n_components=args.n_components,
-                                       weighting=args.weighting, min_count=args.min_count,
-                                       scheduler="threads")
-    else:
-        from ..text.dictionary import build_dictionary
+        return build_context(corpus, n_components=args.n_components,
+                             weighting=args.weighting, min_count=args.min_count)
+    from ..text.dictionary import build_dictionary
 
-        model, timings = build_dictionary(args.source, n_components=args.n_components,
-                                          n_iter=args.n_iter, limit=args.limit,
-                                          strict=args.strict)
+    return build_dictionary(args.source, n_components=args.n_components, n_iter=args.n_iter,
+                            limit=args.limit, strict=args.strict)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Build a spelling, dictionary or context model and save it."""
+    from ..runtime import scheduler_context
+
+    check_output(args.out, overwrite=args.overwrite, inputs=[args.source])
+    t0 = time.perf_counter()
+    with scheduler_context(args.scheduler):
+        model, timings = _build(args)
     model.save(args.out, overwrite=args.overwrite)
     stages = " ".join(f"{k}={v:.2f}s" for k, v in timings.items())
     print(f"built {args.kind} model: {len(model)} words x {model.dim} dims -> {args.out} "

@@ -35,8 +35,8 @@ import scipy.sparse as sp
 import zarr
 from dask.base import tokenize
 
+from .._parallelism import parallelism
 from ..errors import DataError, StoreFormatError, StoreNotFoundError
-from ..runtime import parallelism
 from .location import Location, PathLike, as_location
 from .publish import check_output
 from .store import ZarrRowSource, open_artifact, open_group, provenance

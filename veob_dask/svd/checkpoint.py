@@ -17,24 +17,32 @@ disk or at any fsspec URL.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
+from .._validation import check_dask_2d
 from ..errors import InvalidParameterError, StoreFormatError
 from ..io.location import Location, PathLike, as_location
+from ..io.publish import remove_store
 from ..io.serialize import ArraySpec, EstimatorSpec, ScalarSpec, check_arrays, is_float, is_int
 from ..io.store import open_artifact, read_arrays
 from ..io.targets import target_state
 from ..io.writer import write_artifact
 from ._tree import compute_summary, tree_summary
 from .incremental import SVDSummary, merge, reorthogonalize
+from .incremental_embedding import IncrementalSVDEmbedding
 
-__all__ = ["CHECKPOINT_VERSION", "fit_segments", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_VERSION", "CheckpointedFit", "fit_checkpointed", "fit_segments",
+           "load_checkpoint", "remove_checkpoint", "save_checkpoint"]
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 
@@ -116,7 +124,7 @@ def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: PathLike
                  fingerprint: dict[str, Any], center: bool = False, decay: float = 1.0,
                  split_every: int = 2, chunk_solver: str = "auto", n_iter: int = 2,
                  seed: int = 0, reorth_every: int = 50,
-                 log: Callable[[str], None] = print) -> tuple[SVDSummary, int]:
+                 log: Callable[[str], None] | None = None) -> tuple[SVDSummary, int]:
     """Summarise all rows of ``x``, ``every`` chunks at a time, checkpointing after each segment.
 
     Parameters
@@ -131,8 +139,9 @@ def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: PathLike
         Checkpoint store; read first (resume) and rewritten after every segment.
     fingerprint : dict
         JSON description of the fit; a checkpoint with another fingerprint is refused.
-    log : callable
-        Receives one line per event (resume, segment merged).
+    log : callable, optional
+        Receives one line per event (resume, segment merged); default: this module's logger
+        at INFO level.
 
     Returns
     -------
@@ -146,6 +155,7 @@ def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: PathLike
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InvalidParameterError(f"checkpoint_every must be an int >= 1; got {every!r}.")
+    log = log or logger.info
     if len(x.chunks[1]) != 1:
         x = x.rechunk({1: -1})
     n_chunks = x.numblocks[0]
@@ -182,3 +192,105 @@ def fit_segments(x: da.Array, *, max_rank: int, every: int, checkpoint: PathLike
     if state is None:  # pragma: no cover - x always has at least one chunk
         raise InvalidParameterError("no chunks to fit.")
     return state, resumed_from
+
+
+def remove_checkpoint(path: PathLike | Location, *,
+                      storage_options: Mapping[str, Any] | None = None) -> None:
+    """Remove the checkpoint store at ``path``, if there is one.
+
+    Raises
+    ------
+    StoreExistsError
+        ``path`` holds something else (it is left alone).
+    """
+    remove_store(as_location(path, storage_options), kind="checkpoint")
+
+
+@dataclass(frozen=True)
+class CheckpointedFit:
+    """What :func:`fit_checkpointed` did.
+
+    Attributes
+    ----------
+    estimator : IncrementalSVDEmbedding
+        The fitted estimator.
+    working_rank : int
+        Rank carried through the merges (``k + p``).
+    n_chunks : int
+        Row chunks of the input.
+    resumed_from_chunk : int
+        First chunk merged in this call (0 unless a checkpoint was found).
+    """
+
+    estimator: IncrementalSVDEmbedding
+    working_rank: int
+    n_chunks: int
+    resumed_from_chunk: int
+
+
+def fit_checkpointed(X: da.Array, *, checkpoint: PathLike | Location, checkpoint_every: int = 8,
+                     n_components: float = 0.9, n_oversamples: int | None = None,
+                     center: bool = False, refine: bool = True, random_state: int = 0,
+                     source: str | None = None,
+                     progress: Callable[[str], None] | None = None) -> CheckpointedFit:
+    """Fit an :class:`IncrementalSVDEmbedding` on ``X``, resumable from a checkpoint.
+
+    Every ``checkpoint_every`` row chunks the running state is written atomically to
+    ``checkpoint``; called again with the same data and settings after a crash, the fit resumes
+    from it. Then, with ``refine``, one more pass computes the singular values of the data on
+    the basis found (Rayleigh–Ritz). The checkpoint is left in place: remove it
+    (:func:`remove_checkpoint`) once the model is saved.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Input; its row chunks are the units of progress.
+    checkpoint : path, URL or Location
+        Checkpoint store (read first, rewritten after every segment).
+    checkpoint_every : int, default=8
+        Row chunks merged between checkpoints.
+    n_components, n_oversamples, center, refine, random_state
+        As for :class:`IncrementalSVDEmbedding`.
+    source : str, optional
+        Identity of the data (e.g. its store path), recorded in the checkpoint so that a
+        checkpoint of other data is refused; default: the dask array's name.
+    progress : callable, optional
+        Receives one line per event; default: this module's logger at INFO level.
+
+    Returns
+    -------
+    CheckpointedFit
+
+    Raises
+    ------
+    InvalidParameterError
+        Bad parameters, or a checkpoint of another fit at ``checkpoint``.
+    """
+    progress = progress or logger.info
+    x = check_dask_2d(X)
+    n, d = x.shape
+    est = IncrementalSVDEmbedding(n_components=n_components, n_oversamples=n_oversamples,
+                                  center=center, refine=refine, random_state=random_state)
+    n_comp, r = est._rank(d)  # checks every parameter (one line each) before any work
+    if isinstance(n_comp, int) and n_comp > min(n, d):
+        raise InvalidParameterError(
+            f"n_components={n_comp} exceeds min(n_samples={n}, n_features={d}); ask for fewer.")
+    fingerprint: dict[str, Any] = {
+        "store": str(source) if source is not None else x.name, "shape": [int(n), int(d)],
+        "dtype": str(x.dtype), "row_chunks": [int(c) for c in x.chunks[0]]
+        if x.numblocks[0] <= 4096 else [int(x.numblocks[0]), int(x.chunks[0][0])],
+        "n_components": n_comp, "working_rank": r, "center": bool(center),
+        "decay": est.decay, "split_every": est.split_every, "chunk_solver": est.chunk_solver,
+        "n_iter": est.n_iter, "seed": int(random_state), "checkpoint_every": checkpoint_every,
+    }
+    progress(f"{n} x {d} {x.dtype}, {x.numblocks[0]} row chunks; working rank {r}, "
+             f"checkpoint every {checkpoint_every} chunks to {checkpoint}")
+    summ, resumed = fit_segments(
+        x, max_rank=r, every=checkpoint_every, checkpoint=checkpoint, fingerprint=fingerprint,
+        center=bool(center), decay=est.decay, split_every=est.split_every,
+        chunk_solver=est.chunk_solver, n_iter=est.n_iter, seed=int(random_state),
+        reorth_every=est.reorth_every, log=progress)
+    if est.refine:
+        progress("Rayleigh–Ritz pass: the singular values of the data on the basis found")
+    est._finish(x, summ, n_comp)
+    return CheckpointedFit(est, r, int(x.numblocks[0]), resumed)

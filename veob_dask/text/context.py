@@ -31,21 +31,20 @@ from Zarr, builds a scipy COO matrix of its (word, context) pairs, converts it t
 sums duplicates) and returns it; the partial matrices are summed as a tree (``split_every``
 at a time). Memory: one block of token ids per task plus partial count matrices (bounded by
 the number of distinct pairs, ~15 M for IMDB → ~130 MB in CSR). The SVD then reads the weighted
-matrix in row chunks.
+matrix in row chunks. Both stages compute on the Dask scheduler in scope (a ``distributed``
+client, or dask's threaded scheduler by default); choosing one is the caller's business.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 import dask
 import numpy as np
 import scipy.sparse as sp
 
 from veob_dask.errors import InvalidParameterError
-from veob_dask.runtime import scheduler_context
 from veob_dask.text.corpus import Corpus
 from veob_dask.text.wordvectors import WordVectors
 
@@ -95,8 +94,7 @@ def _add(*parts: tuple[sp.csr_matrix, np.ndarray]) -> tuple[sp.csr_matrix, np.nd
 
 def context_counts(corpus: Corpus | str | os.PathLike[str], *, window: int = 2,
                    max_words: int | None = 32, chunk_sentences: int = 50_000,
-                   split_every: int = 4, scheduler: Any = None
-                   ) -> tuple[sp.csr_matrix, np.ndarray]:
+                   split_every: int = 4) -> tuple[sp.csr_matrix, np.ndarray]:
     """Count the before/after context words of every vocabulary word.
 
     Parameters
@@ -111,8 +109,6 @@ def context_counts(corpus: Corpus | str | os.PathLike[str], *, window: int = 2,
         Sentences per Dask task.
     split_every : int, default=4
         Fan-in of the tree sum.
-    scheduler : optional
-        Dask scheduler (see :func:`veob_dask.runtime.scheduler_context`).
 
     Returns
     -------
@@ -140,8 +136,7 @@ def context_counts(corpus: Corpus | str | os.PathLike[str], *, window: int = 2,
     while len(tasks) > 1:
         tasks = [dask.delayed(_add, pure=True)(*tasks[i:i + split_every])
                  for i in range(0, len(tasks), split_every)]
-    with scheduler_context(scheduler):
-        (counts, word_counts), = dask.compute(tasks[0])
+    (counts, word_counts), = dask.compute(tasks[0])
     return counts, word_counts
 
 
@@ -196,8 +191,7 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
                   min_count: int | None = None, scale_exponent: float | None = None,
                   solver: str = "randomized", n_iter: int = 4, n_oversamples: int = 20,
                   random_state: int = 0, chunk_sentences: int = 50_000,
-                  chunk_rows: int = 20_000, scheduler: Any = None,
-                  ) -> tuple[WordVectors, dict[str, float]]:
+                  chunk_rows: int = 20_000) -> tuple[WordVectors, dict[str, float]]:
     """Build the context word embedding of §6.3 from a corpus store.
 
     Parameters
@@ -224,8 +218,6 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
         Sentences per counting task.
     chunk_rows : int, default=20_000
         Rows (context columns) per chunk of the matrix handed to the SVD.
-    scheduler : optional
-        Dask scheduler for both stages.
 
     Returns
     -------
@@ -249,7 +241,7 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
     p = (1.0 if weighting == "raw" else 0.5) if scale_exponent is None else float(scale_exponent)
     t0 = time.perf_counter()
     counts, word_counts = context_counts(corpus, window=window, max_words=max_words,
-                                         chunk_sentences=chunk_sentences, scheduler=scheduler)
+                                         chunk_sentences=chunk_sentences)
     t1 = time.perf_counter()
     kept = np.flatnonzero(word_counts >= min_count)
     if kept.size < 2:
@@ -267,8 +259,7 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
     x = da.from_array(cols, chunks=(min(chunk_rows, cols.shape[0]), -1), asarray=False)
     emb = SVDEmbedding(n_components=k, solver=solver, n_iter=n_iter,
                        n_oversamples=n_oversamples, random_state=random_state)
-    with scheduler_context(scheduler):
-        emb.fit(x)
+    emb.fit(x)
     s = np.asarray(emb.singular_values_, dtype=np.float64)
     proj = np.asarray(emb.components_, dtype=np.float64).T * (s ** p)
     t3 = time.perf_counter()

@@ -37,11 +37,12 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import logging
 import lzma
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ __all__ = [
     "iter_review_chunks",
     "iter_reviews",
 ]
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "test", "unsup")
 LABELS = {"neg": 0, "pos": 1, "unsup": -1}
@@ -246,7 +249,7 @@ def _tokenize_chunk(reviews: Sequence[Review], vocab: dict[str, int],
 def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *,
                  chunk_reviews: int = 2500, splits: Sequence[str] | None = None,
                  limit: int | None = None, overwrite: bool = False,
-                 verbose: bool = False) -> Corpus:
+                 progress: Callable[[str], None] | None = None) -> Corpus:
     """Tokenise reviews chunk by chunk and write a corpus store.
 
     Parameters
@@ -261,8 +264,9 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
         Passed to :func:`iter_reviews`.
     overwrite : bool, default=False
         Replace an existing store.
-    verbose : bool, default=False
-        Print progress.
+    progress : callable, optional
+        Receives one line after each chunk of reviews; default: this module's logger at DEBUG
+        level.
 
     Returns
     -------
@@ -276,6 +280,7 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
     Determinism: the same input gives the same store.
     """
     t0 = time.perf_counter()
+    progress = progress or logger.debug
     vocab: dict[str, int] = {}
     counts: list[int] = []
     n_reviews = 0
@@ -297,9 +302,8 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             for key, value in _review_fields(chunk).items():
                 meta[key].append(value)
             n_reviews += len(chunk)
-            if verbose:
-                print(f"  {n_reviews} reviews, {len(tokens)} sentences, "
-                      f"{len(counts)} words, {time.perf_counter() - t0:.1f}s", flush=True)
+            progress(f"{n_reviews} reviews, {len(tokens)} sentences, {len(counts)} words, "
+                     f"{time.perf_counter() - t0:.1f}s")
         if n_reviews == 0:
             raise DataError(f"no reviews found in {str(source)!r}.")
         n_tokens = int(tokens.values.shape[0])
@@ -354,7 +358,7 @@ def _write_vocabulary(w: ArtifactWriter, tokens: RaggedWriter, vocab: dict[str, 
 
 def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike[str] | None,
                   *, limit: int | None = None, overwrite: bool = False,
-                  verbose: bool = False) -> Corpus:
+                  progress: Callable[[str], None] | None = None) -> Corpus:
     """Open ``source`` if it is a corpus store; otherwise build one from raw reviews.
 
     Parameters
@@ -364,7 +368,7 @@ def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike
     corpus_path : path-like, optional
         Where to write the corpus built from raw reviews (required then). An existing corpus
         store there is reused unless ``overwrite``.
-    limit, overwrite, verbose
+    limit, overwrite, progress
         Passed to :func:`build_corpus`.
     """
     if _is_corpus(source):
@@ -381,7 +385,7 @@ def ensure_corpus(source: str | os.PathLike[str], corpus_path: str | os.PathLike
             f"{str(corpus_path)!r} holds a corpus of {corpus.attrs.get('source')!r} "
             f"(limit {corpus.attrs.get('limit')!r}); pass overwrite (CLI: --overwrite) to "
             "rebuild it.")
-    return build_corpus(source, corpus_path, limit=limit, overwrite=True, verbose=verbose)
+    return build_corpus(source, corpus_path, limit=limit, overwrite=True, progress=progress)
 
 
 def _is_corpus(path: Any) -> bool:

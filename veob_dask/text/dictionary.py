@@ -367,8 +367,8 @@ def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int 
             raise InvalidParameterError(f"chunk_rows must be >= 1; got {chunk_rows}.")
         bounds = [*range(0, n_rows, int(chunk_rows)), n_rows]
     else:
+        from .._parallelism import parallelism
         from ..io.sparse import balanced_row_bounds
-        from ..runtime import parallelism
 
         entries = np.arange(n_rows + 1) * spelling.shape[1] + slot_ptr  # the rows' indptr
         bounds = balanced_row_bounds(entries, parallelism())

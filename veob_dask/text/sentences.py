@@ -51,7 +51,6 @@ from veob_dask.io.location import Location, PathLike, as_location
 from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged
 from veob_dask.io.store import open_artifact, read_arrays, store_header
 from veob_dask.io.writer import ArtifactWriter, create_artifact
-from veob_dask.runtime import scheduler_context
 from veob_dask.text.corpus import Corpus
 from veob_dask.text.tokenize import tokenize
 from veob_dask.text.wordvectors import UnknownWordError, WordVectors
@@ -103,7 +102,7 @@ def _weights(n: int, m: int, basis: str) -> np.ndarray:
 def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors, *,
                     n_components: int = 200, max_words: int = 32, n: int = 15, m: int = 6,
                     basis: str = "paper", solver: str = "gram",
-                    chunk_sequences: int = 50_000, scheduler: Any = None,
+                    chunk_sequences: int = 50_000,
                     out: str | os.PathLike[str] | None = None, overwrite: bool = False,
                     ) -> tuple[SentenceModel, dict[str, float]]:
     """Build the §6.5 sentence embedding of every corpus sentence of 1..max_words tokens.
@@ -125,8 +124,6 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
         :class:`~veob_dask.svd.SVDEmbedding` solver (the matrix is tall and 6 · dim wide).
     chunk_sequences : int, default=50_000
         Sentences per Dask task.
-    scheduler : optional
-        Dask scheduler.
     out : path-like, optional
         Write the model store here while building (streamed: the embedding goes to Zarr
         block by block, the texts window by window) and return it opened lazily. Without
@@ -146,6 +143,7 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
     Laziness/Chunks: the spectral features are never stored; the Gram pass and the projection
     pass each recompute them from the token ids, one block per task. Memory: one block of
     features (``chunk_sequences x m · dim`` float64) per task plus the output embedding.
+    Scheduler: the Dask client in scope, else dask's threaded scheduler.
     """
     from veob_dask.svd import SVDEmbedding
 
@@ -186,14 +184,12 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
     if out is not None:
         with create_artifact(out, "sentences", overwrite=overwrite,
                              inputs=[corpus.location]) as w:
-            with scheduler_context(scheduler):
-                svd.fit(x)
-                t1 = time.perf_counter()
-                k = int(svd.n_components_)
-                proj = svd.transform(x).astype(np.float32).rechunk((_QUERY_ROWS, k))
-                w.store("embedding", proj, dims=("sentence", "component"),
-                        chunk_rows=_QUERY_ROWS)
-                w.flush()
+            svd.fit(x)
+            t1 = time.perf_counter()
+            k = int(svd.n_components_)
+            proj = svd.transform(x).astype(np.float32).rechunk((_QUERY_ROWS, k))
+            w.store("embedding", proj, dims=("sentence", "component"), chunk_rows=_QUERY_ROWS)
+            w.flush()
             t2 = time.perf_counter()
             _write_tables(w, np.asarray(svd.components_), np.asarray(svd.singular_values_),
                           keep)
@@ -202,10 +198,9 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
             w.header.update(n_sentences=int(keep.size), metadata=metadata(t1, t2))
         return SentenceModel.load(out), {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
 
-    with scheduler_context(scheduler):
-        svd.fit(x)
-        t1 = time.perf_counter()
-        embedding = np.asarray(svd.transform(x).compute(), dtype=np.float32)
+    svd.fit(x)
+    t1 = time.perf_counter()
+    embedding = np.asarray(svd.transform(x).compute(), dtype=np.float32)
     t2 = time.perf_counter()
     model = SentenceModel(
         embedding=embedding, components=np.asarray(svd.components_),
