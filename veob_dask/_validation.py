@@ -15,7 +15,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import (
-    ChunkLayoutError,
     DataError,
     DimensionMismatchError,
     InvalidParameterError,
@@ -185,14 +184,4 @@ def check_block_finite(block: Any, block_id: tuple[int, ...] | None = None) -> N
         where = f" in row chunk {block_id[0]}" if block_id else ""
         raise DataError(
             f"input contains NaN or inf values{where}; clean or impute them before fitting."
-        )
-
-
-def check_chunk_rows(x: da.Array, limit_bytes: int, what: str = "X") -> None:
-    """Raise :class:`ChunkLayoutError` when one row chunk would exceed ``limit_bytes``."""
-    biggest = max(x.chunks[0]) * x.shape[1] * np.dtype(x.dtype).itemsize
-    if biggest > limit_bytes:
-        raise ChunkLayoutError(
-            f"{what} has row chunks of up to {biggest / 2**20:.0f} MiB; the limit is "
-            f"{limit_bytes / 2**20:.0f} MiB. Rechunk rows, e.g. x.rechunk({{0: 'auto'}})."
         )

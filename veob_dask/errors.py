@@ -24,7 +24,6 @@ __all__ = [
     "Terminated",
     "UnknownChunksError",
     "VeobError",
-    "VeobPerformanceWarning",
     "VeobWarning",
 ]
 
@@ -83,10 +82,6 @@ class SchedulerError(VeobError, ConnectionError):
 
 class VeobWarning(UserWarning):
     """Root of every warning issued by veob_dask."""
-
-
-class VeobPerformanceWarning(VeobWarning):
-    """An implicit rechunk, or a gather of a large array into one process."""
 
 
 class NumericalWarning(VeobWarning):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ import numpy as np
 from ..errors import DataError
 from .wordvectors import WordVectors
 
-__all__ = ["SimilarityResult", "WordPairs", "evaluate", "evaluate_files", "load_word_pairs",
-           "spearman"]
+__all__ = ["SimilarityResult", "WordPairs", "evaluate", "load_word_pairs", "spearman"]
 
 
 @dataclass
@@ -202,9 +200,3 @@ def evaluate(model: WordVectors, pairs: WordPairs | str | os.PathLike[str], *,
     rho = spearman(np.asarray(sims), np.asarray(human)) if sims else float("nan")
     return SimilarityResult(pairs.name, rho, len(pairs), len(sims), sorted(missing),
                             len(pairs.malformed))
-
-
-def evaluate_files(model: WordVectors, paths: Iterable[str | os.PathLike[str]],
-                   **kwargs: Any) -> list[SimilarityResult]:
-    """:func:`evaluate` on several word-pair files (e.g. every file of a benchmark folder)."""
-    return [evaluate(model, load_word_pairs(p), **kwargs) for p in paths]

@@ -37,7 +37,7 @@ from ..io.location import Location, PathLike, as_location
 from ..io.store import open_artifact, read_arrays
 from ..io.writer import ArtifactWriter, create_artifact
 
-__all__ = ["METRICS", "UnknownWordError", "WordVectors", "edit_distances", "load_word_vectors"]
+__all__ = ["METRICS", "UnknownWordError", "WordVectors", "edit_distances"]
 METRICS = ("sqeuclidean", "cosine")
 #: Rows scored per step of a neighbour query (bounds the temporary memory to ~rows x dim x 8 B).
 _QUERY_ROWS = 16_384
@@ -411,8 +411,3 @@ class WordVectors:
             return cls(_decode_words(data, offsets), vectors, metadata, extras)
         except DataError as err:
             raise StoreFormatError(f"{where}: {err}") from err
-
-
-def load_word_vectors(path: PathLike | Location) -> WordVectors:
-    """Shorthand for :meth:`WordVectors.load`."""
-    return WordVectors.load(path)
