@@ -6,10 +6,13 @@ paper), :class:`SpectralTransform2D` (the 2-D cosine transform, §4), the Zarr s
 """
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .spectral import SpectralTransform2D, cosine_basis, spectral_transform_2d
 from .svd import SVDEmbedding
+
+if TYPE_CHECKING:  # imported on first use by __getattr__ below (persistence pulls every package)
+    from .persistence import load, save
 
 try:
     __version__ = version("veob_dask")

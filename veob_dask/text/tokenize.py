@@ -1,4 +1,4 @@
-"""Tokenisation rules for the text examples (no spaCy model needed).
+r"""Tokenisation rules for the text examples (no spaCy model needed).
 
 The paper's author split IMDB reviews with spaCy's ``en_core_web_sm`` (ALGORITHMS.md §5.2). No
 spaCy model can be downloaded here, so veob_dask uses its own small, documented rules, applied in
@@ -14,7 +14,7 @@ this order:
    CJK...) are kept as they are: a word is never silently shortened or emptied. Replacement
    characters vanish.
 4. **Sentences** are split *before* lower-casing with the regular expression
-   ``(?<=[.!?])\\s+(?=[A-Z0-9"'(])``: after ``.``, ``!`` or ``?`` plus white space, when the
+   ``(?<=[.!?])\s+(?=[A-Z0-9"'(])``: after ``.``, ``!`` or ``?`` plus white space, when the
    next character starts a sentence (upper-case letter, digit, quote or parenthesis). A sentence
    glued to the previous full stop (``"Guardian.At first"``) is split too when a lower-case word of
    two or more letters is followed by ``.`` and an upper-case letter. No break follows the
