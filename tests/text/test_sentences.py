@@ -159,7 +159,7 @@ IMDB = Path("/work/shared/data/imdb-aclImdb/imdb_labeled_50k.tsv.xz")
 def test_examples_build_from_raw_files(tmp_path):
     import importlib.util
 
-    root = Path(__file__).resolve().parent.parent / "examples"
+    root = Path(__file__).resolve().parents[2] / "examples"
     results = {}
     for name in ("context", "sentences"):
         spec = importlib.util.spec_from_file_location(name, root / name / f"{name}.py")

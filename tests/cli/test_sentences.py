@@ -9,7 +9,7 @@ import pytest
 from veob_dask.cli import main
 from veob_dask.text.corpus import Corpus
 
-from .test_sentences import random_reviews, write_reviews
+from ..text.test_sentences import random_reviews, write_reviews
 
 
 @pytest.fixture(scope="module")
