@@ -151,7 +151,7 @@ def _zarr_fit(args: argparse.Namespace) -> dict:
         write_array(x, store, chunk_rows=chunk, overwrite=True)
     write_s = time.perf_counter() - t0
     on_disk = sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 2**30
-    cmd = [sys.executable, "-m", "veob_dask", "fit", str(store), str(work / "model.zarr"),
+    cmd = [sys.executable, "-m", "veob_dask", "fit", str(store), "-o", str(work / "model.zarr"),
            "-k", str(args.k), "--overwrite", "--json"]
     t0 = time.perf_counter()
     with PeakRSS() as mem:

@@ -279,7 +279,7 @@ def ooc_part(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 def _cli(store: Path, work: Path, k: int, args: argparse.Namespace) -> dict[str, Any]:
     """``veob fit --solver incremental`` in a child process (checkpoints every 8 chunks)."""
     model = work / "model-incremental.zarr"
-    cmd = [sys.executable, "-m", "veob_dask", "fit", str(store), str(model), "-k", str(k),
+    cmd = [sys.executable, "-m", "veob_dask", "fit", str(store), "-o", str(model), "-k", str(k),
            "--solver", "incremental", "--overwrite", "--json"]
     t0 = time.perf_counter()
     with PeakRSS() as mem:

@@ -2,7 +2,7 @@
 
     python cluster/local.py --workers 2 --memory-limit 4GB --scheduler-file /tmp/veob-sched.json
 
-then point any command at it: ``veob fit STORE MODEL --scheduler tcp://127.0.0.1:PORT`` (the
+then point any command at it: ``veob fit STORE -o MODEL --scheduler tcp://127.0.0.1:PORT`` (the
 address is printed and written to the scheduler file). Stop it with Ctrl-C or SIGTERM.
 The configuration in ``cluster/dask.yaml`` is loaded first (worker memory thresholds, spill
 directory, timeouts).

@@ -33,9 +33,9 @@ def test_local_recipe_serves_a_fit(tmp_path, capsys):
         address = json.loads(sched.read_text())["address"]
         x = np.random.default_rng(0).normal(size=(3000, 12)).astype(np.float32)
         np.save(tmp_path / "x.npy", x)
-        assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"),
+        assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr"),
                      "--chunk-rows", "500"]) == 0
-        assert main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "4",
+        assert main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "4",
                      "--scheduler", address]) == 0
         remote = load(tmp_path / "m.zarr")
         local = SVDEmbedding(4).fit(x)
@@ -50,8 +50,8 @@ def test_local_recipe_serves_a_fit(tmp_path, capsys):
 
 def test_unanswering_scheduler_is_a_clear_error(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.ones((10, 2)))
-    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr")]) == 0
-    code = main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "1",
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr")]) == 0
+    code = main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "1",
                  "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2
     assert "no Dask scheduler answered at 'tcp://127.0.0.1:9'" in capsys.readouterr().err

@@ -86,13 +86,14 @@ def test_imports_point_down_the_layers():
 
 def _cycles(package: str) -> list[list[str]]:
     """Cycles among the direct children of ``package`` (their descendants folded in)."""
-    depth = package.count(".") + 1
+    parts = package.split(".")
+    depth = len(parts)
     graph: dict[str, set[str]] = defaultdict(set)
     for a, b, _, _ in EDGES:
         pa, pb = a.split("."), b.split(".")
-        if len(pa) > depth and len(pb) > depth and pa[:depth] == pb[:depth] == package.split("."):
-            if pa[depth] != pb[depth]:
-                graph[pa[depth]].add(pb[depth])
+        inside = len(pa) > depth and len(pb) > depth and pa[:depth] == pb[:depth] == parts
+        if inside and pa[depth] != pb[depth]:
+            graph[pa[depth]].add(pb[depth])
     found, state = [], {}
 
     def visit(node: str, path: list[str]) -> None:

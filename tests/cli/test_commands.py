@@ -18,20 +18,20 @@ def image_store(tmp_path):
     imgs = rng.random((120, 6, 6)).astype(np.float32)
     np.save(tmp_path / "imgs.npy", imgs)
     np.save(tmp_path / "labels.npy", rng.integers(0, 3, size=120))
-    assert main(["ingest", str(tmp_path / "imgs.npy"), str(tmp_path / "d.zarr"), "--labels",
+    assert main(["ingest", str(tmp_path / "imgs.npy"), "-o", str(tmp_path / "d.zarr"), "--labels",
                  str(tmp_path / "labels.npy"), "--chunk-rows", "50"]) == 0
     return tmp_path
 
 
 def test_ingest_fit_transform(image_store, capsys):
     t = image_store
-    assert main(["fit", str(t / "d.zarr"), str(t / "m.zarr"), "-k", "5", "--spectral", "dct2",
-                 "--json"]) == 0
-    out = capsys.readouterr().out
-    assert "solver: gram (dense with 36 <= 4096 features" in out
-    summary = json.loads(out.strip().splitlines()[-1])
+    assert main(["fit", str(t / "d.zarr"), "-o", str(t / "m.zarr"), "-k", "5", "--spectral",
+                 "dct2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "solver: gram (dense with 36 <= 4096 features" in err
+    summary = json.loads(out)  # --json: stdout holds one JSON document, people's text stderr
     assert summary["n_components"] == 5 and summary["n_samples"] == 120
-    assert main(["transform", str(t / "m.zarr"), str(t / "d.zarr"), str(t / "e.zarr")]) == 0
+    assert main(["transform", str(t / "m.zarr"), str(t / "d.zarr"), "-o", str(t / "e.zarr")]) == 0
     emb = read_array(t / "e.zarr").compute()
     model = load(t / "m.zarr")
     imgs = np.load(t / "imgs.npy")
@@ -41,25 +41,25 @@ def test_ingest_fit_transform(image_store, capsys):
 
 def test_fit_without_spectral_flattens_and_energy_fraction(image_store, capsys):
     t = image_store
-    assert main(["fit", str(t / "d.zarr"), str(t / "m.zarr"), "-k", "0.5", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["fit", str(t / "d.zarr"), "-o", str(t / "m.zarr"), "-k", "0.5", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
     assert summary["energy_ratio"] >= 0.5 and summary["n_features"] == 36
 
 
 def test_errors_exit_2_with_message(tmp_path, capsys):
-    assert main(["fit", str(tmp_path / "none.zarr"), str(tmp_path / "m.zarr")]) == 2
+    assert main(["fit", str(tmp_path / "none.zarr"), "-o", str(tmp_path / "m.zarr")]) == 2
     assert "no Zarr store" in capsys.readouterr().err
     np.save(tmp_path / "x.npy", np.ones((5, 3)))
-    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr")]) == 0
-    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr")]) == 2
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr")]) == 0
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr")]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "4"]) == 2
+    assert main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "4"]) == 2
     assert "n_components must be in [1, n_features=3]" in capsys.readouterr().err
 
 
 def test_demo_digits_json(capsys):
     assert main(["demo", "--scheduler", "threads", "--json", "-k", "20"]) == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    res = json.loads(capsys.readouterr().out)
     for key in ("dataset", "n_train", "n_test", "n_components", "top1_accuracy", "top3_hit_rate",
                 "knn3_hit_rate", "seconds", "stage_seconds"):
         assert key in res
@@ -84,6 +84,6 @@ def test_help_lists_commands(capsys):
 @pytest.mark.parametrize("search", ["cells", "kmeans"])
 def test_demo_with_cell_search_reports_recall(search, capsys):
     assert main(["demo", "--scheduler", "threads", "--json", "--search", search]) == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    res = json.loads(capsys.readouterr().out)
     assert 0.9 <= res["recall_at_10"] <= 1.0
     assert res["top3_hit_rate"] > 0.95

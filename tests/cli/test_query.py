@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -23,8 +25,8 @@ def stores(rng, tmp_path):
 def test_exact_query_rows_and_out(stores, capsys):
     tmp, emb, _ = stores
     out = tmp / "nn.zarr"
-    assert main(["query", str(tmp / "emb.zarr"), "--rows", "100:140", "-k", "4",
-                 "--out", str(out), "--json"]) == 0
+    assert main(["query", str(tmp / "emb.zarr"), "--rows", "100:140", "-n", "4",
+                 "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].startswith("query 100: 100 (0)")
     idx = read_array(out, "indices").compute()
@@ -36,16 +38,37 @@ def test_exact_query_rows_and_out(stores, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_query_json_is_one_document_with_the_neighbors(stores, capsys):
+    tmp, emb, _ = stores
+    assert main(["query", str(tmp / "emb.zarr"), "--rows", "7:12", "-n", "3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    res = json.loads(out)  # stdout holds only the JSON document
+    assert "query 7: 7 (0)" in err  # the human table went to stderr
+    ref_i, ref_d = exact_kneighbors(emb[7:12], emb, 3)
+    assert res["queries"] == [7, 8, 9, 10, 11] and res["neighbors"] == 3
+    np.testing.assert_array_equal(res["indices"], ref_i)
+    np.testing.assert_allclose(res["sq_distances"], ref_d, rtol=1e-6)
+
+
+def test_query_old_k_spelling_still_works(stores, capsys):
+    tmp, _, _ = stores
+    assert main(["query", str(tmp / "emb.zarr"), "--rows", "0:2", "-k", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)["indices"][0]) == 2
+    assert "-k for neighbours is deprecated" in err and "-n/--neighbors" in err
+
+
 @pytest.mark.parametrize("method", ["cells", "kmeans"])
 def test_index_build_then_query(stores, capsys, method):
     tmp, emb, queries = stores
     ix = tmp / f"{method}.zarr"
-    assert main(["index", "build", str(tmp / "emb.zarr"), str(ix), "--method", method,
+    assert main(["index", "build", str(tmp / "emb.zarr"), "-o", str(ix), "--method", method,
                  "--min-samples", "20", "--json"]) == 0
-    assert "cells over 2500 rows" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "cells over 2500 rows" in err and json.loads(out)["n_rows"] == 2500
     out = tmp / "res.zarr"
     assert main(["query", str(tmp / "emb.zarr"), "--queries", str(tmp / "q.zarr"), "--index",
-                 str(ix), "-k", "5", "--n-probe", "all", "--out", str(out)]) == 0
+                 str(ix), "-n", "5", "--n-probe", "all", "-o", str(out)]) == 0
     ref_i, _ = exact_kneighbors(queries, emb, 5)
     np.testing.assert_array_equal(read_array(out, "indices").compute(), ref_i)
 
@@ -53,7 +76,7 @@ def test_index_build_then_query(stores, capsys, method):
 def test_query_errors(stores, capsys, rng):
     tmp, emb, _ = stores
     ix = tmp / "ix.zarr"
-    assert main(["index", "build", str(tmp / "emb.zarr"), str(ix)]) == 0
+    assert main(["index", "build", str(tmp / "emb.zarr"), "-o", str(ix)]) == 0
     other = emb.copy()
     other[0, 0] += 1
     write_array(other, tmp / "other.zarr")
@@ -63,7 +86,7 @@ def test_query_errors(stores, capsys, rng):
     write_array(rng.normal(size=(4, 3)), tmp / "bad_q.zarr")
     assert main(["query", str(tmp / "emb.zarr"), "--queries", str(tmp / "bad_q.zarr")]) == 2
     assert "features" in capsys.readouterr().err
-    assert main(["query", str(tmp / "emb.zarr"), "--rows", "0:3", "-k", "3000"]) == 2
+    assert main(["query", str(tmp / "emb.zarr"), "--rows", "0:3", "-n", "3000"]) == 2
     assert "at most" in capsys.readouterr().err
     assert main(["query", str(tmp / "emb.zarr"), "--rows", "10:5"]) == 2
     assert "START < STOP" in capsys.readouterr().err

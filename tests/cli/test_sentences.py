@@ -12,12 +12,20 @@ from veob_dask.text.corpus import Corpus
 from ..text.test_sentences import random_reviews, write_reviews
 
 
+def _code(argv: list[str]) -> int:
+    """main's exit code, also when argparse refuses the line (it exits)."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     source = write_reviews(tmp, random_reviews(30, seed=1))
     out = tmp / "model.zarr"
-    assert main(["sentences", "build", str(source), "--out", str(out), "--n-components", "10",
+    assert main(["sentences", "build", str(source), "-o", str(out), "-k", "10",
                  "--scheduler", "sync"]) == 0
     return out
 
@@ -31,7 +39,7 @@ def test_neighbors_table(model_path, capsys):
     from veob_dask.text.sentences import SentenceModel
 
     query = SentenceModel.load(model_path).text([3])[0]
-    assert main(["sentences", "neighbors", query, "--model", str(model_path), "-k", "4"]) == 0
+    assert main(["sentences", "neighbors", query, "--model", str(model_path), "-n", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{query} (input)"
     assert len(out) == 5 and out[1].startswith(f">> {query}  ")
@@ -40,7 +48,7 @@ def test_neighbors_table(model_path, capsys):
 
 def test_neighbors_json_reports_unknown_words(model_path, capsys):
     assert main(["sentences", "neighbors", "good film qwertyuiop", "--model", str(model_path),
-                 "--json", "-k", "3"]) == 0
+                 "--json", "-n", "3"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["unknown_words"] == ["qwertyuiop"] and len(data["neighbors"]) == 3
     dists = [n["distance"] for n in data["neighbors"]]
@@ -52,12 +60,12 @@ def test_errors(model_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fillm" in err and "film" in err  # suggestion by spelling
     assert main(["sentences", "neighbors", "film", "--model", str(tmp_path / "none")]) == 2
-    assert main(["sentences", "neighbors", "film", "--model", str(model_path), "-k", "0"]) == 2
+    assert _code(["sentences", "neighbors", "film", "--model", str(model_path), "-n", "0"]) == 2
     source = tmp_path / "bad.tsv"
     source.write_bytes(b"not a header\n")
-    assert main(["sentences", "build", str(source), "--out", str(tmp_path / "m")]) == 2
+    assert main(["sentences", "build", str(source), "-o", str(tmp_path / "m")]) == 2
     assert "header" in capsys.readouterr().err
-    assert main(["sentences", "build", str(source), "--out", str(model_path)]) == 2
+    assert main(["sentences", "build", str(source), "-o", str(model_path)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["sentences"]) == 2
 
@@ -65,8 +73,8 @@ def test_errors(model_path, tmp_path, capsys):
 def test_words_build_context(tmp_path, capsys):
     source = write_reviews(tmp_path, random_reviews(20, seed=2))
     out = tmp_path / "ctx.zarr"
-    assert main(["words", "build", "context", str(source), "--out", str(out),
-                 "--n-components", "5", "--weighting", "ppmi", "--min-count", "2"]) == 0
+    assert main(["words", "build", "context", str(source), "-o", str(out),
+                 "-k", "5", "--weighting", "ppmi", "--min-count", "2"]) == 0
     assert "built context model" in capsys.readouterr().out
-    assert main(["words", "neighbors", "film", "--model", str(out), "-k", "3"]) == 0
+    assert main(["words", "neighbors", "film", "--model", str(out), "-n", "3"]) == 0
     assert "film" in capsys.readouterr().out

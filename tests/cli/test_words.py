@@ -11,6 +11,15 @@ import pytest
 from veob_dask.cli import main
 from veob_dask.text.wordvectors import WordVectors
 
+
+def _code(argv: list[str]) -> int:
+    """main's exit code, also when argparse refuses the line (it exits)."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
 WORDS = ["frown", "frowns", "frowned", "frowning", "frog", "frogs", "twig", "twigs", "twilight",
          "bus", "buses", "happiness", "cat", "cats", "dog"]
 
@@ -20,22 +29,21 @@ def spelling_model(tmp_path: Path) -> Path:
     words = tmp_path / "words.txt"
     words.write_text("\n".join(WORDS) + "\n\n")
     out = tmp_path / "spell.zarr"
-    assert main(["words", "build", "spelling", str(words), "--out", str(out),
-                 "--n-components", "6"]) == 0
+    assert main(["words", "build", "spelling", str(words), "-o", str(out), "-k", "6"]) == 0
     return out
 
 
 def test_build_and_neighbors(spelling_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["words", "neighbors", "frowning", "--model", str(spelling_model),
-                 "-k", "3"]) == 0
+                 "-n", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "frowning (input)" and lines[1] == "frowning - 0"
     assert len(lines) == 4 and all(" - " in ln for ln in lines[1:])
     dists = [float(ln.rsplit(" - ", 1)[1]) for ln in lines[1:]]
     assert dists == sorted(dists)
     # a misspelled word: a spelling model embeds it from its letters
-    assert main(["words", "neighbors", "twighlight", "--model", str(spelling_model), "-k", "2",
+    assert main(["words", "neighbors", "twighlight", "--model", str(spelling_model), "-n", "2",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["neighbors"]) == 2 and out["neighbors"][0]["word"].startswith("tw")
@@ -48,7 +56,7 @@ def test_unknown_word_in_non_spelling_model(tmp_path: Path,
     assert main(["words", "neighbors", "hapiness", "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert "not in the vocabulary" in err and "happiness" in err
-    assert main(["words", "neighbors", "bus", "--model", str(path), "-k", "0"]) == 2
+    assert _code(["words", "neighbors", "bus", "--model", str(path), "-n", "0"]) == 2
 
 
 def test_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,10 +76,10 @@ def test_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_build_refuses_existing_and_bad_source(spelling_model: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["words", "build", "spelling", str(tmp_path / "words.txt"), "--out",
+    assert main(["words", "build", "spelling", str(tmp_path / "words.txt"), "-o",
                  str(spelling_model)]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["words", "build", "dictionary", str(tmp_path / "missing.json"), "--out",
+    assert main(["words", "build", "dictionary", str(tmp_path / "missing.json"), "-o",
                  str(tmp_path / "d.zarr")]) == 2
     assert main(["words", "neighbors", "x", "--model", str(tmp_path / "none.zarr")]) == 2
     assert main(["words"]) == 2
@@ -87,10 +95,13 @@ def test_build_dictionary_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     src = tmp_path / "merged.json"
     src.write_text(json.dumps(entries))
     out = tmp_path / "d.zarr"
-    assert main(["words", "build", "dictionary", str(src), "--out", str(out),
-                 "--n-components", "4"]) == 0
+    assert main(["words", "build", "dictionary", str(src), "-o", str(out), "-k", "4"]) == 0
     text = capsys.readouterr().out
     assert "5 words x 4 dims" in text and '"malformed": 1' in text
+    assert main(["words", "build", "dictionary", str(src), "-o", str(out), "--overwrite",
+                 "-k", "3", "--json"]) == 0
+    out_json = json.loads(capsys.readouterr().out)
+    assert out_json["n_words"] == 5 and out_json["n_components"] == 3
     assert main(["words", "build", "dictionary", str(src), "--out", str(out), "--overwrite",
                  "--n-components", "4", "--strict"]) == 2
 

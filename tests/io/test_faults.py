@@ -42,7 +42,7 @@ def test_corrupt_input_chunk_leaves_no_temporary(model_and_data, tmp_path: Path,
     model, data = model_and_data
     (data / "X" / "c" / "7" / "0").write_bytes(b"garbage")
     for _ in range(4):  # before, 2 of 3 failing runs left a temporary store behind
-        assert main(["transform", str(model), str(data), str(tmp_path / "e.zarr"),
+        assert main(["transform", str(model), str(data), "-o", str(tmp_path / "e.zarr"),
                      "--scheduler", scheduler]) == 2
         time.sleep(0.2)  # any straggling writer would have recreated files by now
         assert _listing(tmp_path) == ["data.zarr", "model.zarr"]
@@ -79,7 +79,7 @@ def test_keyboard_interrupt_cleans_up(tmp_path: Path) -> None:
 
 def _transform(model: Path, data: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "veob_dask", "transform", str(model),
-                             str(data), str(out)], stdout=subprocess.PIPE,
+                             str(data), "-o", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -175,7 +175,7 @@ def test_read_only_target_is_one_line(tmp_path: Path) -> None:
             write_array(np.ones((4, 2)), ro / "out.zarr")
         assert "\n" not in str(info.value)
         assert _listing(ro) == []
-        assert main(["ingest", str(tmp_path / "none.npy"), str(ro / "x.zarr")]) == 2
+        assert main(["ingest", str(tmp_path / "none.npy"), "-o", str(ro / "x.zarr")]) == 2
 
 
 def _fail_on_block_2(block: np.ndarray, block_id=None) -> np.ndarray:

@@ -69,4 +69,4 @@ def test_v1_stores_count_as_ours(v1: Path, tmp_path: Path) -> None:
     with pytest.raises(StoreExistsError, match="already exists"):
         write_array(np.ones((2, 2)), tmp_path / "emb.zarr")
     assert main(["transform", str(v1 / "model.zarr"), str(v1 / "data.zarr"),
-                 str(tmp_path / "emb.zarr"), "--overwrite", "--scheduler", "sync"]) == 0
+                 "-o", str(tmp_path / "emb.zarr"), "--overwrite", "--scheduler", "sync"]) == 0

@@ -89,7 +89,7 @@ def test_hostile_kinds_run_nothing(tmp_path: Path, victim: Path, no_network,
         path = _hostile(tmp_path / f"h{i}.zarr", header)
         with pytest.raises(StoreFormatError, match="not a class this veob_dask can load"):
             load(path)
-        assert main(["transform", str(path), str(victim), str(tmp_path / f"o{i}.zarr")]) == 2
+        assert main(["transform", str(path), str(victim), "-o", str(tmp_path / f"o{i}.zarr")]) == 2
     assert _digest(victim) == before
     assert not (tmp_path / "ran.zarr").exists()
     assert not any(p.name.startswith("o") for p in tmp_path.iterdir())

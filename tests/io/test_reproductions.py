@@ -34,8 +34,8 @@ def work(tmp_path: Path) -> Path:
     """``data.zarr`` (ingested from ``x.npy``) and ``model.zarr`` (fitted on it)."""
     rng = np.random.default_rng(0)
     np.save(tmp_path / "x.npy", rng.normal(size=(200, 6)).astype(np.float32))
-    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "data.zarr")]) == 0
-    assert main(["fit", str(tmp_path / "data.zarr"), str(tmp_path / "model.zarr"), "-k", "3",
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "data.zarr")]) == 0
+    assert main(["fit", str(tmp_path / "data.zarr"), "-o", str(tmp_path / "model.zarr"), "-k", "3",
                  "--scheduler", "sync"]) == 0
     return tmp_path
 
@@ -53,7 +53,7 @@ def test_item1_model_naming_write_array_overwrites_nothing(work: Path) -> None:
     before = _digest(victim)
     model = _model_header(work / "evil.zarr", "veob_dask.io.store:write_array",
                           {"x": [[0.0, 0.0]], "path": str(victim), "overwrite": True})
-    assert main(["transform", str(model), str(victim), str(work / "out.zarr"),
+    assert main(["transform", str(model), str(victim), "-o", str(work / "out.zarr"),
                  "--scheduler", "sync"]) == 2
     assert _digest(victim) == before
 
@@ -61,7 +61,7 @@ def test_item1_model_naming_write_array_overwrites_nothing(work: Path) -> None:
 def test_item1_model_naming_cli_main_runs_nothing(work: Path) -> None:
     model = _model_header(work / "evil.zarr", "veob_dask.cli:main",
                           {"argv": ["ingest", str(work / "x.npy"), str(work / "ran.zarr")]})
-    assert main(["transform", str(model), str(work / "data.zarr"), str(work / "out.zarr"),
+    assert main(["transform", str(model), str(work / "data.zarr"), "-o", str(work / "out.zarr"),
                  "--scheduler", "sync"]) == 2
     assert not (work / "ran.zarr").exists()
 
@@ -77,7 +77,7 @@ def test_item1_model_naming_connect_connects_nowhere(work: Path, monkeypatch) ->
     monkeypatch.setattr(socket.socket, "connect", record)
     model = _model_header(work / "evil.zarr", "veob_dask.runtime:connect",
                           {"address": "tcp://127.0.0.1:9", "timeout": 1})
-    assert main(["transform", str(model), str(work / "data.zarr"), str(work / "out.zarr"),
+    assert main(["transform", str(model), str(work / "data.zarr"), "-o", str(work / "out.zarr"),
                  "--scheduler", "sync"]) == 2
     assert attempts == []
 
@@ -93,7 +93,7 @@ def test_item1_a_module_named_like_the_package_is_not_imported(work: Path,
     """))
     monkeypatch.syspath_prepend(str(work / "pkg"))
     model = _model_header(work / "evil.zarr", "veob_dask_evil:Thing", {})
-    assert main(["transform", str(model), str(work / "data.zarr"), str(work / "out.zarr"),
+    assert main(["transform", str(model), str(work / "data.zarr"), "-o", str(work / "out.zarr"),
                  "--scheduler", "sync"]) == 2
     assert not (work / "ran.txt").exists()
 
@@ -110,14 +110,14 @@ def _folder_with_thesis(work: Path) -> Path:
 def test_item2_transform_into_a_folder_keeps_its_files(work: Path) -> None:
     v = _folder_with_thesis(work)
     for extra in ([], ["--overwrite"]):
-        assert main(["transform", str(work / "model.zarr"), str(work / "data.zarr"), str(v),
+        assert main(["transform", str(work / "model.zarr"), str(work / "data.zarr"), "-o", str(v),
                      "--scheduler", "sync", *extra]) == 2
         assert (v / "thesis.txt").read_text() == "x\n"
 
 
 def test_item2_output_holding_the_inputs_deletes_nothing(work: Path) -> None:
     before = _digest(work)
-    assert main(["transform", str(work / "model.zarr"), str(work / "data.zarr"), str(work),
+    assert main(["transform", str(work / "model.zarr"), str(work / "data.zarr"), "-o", str(work),
                  "--scheduler", "sync", "--overwrite"]) == 2
     assert _digest(work) == before
 
@@ -125,10 +125,10 @@ def test_item2_output_holding_the_inputs_deletes_nothing(work: Path) -> None:
 def test_item2_a_regular_file_is_not_renamed(work: Path) -> None:
     f = work / "out.zarr"
     f.write_text("mine")
-    for argv in (["transform", str(work / "model.zarr"), str(work / "data.zarr"), str(f),
+    for argv in (["transform", str(work / "model.zarr"), str(work / "data.zarr"), "-o", str(f),
                   "--scheduler", "sync"],
-                 ["ingest", str(work / "x.npy"), str(f)],
-                 ["fit", str(work / "data.zarr"), str(f), "-k", "2", "--scheduler", "sync"]):
+                 ["ingest", str(work / "x.npy"), "-o", str(f)],
+                 ["fit", str(work / "data.zarr"), "-o", str(f), "-k", "2", "--scheduler", "sync"]):
         assert main([*argv, "--overwrite"]) == 2
         assert f.read_text() == "mine"
         assert sorted(os.listdir(work)) == ["data.zarr", "model.zarr", "out.zarr", "x.npy"]
@@ -139,10 +139,9 @@ def test_item2_other_commands_keep_folders(work: Path, command: str) -> None:
     v = _folder_with_thesis(work)
     words = work / "words.txt"
     words.write_text("\n".join(["cat", "cats", "dog", "dogs", "bird", "birds"] * 3) + "\n")
-    argv = {"ingest": ["ingest", str(work / "x.npy"), str(v)],
-            "fit": ["fit", str(work / "data.zarr"), str(v), "-k", "2", "--scheduler", "sync"],
-            "words": ["words", "build", "spelling", str(words), "--out", str(v),
-                      "--n-components", "2"]}[command]
+    argv = {"ingest": ["ingest", str(work / "x.npy"), "-o", str(v)],
+            "fit": ["fit", str(work / "data.zarr"), "-o", str(v), "-k", "2", "--scheduler", "sync"],
+            "words": ["words", "build", "spelling", str(words), "-o", str(v), "-k", "2"]}[command]
     assert main([*argv, "--overwrite"]) == 2
     assert (v / "thesis.txt").read_text() == "x\n"
 

@@ -39,7 +39,7 @@ def test_dataset_embedding_and_model_open_in_xarray(tmp_path: Path, low_rank) ->
     assert model.attrs["veob_dask"]["estimator"] == "SVDEmbedding"
 
     assert main(["transform", str(tmp_path / "model.zarr"), str(tmp_path / "data.zarr"),
-                 str(tmp_path / "emb.zarr"), "--scheduler", "sync"]) == 0
+                 "-o", str(tmp_path / "emb.zarr"), "--scheduler", "sync"]) == 0
     emb = _open(tmp_path / "emb.zarr")
     assert emb["X"].dims == ("sample", "feature") and emb.sizes["feature"] == 5
     assert emb["y"].dims == ("sample",)

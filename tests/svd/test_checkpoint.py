@@ -130,12 +130,12 @@ def store(tmp_path: Path) -> Path:
 def test_killed_cli_fit_resumes_and_matches(tmp_path, store):
     common = [str(store), "-k", "6", "--n-oversamples", "3", "--solver", "incremental",
               "--checkpoint-every", "2", "--scheduler", "sync", "--json"]
-    ref = _veob_fit([*common[:1], str(tmp_path / "ref"), *common[1:]])
+    ref = _veob_fit([*common, "-o", str(tmp_path / "ref")])
     _, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err
 
     model, ckpt = tmp_path / "model", tmp_path / "model.checkpoint"
-    victim = _veob_fit([str(store), str(model), *common[1:]], env={PAUSE_ENV: "0.4"})
+    victim = _veob_fit([*common, "-o", str(model)], env={PAUSE_ENV: "0.4"})
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and victim.poll() is None:
         if ckpt.exists() and load_checkpoint(ckpt)[1]["next_chunk"] >= 6:
@@ -149,11 +149,11 @@ def test_killed_cli_fit_resumes_and_matches(tmp_path, store):
     done = load_checkpoint(ckpt)[1]["next_chunk"]
     assert 6 <= done < 24
 
-    again = _veob_fit([str(store), str(model), *common[1:]])
+    again = _veob_fit([*common, "-o", str(model)])
     out2, err2 = again.communicate(timeout=300)
     assert again.returncode == 0, err2
     assert f"resumed from chunk {done} of 24" in err2
-    summary = json.loads(out2.strip().splitlines()[-1])
+    summary = json.loads(out2)  # --json: stdout holds the one JSON document
     assert summary["resumed_from_chunk"] == done and summary["n_samples"] == 6000
     assert not ckpt.exists()
     a, b = load(model), load(tmp_path / "ref")
@@ -165,7 +165,7 @@ def test_killed_cli_fit_resumes_and_matches(tmp_path, store):
 def test_cli_refuses_existing_model_and_foreign_checkpoint(tmp_path, store, capsys):
     from veob_dask.cli import main
 
-    base = ["fit", str(store), str(tmp_path / "m"), "-k", "4", "--solver", "incremental",
+    base = ["fit", str(store), "-o", str(tmp_path / "m"), "-k", "4", "--solver", "incremental",
             "--scheduler", "sync"]
     save_checkpoint(tmp_path / "m.checkpoint", summarize_block(np.eye(48), max_rank=2),
                     next_chunk=1, fingerprint={"store": "elsewhere"})

@@ -1,4 +1,9 @@
-"""Small helpers shared by the subcommands: stage timing, progress, JSON output."""
+"""Small helpers shared by the subcommands: stage timing, progress, human and JSON output.
+
+Every command prints through one :class:`Stages`: progress lines go to stderr; result lines go
+to stdout, or to stderr under ``--json``, where stdout receives exactly one JSON document
+(:meth:`Stages.emit`) so that ``json.loads(stdout)`` works.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import PurePath
 from typing import Any
 
-__all__ = ["Stages", "emit_json", "parse_n_components"]
+import numpy as np
+
+__all__ = ["Stages", "parse_n_components", "to_json"]
 
 
 def parse_n_components(text: str) -> int | float:
@@ -19,16 +27,36 @@ def parse_n_components(text: str) -> int | float:
 
 
 class Stages:
-    """Times named stages and reports each as it ends (to stderr, or stdout when not JSON)."""
+    """Times named stages and routes a command's output.
 
-    def __init__(self, quiet: bool = False) -> None:
+    Parameters
+    ----------
+    json : bool
+        ``--json`` was given: result lines go to stderr and :meth:`emit` prints the one JSON
+        document on stdout.
+    quiet : bool
+        Drop progress lines.
+    """
+
+    def __init__(self, *, json: bool = False, quiet: bool = False) -> None:
         self.seconds: dict[str, float] = {}
+        self.json = json
         self.quiet = quiet
         self.start = time.perf_counter()
 
     def say(self, text: str) -> None:
+        """A progress line (stderr)."""
         if not self.quiet:
             print(text, file=sys.stderr, flush=True)
+
+    def show(self, text: str = "") -> None:
+        """A result line for people: stdout, or stderr under ``--json``."""
+        print(text, file=sys.stderr if self.json else sys.stdout, flush=True)
+
+    def emit(self, payload: Any) -> None:
+        """Under ``--json``, print ``payload`` as the one JSON document on stdout."""
+        if self.json:
+            print(json.dumps(payload, default=to_json), flush=True)
 
     @contextlib.contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
@@ -60,6 +88,10 @@ def _progress_bar() -> Any:
         return ProgressBar(minimum=2.0, out=sys.stderr)
 
 
-def emit_json(payload: dict[str, Any]) -> None:
-    """Print one JSON line (the last line of output)."""
-    print(json.dumps(payload, default=float), flush=True)
+def to_json(value: Any) -> Any:
+    """``json.dumps`` fallback for numpy scalars and arrays and paths."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -25,6 +25,7 @@ from ..errors import InvalidParameterError
 from ._common import parse_n_components
 
 __all__ = [
+    "add_deprecated_alias",
     "add_json",
     "add_n_components",
     "add_neighbors",
@@ -66,14 +67,24 @@ def add_n_components(parser: argparse.ArgumentParser, default: float, *,
                         help=f"{what}{more} (default {default})")
 
 
-class _NeighborsAlias(argparse.Action):
-    """``-k`` for neighbours (the old spelling): stores the value and says it is deprecated."""
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores the value and prints one deprecation line."""
+
+    def __init__(self, *args: Any, instead: str, meaning: str = "", **kwargs: Any) -> None:
+        self.instead, self.meaning = instead, meaning
+        super().__init__(*args, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        deprecated(parser.prog, f"{option_string} for neighbours",
-                   "-n/--neighbors (-k means components in every command)")
+        deprecated(parser.prog, f"{option_string}{self.meaning}", self.instead)
         setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(parser: argparse.ArgumentParser, *names: str, dest: str,
+                         instead: str, meaning: str = "", type: Any = None) -> None:
+    """Accept ``names`` (hidden from ``--help``) for ``dest``, with a deprecation line."""
+    parser.add_argument(*names, dest=dest, type=type, action=_DeprecatedAlias,
+                        instead=instead, meaning=meaning, help=argparse.SUPPRESS)
 
 
 def add_neighbors(parser: argparse.ArgumentParser, default: int, *, what: str = "neighbours",
@@ -82,8 +93,9 @@ def add_neighbors(parser: argparse.ArgumentParser, default: int, *, what: str = 
     parser.add_argument("-n", "--neighbors", type=positive_int, default=default, metavar="N",
                         help=f"{what} per query (default {default})")
     if legacy_k:
-        parser.add_argument("-k", "--k", dest="neighbors", type=positive_int,
-                            action=_NeighborsAlias, help=argparse.SUPPRESS)
+        add_deprecated_alias(parser, "-k", "--k", dest="neighbors", type=positive_int,
+                             meaning=" for neighbours",
+                             instead="-n/--neighbors (-k means components in every command)")
 
 
 def add_output(parser: argparse.ArgumentParser, what: str, *, metavar: str = "OUT",

@@ -23,7 +23,8 @@ from ..io.ingest import ingest
 from ..runtime import scheduler_context
 from ..spectral import spectral_transform_2d
 from ..svd import SVDEmbedding
-from ._common import Stages, emit_json
+from ._common import Stages
+from ._options import add_json, add_n_components, add_overwrite, add_scheduler
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "fashion-mnist / mnist: the four IDX files in --path")
     p.add_argument("--path", help="directory holding the four IDX files (fashion-mnist default: "
                    f"{DEFAULT_FASHION_MNIST})")
-    p.add_argument("-k", "--n-components", type=int, default=30, help="embedding size (30)")
+    add_n_components(p, 30, fraction=False, what="embedding size")
     p.add_argument("--basis", choices=["dct2", "paper"], default="dct2",
                    help="cosine basis of the 2-D transform (default dct2, orthonormal)")
     p.add_argument("--search", choices=["exact", "cells", "kmeans"], default="exact",
@@ -46,27 +47,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-probe", type=int, default=8, help="cells searched per query (cells)")
     p.add_argument("--train-eval-size", type=int, default=10000,
                    help="training images evaluated as queries (seeded sample; 0 = all)")
-    p.add_argument("--scheduler", default="local", metavar="ADDRESS",
-                   help="'local' (default: a LocalCluster of 2 worker processes on 127.0.0.1), "
-                   "'threads', or a scheduler address")
+    add_scheduler(p, default="local")
     p.add_argument("--workdir", help="keep the Zarr stores here (default: a temporary directory)")
-    p.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    add_overwrite(p, "the stores of an earlier demo in --workdir")
+    add_json(p)
     p.set_defaults(func=run)
 
 
-def _ingest(args: argparse.Namespace, work: Path, stages: Stages) -> tuple[str, str]:
+def _ingest(args: argparse.Namespace, work: Path, overwrite: bool) -> tuple[str, str]:
     train, test = str(work / "train.zarr"), str(work / "test.zarr")
     if args.dataset == "digits":
         x_tr, y_tr, x_te, y_te = load_digits_split()
-        ingest(x_tr, train, labels=y_tr, overwrite=True)
-        ingest(x_te, test, labels=y_te, overwrite=True)
+        ingest(x_tr, train, labels=y_tr, overwrite=overwrite)
+        ingest(x_te, test, labels=y_te, overwrite=overwrite)
     else:
         path = args.path or (DEFAULT_FASHION_MNIST if args.dataset == "fashion-mnist" else None)
         if path is None:
             raise FileNotFoundError("--dataset mnist needs --path DIR with the four IDX files.")
         files = idx_files(path)
-        ingest(files["train_images"], train, labels=files["train_labels"], overwrite=True)
-        ingest(files["test_images"], test, labels=files["test_labels"], overwrite=True)
+        ingest(files["train_images"], train, labels=files["train_labels"], overwrite=overwrite)
+        ingest(files["test_images"], test, labels=files["test_labels"], overwrite=overwrite)
     return train, test
 
 
@@ -91,8 +91,9 @@ def _evaluate(args: argparse.Namespace, q: Any, yq: np.ndarray, base: Any, yb: n
 
 
 def run(args: argparse.Namespace) -> int:
-    stages = Stages()
+    stages = Stages(json=args.json)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="veob-demo-"))
+    overwrite = args.overwrite or not args.workdir  # a fresh temporary folder holds nothing
     work.mkdir(parents=True, exist_ok=True)
     try:
         with scheduler_context(args.scheduler) as client:
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 stages.say(f"Dask cluster: {len(client.scheduler_info()['workers'])} workers, "
                            f"dashboard off, scheduler {client.scheduler.address}")
             with stages.stage("ingest", f"{args.dataset} images into Zarr under {work}"):
-                train, test = _ingest(args, work, stages)
+                train, test = _ingest(args, work, overwrite)
             x_tr, x_te = read_array(train), read_array(test)
             y_tr, y_te = read_array(train, "y").compute(), read_array(test, "y").compute()
             f_tr = spectral_transform_2d(x_tr, basis=args.basis)
@@ -112,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
             stages.say(f"solver: {model.solver_} ({model.solver_reason_}); energy kept "
                        f"{model.explained_energy_ratio_.sum():.4f}")
             with stages.stage("project", "embedding train and test sets to Zarr"):
-                write_array(model.transform(f_tr), work / "train_emb.zarr", overwrite=True)
-                write_array(model.transform(f_te), work / "test_emb.zarr", overwrite=True)
+                write_array(model.transform(f_tr), work / "train_emb.zarr", overwrite=overwrite)
+                write_array(model.transform(f_te), work / "test_emb.zarr", overwrite=overwrite)
             e_tr, e_te = read_array(work / "train_emb.zarr"), read_array(work / "test_emb.zarr")
             index = None
             if args.search != "exact":
@@ -131,18 +132,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.dataset}: {x_tr.shape[0]} train / {x_te.shape[0]} test images, "
-          f"{args.n_components}-d embedding, {args.search} search")
-    print(f"{'':8}{'top-1 acc':>12}{'top-3 hit (paper)':>20}{'3-NN hit':>12}")
+    stages.show(f"\n{args.dataset}: {x_tr.shape[0]} train / {x_te.shape[0]} test images, "
+                f"{args.n_components}-d embedding, {args.search} search")
+    stages.show(f"{'':8}{'top-1 acc':>12}{'top-3 hit (paper)':>20}{'3-NN hit':>12}")
     for name, res in (("test", test_res), ("train", train_res)):
-        print(f"{name:8}{res['top1_accuracy']:>12.4f}{res['top3_hit_rate']:>20.4f}"
-              f"{res['knn3_hit_rate']:>12.4f}")
-    print(f"total {stages.total:.2f} s; stages " +
-          ", ".join(f"{k} {v:.2f} s" for k, v in stages.seconds.items()))
-    if args.json:
-        emit_json({"dataset": args.dataset, "n_train": int(x_tr.shape[0]),
-                   "n_test": int(x_te.shape[0]), "n_components": args.n_components,
-                   "basis": args.basis, "search": args.search, "solver": model.solver_,
-                   **test_res, "train": {**train_res, "n_queries": int(size)},
-                   "seconds": stages.total, "stage_seconds": stages.seconds})
+        stages.show(f"{name:8}{res['top1_accuracy']:>12.4f}{res['top3_hit_rate']:>20.4f}"
+                    f"{res['knn3_hit_rate']:>12.4f}")
+    stages.show(f"total {stages.total:.2f} s; stages "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in stages.seconds.items()))
+    stages.emit({"dataset": args.dataset, "n_train": int(x_tr.shape[0]),
+                 "n_test": int(x_te.shape[0]), "n_components": args.n_components,
+                 "basis": args.basis, "search": args.search, "solver": model.solver_,
+                 **test_res, "train": {**train_res, "n_queries": int(size)},
+                 "seconds": stages.total, "stage_seconds": stages.seconds})
     return 0

@@ -7,8 +7,15 @@ import argparse
 from ..index import CellIndex
 from ..io import check_output, read_array
 from ..runtime import scheduler_context
-from ._common import Stages, emit_json
-from ._options import add_scheduler
+from ._common import Stages
+from ._options import (
+    add_json,
+    add_output,
+    add_overwrite,
+    add_scheduler,
+    add_seed,
+    output_path,
+)
 
 
 def _int_or_auto(text: str) -> int | str:
@@ -18,16 +25,16 @@ def _int_or_auto(text: str) -> int | str:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "index", help="build a nearest-neighbour cell index over an embedding store",
-        description="Index commands. `veob index build EMBEDDING INDEX` partitions the embedding "
+        description="Index commands. `veob index build EMBEDDING -o INDEX` partitions the embedding "
         "(array X of a Zarr store, e.g. written by `veob transform`) into Voronoi cells - the "
         "paper's partition tree (§5) or k-means - and writes the index as a Zarr group that "
         "`veob query --index` searches.")
     isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     b = isub.add_parser("build", help="build an index store from an embedding store",
                         description="Build a cell index from array X of EMBEDDING and write it "
-                        "to INDEX (written to a temporary path, then renamed).")
+                        "to -o/--out INDEX (written to a temporary path, then renamed).")
     b.add_argument("embedding", help="embedding store (Zarr group with array X)")
-    b.add_argument("index", help="index store to write")
+    add_output(b, "index store to write", metavar="INDEX", legacy_positional=True)
     b.add_argument("--method", choices=["cells", "tree", "kmeans"], default="cells",
                    help="cells: the §5 partition tree (alias: tree); kmeans: k-means cells")
     b.add_argument("--n-probe", type=int, default=8,
@@ -40,16 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="k-means cells (default: sqrt(n))")
     b.add_argument("--max-samples", default="auto",
                    help="rows the cells are trained on: an int, 'auto' (256 per cell) or 'all'")
-    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_seed(b)
     add_scheduler(b)
-    b.add_argument("--overwrite", action="store_true", help="replace an existing index store")
-    b.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    add_overwrite(b, "the index store")
+    add_json(b)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output(args.index, overwrite=args.overwrite, inputs=[args.embedding])
-    stages = Stages()
+    out = output_path(args)
+    check_output(out, overwrite=args.overwrite, inputs=[args.embedding])
+    stages = Stages(json=args.json)
     emb = read_array(args.embedding)
     max_samples: int | str | None = {"auto": "auto", "all": None}.get(args.max_samples,
                                                                         args.max_samples)
@@ -62,14 +70,15 @@ def run(args: argparse.Namespace) -> int:
     with scheduler_context(args.scheduler), stages.stage("build", f"{method} cells over "
                                                          f"{args.embedding} {emb.shape}"):
         index.fit(emb)
-    with stages.stage("write", f"writing {args.index}"):
-        index.save(args.index, overwrite=args.overwrite)
+    with stages.stage("write", f"writing {out}"):
+        index.save(out, overwrite=args.overwrite)
     counts = index.partition_.cell_counts_
-    print(f"wrote {args.index}: {index.n_cells_} {method} cells over {index.n_rows_} rows "
-          f"(cell sizes {counts.min()}-{counts.max()}, median {int(sorted(counts)[len(counts) // 2])})"
-          f" in {stages.total:.2f} s")
-    if args.json:
-        emit_json({"embedding": args.embedding, "index": args.index, "method": method,
-                   "n_cells": index.n_cells_, "n_rows": index.n_rows_,
-                   "seconds": stages.total, "stages": stages.seconds})
+    median = int(sorted(counts)[len(counts) // 2])
+    stages.show(f"wrote {out}: {index.n_cells_} {method} cells over {index.n_rows_} rows "
+                f"(cell sizes {counts.min()}-{counts.max()}, median {median}) in "
+                f"{stages.total:.2f} s")
+    stages.emit({"embedding": args.embedding, "index": out, "method": method,
+                 "n_cells": index.n_cells_, "n_rows": index.n_rows_,
+                 "cell_sizes": {"min": counts.min(), "median": median, "max": counts.max()},
+                 "seconds": stages.total, "stages": stages.seconds})
     return 0

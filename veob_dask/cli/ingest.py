@@ -6,6 +6,8 @@ import argparse
 
 from ..io import read_matrix
 from ..io.ingest import ingest
+from ._common import Stages
+from ._options import add_json, add_output, add_overwrite, output_path, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,23 +18,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "MNIST/Fashion-MNIST (gzipped or not), scipy.sparse .npz, or (with --coo) a Zarr group of "
         "row/col/data arrays. The store is written to a temporary path and renamed when complete.")
     p.add_argument("source", help="input file (.npy, *-ubyte[.gz], .npz) or COO Zarr group")
-    p.add_argument("out", help="output Zarr store (local path or fsspec URL)")
+    add_output(p, "output Zarr store (local path or fsspec URL)", legacy_positional=True)
     p.add_argument("--labels", help="labels file (.npy or IDX) stored as array 'y'")
-    p.add_argument("--chunk-rows", type=int, help="rows per chunk (default: ~64 MiB chunks)")
+    p.add_argument("--chunk-rows", type=positive_int,
+                   help="rows per chunk (default: ~64 MiB chunks)")
     p.add_argument("--coo", action="store_true", help="source is a Zarr COO triple (row/col/data)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
+    add_overwrite(p)
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.coo:
-        from ..io.sparse import ingest_coo
+    out = output_path(args)
+    stages = Stages(json=args.json)
+    with stages.stage("ingest", f"{args.source} -> {out}"):
+        if args.coo:
+            from ..io.sparse import ingest_coo
 
-        ingest_coo(args.source, args.out, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
-    else:
-        ingest(args.source, args.out, labels=args.labels, chunk_rows=args.chunk_rows,
-               overwrite=args.overwrite)
-    x = read_matrix(args.out)
-    print(f"wrote {args.out}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} row chunks of "
-          f"{x.chunks[0][0]} rows")
+            ingest_coo(args.source, out, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
+        else:
+            ingest(args.source, out, labels=args.labels, chunk_rows=args.chunk_rows,
+                   overwrite=args.overwrite)
+    x = read_matrix(out)
+    stages.show(f"wrote {out}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} row chunks "
+                f"of {x.chunks[0][0]} rows")
+    stages.emit({"source": args.source, "out": out, "labels": args.labels,
+                 "shape": list(x.shape), "dtype": str(x.dtype),
+                 "n_chunks": int(x.numblocks[0]), "chunk_rows": int(x.chunks[0][0]),
+                 "seconds": stages.total})
     return 0

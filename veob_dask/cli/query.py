@@ -11,8 +11,15 @@ from ..index import ExactIndex, load_index
 from ..io import check_output, read_array, write_array
 from ..io.store import provenance
 from ..runtime import scheduler_context
-from ._common import Stages, emit_json
-from ._options import add_scheduler
+from ._common import Stages
+from ._options import (
+    add_json,
+    add_neighbors,
+    add_output,
+    add_overwrite,
+    add_scheduler,
+    output_path,
+)
 
 
 def _rows(text: str) -> tuple[int, int]:
@@ -27,37 +34,39 @@ def _rows(text: str) -> tuple[int, int]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "query", help="k nearest neighbours of query vectors in a stored embedding or index",
-        description="Find the k nearest rows (squared Euclidean distance) of EMBEDDING (array X "
+        "query", help="nearest neighbours of query vectors in a stored embedding or index",
+        description="Find the N nearest rows (squared Euclidean distance) of EMBEDDING (array X "
         "of a Zarr store) for each query: the rows START:STOP of EMBEDDING itself (--rows) or "
         "array X of another store (--queries, already embedded with the same model). Without "
         "--index the search is exact (blocked brute force, chunk by chunk); with --index it "
         "searches the n_probe nearest cells of an index built by `veob index build` from the "
-        "same embedding (a foreign index is refused). Prints the neighbours; --out writes them "
-        "to a Zarr store (arrays indices and sq_distances).")
+        "same embedding (a foreign index is refused). Prints the neighbours; -o/--out writes "
+        "them to a Zarr store (arrays indices and sq_distances); --json prints them as JSON.")
     p.add_argument("embedding", help="embedding store (Zarr group with array X)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--queries", metavar="STORE", help="store whose array X holds the queries")
     src.add_argument("--rows", type=_rows, metavar="START:STOP",
                      help="use rows START:STOP of the embedding as queries")
-    p.add_argument("-k", "--k", type=int, default=10, help="neighbours per query (default 10)")
+    add_neighbors(p, 10, legacy_k=True)
     p.add_argument("--index", metavar="STORE", help="index store from `veob index build`")
     p.add_argument("--n-probe", default=None,
                    help="cells searched per query with --index: an int or 'all' (exact); "
                    "default: the index's own")
-    p.add_argument("--out", metavar="STORE", help="write indices and sq_distances to this store")
+    add_output(p, "write indices and sq_distances to this store", metavar="STORE",
+               required=False)
     p.add_argument("--show", type=int, default=10, help="print at most this many queries")
     add_scheduler(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out store")
-    p.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    add_overwrite(p, "the -o/--out store")
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    stages = Stages()
+    out = output_path(args)
+    stages = Stages(json=args.json)
     inputs = [args.embedding, args.queries, args.index]
-    if args.out:
-        check_output(args.out, overwrite=args.overwrite, inputs=inputs)
+    if out:
+        check_output(out, overwrite=args.overwrite, inputs=inputs)
     emb = read_array(args.embedding)
     if args.rows is not None:
         start, stop = args.rows
@@ -83,24 +92,25 @@ def run(args: argparse.Namespace) -> int:
                 index = ExactIndex().fit(emb)
             q = np.asarray(queries.compute())
         method = getattr(index, "cell_method", "exact")
-        with stages.stage("search", f"{q.shape[0]} queries, k={args.k}, {method}"):
-            idx, sq = index.kneighbors(q, args.k, n_probe=n_probe)
+        with stages.stage("search", f"{q.shape[0]} queries, n={args.neighbors}, {method}"):
+            idx, sq = index.kneighbors(q, args.neighbors, n_probe=n_probe)
     for i in range(min(args.show, q.shape[0])):
         pairs = ", ".join(f"{j} ({d:.4g})" for j, d in zip(idx[i], sq[i], strict=True))
-        print(f"query {first + i}: {pairs}")
+        stages.show(f"query {first + i}: {pairs}")
     if q.shape[0] > args.show:
-        print(f"... {q.shape[0] - args.show} more queries")
-    if args.out:
-        write_array(idx, args.out, name="indices", extra={"sq_distances": sq},
+        stages.show(f"... {q.shape[0] - args.show} more queries")
+    if out:
+        write_array(idx, out, name="indices", extra={"sq_distances": sq},
                     overwrite=args.overwrite, inputs=inputs,
                     dims={"indices": ("query", "neighbor"),
                           "sq_distances": ("query", "neighbor")},
                     attrs=provenance(f"veob query {args.embedding}", idx.shape, idx.dtype,
                                      embedding=str(args.embedding), index=args.index,
-                                     k=args.k, method=method))
-        print(f"wrote {args.out}: indices and sq_distances, shape {idx.shape}")
-    if args.json:
-        emit_json({"embedding": args.embedding, "index": args.index, "method": method,
-                   "n_queries": int(q.shape[0]), "k": args.k, "seconds": stages.total,
-                   "stages": stages.seconds})
+                                     k=args.neighbors, method=method))
+        stages.show(f"wrote {out}: indices and sq_distances, shape {idx.shape}")
+    stages.emit({"embedding": args.embedding, "index": args.index, "method": method,
+                 "out": out, "n_queries": int(q.shape[0]), "neighbors": args.neighbors,
+                 "queries": list(range(first, first + q.shape[0])),
+                 "indices": idx, "sq_distances": sq,
+                 "seconds": stages.total, "stages": stages.seconds})
     return 0

@@ -2,8 +2,8 @@
 
 Subcommands::
 
-    veob sentences build SOURCE --out MODEL [--corpus CORPUS] [--words WORDMODEL] [--limit N]
-    veob sentences neighbors "TEXT" --model MODEL [-k 7] [--metric sqeuclidean|cosine] [--json]
+    veob sentences build SOURCE -o MODEL [--corpus CORPUS] [--words WORDMODEL] [--limit N]
+    veob sentences neighbors "TEXT" --model MODEL [-n 7] [--metric sqeuclidean|cosine] [--json]
 
 ``SOURCE`` is the IMDB review table (``imdb_labeled_50k.tsv.xz``), an unpacked ``aclImdb/``
 folder, or a corpus store. Raw reviews are tokenised into ``--corpus`` (default ``MODEL`` with
@@ -18,8 +18,19 @@ status 2 and spelling suggestions.
 from __future__ import annotations
 
 import argparse
-import json
-import time
+
+from ._common import Stages
+from ._options import (
+    add_deprecated_alias,
+    add_json,
+    add_n_components,
+    add_neighbors,
+    add_output,
+    add_overwrite,
+    add_scheduler,
+    output_path,
+    positive_int,
+)
 
 __all__ = ["register", "run"]
 
@@ -36,31 +47,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     nb = ssub.add_parser("neighbors", help="nearest sentences of TEXT, with distances")
     nb.add_argument("text", help="query sentence")
     nb.add_argument("--model", required=True, help="sentence model store")
-    nb.add_argument("-k", "--k", type=int, default=7, help="sentences to print (default 7)")
+    add_neighbors(nb, 7, what="sentences to print", legacy_k=True)
     nb.add_argument("--metric", choices=("sqeuclidean", "cosine"), default="sqeuclidean",
                     help="distance (default squared Euclidean, as the paper's table)")
-    nb.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(nb)
     nb.set_defaults(func=run_neighbors)
 
     bd = ssub.add_parser("build", help="build a sentence model from raw reviews")
     bd.add_argument("source", help="imdb_labeled_50k.tsv[.xz], an aclImdb/ folder or a corpus "
                     "store")
-    bd.add_argument("--out", required=True, help="model store to write")
-    bd.add_argument("--corpus", help="corpus store to write/reuse (default: OUT.corpus.zarr)")
+    add_output(bd, "sentence model store to write", metavar="MODEL")
+    bd.add_argument("--corpus", help="corpus store to write/reuse (default: MODEL.corpus.zarr)")
     bd.add_argument("--words", help="word-vector model (default: build the §6.3 context "
                     "embedding from the corpus)")
     bd.add_argument("--weighting", choices=("raw", "ppmi"), default="raw",
                     help="context weighting when --words is not given (default raw, the paper)")
-    bd.add_argument("--limit", type=int, help="use only the first N reviews")
-    bd.add_argument("--n-components", type=int, default=200, help="dimensions (default 200)")
-    bd.add_argument("--max-words", type=int, default=32, help="longest sentence (default 32)")
-    bd.add_argument("--n", type=int, default=15, help="basis length N (default 15)")
-    bd.add_argument("--m", type=int, default=6, help="harmonics kept (default 6)")
+    bd.add_argument("--limit", type=positive_int, help="use only the first N reviews")
+    add_n_components(bd, 200, fraction=False, what="dimensions")
+    bd.add_argument("--max-words", type=positive_int, default=32,
+                    help="longest sentence (default 32)")
+    bd.add_argument("--basis-length", type=positive_int, default=15, metavar="N",
+                    help="basis length N of the cosine transform (default 15)")
+    bd.add_argument("--harmonics", type=positive_int, default=6, metavar="M",
+                    help="harmonics kept, m (default 6)")
+    add_deprecated_alias(bd, "--n", dest="basis_length", type=positive_int,
+                         instead="--basis-length N (-n means neighbours)")
+    add_deprecated_alias(bd, "--m", dest="harmonics", type=positive_int,
+                         instead="--harmonics M")
     bd.add_argument("--basis", choices=("paper", "dct2"), default="paper",
                     help="cosine basis (default: the paper's)")
-    bd.add_argument("--scheduler", default="threads",
-                    help="dask scheduler: threads, sync, local or an address (default threads)")
-    bd.add_argument("--overwrite", action="store_true", help="replace existing stores")
+    add_scheduler(bd)
+    add_overwrite(bd, "the model store (and a corpus store built on the way)")
+    add_json(bd)
     bd.set_defaults(func=run_build)
     p.set_defaults(func=run, _parser=p)
 
@@ -73,24 +91,20 @@ def run(args: argparse.Namespace) -> int:
 
 def run_neighbors(args: argparse.Namespace) -> int:
     """Print the nearest sentences of ``args.text``."""
-    from ..errors import InvalidParameterError
     from ..text.sentences import SentenceModel
 
-    if args.k < 1:
-        raise InvalidParameterError(f"-k must be >= 1; got {args.k}.")
+    out = Stages(json=args.json)
     model = SentenceModel.load(args.model)
-    hits = model.neighbors(args.text, k=args.k, metric=args.metric)
+    hits = model.neighbors(args.text, k=args.neighbors, metric=args.metric)
     _, unknown = model.tokens(args.text)
-    if args.json:
-        print(json.dumps({"query": args.text, "unknown_words": unknown,
-                          "neighbors": [{"text": t, "distance": d, "source": s}
-                                        for t, d, s in hits]}, indent=1))
-        return 0
-    print(f"{args.text} (input)")
+    out.show(f"{args.text} (input)")
     if unknown:
-        print(f"  (words without a vector, ignored: {', '.join(unknown)})")
+        out.show(f"  (words without a vector, ignored: {', '.join(unknown)})")
     for text, dist, source in hits:
-        print(f">> {text}  {dist:.6g} - {source}")
+        out.show(f">> {text}  {dist:.6g} - {source}")
+    out.emit({"query": args.text, "model": args.model, "metric": args.metric,
+              "unknown_words": unknown,
+              "neighbors": [{"text": t, "distance": d, "source": s} for t, d, s in hits]})
     return 0
 
 
@@ -103,24 +117,31 @@ def run_build(args: argparse.Namespace) -> int:
     from ..text.sentences import build_sentences
     from ..text.wordvectors import WordVectors
 
+    output_path(args)
+    stages = Stages(json=args.json)
     out = check_output(args.out, overwrite=args.overwrite, inputs=[args.source, args.words])
-    t0 = time.perf_counter()
     corpus_path = args.corpus or out.sibling(out.name + ".corpus.zarr")
-    corpus = ensure_corpus(args.source, corpus_path, limit=args.limit, overwrite=args.overwrite)
-    t1 = time.perf_counter()
-    print(f"corpus: {corpus} ({t1 - t0:.2f}s)")
+    with stages.stage("corpus", f"corpus of {args.source}"):
+        corpus = ensure_corpus(args.source, corpus_path, limit=args.limit,
+                               overwrite=args.overwrite)
+    stages.show(f"corpus: {corpus}")
     with scheduler_context(args.scheduler):
         if args.words:
             words = WordVectors.load(args.words)
         else:
-            words, secs = build_context(corpus, weighting=args.weighting)
-            print(f"context embedding: {len(words)} words x {words.dim} dims ("
-                  + " ".join(f"{k}={v:.2f}s" for k, v in secs.items()) + ")")
-        model, secs = build_sentences(corpus, words, n_components=args.n_components,
-                                      max_words=args.max_words, n=args.n, m=args.m,
-                                      basis=args.basis, out=args.out,
-                                      overwrite=args.overwrite)
-    print(f"built sentence model: {len(model)} sentences x {model.embedding.shape[1]} dims -> "
-          f"{args.out} (" + " ".join(f"{k}={v:.2f}s" for k, v in secs.items())
-          + f"; everything with save {time.perf_counter() - t0:.2f}s)")
+            with stages.stage("context", "§6.3 context embedding of the corpus"):
+                words, _ = build_context(corpus, weighting=args.weighting)
+            stages.show(f"context embedding: {len(words)} words x {words.dim} dims")
+        with stages.stage("sentences", "spectral transform, SVD and projection to Zarr"):
+            model, secs = build_sentences(
+                corpus, words, n_components=args.n_components, max_words=args.max_words,
+                n=args.basis_length, m=args.harmonics, basis=args.basis, out=args.out,
+                overwrite=args.overwrite)
+    stages.show(f"built sentence model: {len(model)} sentences x {model.embedding.shape[1]} "
+                f"dims -> {args.out} (" + " ".join(f"{k}={v:.2f}s" for k, v in secs.items())
+                + f"; everything with save {stages.total:.2f}s)")
+    stages.emit({"source": args.source, "model": args.out, "corpus": str(corpus_path),
+                 "words": args.words, "n_sentences": len(model),
+                 "n_components": int(model.embedding.shape[1]), "seconds": stages.total,
+                 "stage_seconds": stages.seconds})
     return 0

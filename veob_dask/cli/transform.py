@@ -8,8 +8,8 @@ from ..io import check_output, open_group, read_array, read_matrix, write_array
 from ..io.store import provenance
 from ..persistence import load
 from ..runtime import scheduler_context
-from ._common import Stages, emit_json
-from ._options import add_scheduler
+from ._common import Stages
+from ._options import add_json, add_output, add_overwrite, add_scheduler, output_path
 from .fit import model_input
 
 
@@ -21,29 +21,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "store. The output appears only once it is complete.")
     p.add_argument("model", help="model store written by `veob fit`")
     p.add_argument("store", help="input dataset store")
-    p.add_argument("out", help="output embedding store")
+    add_output(p, "embedding store to write", legacy_positional=True)
     add_scheduler(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
-    p.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    add_overwrite(p)
+    add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    stages = Stages()
+    out = output_path(args)
+    stages = Stages(json=args.json)
     inputs = [args.model, args.store]
-    check_output(args.out, overwrite=args.overwrite, inputs=inputs)
+    check_output(out, overwrite=args.overwrite, inputs=inputs)
     model = load(args.model)
     x = model_input(read_matrix(args.store), model)
     emb = model.transform(x)
     extra = {}
     if "y" in open_group(args.store).array_keys():
         extra["y"] = read_array(args.store, "y")
-    with scheduler_context(args.scheduler), stages.stage("transform", f"writing {args.out}"):
-        write_array(emb, args.out, extra=extra, overwrite=args.overwrite, inputs=inputs,
+    with scheduler_context(args.scheduler), stages.stage("transform", f"writing {out}"):
+        write_array(emb, out, extra=extra, overwrite=args.overwrite, inputs=inputs,
                     attrs=provenance(f"veob transform {args.model} {args.store}", emb.shape,
                                      emb.dtype, model=str(args.model)))
-    print(f"wrote {args.out}: shape {emb.shape}, dtype {emb.dtype} in {stages.total:.2f} s")
-    if args.json:
-        emit_json({"model": args.model, "store": args.store, "out": args.out,
-                   "shape": list(emb.shape), "seconds": stages.total})
+    stages.show(f"wrote {out}: shape {emb.shape}, dtype {emb.dtype} in {stages.total:.2f} s")
+    stages.emit({"model": args.model, "store": args.store, "out": out,
+                 "shape": list(emb.shape), "dtype": str(emb.dtype), "seconds": stages.total})
     return 0

@@ -1,11 +1,11 @@
-"""``veob words``: build word-vector models (§6.2, §6.4), query neighbours, evaluate similarity.
+"""``veob words``: build word-vector models (§6.2-6.4), query neighbours, evaluate similarity.
 
 Subcommands::
 
-    veob words build spelling SOURCE --out MODEL      # corpus store or word-list file
-    veob words build dictionary SOURCE --out MODEL    # merged.json[.xz] or a WordNet dict/
-    veob words build context SOURCE --out MODEL       # corpus store, IMDB table or aclImdb/
-    veob words neighbors WORD --model MODEL [-k 10] [--metric sqeuclidean|cosine]
+    veob words build spelling SOURCE -o MODEL      # corpus store or word-list file
+    veob words build dictionary SOURCE -o MODEL    # merged.json[.xz] or a WordNet dict/
+    veob words build context SOURCE -o MODEL       # corpus store, IMDB table or aclImdb/
+    veob words neighbors WORD --model MODEL [-n 10] [--metric sqeuclidean|cosine]
     veob words evaluate FILE [FILE...] --model MODEL  # word1 word2 score files
 
 ``neighbors`` prints the paper's table layout (``word - distance``). An unknown word exits with
@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DataError, InvalidParameterError
 from ..io import check_output
-from ._options import add_scheduler
+from ._common import Stages
+from ._options import (
+    add_json,
+    add_n_components,
+    add_neighbors,
+    add_output,
+    add_overwrite,
+    add_scheduler,
+    output_path,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from ..text.wordvectors import WordVectors
@@ -33,23 +42,24 @@ __all__ = ["register", "run"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "words", help="word-vector models: build (spelling, dictionary), neighbors, evaluate",
-        description="Build word embeddings from raw files (the paper's §6.2 spelling and §6.4 "
-        "dictionary examples), print a word's nearest words with distances, and evaluate a "
-        "model on word-similarity files (Spearman correlation of cosine similarity with human "
-        "scores, and coverage).")
+        "words", help="word-vector models: build (spelling, dictionary, context), neighbors, "
+        "evaluate",
+        description="Build word embeddings from raw files (the paper's §6.2 spelling, §6.3 "
+        "context and §6.4 dictionary examples), print a word's nearest words with distances, "
+        "and evaluate a model on word-similarity files (Spearman correlation of cosine "
+        "similarity with human scores, and coverage).")
     wsub = p.add_subparsers(dest="words_command", metavar="ACTION")
 
     nb = wsub.add_parser("neighbors", help="nearest words of WORD, with distances")
     nb.add_argument("word", help="query word")
     nb.add_argument("--model", required=True, help="word-vector model store")
-    nb.add_argument("-k", "--k", type=int, default=10, help="neighbours to print (default 10)")
+    add_neighbors(nb, 10, what="neighbours to print", legacy_k=True)
     nb.add_argument("--metric", choices=("sqeuclidean", "cosine"), default="sqeuclidean",
                     help="distance (default squared Euclidean, as the paper's tables)")
     nb.add_argument("--cells", action="store_true",
                     help="search only the query's nearest cell of the §5 partition tree "
                     "(max_level 9, min_samples 100), as the paper's tables were made")
-    nb.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(nb)
     nb.set_defaults(func=run_neighbors)
 
     ev = wsub.add_parser("evaluate", help="Spearman correlation and coverage on word-pair files")
@@ -57,42 +67,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--model", required=True, help="word-vector model store")
     ev.add_argument("--case-sensitive", action="store_true",
                     help="do not fall back to the lower-cased word")
-    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(ev)
     ev.set_defaults(func=run_evaluate)
 
     bd = wsub.add_parser("build", help="build a model from raw files")
     bsub = bd.add_subparsers(dest="kind", metavar="KIND")
     sp = bsub.add_parser("spelling", help="§6.2 spelling embedding (letters → DCT → SVD 40)")
     sp.add_argument("source", help="corpus store, or word-list file (one word per line)")
-    sp.add_argument("--n-components", type=int, default=40)
+    add_n_components(sp, 40, fraction=False)
     sp.add_argument("--layout", choices=("blocks", "summed"), default="blocks",
                     help="6x127 features (paper text, default) or harmonics summed per letter "
                     "(author's code)")
     sp.add_argument("--basis", choices=("paper", "dct2"), default="paper")
-    sp.add_argument("--limit", type=int, default=None, help="use only the first LIMIT words")
+    sp.add_argument("--limit", type=positive_int, default=None,
+                    help="use only the first LIMIT words")
     dc = bsub.add_parser("dictionary", help="§6.4 dictionary embedding (spelling + synonyms + "
                          "antonyms → SVD 300)")
     dc.add_argument("source", help="merged.json[.xz] of simple-english-dictionary, or a WordNet "
                     "folder with data.* files (e.g. /usr/share/wordnet)")
-    dc.add_argument("--n-components", type=int, default=300)
+    add_n_components(dc, 300, fraction=False)
     dc.add_argument("--n-iter", type=int, default=1, help="randomized SVD steps (default 1)")
-    dc.add_argument("--limit", type=int, default=None, help="use only the first LIMIT words")
+    dc.add_argument("--limit", type=positive_int, default=None,
+                    help="use only the first LIMIT words")
     dc.add_argument("--strict", action="store_true", help="fail on a malformed entry")
     cx = bsub.add_parser("context", help="§6.3 context embedding (two bags of neighbouring "
                          "words → SVD 50)")
     cx.add_argument("source", help="corpus store, imdb_labeled_50k.tsv[.xz] or an aclImdb/ folder")
     cx.add_argument("--corpus", help="corpus store written from raw SOURCE (default "
                     "OUT.corpus.zarr)")
-    cx.add_argument("--n-components", type=int, default=50)
+    add_n_components(cx, 50, fraction=False)
     cx.add_argument("--weighting", choices=("raw", "ppmi"), default="raw",
                     help="bag frequencies (paper, default) or PPMI")
-    cx.add_argument("--min-count", type=int, default=None,
+    cx.add_argument("--min-count", type=positive_int, default=None,
                     help="drop rarer words (default 1 for raw, 5 for ppmi)")
-    cx.add_argument("--limit", type=int, default=None, help="use only the first LIMIT reviews")
+    cx.add_argument("--limit", type=positive_int, default=None,
+                    help="use only the first LIMIT reviews")
     for q in (sp, dc, cx):
-        q.add_argument("--out", required=True, help="model store to write")
-        q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+        add_output(q, "model store to write", metavar="MODEL")
+        add_overwrite(q, "the model store (and a corpus store built on the way)")
         add_scheduler(q)
+        add_json(q)
         q.set_defaults(func=run_build)
     p.set_defaults(func=run, _words_parser=p)
 
@@ -113,8 +127,7 @@ def run_neighbors(args: argparse.Namespace) -> int:
     """Print the nearest words of ``args.word``."""
     from ..text.spelling import paper_cells, spelling_neighbors
 
-    if args.k < 1:
-        raise InvalidParameterError(f"-k must be >= 1; got {args.k}.")
+    out = Stages(json=args.json)
     if args.cells and args.metric != "sqeuclidean":
         raise InvalidParameterError("--cells searches by squared Euclidean distance; "
                                     "drop --metric cosine.")
@@ -129,17 +142,15 @@ def run_neighbors(args: argparse.Namespace) -> int:
     if cells is not None:
         note += f" (nearest cell of {cells.n_cells_})"
     if is_spelling or cells is not None:
-        rows = spelling_neighbors(model, args.word, args.k, args.metric, cells=cells)
+        rows = spelling_neighbors(model, args.word, args.neighbors, args.metric, cells=cells)
     else:
-        rows = model.neighbors(args.word, args.k, args.metric)
-    if args.json:
-        print(json.dumps({"word": args.word, "model": args.model, "metric": args.metric,
-                          "cells": bool(args.cells),
-                          "neighbors": [{"word": w, "distance": d} for w, d in rows]}))
-        return 0
-    print(f"{args.word} (input){note}")
+        rows = model.neighbors(args.word, args.neighbors, args.metric)
+    out.show(f"{args.word} (input){note}")
     for w, d in rows:
-        print(f"{w} - {d:.8g}")
+        out.show(f"{w} - {d:.8g}")
+    out.emit({"word": args.word, "model": args.model, "metric": args.metric,
+              "cells": bool(args.cells), "note": note.strip(),
+              "neighbors": [{"word": w, "distance": d} for w, d in rows]})
     return 0
 
 
@@ -160,6 +171,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Print Spearman correlation and coverage for each word-pair file."""
     from ..text.similarity import evaluate, load_word_pairs
 
+    out = Stages(json=args.json)
     model = _load(args.model)
     results = []
     for f, from_folder in _pair_files(args.files):
@@ -168,16 +180,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         except DataError:
             if not from_folder:
                 raise
-            print(f"skipped {f.name}: not a word-pair file")
+            out.say(f"skipped {f.name}: not a word-pair file")
             continue
         results.append(evaluate(model, pairs, lowercase=not args.case_sensitive))
-    if args.json:
-        print(json.dumps([r.as_dict() for r in results]))
-        return 0
-    print(f"{'file':<22} {'spearman':>9} {'coverage':>9} {'pairs':>11} {'malformed':>9}")
+    out.show(f"{'file':<22} {'spearman':>9} {'coverage':>9} {'pairs':>11} {'malformed':>9}")
     for r in results:
-        print(f"{r.name:<22} {r.spearman:>9.4f} {r.coverage:>9.1%} "
-              f"{f'{r.n_covered}/{r.n_pairs}':>11} {r.n_malformed:>9}")
+        out.show(f"{r.name:<22} {r.spearman:>9.4f} {r.coverage:>9.1%} "
+                 f"{f'{r.n_covered}/{r.n_pairs}':>11} {r.n_malformed:>9}")
+    out.emit([r.as_dict() for r in results])
     return 0
 
 
@@ -205,15 +215,21 @@ def run_build(args: argparse.Namespace) -> int:
     """Build a spelling, dictionary or context model and save it."""
     from ..runtime import scheduler_context
 
+    output_path(args)
+    out = Stages(json=args.json)
     check_output(args.out, overwrite=args.overwrite, inputs=[args.source])
-    t0 = time.perf_counter()
-    with scheduler_context(args.scheduler):
+    with scheduler_context(args.scheduler), out.stage("build", f"{args.kind} model"):
         model, timings = _build(args)
-    model.save(args.out, overwrite=args.overwrite)
-    stages = " ".join(f"{k}={v:.2f}s" for k, v in timings.items())
-    print(f"built {args.kind} model: {len(model)} words x {model.dim} dims -> {args.out} "
-          f"({stages}; with save {time.perf_counter() - t0:.2f}s)")
+    with out.stage("save", f"saving model to {args.out}"):
+        model.save(args.out, overwrite=args.overwrite)
+    steps = " ".join(f"{k}={v:.2f}s" for k, v in timings.items())
+    out.show(f"built {args.kind} model: {len(model)} words x {model.dim} dims -> {args.out} "
+             f"({steps}; with save {out.total:.2f}s)")
     report = model.metadata.get("read_report")
     if report:
-        print(f"input report: {json.dumps(report)}")
+        out.show(f"input report: {json.dumps(report)}")
+    out.emit({"kind": args.kind, "source": args.source, "model": args.out,
+              "n_words": len(model), "n_components": model.dim,
+              "seconds": {k: round(v, 3) for k, v in timings.items()}, "total": out.total,
+              "read_report": report})
     return 0

@@ -83,7 +83,7 @@ def _check_same_embedding(stored: dict[str, Any], embedding: Any, where: str) ->
             f"shape={stored.get('shape')}, dtype={stored.get('dtype')}, sha1="
             f"{str(stored.get('sha1'))[:12]}; this embedding has shape={got['shape']}, "
             f"dtype={got['dtype']}, sha1={got['sha1'][:12]}). Rebuild the index from this "
-            "embedding (veob index build EMBEDDING INDEX) or pass the embedding it was built from."
+            "embedding (veob index build EMBEDDING -o INDEX) or pass the embedding it was built from."
         )
 
 

@@ -415,8 +415,8 @@ class Corpus:
         self.path = str(self.location)
         if not store_exists(self.location):
             raise StoreNotFoundError(
-                f"no corpus store at {self.path!r}; build one with build_corpus() or "
-                "`veob words build corpus`."
+                f"no corpus store at {self.path!r}; build one with build_corpus() or with "
+                "`veob words build context REVIEWS --corpus CORPUS -o MODEL`."
             )
         self.group, header = open_artifact(self.location, "corpus")
         info = header.get("legacy") if header.get("format_version") == 1 else header
