@@ -251,8 +251,8 @@ def read_sparse(path: PathLike | Location, *, chunk_rows: int | None = None,
     each task reads its rows' entries when computed.
     Why balanced: a block's product with a panel, ``X_bᵀ (X_b Q)``, writes a dense
     ``n_features x l`` result whatever its size, so for wide matrices few blocks of equal
-    work are much faster than many small or uneven ones (2 balanced blocks instead of 3
-    stored chunks made a pass on an 80,000 x 160,000 matrix 1.5x faster on 2 cores).
+    work are much faster than many small or uneven ones (benchmarks/README.md,
+    "Measurements behind choices in the code").
     Determinism: the graph name depends on the path, shape and block boundaries; the
     default boundaries depend on the parallelism, so results can differ at rounding level
     between machines (pass ``n_blocks`` or ``chunk_rows`` to pin them).
@@ -279,8 +279,8 @@ def read_sparse(path: PathLike | Location, *, chunk_rows: int | None = None,
         bounds = balanced_row_bounds(indptr, int(n_blocks))
     name = "veob-read-sparse-" + tokenize(loc.url, loc.options, n, m, bounds, dtype, nnz)
     # A Blockwise layer over the (tiny) array of row ranges, so that dask fuses each read with
-    # the kernel that consumes the block into one task (a separate read task cost a scheduling
-    # gap of 30-50 ms per block and pass on the 2-core machine).
+    # the kernel that consumes the block into one task (a separate read task costs a scheduling
+    # gap per block and pass; benchmarks/README.md, "Measurements behind choices in the code").
     ranges = da.from_array(np.array(list(itertools.pairwise(bounds)), dtype=np.int64),
                            chunks=(1, 2), name=name + "-ranges")
     meta = sp.csr_matrix((0, m), dtype=np.dtype(dtype))

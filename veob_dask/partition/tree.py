@@ -21,7 +21,8 @@ matrices (``O(n d^2)``): ``O(n d^2 log n)`` for ``max_depth ~ log2 sqrt(n)``, th
 linear in n for a fixed ``max_depth``, ``O(n^1.5 d)`` when the cells grow as ``sqrt(n)`` (the
 default). A tree-guided assignment (descend, then check only centroids within twice the distance
 to the leaf's centroid) was tried: exact, but in 30 dimensions the triangle-inequality bound keeps
-so many candidates that it was twice as slow as the blocked brute force, so it is not used.
+so many candidates that it was slower than the blocked brute force (benchmarks/README.md,
+"Measurements behind choices in the code"), so it is not used.
 ``benchmarks/bench_search.py`` measures the build at n/8 .. n.
 """
 

@@ -245,8 +245,8 @@ def _stats_block(block: Any, row0: int, seed: int, l: int) -> np.ndarray:
 
 def _tree_sum(parts: da.Array, dtype: Any, split_every: int | None, name: str) -> Delayed:
     """The sum of the per-block results, as one Delayed (computing a Delayed skips the copy
-    dask.array makes of a single-chunk result: a 90 MB panel cost 0.1-0.2 s to copy on a VM
-    where fresh pages fault slowly)."""
+    dask.array makes of a single-chunk result, which is slow where fresh pages fault slowly;
+    benchmarks/README.md, "Measurements behind choices in the code")."""
     # A tree of in-place additions: no concatenation of the partial products.
     total = da.reduction(
         parts, _identity, _sum_aggregate, combine=_sum_combine, axis=0, keepdims=False,

@@ -46,8 +46,9 @@ def single_blas_thread() -> Iterator[None]:
     """Run the body with one BLAS thread; the last of concurrent users restores the setting.
 
     Tree tasks run side by side on dask's threaded scheduler (one per core), so a multithreaded
-    BLAS inside each of them oversubscribes the cores, and OpenBLAS then spins: on this shared
-    2-core box one fit went from about 1 s to 15-30 s. The limit is set once around the whole
+    BLAS inside each of them oversubscribes the cores, and OpenBLAS then spins (one fit became
+    15-30 times slower; benchmarks/README.md, "Measurements behind choices in the code"). The
+    limit is set once around the whole
     compute (toggling it per task was slower still). Worker processes of a ``distributed``
     cluster already run one BLAS thread each, so it changes nothing there.
     """

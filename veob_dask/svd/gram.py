@@ -57,8 +57,8 @@ _U64 = float(np.finfo(np.float64).eps) / 2
 
 
 #: Rows converted to float64 at a time. A 1024 x (d+1) float64 buffer stays in cache for its
-#: BLAS ``syrk``; converting a whole 100,000-row chunk first made the kernel about 4x slower
-#: (measured on the 2-core dev machine: 0.12 s instead of 0.5 s per 100,000 x 256 chunk).
+#: BLAS ``syrk``; converting a whole chunk first is several times slower (measured:
+#: benchmarks/README.md, "Measurements behind choices in the code").
 _SUBBLOCK_ROWS = 1024
 
 
@@ -73,7 +73,8 @@ def _dense_gram(block: np.ndarray, out: np.ndarray, dtype: Any = np.float64) -> 
     The ones column rides along in the buffer, so the column sums and the row count come out
     of the same product. numpy dispatches ``bᵀ b`` to BLAS ``syrk`` and releases the GIL while
     it runs; scipy's f2py ``dsyrk`` wrapper holds the GIL, which serialised the threaded
-    scheduler (one core busy: 0.55 s against 0.31 s on two threads for 60,000 x 784).
+    scheduler (one core busy; see benchmarks/README.md, "Measurements behind choices in the
+    code").
     Each sub-block's product is in ``dtype`` and the sum of sub-blocks in float64: with
     float32, the rounding of a ≤ 1024-row product is about 1e-6 of it, and those errors
     average out over the many sub-blocks of a large matrix.

@@ -201,8 +201,9 @@ def randomized_svd(
     :mod:`veob_dask.svd._signs`.
     """
     # One BLAS thread throughout: dask already runs one task per core (spinning OpenBLAS
-    # threads on top made this solver 3x slower on a shared 2-core machine), and between
-    # passes the client splits its panel products by rows over the cores (_rowpar).
+    # threads on top oversubscribe the cores: benchmarks/README.md, "Measurements behind
+    # choices in the code"), and between passes the client splits its panel products by rows
+    # over the cores (_rowpar).
     with threadpool_limits(1, user_api="blas"):
         return _randomized_svd(x, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
                                center=center, random_state=random_state, method=method,

@@ -299,8 +299,8 @@ def _fit_factored(words: Sequence[str], k: int, n: int, m: int, basis: str, layo
     (g_y,) = dask.compute(gram_matrix(y))
     d = fold.shape[1]
     g_x = _fold_gram(np.asarray(g_y), weights, layout, n_sym)
-    # One BLAS thread: on a busy 2-core machine a multi-threaded eigh of 762 x 762 was measured
-    # 30x slower (9.8 s vs 0.3 s) from thread oversubscription.
+    # One BLAS thread: on a busy machine a multi-threaded eigh of 762 x 762 oversubscribes the
+    # cores (measured: benchmarks/README.md, "Measurements behind choices in the code").
     with threadpool_limits(limits=1, user_api="blas"):
         res = spectrum_from_gram(g_x, center=False)
     emb = SVDEmbedding(n_components=k, solver="gram")
