@@ -102,8 +102,8 @@ def test_build_dictionary_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  "-k", "3", "--json"]) == 0
     out_json = json.loads(capsys.readouterr().out)
     assert out_json["n_words"] == 5 and out_json["n_components"] == 3
-    assert main(["words", "build", "dictionary", str(src), "--out", str(out), "--overwrite",
-                 "--n-components", "4", "--strict"]) == 2
+    assert main(["words", "build", "dictionary", str(src), "-o", str(out), "--overwrite",
+                 "-k", "4", "--strict"]) == 2
 
 
 def test_non_ascii_word_lists_and_refused_letters(tmp_path: Path,
@@ -111,10 +111,9 @@ def test_non_ascii_word_lists_and_refused_letters(tmp_path: Path,
     words = tmp_path / "words.txt"
     words.write_text("\n".join([*WORDS, "café", "naïve", "straße"]) + "\n", encoding="utf-8")
     out = tmp_path / "spell.zarr"
-    assert main(["words", "build", "spelling", str(words), "--out", str(out),
-                 "--n-components", "6"]) == 0
+    assert main(["words", "build", "spelling", str(words), "-o", str(out), "-k", "6"]) == 0
     capsys.readouterr()
-    assert main(["words", "neighbors", "naïve", "--model", str(out), "-k", "2"]) == 0
+    assert main(["words", "neighbors", "naïve", "--model", str(out), "-n", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1] == "naïve - 0" and float(lines[2].rsplit(" - ", 1)[1]) > 0
     assert main(["words", "neighbors", "smørrebrød", "--model", str(out)]) == 2

@@ -162,7 +162,7 @@ def test_item2_sentences_build_keeps_a_corpus_folder(tmp_path: Path) -> None:
                    for i in range(20))
     reviews.write_text("split\tlabel\tid\trating\ttext\n" + rows)
     v = _folder_with_thesis(tmp_path)
-    assert main(["sentences", "build", str(reviews), "--out", str(tmp_path / "m.zarr"),
+    assert main(["sentences", "build", str(reviews), "-o", str(tmp_path / "m.zarr"),
                  "--corpus", str(v), "--n-components", "2", "--scheduler", "sync",
                  "--overwrite"]) == 2
     assert (v / "thesis.txt").read_text() == "x\n"

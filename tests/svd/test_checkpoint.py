@@ -193,7 +193,7 @@ def test_cli_refuses_out_of_range_parameters(tmp_path, store, capsys, solver, op
     # issue 11: `--solver incremental --n-oversamples -4` exited 0 with one component.
     from veob_dask.cli import main
 
-    assert main(["fit", str(store), str(tmp_path / "m"), "-k", "4", "--solver", solver,
+    assert main(["fit", str(store), "-o", str(tmp_path / "m"), "-k", "4", "--solver", solver,
                  option, value, "--scheduler", "sync"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and name in errors[0] and value in errors[0]
@@ -204,11 +204,11 @@ def test_cli_incremental_refines_by_default(tmp_path, store, capsys):
     from veob_dask.cli import main
 
     base = [str(store), "-k", "4", "--solver", "incremental", "--scheduler", "sync", "--json"]
-    assert main(["fit", base[0], str(tmp_path / "a"), *base[1:]]) == 0
-    out = capsys.readouterr().out
-    assert "Rayleigh–Ritz" in out and json.loads(out.splitlines()[-1])["refined"] is True
-    assert main(["fit", base[0], str(tmp_path / "b"), *base[1:], "--no-refine"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["refined"] is False
+    assert main(["fit", *base, "-o", str(tmp_path / "a")]) == 0
+    out, err = capsys.readouterr()
+    assert "Rayleigh–Ritz" in err and json.loads(out)["refined"] is True
+    assert main(["fit", *base, "-o", str(tmp_path / "b"), "--no-refine"]) == 0
+    assert json.loads(capsys.readouterr().out)["refined"] is False
     x = np.asarray(da.from_zarr(str(store), component="X"), dtype=np.float64)
     a, b = load(tmp_path / "a"), load(tmp_path / "b")
     truth = np.linalg.svd(x @ a.components_.T, compute_uv=False)
