@@ -83,7 +83,7 @@ def test_fit_checkpointed_is_a_quiet_library_function(tmp_path, low_rank, capsys
     fitted = fit_checkpointed(x, checkpoint=tmp_path / "c", checkpoint_every=4, n_components=5,
                               source="low_rank", progress=lines.append)
     assert capsys.readouterr() == ("", "")  # the library prints nothing; progress is a callback
-    assert len(lines) == 1 + 3 and "working rank 10" in lines[0]
+    assert len(lines) == 1 + 3 + 1 and "working rank 10" in lines[0]  # start, 3 segments, refine
     assert (fitted.n_chunks, fitted.resumed_from_chunk, fitted.working_rank) == (12, 0, 10)
     ref = IncrementalSVDEmbedding(5, random_state=0).fit(x)
     np.testing.assert_allclose(fitted.estimator.singular_values_, ref.singular_values_,
