@@ -280,7 +280,6 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
     Determinism: the same input gives the same store.
     """
     t0 = time.perf_counter()
-    progress = progress or logger.debug
     vocab: dict[str, int] = {}
     counts: list[int] = []
     n_reviews = 0
@@ -302,8 +301,8 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
             for key, value in _review_fields(chunk).items():
                 meta[key].append(value)
             n_reviews += len(chunk)
-            progress(f"{n_reviews} reviews, {len(tokens)} sentences, {len(counts)} words, "
-                     f"{time.perf_counter() - t0:.1f}s")
+            (progress or logger.debug)(f"{n_reviews} reviews, {len(tokens)} sentences, "
+                                       f"{len(counts)} words, {time.perf_counter() - t0:.1f}s")
         if n_reviews == 0:
             raise DataError(f"no reviews found in {str(source)!r}.")
         n_tokens = int(tokens.values.shape[0])
