@@ -140,3 +140,24 @@ def test_the_checks_see_function_body_and_relative_imports():
     a function body (``cli.__init__`` imports ``__version__`` there) and relative imports."""
     assert ("veob_dask.cli", "veob_dask", "__version__") in {e[:3] for e in EDGES}
     assert any(a == "veob_dask.cli.fit" and b == "veob_dask.svd" for a, b, _, _ in EDGES)
+
+
+def test_only_the_command_line_parses_arguments_or_prints():
+    """Library code reports through logging or callbacks; argparse, print and sys.stdout/stderr
+    belong to ``cli/`` (and ``runtime``, whose clusters only entry points start)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        if module.startswith("veob_dask.cli") or module == "veob_dask.__main__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                found.append(f"{module}:{node.lineno} print()")
+            elif isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr") \
+                    and getattr(node.value, "id", None) == "sys":
+                found.append(f"{module}:{node.lineno} sys.{node.attr}")
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                if "argparse" in names:
+                    found.append(f"{module}:{node.lineno} argparse")
+    assert found == []

@@ -148,3 +148,14 @@ def test_words_beyond_ascii_are_kept_in_the_corpus(tmp_path):
     vocab = set(corpus.vocabulary)
     assert {"straße", "tokyo", "日本", "cafe", "naive", "москва"} <= vocab
     assert corpus.sentence_text([0])[0].startswith("Die Straße in Tokyo")
+
+
+def test_build_corpus_reports_progress_through_a_callback_or_logging(tmp_path, capsys, caplog):
+    lines: list[str] = []
+    build_corpus(write_table(tmp_path), tmp_path / "a.zarr", chunk_reviews=2,
+                 progress=lines.append)
+    assert [ln.split(",")[0] for ln in lines] == ["2 reviews", "4 reviews"]
+    with caplog.at_level("DEBUG", logger="veob_dask.text.corpus"):
+        build_corpus(write_table(tmp_path), tmp_path / "b.zarr", chunk_reviews=2)
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == ["2 reviews", "4 reviews"]
+    assert capsys.readouterr() == ("", "")  # the library prints nothing
