@@ -3,6 +3,7 @@
 from .embedding import SOLVERS, SVDEmbedding, choose_solver, project, register_solver
 from .gram import gram_matrix, gram_svd
 from .incremental_embedding import IncrementalSVDEmbedding
+from .kernels import augmented_gram, normal_block
 from .randomized import randomized_svd
 from .result import SVDResult
 from .tsqr import tsqr_svd
@@ -12,9 +13,11 @@ __all__ = [
     "IncrementalSVDEmbedding",
     "SVDEmbedding",
     "SVDResult",
+    "augmented_gram",
     "choose_solver",
     "gram_matrix",
     "gram_svd",
+    "normal_block",
     "project",
     "randomized_svd",
     "register_solver",

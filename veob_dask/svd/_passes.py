@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from .._validation import check_block_finite
 from ..errors import InvalidParameterError
+from .kernels import normal_block
 
 __all__ = [
     "WithStats",
@@ -155,21 +156,10 @@ class WithStats:
 
 def _normal_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
     """Kernel: ``X_bᵀ (X_b q)`` of one row block, shape (1, d, l) (a :class:`WithStats` if
-    asked)."""
+    asked); see :func:`~veob_dask.svd.kernels.normal_block`."""
     if with_stats:
         return WithStats(_normal_block(block, q), _stats_block(block, 0, 0, 0))
-    xb = _as_scipy(block, q.dtype)
-    if sp.issparse(xb):
-        return np.asarray(xb.T @ (xb @ q))[None]
-    n_rows, d = xb.shape
-    out = np.zeros((1, d, q.shape[1]))
-    buf = np.empty((min(n_rows, _subblock_rows(d)), d), dtype=q.dtype)
-    for rows in _dense_slices(n_rows, d):
-        part = xb[rows]
-        xs = buf[:part.shape[0]]
-        xs[...] = part  # conversion to the compute dtype into a cache-sized buffer
-        out[0] += xs.T @ (xs @ q)
-    return out
+    return normal_block(block, q)[None]
 
 
 def _panel_gram_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:

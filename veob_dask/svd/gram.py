@@ -37,6 +37,7 @@ from .._validation import check_block_finite
 from ..errors import NumericalWarning
 from ._passes import has_sparse_blocks, resolve_compute_dtype
 from ._signs import flip_signs
+from .kernels import augmented_gram, subblock_rows
 from .result import SVDResult
 
 __all__ = ["ACCURACY_FLOOR", "MAX_REFINEMENTS", "SV_RTOL", "first_unresolved", "gram_error",
@@ -56,67 +57,16 @@ _SAFETY_SYSTEMATIC = 4.0
 _U64 = float(np.finfo(np.float64).eps) / 2
 
 
-#: Rows converted to float64 at a time. A 1024 x (d+1) float64 buffer stays in cache for its
-#: BLAS ``syrk``; converting a whole chunk first is several times slower (measured:
-#: benchmarks/README.md, "Measurements behind choices in the code").
-_SUBBLOCK_ROWS = 1024
-
-
 def _gram_step(width: int) -> int:
-    """Rows per dense sub-block for a buffer ``width`` columns wide (about 8 MiB of float64)."""
-    return max(1, min(_SUBBLOCK_ROWS, (1 << 20) // (width + 1)))
+    """Rows per dense sub-block for a buffer ``width`` columns wide: the sub-blocking of
+    :func:`~veob_dask.svd.kernels.augmented_gram` (the error model counts its products)."""
+    return subblock_rows(width + 1)
 
 
-def _dense_gram(block: np.ndarray, out: np.ndarray, dtype: Any = np.float64) -> None:
-    """Write the augmented Gram matrix ``[X, 1]ᵀ[X, 1]`` of a dense block into ``out[0]``.
-
-    The ones column rides along in the buffer, so the column sums and the row count come out
-    of the same product. numpy dispatches ``bᵀ b`` to BLAS ``syrk`` and releases the GIL while
-    it runs; scipy's f2py ``dsyrk`` wrapper holds the GIL, which serialised the threaded
-    scheduler (one core busy; see benchmarks/README.md, "Measurements behind choices in the
-    code").
-    Each sub-block's product is in ``dtype`` and the sum of sub-blocks in float64: with
-    float32, the rounding of a ≤ 1024-row product is about 1e-6 of it, and those errors
-    average out over the many sub-blocks of a large matrix.
-    """
-    n, d = block.shape
-    step = _gram_step(d)
-    buf = np.empty((min(step, max(n, 1)), d + 1), dtype=dtype)
-    buf[:, d] = 1.0
-    acc = np.zeros((d + 1, d + 1))
-    for start in range(0, n, step):
-        part = block[start:start + step]
-        b = buf[:part.shape[0]]
-        b[:, :d] = part  # the conversion to the compute dtype happens here, in cache
-        acc += b.T @ b
-    out[0] = acc
-
-
-def _gram_block(block: np.ndarray, dtype: Any = np.float64,
+def _gram_block(block: Any, dtype: Any = np.float64,
                 block_id: tuple[int, ...] | None = None) -> np.ndarray:
-    """Kernel: augmented Gram matrix of one row block, float64, shape (1, d+1, d+1).
-
-    NaN/inf anywhere in the block make the diagonal (sums of squares) or the column sums
-    non-finite, so those O(d) numbers stand in for a full scan of the block; only when they are
-    not finite (or a finite value overflowed when squared) is the block scanned to say which.
-    """
-    n, d = block.shape
-    out = np.empty((1, d + 1, d + 1))
-    if type(block).__module__.startswith("sparse"):  # pydata sparse
-        block = block.tocsr()
-    if sp.issparse(block):
-        check_block_finite(block, block_id)
-        xb = sp.csr_matrix(block, dtype=np.float64)
-        out[0, :d, :d] = (xb.T @ xb).toarray()
-        sums = np.asarray(xb.sum(axis=0)).ravel()
-        out[0, :d, d] = sums
-        out[0, d, :d] = sums
-        out[0, d, d] = n
-    else:
-        _dense_gram(block, out, dtype)
-        if not np.all(np.isfinite(np.diagonal(out[0]))) or not np.all(np.isfinite(out[0, d])):
-            check_block_finite(block, block_id)
-    return out
+    """Kernel: :func:`~veob_dask.svd.kernels.augmented_gram` of one row block, (1, d+1, d+1)."""
+    return augmented_gram(block, dtype=dtype, block_id=block_id)[None]
 
 
 def gram_matrix(x: da.Array, *, split_every: int | None = None,
@@ -178,7 +128,7 @@ def _projected_gram_block(block: Any, basis: np.ndarray | None, shift: np.ndarra
         y = xb.toarray() if basis is None else np.asarray(xb @ basis)
         if shift is not None:
             y -= shift if basis is None else shift @ basis
-        _dense_gram(y, out)
+        out[0] = augmented_gram(y)
     else:
         n = block.shape[0]
         step = _gram_step(d + r)

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from .._validation import check_block_finite
 from ..errors import InvalidParameterError
 from ._signs import flip_signs
+from .kernels import augmented_gram
 
 __all__ = [
     "CHUNK_SOLVERS",
@@ -131,19 +132,11 @@ def _as_csr_or_dense(block: Any) -> Any:
     return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
 
 
-#: Rows cast to float64 at a time when accumulating a dense block's Gram matrix.
-GRAM_STEP = 8192
-
-
 def _dense_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 ``xᵀx`` and column sums, casting ``GRAM_STEP`` rows at a time (bounded memory)."""
+    """float64 ``xᵀx`` and column sums (the shared kernel, a sub-block at a time)."""
     d = x.shape[1]
-    g, sums = np.zeros((d, d)), np.zeros(d)
-    for i in range(0, x.shape[0], GRAM_STEP):
-        part = np.asarray(x[i:i + GRAM_STEP], dtype=np.float64)
-        g += part.T @ part
-        sums += part.sum(axis=0)
-    return g, sums
+    g = augmented_gram(x)
+    return g[:d, :d], g[:d, d]
 
 
 def _keep(s: np.ndarray, max_rank: int | None) -> int:
