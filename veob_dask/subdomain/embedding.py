@@ -1,108 +1,158 @@
-"""Subdomain partitions (§9.2): one SVD embedding per subdomain, fitted in a single pass.
+"""Subdomain partitions (§9.2): one SVD embedding per subdomain, fitted together, and routing.
 
 For very large data the paper suggests splitting the samples into subdomains — by a metadata
 key such as a category, a source or a time window — each with its own embedding and metadata.
-:class:`SubdomainEmbedding` fits all subdomains in one pass over the rows: every row chunk
-contributes one augmented Gram matrix per subdomain present in it, the per-subdomain sums are
-combined as a tree reduction, and each subdomain's basis comes from its own ``eigh``.
+:class:`SubdomainEmbedding` fits every subdomain's basis in one pass over the rows when the
+memory budget allows (see :mod:`veob_dask.subdomain._passes`), keeps a metadata table per
+subdomain, and routes rows to subdomains by a metadata filter (:meth:`~SubdomainEmbedding.select`)
+or by content (:meth:`~SubdomainEmbedding.route`, :mod:`veob_dask.subdomain.routing`).
 """
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import as_dask_2d, check_block_finite, check_n_features, parse_n_components
+from .._validation import as_dask_2d, check_n_features, parse_n_components, parse_seed
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
-from ..svd.gram import spectrum_from_gram
+from ._passes import SOLVERS, parse_memory
+from .metadata import build_table, match
+from .routing import RouteTables, project_rows, route_block
+from .solve import fit_bases
 
 __all__ = ["SubdomainEmbedding"]
 
 
-def _domain_grams(block: np.ndarray, keys: np.ndarray, domains: np.ndarray,
-                  block_id: tuple[int, ...] | None = None) -> np.ndarray:
-    """Kernel: one augmented Gram matrix ``[X, 1]ᵀ[X, 1]`` per subdomain, (1, m, d+1, d+1)."""
-    check_block_finite(block, block_id)
-    x = np.asarray(block, dtype=np.float64)
-    d = x.shape[1]
-    out = np.zeros((1, domains.size, d + 1, d + 1))
-    keys = np.asarray(keys).ravel()
-    idx = np.searchsorted(domains, keys)
-    for j in np.unique(idx):
-        xs = x[idx == j]
-        out[0, j, :d, :d] = xs.T @ xs
-        sums = xs.sum(axis=0)
-        out[0, j, :d, d] = sums
-        out[0, j, d, :d] = sums
-        out[0, j, d, d] = xs.shape[0]
-    return out
-
-
-def _project_by_domain(block: np.ndarray, keys: np.ndarray, domains: np.ndarray,
-                       comps: np.ndarray, means: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Kernel: project each row on the basis of its own subdomain."""
-    check_block_finite(block)
-    keys = np.asarray(keys).ravel()
+def _codes_block(keys: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    """Kernel: position of each key in ``domains``; a key not seen in fit is a DataError."""
+    keys = _plain_keys(np.asarray(keys).ravel())
     idx = np.searchsorted(domains, keys)
     bad = (idx >= domains.size) | (domains[np.minimum(idx, domains.size - 1)] != keys)
     if np.any(bad):
-        raise DataError(f"subdomain {keys[bad][0]} was not seen in fit; known: "
-                        f"{domains.tolist()[:10]}.")
-    x = np.asarray(block, dtype=dtype)
-    out = np.empty((x.shape[0], comps.shape[1]), dtype=dtype)
-    for j in np.unique(idx):
-        rows = idx == j
-        out[rows] = (x[rows] - means[j].astype(dtype)) @ comps[j].T.astype(dtype)
-    return out
+        raise DataError(f"subdomain {keys[bad][0].item()!r} was not seen in fit; known: "
+                        f"{domains.tolist()[:10]}{' ...' if domains.size > 10 else ''}.")
+    return idx.astype(np.int64)
 
 
-def _keys(domains: Any, x: da.Array) -> da.Array:
-    keys = domains if isinstance(domains, da.Array) else da.from_array(np.asarray(domains))
-    if keys.ndim != 1 or keys.shape[0] != x.shape[0]:
+def _plain_keys(keys: np.ndarray) -> np.ndarray:
+    return keys.astype(str) if keys.dtype == object else keys
+
+
+def _project_keys(block: Any, keys: np.ndarray, domains: np.ndarray, comps: np.ndarray,
+                  means: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Kernel: project each row on the basis of its own subdomain."""
+    return project_rows(block, _codes_block(keys, domains), comps, means, dtype)
+
+
+def _route_project(block: Any, tables: RouteTables, comps: np.ndarray, means: np.ndarray,
+                   dtype: np.dtype) -> np.ndarray:
+    """Kernel: project each row on the basis of the subdomain it is routed to by content."""
+    codes = route_block(block, tables, 1)[:, 0].astype(np.int64)
+    return project_rows(block, codes, comps, means, dtype)
+
+
+def _take(codes: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    return domains[np.asarray(codes, dtype=np.int64)]
+
+
+def _key_array(domains: Any, x: da.Array) -> da.Array:
+    """The subdomain keys as a dask array with ``x``'s row chunks (checked, never computed)."""
+    n = x.shape[0]
+    if domains is None:
+        return da.zeros(n, dtype=np.int64, chunks=(x.chunks[0],))
+    keys = domains if isinstance(domains, da.Array) else np.asarray(domains)
+    if keys.ndim == 2 and keys.shape[1] == 1:
+        keys = keys.ravel()
+    if keys.ndim != 1 or keys.shape[0] != n:
         raise DimensionMismatchError(
-            f"domains must be 1-D with one key per row ({x.shape[0]}); got shape {keys.shape}.")
-    if keys.dtype.kind not in "iub":
-        raise DataError(f"domain keys must be integers; got dtype {keys.dtype}. Encode them "
-                        "first, e.g. with numpy.unique(keys, return_inverse=True).")
+            f"domains must be 1-D with one key per row ({n}); got shape {keys.shape}.")
+    kind = np.dtype(keys.dtype).kind
+    if kind == "O":
+        keys = keys.astype(str) if isinstance(keys, np.ndarray) else \
+            da.map_blocks(_plain_keys, keys, dtype=np.dtype(str))
+    elif kind not in "iubUS":
+        raise DataError(f"domain keys must be integers or strings; got dtype {keys.dtype}. "
+                        "Encode them first, e.g. with numpy.unique(keys, return_inverse=True).")
+    if isinstance(keys, np.ndarray):
+        return da.from_array(keys, chunks=(x.chunks[0],))
     return keys.rechunk((x.chunks[0],))
 
 
-class SubdomainEmbedding(TransformerMixin, BaseEstimator):
-    """One orthonormal basis per subdomain of the rows, all fitted in one pass.
+class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """One orthonormal basis per subdomain of the rows, fitted together; routing by content.
 
     Parameters
     ----------
     n_components : int or float, default=30
-        Components per subdomain (capped by each subdomain's rank), or an energy fraction.
+        Components per subdomain (capped by each subdomain's rank), or the energy fraction in
+        (0, 1] each subdomain keeps.
+    solver : {"auto", "gram", "incremental", "randomized"}, default="auto"
+        ``"gram"``: exact, one (d+1)² Gram matrix per subdomain. ``"incremental"``: one pass,
+        rank ``n_components + n_oversamples`` Brand summaries per subdomain (wide or sparse
+        data; randomized local summaries past 4,096 features). ``"randomized"``: subspace
+        iteration per subdomain, ``n_iter + 1`` passes, ``d x (n_components + n_oversamples)``
+        per subdomain. ``"auto"``: ``"gram"`` when all subdomains fit the memory budget in one
+        pass, else ``"incremental"``. ``solver_`` and ``solver_reason_`` record the choice.
     center : bool, default=False
-        Subtract each subdomain's column means.
+        Subtract each subdomain's column means (PCA per subdomain).
     metadata : dict, optional
-        Annotations per subdomain key (``{key: {...}}``), stored with the model.
+        Attributes per subdomain key, ``{key: {"lang": "en", ...}}`` (JSON-able; keys may be
+        given as text), kept in ``metadata_`` and used by :meth:`select` and ``where=``.
+    memory_budget : int, str or None, default="1GiB"
+        Bytes the fit may hold at once for its accumulators, running tasks and fitted bases
+        (``"512MiB"``, ``"2GB"``...). Subdomains are grouped into as many passes over the data
+        as needed to stay under it; None: one pass whatever it takes.
+    n_oversamples : int, default=10
+        Extra working rank of the approximate solvers.
+    n_iter : int, default=2
+        Power steps of ``"randomized"`` (and of wide local summaries).
+    max_components : int, default=256
+        Cap on the components computed when ``n_components`` is a fraction.
+    split_every : int, default=2
+        Fan-in of the tree reduction over row chunks.
+    random_state : int or None, default=0
+        Seed of the approximate solvers.
 
     Attributes
     ----------
     domains_ : ndarray of shape (n_domains,)
-        Sorted subdomain keys.
+        Sorted subdomain keys (integers or text).
     components_ : ndarray of shape (n_domains, n_components_, n_features_in_)
-        Basis of each subdomain (rows); a subdomain with fewer samples than ``n_components_``
-        has zero rows past its rank.
+        Basis of each subdomain (rows); rows past ``ranks_[j]`` are zero.
     singular_values_ : ndarray of shape (n_domains, n_components_)
+    ranks_ : ndarray of shape (n_domains,)
+        Components each subdomain keeps.
     mean_ : ndarray of shape (n_domains, n_features_in_)
         Zeros unless ``center=True``.
     n_samples_ : ndarray of shape (n_domains,)
+    energy_ : ndarray of shape (n_domains,)
+        Squared Frobenius norm of each (centered) subdomain's rows.
     explained_energy_ratio_ : ndarray of shape (n_domains, n_components_)
+    metadata_ : list of dict
+        One row per subdomain: ``key``, ``n_samples`` and its metadata attributes.
     n_components_, n_features_in_ : int
+    solver_, solver_reason_ : str
+    n_passes_ : int
+        Passes over the data the fit made.
+    memory_estimate_ : int
+        Bytes the plan expected the fit to hold at most.
 
     Notes
     -----
-    Laziness: ``fit`` computes one pass; ``transform`` of dask input is lazy. Memory: one row
-    chunk plus ``n_domains`` (d+1)² float64 matrices per task, so keep subdomains to hundreds for
-    wide data. Determinism: signs as :mod:`veob_dask.svd._signs`.
+    Laziness: ``fit`` computes (one pass per group of subdomains); ``transform``, ``route`` and
+    ``predict`` of dask input are lazy and keep its row chunks. Chunks: keys are rechunked to the
+    row chunks of X. Memory: see ``memory_budget``; each task holds accumulators only for the
+    subdomains present in its chunk. Determinism: signs as :mod:`veob_dask.svd._signs`; the same
+    chunks and seed give the same bases. Keys reach ``fit``/``transform`` through scikit-learn's
+    metadata routing (``set_fit_request(domains=True)``) inside a Pipeline. Without ``domains``,
+    ``fit`` puts every row in one subdomain (key 0) and ``transform`` routes rows by content.
 
     Examples
     --------
@@ -112,77 +162,217 @@ class SubdomainEmbedding(TransformerMixin, BaseEstimator):
     >>> model = SubdomainEmbedding(n_components=2).fit(X, domains=keys)
     >>> model.components_.shape, model.transform(X, domains=keys).shape
     ((3, 2, 6), (300, 2))
+    >>> model.route(X[:2], n_routes=2)[0].shape
+    (2, 2)
     """
 
-    def __init__(self, n_components: float = 30, *, center: bool = False,
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(self, n_components: float = 30, *, solver: str = "auto", center: bool = False,
+                 metadata: dict[str, Any] | None = None, memory_budget: int | str | None = "1GiB",
+                 n_oversamples: int = 10, n_iter: int = 2, max_components: int = 256,
+                 split_every: int = 2, random_state: int | None = 0) -> None:
         self.n_components = n_components
+        self.solver = solver
         self.center = center
         self.metadata = metadata
+        self.memory_budget = memory_budget
+        self.n_oversamples = n_oversamples
+        self.n_iter = n_iter
+        self.max_components = max_components
+        self.split_every = split_every
+        self.random_state = random_state
 
-    def fit(self, X: Any, y: Any = None, *, domains: Any) -> SubdomainEmbedding:
-        """Fit one basis per subdomain; ``domains`` holds one integer key per row."""
+    def _check_params(self) -> None:
+        if self.solver not in SOLVERS:
+            raise InvalidParameterError(f"solver must be one of {SOLVERS}; got {self.solver!r}.")
+        for name, low in (("n_oversamples", 0), ("n_iter", 0), ("max_components", 1),
+                          ("split_every", 2)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise InvalidParameterError(f"{name} must be an int >= {low}; got {v!r}.")
+        if self.metadata is not None and not isinstance(self.metadata, Mapping):
+            raise InvalidParameterError(
+                f"metadata must be a mapping {{key: {{attribute: value}}}} or None; got "
+                f"{type(self.metadata).__name__}.")
+
+    def _validated(self, X: Any, *, reset: bool) -> tuple[da.Array, bool]:
+        lazy = isinstance(X, da.Array)
+        if not lazy:
+            try:
+                X = validate_data(self, X, reset=reset, accept_sparse="csr",
+                                  dtype=[np.float64, np.float32])
+            except ValueError as err:
+                cls = DimensionMismatchError if "is expecting" in str(err) else DataError
+                raise cls(str(err)) from err
         x = as_dask_2d(X)
-        keys = _keys(domains, x)
+        if reset:
+            self.n_features_in_ = x.shape[1]
+        else:
+            check_n_features(x.shape[1], self.n_features_in_, owner=type(self).__name__)
+        return x, lazy
+
+    def fit(self, X: Any, y: Any = None, *, domains: Any = None) -> SubdomainEmbedding:
+        """Fit one basis per subdomain.
+
+        Parameters
+        ----------
+        X : array-like, scipy.sparse or dask.array.Array of shape (n_samples, n_features)
+        y : None
+            Ignored.
+        domains : array-like or dask.array.Array of shape (n_samples,), optional
+            Subdomain key (integer or text) of each row. None: one subdomain, key 0.
+        """
+        self._check_params()
+        budget = parse_memory(self.memory_budget)
+        seed = parse_seed(self.random_state)
+        x, _ = self._validated(X, reset=True)
+        keys = _key_array(domains, x)
         n_comp = parse_n_components(self.n_components, x.shape[1])
         (uniq,) = dask.compute(da.unique(keys))
-        grams = da.map_blocks(
-            _domain_grams, x, keys[:, None], uniq, dtype=np.float64, new_axis=[2, 3],
-            chunks=((1,) * x.numblocks[0], (uniq.size,), (x.shape[1] + 1,), (x.shape[1] + 1,)),
-        ).sum(axis=0)
-        (total,) = dask.compute(grams)
-        results = [spectrum_from_gram(g, center=self.center) for g in total]
-        self._set_state(results, uniq, n_comp, x.shape[1])
+        from ..runtime import parallelism
+
+        bases = fit_bases(x, keys, np.asarray(uniq), n_components=n_comp, solver=self.solver,
+                          center=self.center, n_oversamples=self.n_oversamples,
+                          n_iter=self.n_iter, max_components=self.max_components,
+                          memory_budget=budget, split_every=self.split_every, seed=seed,
+                          threads=parallelism())
+        self.domains_ = np.asarray(uniq)
+        self.components_ = bases.components
+        self.singular_values_ = bases.singular_values
+        self.ranks_ = bases.ranks
+        self.mean_ = bases.means
+        self.n_samples_ = bases.n_samples
+        self.energy_ = bases.energy
+        self.explained_energy_ratio_ = bases.singular_values**2 / np.maximum(
+            bases.energy, 1e-300)[:, None]
+        self.metadata_ = build_table(self.domains_, self.n_samples_, self.metadata)
+        self.n_components_ = int(bases.components.shape[1])
+        self.solver_, self.solver_reason_ = bases.plan.solver, bases.plan.reason
+        self.n_passes_ = int(bases.plan.passes)
+        self.memory_estimate_ = int(bases.plan.estimate_bytes)
         return self
 
-    def _set_state(self, results: list[Any], uniq: np.ndarray, n_comp: float,
-                   d: int) -> None:
-        if isinstance(n_comp, float):
-            ks = []
-            for r in results:
-                cum = np.cumsum(r.singular_values**2) / max(r.total_energy, 1e-300)
-                ks.append(int(np.searchsorted(cum, n_comp - 1e-12) + 1))
-            k = min(max(ks), d)
-        else:
-            k = n_comp
-        comps = np.zeros((uniq.size, k, d))
-        svals = np.zeros((uniq.size, k))
-        for j, r in enumerate(results):
-            rank = min(k, r.n_samples)
-            comps[j, :rank] = r.components[:rank]
-            svals[j, :rank] = r.singular_values[:rank]
-        self.domains_ = uniq
-        self.components_ = comps
-        self.singular_values_ = svals
-        self.mean_ = np.stack([r.mean if r.mean is not None else np.zeros(d) for r in results])
-        self.n_samples_ = np.array([r.n_samples for r in results])
-        energy = np.array([max(r.total_energy, 1e-300) for r in results])
-        self.explained_energy_ratio_ = svals**2 / energy[:, None]
-        self.n_components_ = k
-        self.n_features_in_ = d
+    def fit_transform(self, X: Any, y: Any = None, *, domains: Any = None) -> Any:
+        """Fit, then project each row on its own subdomain's basis (routed by content when
+        ``domains`` is None)."""
+        return self.fit(X, y, domains=domains).transform(X, domains=domains)
+
+    def _dtype(self, x: da.Array) -> np.dtype:
+        return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
 
     def transform(self, X: Any, domains: Any = None) -> Any:
-        """Project each row on its subdomain's basis; dask in, lazy dask out."""
+        """Coordinates of each row in its subdomain's basis: ``(x - mean_j) @ components_[j].T``.
+
+        With ``domains`` each row uses its own key's basis (an unseen key is a DataError);
+        without, the subdomain it is routed to by content (:meth:`route`, one route). dask in,
+        lazy dask out with the same row chunks.
+        """
         check_is_fitted(self, "components_")
+        x, lazy = self._validated(X, reset=False)
+        dtype = self._dtype(x)
+        chunks = (x.chunks[0], (self.n_components_,))
         if domains is None:
-            raise InvalidParameterError("transform needs domains=: one subdomain key per row.")
-        lazy = isinstance(X, da.Array)
-        x = as_dask_2d(X)
-        check_n_features(x.shape[1], self.n_features_in_, owner=type(self).__name__)
-        keys = _keys(domains, x)
-        dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
-        out = da.map_blocks(_project_by_domain, x, keys[:, None], self.domains_,
-                            self.components_, self.mean_, dtype, dtype=dtype,
-                            chunks=(x.chunks[0], (self.n_components_,)))
+            tables = RouteTables(self.components_, self.mean_)
+            out = da.map_blocks(_route_project, x, tables, self.components_, self.mean_, dtype,
+                                dtype=dtype, chunks=chunks)
+        else:
+            keys = _key_array(domains, x)
+            out = da.map_blocks(_project_keys, x, keys[:, None], self.domains_,
+                                self.components_, self.mean_, dtype, dtype=dtype, chunks=chunks)
         return out if lazy else out.compute(scheduler="sync")
 
-    def domain_model(self, key: int) -> dict[str, Any]:
-        """Basis, singular values, sample count and metadata of one subdomain."""
+    def select(self, where: Any = None) -> np.ndarray:
+        """Keys of the subdomains whose metadata match every condition of ``where``.
+
+        See :mod:`veob_dask.subdomain.metadata` for the conditions (``"lang=en"``,
+        ``"year>=2010"``, ``"band in 1,2"`` or a mapping).
+        """
         check_is_fitted(self, "components_")
-        j = int(np.searchsorted(self.domains_, key))
-        if j >= self.domains_.size or self.domains_[j] != key:
-            raise InvalidParameterError(f"unknown subdomain {key!r}; known: "
-                                        f"{self.domains_.tolist()[:10]}.")
-        meta = (self.metadata or {}).get(str(key), {})
-        return {"components": self.components_[j], "singular_values": self.singular_values_[j],
-                "n_samples": int(self.n_samples_[j]), "metadata": meta}
+        return self.domains_[match(self.metadata_, where)]
+
+    def codes(self, keys: Any) -> np.ndarray:
+        """Positions in ``domains_`` of the given keys (DataError for unseen keys)."""
+        check_is_fitted(self, "components_")
+        return _codes_block(np.atleast_1d(np.asarray(keys)), self.domains_)
+
+    def route_tables(self, where: Any = None) -> RouteTables:
+        """Scoring tables over the subdomains matching ``where`` (all by default).
+
+        Raises
+        ------
+        InvalidParameterError
+            If no subdomain matches.
+        """
+        check_is_fitted(self, "components_")
+        mask = match(self.metadata_, where)
+        if not mask.any():
+            attrs = sorted({a for row in self.metadata_ for a in row})
+            raise InvalidParameterError(
+                f"no subdomain matches the filter {where!r}; attributes present: {attrs}. "
+                "Check the names and values (veob subdomains list shows them).")
+        return RouteTables(self.components_, self.mean_, np.flatnonzero(mask))
+
+    def route(self, X: Any, n_routes: int = 1, *, where: Any = None,
+              return_residual: bool = False) -> tuple[Any, ...]:
+        """The ``n_routes`` subdomains that best hold each row, and the share they hold.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n, n_features_in_)
+        n_routes : int, default=1
+            Subdomains per row, best first.
+        where : filter, optional
+            Route only among the subdomains whose metadata match (see :meth:`select`).
+        return_residual : bool, default=False
+            Also return each row's residual energy outside each chosen basis.
+
+        Returns
+        -------
+        keys : ndarray or dask.array.Array of shape (n, n_routes)
+            Subdomain keys, smallest residual energy first (see
+            :mod:`veob_dask.subdomain.routing`).
+        shares : ndarray or dask.array.Array of shape (n, n_routes)
+            Fraction of each row's energy (about the subdomain mean) its basis captures.
+        residual : ndarray or dask.array.Array of shape (n, n_routes)
+            Only with ``return_residual``.
+        """
+        check_is_fitted(self, "components_")
+        tables = self.route_tables(where)
+        if isinstance(n_routes, bool) or not isinstance(n_routes, numbers.Integral) or \
+                not 1 <= n_routes <= tables.codes.size:
+            raise InvalidParameterError(
+                f"n_routes must be an int in [1, {tables.codes.size}] (the subdomains that "
+                f"may be chosen); got {n_routes!r}.")
+        x, lazy = self._validated(X, reset=False)
+        r = int(n_routes)
+        raw = da.map_blocks(route_block, x, tables, r, dtype=np.float64,
+                            chunks=(x.chunks[0], (3 * r,)))
+        keys = da.map_blocks(_take, raw[:, :r], self.domains_, dtype=self.domains_.dtype)
+        out = (keys, raw[:, r:2 * r]) + ((raw[:, 2 * r:],) if return_residual else ())
+        if lazy:
+            return out
+        return tuple(dask.compute(*out, scheduler="sync"))
+
+    def predict(self, X: Any) -> Any:
+        """The subdomain key each row is routed to by content (a subspace classifier when the
+        subdomains are classes)."""
+        return self.route(X, 1)[0][:, 0]
+
+    def domain_model(self, key: Any) -> dict[str, Any]:
+        """Basis, singular values, sample count and metadata of one subdomain."""
+        j = int(self.codes([key])[0])
+        rank = int(self.ranks_[j])
+        return {"components": self.components_[j, :rank],
+                "singular_values": self.singular_values_[j, :rank],
+                "mean": self.mean_[j], "n_samples": int(self.n_samples_[j]),
+                "metadata": {k: v for k, v in self.metadata_[j].items()
+                             if k not in ("key", "n_samples")}}
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.n_components_)

@@ -1,5 +1,6 @@
 """SVD solvers (Gram, TSQR, randomized, incremental) and the embedding estimators."""
 
+from ._signs import flip_signs
 from .embedding import SOLVERS, SVDEmbedding, choose_solver, project, register_solver
 from .gram import gram_matrix, gram_svd
 from .incremental_embedding import IncrementalSVDEmbedding
@@ -15,6 +16,7 @@ __all__ = [
     "SVDResult",
     "augmented_gram",
     "choose_solver",
+    "flip_signs",
     "gram_matrix",
     "gram_svd",
     "normal_block",
