@@ -17,6 +17,7 @@ of rows at a time so the (rows x m·k) product stays near 32 MiB.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -112,8 +113,10 @@ def project_rows(block: Any, codes: np.ndarray, components: np.ndarray, means: n
     out = np.empty((x.shape[0], components.shape[1]), dtype=dtype)
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
+    if codes.size == 0:
+        return out
     cuts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1], True])
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         j = int(sorted_codes[a])
         rows = order[a:b]
         xs = np.asarray(x[rows], dtype=dtype) - means[j].astype(dtype)
