@@ -8,6 +8,7 @@ import sys
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from veob_dask import SpectralTransform2D, SVDEmbedding
+from veob_dask.subdomain import SubdomainEmbedding
 
 _XFAIL = {
     # The transform is defined on images: sklearn's checks feed 2-D tables of arbitrary width,
@@ -17,7 +18,8 @@ _XFAIL = {
 
 @parametrize_with_checks(
     [SVDEmbedding(n_components=1), SVDEmbedding(n_components=1, solver="tsqr"),
-     SVDEmbedding(n_components=0.9, center=True)],
+     SVDEmbedding(n_components=0.9, center=True), SubdomainEmbedding(n_components=1),
+     SubdomainEmbedding(n_components=0.9, center=True, solver="incremental")],
 )
 def test_sklearn_checks(estimator, check):
     check(estimator)

@@ -12,11 +12,14 @@ from typing import Any
 
 from .base import CellIndex, ExactIndex, embedding_fingerprint, load_index
 from .exact import exact_kneighbors, merge_topk
+from .subdomains import SubdomainIndex, SubdomainResult
 
 __all__ = [
     "METHODS",
     "CellIndex",
     "ExactIndex",
+    "SubdomainIndex",
+    "SubdomainResult",
     "build_index",
     "embedding_fingerprint",
     "exact_kneighbors",

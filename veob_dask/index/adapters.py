@@ -108,20 +108,46 @@ class VectorDBIndex:
         self.fingerprint_ = embedding_fingerprint(x)
         return self
 
-    def kneighbors(self, queries: Any, k: int = 10, n_probe: Any = None) -> tuple[Any, Any]:
-        """``(indices int64, sq_distances float64)`` from the backend (numpy queries)."""
+    def kneighbors(self, queries: Any, k: int = 10, n_probe: Any = None, *,
+                   allowed: Any = None) -> tuple[Any, Any]:
+        """``(indices int64, sq_distances float64)`` from the backend (numpy queries).
+
+        ``allowed`` (row numbers) restricts the answer to those rows inside the engine — the
+        metadata filter of a vector database: hnswlib's ``filter`` callback and faiss's
+        ``IDSelectorBatch`` both skip the other rows during the search instead of
+        post-filtering a longer list (so ``k`` answers come back whenever ``k`` rows are
+        allowed).
+        """
         if not hasattr(self, "index_"):
             raise InvalidParameterError("this VectorDBIndex is not fitted; call fit first.")
         q = np.ascontiguousarray(_check_numpy_queries(queries, self.n_features_),
                                  dtype=np.float32)
-        k = _check_k(k, self.n_rows_)
+        ids = None
+        if allowed is not None:
+            ids = np.unique(np.asarray(allowed, dtype=np.int64).ravel())
+            if ids.size and (ids[0] < 0 or ids[-1] >= self.n_rows_):
+                raise InvalidParameterError(
+                    f"allowed must hold row numbers in [0, {self.n_rows_}); got values from "
+                    f"{ids[0]} to {ids[-1]}.")
+        k = _check_k(k, self.n_rows_ if ids is None else ids.size)
         p = int(self.n_probe if n_probe is None else n_probe)
+        threads = self.n_threads or os.cpu_count() or 1
         if self.backend == "hnswlib":
             self.index_.set_ef(max(k, self.ef or 10 * p))
-            labels, dist = self.index_.knn_query(q, k=k,
-                                                 num_threads=self.n_threads or os.cpu_count() or 1)
+            if ids is None:
+                labels, dist = self.index_.knn_query(q, k=k, num_threads=threads)
+            else:
+                keep = np.zeros(self.n_rows_, dtype=bool)
+                keep[ids] = True
+                labels, dist = self.index_.knn_query(q, k=k, num_threads=threads,
+                                                     filter=lambda label: bool(keep[label]))
         else:
+            lib = _import(self.backend)
+            sel = None if ids is None else lib.IDSelectorBatch(ids)
             if self.backend == "faiss-ivf":
                 self.index_.nprobe = p
-            dist, labels = self.index_.search(q, k)
+                params = None if sel is None else lib.SearchParametersIVF(sel=sel, nprobe=p)
+            else:
+                params = None if sel is None else lib.SearchParameters(sel=sel)
+            dist, labels = self.index_.search(q, k, params=params)
         return np.asarray(labels, dtype=np.int64), np.asarray(dist, dtype=np.float64)
