@@ -46,6 +46,8 @@ import dask.array as da
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import itertools
+
 from _common import PeakRSS, print_table, write_result_json
 
 from veob_dask import SVDEmbedding
@@ -110,7 +112,7 @@ def numpy_subspace_classifier(x: np.ndarray, y: np.ndarray, xt: np.ndarray, k: i
     resid = np.empty((xt.shape[0], classes.size))
     for j, c in enumerate(classes):
         xs = x[y == c]
-        w, v = np.linalg.eigh(xs.T @ xs)
+        _w, v = np.linalg.eigh(xs.T @ xs)
         basis = v[:, ::-1][:, :k]
         resid[:, j] = np.einsum("ij,ij->i", xt, xt) - np.sum((xt @ basis) ** 2, axis=1)
     return classes[resid.argmin(axis=1)]
@@ -249,7 +251,7 @@ def _rows_chunk(block_info: Any = None, *, seed: int, m: int, d: int, r: int) ->
     bases = _bases(seed, m, d, r)
     order = np.argsort(keys, kind="stable")
     cuts = np.flatnonzero(np.r_[True, np.diff(keys[order]) != 0, True])
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         idx = order[a:b]
         out[idx] += coef[idx] @ bases[keys[idx[0]]]
     return out
@@ -307,7 +309,7 @@ def case_scale(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = 2_000_000 if args.small else args.scale_rows
     src = SyntheticMatrix(rows, 64, n_keys=1000, seed=0)
     x, keys = src.to_dask(chunk_rows=500_000), src.keys(chunk_rows=500_000)
-    ref_keys, grams, counts = src.key_grams()
+    ref_keys, grams, _counts = src.key_grams()
     k = 8
     common = {"case": "scale", "k": k, "rows": rows, "cols": 64}
     gsec, glob, _, gdelta = timed(lambda: SVDEmbedding(k).fit(x), 1)
