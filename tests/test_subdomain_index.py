@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veob_dask.errors import DimensionMismatchError, InvalidParameterError, NotFittedError
+from veob_dask.errors import (
+    DimensionMismatchError,
+    InvalidParameterError,
+    NotFittedError,
+    StoreFormatError,
+)
 from veob_dask.index import SubdomainIndex, exact_kneighbors
 from veob_dask.subdomain import SubdomainEmbedding
 
@@ -120,3 +125,18 @@ def test_vector_database_adapters_filter_inside_the_engine(rng, backend):
     np.testing.assert_allclose(sq[:, 0], want_sq[:, 0], rtol=1e-4, atol=1e-4)
     with pytest.raises(InvalidParameterError, match="row numbers"):
         index.kneighbors(x[:2], 1, allowed=[5000])
+
+
+@pytest.mark.parametrize("method", ["exact", "cells"])
+def test_save_load_round_trip(affine, rng, tmp_path, method):
+    x, keys, model = affine
+    index = SubdomainIndex(method, n_probe=2).fit(model, x, keys)
+    index.save(tmp_path / "i.zarr")
+    back = SubdomainIndex.load(tmp_path / "i.zarr")
+    q = x[:20] + 0.1 * rng.normal(size=(20, 12))
+    for kw in ({"routes": 2}, {"where": "lang=en"}):
+        a, b = index.search(q, 6, **kw), back.search(q, 6, **kw)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_allclose(a.sq_distances, b.sq_distances)
+    with pytest.raises(StoreFormatError, match="not a subdomain index"):
+        SubdomainIndex.load(tmp_path / "i.zarr" / "model")

@@ -18,7 +18,8 @@ from ..io import termination_as_exception
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules of this package, in the order ``veob --help`` lists them.
-COMMANDS = ["demo", "ingest", "fit", "transform", "query", "index", "words", "sentences"]
+COMMANDS = ["demo", "ingest", "fit", "transform", "query", "index", "subdomains", "words",
+            "sentences"]
 
 
 def build_parser() -> argparse.ArgumentParser:

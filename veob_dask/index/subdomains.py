@@ -29,19 +29,31 @@ own residuals are not used: storing them would cost as much as the data.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
+import zarr
 
-from ..errors import DataError, DimensionMismatchError, InvalidParameterError, NotFittedError
+from ..errors import (
+    DataError,
+    DimensionMismatchError,
+    InvalidParameterError,
+    NotFittedError,
+    StoreFormatError,
+)
 from ..subdomain import SubdomainEmbedding
 from ..subdomain.routing import project_rows, route_block
+from .base import CellIndex
 from .exact import merge_topk
 
 __all__ = ["SubdomainIndex", "SubdomainResult"]
+
+_ATTR = "veob_index"
+_FORMAT = 1
 
 #: Queries searched at once (bounds the (queries x routes x n_neighbors) candidate arrays).
 _QUERY_BLOCK = 1024
@@ -248,6 +260,76 @@ class SubdomainIndex:
         ind, sq, codes, shares = (np.concatenate(p) for p in zip(*parts, strict=True))
         dom_codes = np.where(ind >= 0, self.row_codes_[np.maximum(ind, 0)], 0)
         return SubdomainResult(ind, sq, model.domains_[dom_codes], model.domains_[codes], shares)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the index to a Zarr group at ``path`` (temporary path, then rename).
+
+        Layout: the model (group ``model``), the rows' coordinates and order (arrays
+        ``vectors``, ``order``, ``offsets``, ``row_codes``), and for cell indexes each
+        subdomain's index (group ``indexes/<j>``). Exact indexes store nothing more;
+        vector-database adapters are rebuilt from ``vectors`` on load.
+        """
+        from ..io import atomic_store, save
+
+        self._check_fitted()
+        with atomic_store(path, overwrite=overwrite) as tmp:
+            group = zarr.open_group(store=str(tmp), mode="w")
+            for name in ("order", "offsets", "vectors", "row_codes"):
+                arr = getattr(self, name + "_")
+                za = group.create_array(name, shape=arr.shape, dtype=arr.dtype,
+                                        chunks=(max(1, min(arr.shape[0], 1 << 18)),
+                                                *arr.shape[1:]))
+                za[...] = arr
+            save(self.model_, os.path.join(tmp, "model"))
+            for j, index in enumerate(self.indexes_):
+                if isinstance(index, CellIndex):
+                    index.save(os.path.join(tmp, "indexes", str(j)))
+            group.attrs[_ATTR] = {"format_version": _FORMAT, "method": self.method,
+                                  "params": {"method": self.index_method,
+                                             "routes": self.routes, "n_probe": self.n_probe,
+                                             "params": self.params},
+                                  "n_rows": self.n_rows_}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SubdomainIndex:
+        """Load an index written by :meth:`save`.
+
+        Raises
+        ------
+        StoreNotFoundError
+            If nothing exists at ``path``.
+        StoreFormatError
+            If the store is not a subdomain index.
+        """
+        from ..io import load, open_group
+        from .base import load_index
+
+        group = open_group(path, mode="r")
+        meta = group.attrs.get(_ATTR)
+        if not isinstance(meta, dict) or meta.get("method") != cls.method or \
+                meta.get("format_version") != _FORMAT:
+            raise StoreFormatError(
+                f"{str(path)!r} is not a subdomain index store; build one with `veob "
+                "subdomains index` or SubdomainIndex.save.")
+        out = cls(**meta["params"])
+        out.model_ = load(os.path.join(str(path), "model"))
+        for name in ("order", "offsets", "vectors", "row_codes"):
+            setattr(out, name + "_", np.asarray(group[name][...]))
+        out.n_rows_ = int(meta["n_rows"])
+        indexes: list[Any] = []
+        for j in range(out.model_.domains_.size):
+            a, b = out.offsets_[j], out.offsets_[j + 1]
+            rank = max(1, int(out.model_.ranks_[j]))
+            if b == a:
+                indexes.append(None)
+            elif out.index_method in ("cells", "tree", "kmeans"):
+                indexes.append(load_index(os.path.join(str(path), "indexes", str(j)),
+                                          embedding=out.vectors_[a:b, :rank]))
+            else:
+                indexes.append(out._build(out.vectors_[a:b, :rank]))
+        out.indexes_ = indexes
+        return out
 
     def kneighbors(self, queries: Any, k: int = 10, n_probe: Any = None, *,
                    routes: int | None = None, where: Any = None) -> tuple[np.ndarray, np.ndarray]:

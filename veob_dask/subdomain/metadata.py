@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["OPERATORS", "RESERVED", "Condition", "build_table", "match", "parse_where"]
+__all__ = ["OPERATORS", "RESERVED", "Condition", "build_table", "match", "parse_value",
+           "parse_where"]
 
 OPERATORS = ("=", "!=", ">=", "<=", ">", "<", "in")
 
@@ -54,8 +55,14 @@ class Condition:
         return f"{self.attr}{self.op}{self.value}"
 
 
-def _scalar(text: str) -> Any:
-    """A value written as text: a JSON number/boolean if it parses as one, else the text."""
+def parse_value(text: str) -> Any:
+    """A value written as text: a JSON number/boolean if it parses as one, else the text.
+
+    Examples
+    --------
+    >>> parse_value("2010"), parse_value("0.5"), parse_value("true"), parse_value("en")
+    (2010, 0.5, True, 'en')
+    """
     t = text.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
         return t[1:-1]
@@ -72,7 +79,7 @@ def _parse_text(text: str) -> Condition:
         body = m.group(2).strip()
         if body[:1] in "([{" and body[-1:] in ")]}":
             body = body[1:-1]
-        values = tuple(_scalar(v) for v in body.split(",") if v.strip())
+        values = tuple(parse_value(v) for v in body.split(",") if v.strip())
         if not values:
             raise InvalidParameterError(f"'in' needs at least one value; got {text!r}.")
         return Condition(m.group(1), "in", values)
@@ -82,7 +89,7 @@ def _parse_text(text: str) -> Condition:
             f"a filter condition looks like 'attr=value', 'attr!=value', 'attr>=number' (also >, "
             f"<, <=) or 'attr in a,b,c'; got {text!r}.")
     op = "=" if m.group(2) == "==" else m.group(2)
-    return Condition(m.group(1), op, _scalar(m.group(3)))
+    return Condition(m.group(1), op, parse_value(m.group(3)))
 
 
 def _from_mapping(where: Mapping[str, Any]) -> list[Condition]:
