@@ -244,3 +244,18 @@ def test_errors(grouped):
         model.transform(x[:5], domains=np.full(5, 7))
     with pytest.raises(DimensionMismatchError, match="features"):
         model.route(x[:, :5])
+
+
+@pytest.mark.parametrize("solver", ["gram", "incremental", "randomized"])
+def test_sparse_rows_give_the_dense_result(rng, solver):
+    import scipy.sparse as sp
+
+    dense = rng.normal(size=(600, 30)) * np.geomspace(10, 0.1, 30) * (rng.random((600, 30)) < 0.3)
+    keys = rng.integers(0, 3, size=600)
+    ref = SubdomainEmbedding(3, solver="gram").fit(dense, domains=keys)
+    got = SubdomainEmbedding(3, solver=solver, n_iter=6).fit(sp.csr_matrix(dense), domains=keys)
+    np.testing.assert_allclose(got.singular_values_, ref.singular_values_, rtol=1e-4)
+    for j in range(3):
+        _assert_same_subspace(got.components_[j], ref.components_[j], atol=1e-3)
+    np.testing.assert_allclose(got.transform(sp.csr_matrix(dense[:20]), domains=keys[:20]),
+                               ref.transform(dense[:20], domains=keys[:20]), atol=1e-3 * 30)
