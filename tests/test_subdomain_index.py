@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from veob_dask import load
 from veob_dask.errors import (
     DimensionMismatchError,
     InvalidParameterError,
     NotFittedError,
     StoreFormatError,
 )
-from veob_dask.index import SubdomainIndex, exact_kneighbors
+from veob_dask.index import CellIndex, SubdomainIndex, exact_kneighbors
 from veob_dask.subdomain import SubdomainEmbedding
 
 META = {"0": {"lang": "en", "year": 2008}, "1": {"lang": "fr", "year": 2012},
@@ -138,5 +139,26 @@ def test_save_load_round_trip(affine, rng, tmp_path, method):
         a, b = index.search(q, 6, **kw), back.search(q, 6, **kw)
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_allclose(a.sq_distances, b.sq_distances)
-    with pytest.raises(StoreFormatError, match="not a subdomain index"):
+    assert type(load(tmp_path / "i.zarr")) is SubdomainIndex
+    with pytest.raises(StoreFormatError, match="not a veob_dask index store"):
         SubdomainIndex.load(tmp_path / "i.zarr" / "model")
+
+
+def test_load_refuses_other_and_damaged_indexes(affine, tmp_path):
+    import zarr
+
+    x, keys, model = affine
+    CellIndex().fit(x).save(tmp_path / "cells.zarr")
+    with pytest.raises(StoreFormatError, match="not a subdomain index"):
+        SubdomainIndex.load(tmp_path / "cells.zarr")
+    SubdomainIndex("exact").fit(model, x, keys).save(tmp_path / "i.zarr")
+    codes = zarr.open_array(str(tmp_path / "i.zarr" / "row_codes"), mode="r+")
+    codes[0] = 7  # a subdomain the model does not have
+    with pytest.raises(StoreFormatError, match="damaged"):
+        SubdomainIndex.load(tmp_path / "i.zarr")
+    codes[0] = int(model.codes([keys[0]])[0])  # restored
+    SubdomainIndex.load(tmp_path / "i.zarr")
+    order = zarr.open_array(str(tmp_path / "i.zarr" / "order"), mode="r+")
+    order[0] = order[1]  # no longer a permutation
+    with pytest.raises(StoreFormatError, match="damaged"):
+        SubdomainIndex.load(tmp_path / "i.zarr")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sklearn.pipeline import Pipeline
 
-from .index import CellIndex, ExactIndex, load_index
+from .index import CellIndex, ExactIndex, SubdomainIndex, load_index
 from .io.location import Location, PathLike
 from .io.serialize import EstimatorSpec, ModelTable, load_estimator, save_estimator
 from .io.store import open_group, store_header
@@ -47,7 +47,7 @@ def save(obj: Any, path: PathLike | Location, *, overwrite: bool = False,
     StoreExistsError
         The output may not be written (see :func:`veob_dask.io.check_output`).
     """
-    if isinstance(obj, (ExactIndex, CellIndex, WordVectors, SentenceModel)):
+    if isinstance(obj, (ExactIndex, CellIndex, SubdomainIndex, WordVectors, SentenceModel)):
         obj.save(path, overwrite=overwrite, storage_options=storage_options)
         return
     save_estimator(obj, path, MODELS, overwrite=overwrite, storage_options=storage_options)
@@ -75,6 +75,8 @@ def load(path: PathLike | Location, *, embedding: Any = None,
     """
     header = store_header(open_group(path, storage_options=storage_options))
     kind = header.get("kind") if header else None
+    if kind == "index" and header.get("method") == SubdomainIndex.method:
+        return SubdomainIndex.load(path, storage_options=storage_options)
     if kind == "index":
         return load_index(path, embedding=embedding, storage_options=storage_options)
     if kind == "wordvectors":

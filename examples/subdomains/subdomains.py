@@ -26,10 +26,10 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from veob_dask import SVDEmbedding
+from veob_dask import SVDEmbedding, save
 from veob_dask.datasets import DEFAULT_FASHION_MNIST, idx_files
 from veob_dask.index import SubdomainIndex, exact_kneighbors
-from veob_dask.io import read_array, save
+from veob_dask.io import read_array
 from veob_dask.io.ingest import ingest
 from veob_dask.subdomain import SubdomainEmbedding
 

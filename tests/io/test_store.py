@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 import zarr
 
-from veob_dask.errors import DataError, StoreExistsError, StoreFormatError, StoreNotFoundError
+from veob_dask.errors import (
+    DataError,
+    DimensionMismatchError,
+    StoreExistsError,
+    StoreFormatError,
+    StoreNotFoundError,
+)
 from veob_dask.io import read_array, read_matrix, write_array
 from veob_dask.io.idx import read_idx
 from veob_dask.io.ingest import ingest
@@ -72,6 +78,34 @@ def test_ingest_npy_and_array(tmp_path):
         ingest(np.empty((0, 3)), tmp_path / "c.zarr")
     with pytest.raises(DataError, match="ragged rows"):
         ingest(np.array([[1, 2], [3]], dtype=object), tmp_path / "d.zarr")
+
+
+def test_subdomain_keys_as_a_store_array_integers_or_text(tmp_path):
+    x = np.arange(40.0).reshape(10, 4)
+    (tmp_path / "keys.txt").write_text("\n".join(["en", "fr"] * 5) + "\n")
+    ingest(x, tmp_path / "t.zarr", domains=tmp_path / "keys.txt", chunk_rows=4)
+    keys = read_array(tmp_path / "t.zarr", "domains")
+    assert keys.dtype == object and keys.chunks == ((4, 4, 2),)
+    assert keys.compute().tolist() == ["en", "fr"] * 5
+    group = zarr.open_group(str(tmp_path / "t.zarr"), mode="r")
+    assert group["domains"].metadata.dimension_names == ("sample",)
+    (tmp_path / "ints.txt").write_text("\n".join(map(str, range(10))))
+    ingest(x, tmp_path / "i.zarr", labels=np.ones(10), domains=tmp_path / "ints.txt")
+    np.testing.assert_array_equal(read_array(tmp_path / "i.zarr", "domains").compute(),
+                                  np.arange(10))
+    with pytest.raises(DimensionMismatchError, match="domains hold 3 entries"):
+        ingest(x, tmp_path / "j.zarr", domains=np.arange(3))
+
+
+def test_text_arrays_round_trip_as_variable_length_strings(tmp_path):
+    from veob_dask.io import write_artifact
+    from veob_dask.io.store import open_artifact, read_arrays
+
+    names = np.array(["alpha", "be", "gamma delta"])
+    write_artifact(tmp_path / "a.zarr", "dataset", {"names": names}, dims={"names": ("n",)})
+    group, _ = open_artifact(tmp_path / "a.zarr", "dataset")
+    got = read_arrays(group, ["names"], "a")["names"]
+    assert got.dtype.kind == "U" and got.tolist() == names.tolist()
 
 
 def test_missing_store_and_array(tmp_path):

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "row/col/data arrays. The store is written to a temporary path and renamed when complete.")
     p.add_argument("source", help="input file (.npy, *-ubyte[.gz], .npz) or COO Zarr group")
     add_output(p, "output Zarr store (local path or fsspec URL)", legacy_positional=True)
-    p.add_argument("--labels", help="labels file (.npy or IDX) stored as array 'y'")
+    p.add_argument("--labels", help="labels file (.npy, IDX or text) stored as array 'y'")
+    p.add_argument("--domains", metavar="KEYS",
+                   help="subdomain keys (.npy, IDX, or text with one key per line; integers or "
+                   "text) stored as array 'domains' (veob subdomains fit --domains domains)")
     p.add_argument("--chunk-rows", type=positive_int,
                    help="rows per chunk (default: ~64 MiB chunks)")
     p.add_argument("--coo", action="store_true", help="source is a Zarr COO triple (row/col/data)")
@@ -37,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
             ingest_coo(args.source, out, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
         else:
-            ingest(args.source, out, labels=args.labels, chunk_rows=args.chunk_rows,
-                   overwrite=args.overwrite)
+            ingest(args.source, out, labels=args.labels, domains=args.domains,
+                   chunk_rows=args.chunk_rows, overwrite=args.overwrite)
     x = read_matrix(out)
     stages.show(f"wrote {out}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} row chunks "
                 f"of {x.chunks[0][0]} rows")
     stages.emit({"source": args.source, "out": out, "labels": args.labels,
+                 "domains": args.domains,
                  "shape": list(x.shape), "dtype": str(x.dtype),
                  "n_chunks": int(x.numblocks[0]), "chunk_rows": int(x.chunks[0][0]),
                  "seconds": stages.total})

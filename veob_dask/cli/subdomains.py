@@ -23,9 +23,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ..errors import DataError, InvalidParameterError, StoreExistsError, StoreFormatError
+from ..errors import DataError, InvalidParameterError, StoreFormatError
 from ..index import SubdomainIndex
-from ..io import load, open_group, read_array, read_matrix, save, store_exists
+from ..io import check_output, open_group, read_array, read_matrix
+from ..io.store import store_header
+from ..persistence import load, save
 from ..runtime import scheduler_context
 from ..subdomain import SubdomainEmbedding
 from ..subdomain.metadata import parse_value
@@ -40,7 +42,7 @@ def _flat(x: da.Array) -> da.Array:
 
 def read_keys(store: str, spec: str) -> Any:
     """The subdomain keys named by ``--domains``: an array of ``store``, or a file."""
-    group = open_group(store, mode="r")
+    group = open_group(store)
     if spec in group.array_keys():
         keys = read_array(store, spec)
         if keys.ndim != 1:
@@ -88,15 +90,10 @@ def read_metadata(path: str | None) -> dict[str, Any] | None:
     return doc
 
 
-def _check_out(path: str, overwrite: bool) -> None:
-    if store_exists(path) and not overwrite:
-        raise StoreExistsError(f"{path!r} already exists; pass --overwrite to replace it.")
-
-
 # -- fit -------------------------------------------------------------------------------------
 def run_fit(args: argparse.Namespace) -> int:
     stages = Stages(quiet=False)
-    _check_out(args.model, args.overwrite)
+    check_output(args.model, overwrite=args.overwrite, inputs=[args.store])
     x = _flat(read_matrix(args.store))
     keys = read_keys(args.store, args.domains)
     model = SubdomainEmbedding(args.n_components, solver=args.solver, center=args.center,
@@ -156,7 +153,7 @@ def run_list(args: argparse.Namespace) -> int:
 # -- index -----------------------------------------------------------------------------------
 def run_index(args: argparse.Namespace) -> int:
     stages = Stages()
-    _check_out(args.index, args.overwrite)
+    check_output(args.index, overwrite=args.overwrite, inputs=[args.store, args.model])
     model = load(args.model)
     x = _flat(read_matrix(args.store))
     keys = read_keys(args.store, args.domains)
@@ -181,8 +178,8 @@ def run_index(args: argparse.Namespace) -> int:
 
 # -- query -----------------------------------------------------------------------------------
 def _open_model_or_index(path: str) -> tuple[SubdomainEmbedding, SubdomainIndex | None]:
-    group = open_group(path, mode="r")
-    if "veob_index" in group.attrs:
+    header = store_header(open_group(path)) or {}
+    if header.get("kind") == "index":
         index = SubdomainIndex.load(path)
         return index.model_, index
     model = load(path)

@@ -46,14 +46,15 @@ from ..io.serialize import (
     write_estimator,
 )
 from ..io.store import open_artifact, read_arrays
-from ..io.writer import create_artifact
+from ..io.writer import ArtifactWriter, create_artifact
 from ..partition import KMeansCells, PartitionTree
 from ..partition.base import as_rows
 from ..partition.schema import SPECS as PARTITIONS
 from .cells import CellSearcher, check_n_probe, search_any
 from .exact import exact_kneighbors
 
-__all__ = ["CellIndex", "ExactIndex", "embedding_fingerprint", "load_index"]
+__all__ = ["CellIndex", "ExactIndex", "embedding_fingerprint", "load_index", "read_index",
+           "write_index"]
 
 _FP_ROWS = 256
 #: Most threads a loaded index may ask for.
@@ -106,18 +107,10 @@ class _IndexBase:
              storage_options: Mapping[str, Any] | None = None) -> None:
         """Write the index to a Zarr group at ``path`` (temporary path, then published)."""
         self._check_fitted()
-        arrays = self._arrays()
+        nbytes = sum(int(a.nbytes) for a in self._arrays().values())
         with create_artifact(path, "index", overwrite=overwrite,
-                             storage_options=storage_options,
-                             nbytes=sum(int(a.nbytes) for a in arrays.values()),
-                             method=self.method, params=self._params(),
-                             fingerprint=self.fingerprint_, n_rows=self.n_rows_,
-                             n_features=self.n_features_) as w:
-            for name, arr in arrays.items():
-                w.array(name, arr, dims=INDEX_ARRAYS[name].dims)
-            part = getattr(self, "partition_", None)
-            if part is not None:
-                write_estimator(w.subgroup("partition", "model"), part, PARTITIONS)
+                             storage_options=storage_options, nbytes=nbytes) as w:
+            write_index(w, self)
 
     def _params(self) -> dict[str, Any]:
         return {}
@@ -271,6 +264,20 @@ class CellIndex(_IndexBase):
         return {"offsets": s.offsets, "members": s.members, "vectors": s.vectors}
 
 
+def write_index(writer: ArtifactWriter, index: ExactIndex | CellIndex) -> None:
+    """Write a fitted index into the (root or nested) group of ``writer`` (header included)."""
+    index._check_fitted()
+    assert writer.header is not None
+    writer.header.update(method=index.method, params=index._params(),
+                         fingerprint=index.fingerprint_, n_rows=index.n_rows_,
+                         n_features=index.n_features_)
+    for name, arr in index._arrays().items():
+        writer.array(name, arr, dims=INDEX_ARRAYS[name].dims)
+    part = getattr(index, "partition_", None)
+    if part is not None:
+        write_estimator(writer.subgroup("partition", "model"), part, PARTITIONS)
+
+
 _N_PROBE = is_choice("all") | is_int(1)
 _THREADS = NONE | is_int(1, MAX_THREADS)
 #: Parameter rules of the two index classes (as stored in the header's ``params``).
@@ -341,8 +348,14 @@ def load_index(path: PathLike | Location, embedding: Any = None, *,
         fails the checks (parameters, cell offsets, member ids, partition state).
     """
     loc = as_location(path, storage_options)
-    where = repr(str(loc))
     group, header = open_artifact(loc, "index")
+    return read_index(group, header, repr(str(loc)), embedding)
+
+
+def read_index(group: zarr.Group, header: Mapping[str, Any], where: str,
+               embedding: Any = None) -> ExactIndex | CellIndex:
+    """Build the index saved in an open (root or nested) group whose header is ``header``
+    (see :func:`load_index`)."""
     meta = header.get("legacy") if header.get("format_version") == 1 else header
     try:
         method = meta["method"]

@@ -29,7 +29,7 @@ own residuals are not used: storing them would cost as much as the data.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,15 +45,75 @@ from ..errors import (
     NotFittedError,
     StoreFormatError,
 )
+from ..io.header import check_header
+from ..io.location import Location, PathLike, as_location
+from ..io.serialize import (
+    NONE,
+    ArraySpec,
+    EstimatorSpec,
+    ScalarSpec,
+    check_arrays,
+    is_choice,
+    is_int,
+    is_json,
+    read_estimator,
+    write_estimator,
+)
+from ..io.store import open_artifact, read_arrays, store_header
+from ..io.writer import create_artifact
 from ..subdomain import SubdomainEmbedding
 from ..subdomain.routing import project_rows, route_block
-from .base import CellIndex
+from ..subdomain.schema import SPECS as SUBDOMAIN_SPECS
+from .base import CellIndex, read_index, write_index
 from .exact import merge_topk
 
 __all__ = ["SubdomainIndex", "SubdomainResult"]
 
-_ATTR = "veob_index"
-_FORMAT = 1
+#: Index methods a subdomain index may build in each subdomain.
+SUBDOMAIN_METHODS = ("exact", "cells", "tree", "kmeans", "hnswlib", "faiss-ivf", "faiss-flat")
+
+_ARRAYS = {
+    "order": ArraySpec(("row",), "iu", permutation=True),
+    "offsets": ArraySpec(("domain_offset",), "iu", monotone=True, first=0, last="row"),
+    "vectors": ArraySpec(("row", "component"), "f"),
+    "row_codes": ArraySpec(("row",), "iu", low=0, high="domain"),
+}
+_STATE = EstimatorSpec(object, arrays=_ARRAYS,
+                       scalars={"n_rows": ScalarSpec(is_int(1), dim="row"),
+                                "n_domains": ScalarSpec(is_int(1), dim="domain"),
+                                "n_components": ScalarSpec(is_int(1), dim="component")})
+_PARAMS = {"method": is_choice(*SUBDOMAIN_METHODS), "routes": NONE | is_int(1),
+           "n_probe": is_choice("all") | is_int(1), "params": NONE | is_json()}
+
+
+def _checked_params(params: Any, where: str) -> dict[str, Any]:
+    if not isinstance(params, dict) or set(params) - set(_PARAMS):
+        raise StoreFormatError(f"{where}: the subdomain index parameters must be an object with "
+                               f"keys {sorted(_PARAMS)}.")
+    for name, value in params.items():
+        if not _PARAMS[name].ok(value):
+            raise StoreFormatError(f"{where}: index parameter {name!r} = {value!r} is not "
+                                   f"allowed (expected {_PARAMS[name].expects}).")
+    if isinstance(params.get("params"), dict) and not all(
+            isinstance(k, str) and k.isidentifier() for k in params["params"]):
+        raise StoreFormatError(f"{where}: the per-subdomain index parameters must be named.")
+    return dict(params)
+
+
+def _check_state(arrays: Mapping[str, np.ndarray], model: SubdomainEmbedding, n_rows: Any,
+                 where: str) -> None:
+    """The rows' order, offsets and codes agree with each other and with the model."""
+    m = int(model.domains_.size)
+    try:
+        check_arrays(_STATE, dict(arrays), {"n_rows": n_rows, "n_domains": m,
+                                            "n_components": int(model.n_components_)})
+        codes, order, offsets = arrays["row_codes"], arrays["order"], arrays["offsets"]
+        if offsets.size != m + 1:
+            raise ValueError(f"offsets has {offsets.size} entries for {m} subdomains")
+        if not np.array_equal(np.searchsorted(codes[order], np.arange(m + 1)), offsets):
+            raise ValueError("order and offsets disagree with the rows' subdomains")
+    except (ValueError, TypeError, IndexError) as err:
+        raise StoreFormatError(f"{where}: the subdomain index is damaged: {err}.") from err
 
 #: Queries searched at once (bounds the (queries x routes x n_neighbors) candidate arrays).
 _QUERY_BLOCK = 1024
@@ -262,72 +322,77 @@ class SubdomainIndex:
         return SubdomainResult(ind, sq, model.domains_[dom_codes], model.domains_[codes], shares)
 
     # -- persistence ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-        """Write the index to a Zarr group at ``path`` (temporary path, then rename).
+    def save(self, path: PathLike | Location, *, overwrite: bool = False,
+             storage_options: Mapping[str, Any] | None = None) -> None:
+        """Write the index to a Zarr group at ``path`` (temporary path, then published).
 
-        Layout: the model (group ``model``), the rows' coordinates and order (arrays
-        ``vectors``, ``order``, ``offsets``, ``row_codes``), and for cell indexes each
-        subdomain's index (group ``indexes/<j>``). Exact indexes store nothing more;
-        vector-database adapters are rebuilt from ``vectors`` on load.
+        Layout (an artifact of kind ``"index"``, ``method="subdomains"``): the model (group
+        ``model``), the rows' coordinates and order (arrays ``vectors``, ``order``,
+        ``offsets``, ``row_codes``) and, for cell indexes, each subdomain's index (group
+        ``indexes/<j>``). Exact indexes store nothing more; vector-database adapters are
+        rebuilt from ``vectors`` on load.
         """
-        from ..io import atomic_store, save
-
         self._check_fitted()
-        with atomic_store(path, overwrite=overwrite) as tmp:
-            group = zarr.open_group(store=str(tmp), mode="w")
-            for name in ("order", "offsets", "vectors", "row_codes"):
-                arr = getattr(self, name + "_")
-                za = group.create_array(name, shape=arr.shape, dtype=arr.dtype,
-                                        chunks=(max(1, min(arr.shape[0], 1 << 18)),
-                                                *arr.shape[1:]))
-                za[...] = arr
-            save(self.model_, os.path.join(tmp, "model"))
+        nbytes = sum(int(getattr(self, n + "_").nbytes) for n in _ARRAYS)
+        with create_artifact(path, "index", overwrite=overwrite,
+                             storage_options=storage_options, nbytes=nbytes,
+                             method=self.method, params=self._params(),
+                             n_rows=self.n_rows_) as w:
+            for name, spec in _ARRAYS.items():
+                w.array(name, getattr(self, name + "_"), dims=spec.dims)
+            write_estimator(w.subgroup("model", "model"), self.model_, SUBDOMAIN_SPECS)
             for j, index in enumerate(self.indexes_):
                 if isinstance(index, CellIndex):
-                    index.save(os.path.join(tmp, "indexes", str(j)))
-            group.attrs[_ATTR] = {"format_version": _FORMAT, "method": self.method,
-                                  "params": {"method": self.index_method,
-                                             "routes": self.routes, "n_probe": self.n_probe,
-                                             "params": self.params},
-                                  "n_rows": self.n_rows_}
+                    write_index(w.subgroup(f"indexes/{j}", "index"), index)
+
+    def _params(self) -> dict[str, Any]:
+        return {"method": self.index_method, "routes": self.routes, "n_probe": self.n_probe,
+                "params": self.params}
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> SubdomainIndex:
-        """Load an index written by :meth:`save`.
+    def load(cls, path: PathLike | Location, *,
+             storage_options: Mapping[str, Any] | None = None) -> SubdomainIndex:
+        """Load an index written by :meth:`save`, checking every part before using it.
 
         Raises
         ------
         StoreNotFoundError
             If nothing exists at ``path``.
         StoreFormatError
-            If the store is not a subdomain index.
+            If the store is not a subdomain index, or its parts disagree (row order, offsets,
+            subdomain codes, the model, the per-subdomain indexes).
         """
-        from ..io import load, open_group
-        from .base import load_index
-
-        group = open_group(path, mode="r")
-        meta = group.attrs.get(_ATTR)
-        if not isinstance(meta, dict) or meta.get("method") != cls.method or \
-                meta.get("format_version") != _FORMAT:
-            raise StoreFormatError(
-                f"{str(path)!r} is not a subdomain index store; build one with `veob "
-                "subdomains index` or SubdomainIndex.save.")
-        out = cls(**meta["params"])
-        out.model_ = load(os.path.join(str(path), "model"))
-        for name in ("order", "offsets", "vectors", "row_codes"):
-            setattr(out, name + "_", np.asarray(group[name][...]))
-        out.n_rows_ = int(meta["n_rows"])
+        loc = as_location(path, storage_options)
+        where = repr(str(loc))
+        group, header = open_artifact(loc, "index")
+        if header.get("method") != cls.method:
+            raise StoreFormatError(f"{where} is a {header.get('method')!r} index, not a "
+                                   "subdomain index; build one with `veob subdomains index`.")
+        out = cls(**_checked_params(header.get("params"), where))
+        sub = group.get("model")
+        if not isinstance(sub, zarr.Group):
+            raise StoreFormatError(f"{where} lacks its subdomain model; it is incomplete.")
+        out.model_ = read_estimator(sub, f"{where}/model", SUBDOMAIN_SPECS)
+        arrays = read_arrays(group, list(_ARRAYS), where)
+        _check_state(arrays, out.model_, header.get("n_rows"), where)
+        for name, arr in arrays.items():
+            setattr(out, name + "_", arr)
+        out.n_rows_ = int(arrays["order"].size)
         indexes: list[Any] = []
         for j in range(out.model_.domains_.size):
-            a, b = out.offsets_[j], out.offsets_[j + 1]
-            rank = max(1, int(out.model_.ranks_[j]))
+            a, b = int(out.offsets_[j]), int(out.offsets_[j + 1])
+            vectors = out.vectors_[a:b, :max(1, int(out.model_.ranks_[j]))]
             if b == a:
                 indexes.append(None)
             elif out.index_method in ("cells", "tree", "kmeans"):
-                indexes.append(load_index(os.path.join(str(path), "indexes", str(j)),
-                                          embedding=out.vectors_[a:b, :rank]))
+                node = group.get(f"indexes/{j}")
+                if not isinstance(node, zarr.Group):
+                    raise StoreFormatError(f"{where} lacks the index of subdomain {j}.")
+                indexes.append(read_index(node, check_header(
+                    store_header(node), f"{where}/indexes/{j}", "index"),
+                    f"{where}/indexes/{j}", embedding=vectors))
             else:
-                indexes.append(out._build(out.vectors_[a:b, :rank]))
+                indexes.append(out._build(vectors))
         out.indexes_ = indexes
         return out
 

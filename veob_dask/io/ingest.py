@@ -43,7 +43,25 @@ def source_kind(source: Any) -> str:
     )
 
 
+def read_text_keys(path: PathLike) -> np.ndarray:
+    """One key per non-empty line of a text file: int64 when every line is an integer, else
+    text."""
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln.strip() for ln in fh if ln.strip()]
+    try:
+        return np.array([int(v) for v in lines], dtype=np.int64)
+    except ValueError:
+        return np.array(lines, dtype=str)
+
+
 def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dtype, Iterator[Any]]:
+    """Blocks of a per-sample array: ``.npy``, IDX, a text file (one value per line) or an
+    in-memory array."""
+    if isinstance(labels, (str, os.PathLike)) and not str(labels).lower().endswith(".npy") \
+            and not any(str(labels).lower().endswith(x) for x in _IDX_SUFFIXES):
+        if not os.path.isfile(labels):
+            raise StoreNotFoundError(f"{str(labels)!r} does not exist.")
+        labels = read_text_keys(labels)
     kind = source_kind(labels)
     if kind == "idx":
         shape, dtype = idx_header(labels)
@@ -85,7 +103,7 @@ def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int,
                           chunks=(min(chunk_rows, shape[0]), *shape[1:]), attrs=attrs[name])
             done = 0
             for block in blocks:
-                if not np.issubdtype(block.dtype, np.integer) and not np.all(np.isfinite(block)):
+                if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
                     raise DataError(f"{name} holds NaN or inf in rows {done}-{done + len(block)}.")
                 arr[done : done + len(block)] = block
                 done += len(block)
@@ -98,11 +116,12 @@ def ingest(
     out: PathLike | Location,
     *,
     labels: Any = None,
+    domains: Any = None,
     chunk_rows: int | None = None,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
 ) -> str:
-    """Write ``source`` (and optional ``labels``) to a dataset store at ``out``.
+    """Write ``source`` (and optional ``labels`` and subdomain keys) to a dataset store at ``out``.
 
     Parameters
     ----------
@@ -112,7 +131,11 @@ def ingest(
     out : str or path-like
         Destination store (local path or fsspec URL); written atomically.
     labels : array or path, optional
-        One label per sample, stored as array ``y``.
+        One label per sample (``.npy``, IDX, or text with one value per line), stored as
+        array ``y``.
+    domains : array or path, optional
+        One subdomain key per sample (integers or text; same sources as ``labels``), stored as
+        array ``domains`` (see :class:`~veob_dask.subdomain.SubdomainEmbedding`).
     chunk_rows : int, optional
         Rows per Zarr chunk (default: about 64 MiB per chunk).
     overwrite : bool, default=False
@@ -130,11 +153,14 @@ def ingest(
     Memory: IDX and ``.npy`` sources are streamed one chunk at a time.
     """
     kind = source_kind(source)
-    inputs = [p for p in (source, labels) if isinstance(p, (str, os.PathLike))]
+    inputs = [p for p in (source, labels, domains) if isinstance(p, (str, os.PathLike))]
+    extras = {name: v for name, v in ((layout.LABELS, labels), (layout.DOMAINS, domains))
+              if v is not None}
     check_output(out, overwrite=overwrite, inputs=inputs, storage_options=storage_options)
     if kind == "npz":
-        if labels is not None:
-            raise DataError("labels are not supported for sparse .npz sources.")
+        if extras:
+            raise DataError("labels and domains are not supported for sparse .npz sources; "
+                            "pass the keys to `veob subdomains fit --domains FILE` instead.")
         ingest_npz(source, out, chunk_rows=chunk_rows, overwrite=overwrite,
                    storage_options=storage_options)
         return str(out)
@@ -151,7 +177,7 @@ def ingest(
     else:
         arr, src_name = _array_source(source, kind)
         rows = chunk_rows or default_chunk_rows(arr.shape[1:], arr.dtype, arr.shape[0])
-        if labels is None:
+        if not extras:
             x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows,
                                                                            *arr.shape[1:]))
             write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
@@ -162,14 +188,15 @@ def ingest(
         blocks = (np.asarray(arr[i : i + rows]) for i in range(0, shape[0], rows))
         streams = {"X": (shape, dtype, blocks)}
         attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
-    if labels is not None:
-        lshape, ldtype, lblocks = _label_blocks(labels, rows)
+    for name, values in extras.items():
+        lshape, ldtype, lblocks = _label_blocks(values, rows)
         if lshape[0] != shape[0]:
             raise DimensionMismatchError(
-                f"labels hold {lshape[0]} entries but the data has {shape[0]} samples."
+                f"{'labels' if name == layout.LABELS else name} hold {lshape[0]} entries but the "
+                f"data has {shape[0]} samples."
             )
-        streams["y"] = (lshape, ldtype, lblocks)
-        src = os.path.abspath(labels) if isinstance(labels, (str, os.PathLike)) else "array"
-        attrs["y"] = provenance(src, lshape, ldtype)
+        streams[name] = (lshape, ldtype, lblocks)
+        src = os.path.abspath(values) if isinstance(values, (str, os.PathLike)) else "array"
+        attrs[name] = provenance(src, lshape, ldtype)
     _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options)
     return str(out)

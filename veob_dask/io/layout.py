@@ -89,6 +89,7 @@ LEGACY_CORPUS_KIND = "veob_text_corpus"
 # -- array and group names ---------------------------------------------------------------------
 DATA = "X"
 LABELS = "y"
+DOMAINS = "domains"        # subdomain key of each sample (veob ingest --domains)
 SPARSE_ARRAYS = ("indptr", "indices", "data")
 RAGGED_ARRAYS = ("values", "offsets")
 MODEL_STEPS = "steps"      # a Pipeline's steps: steps/0, steps/1, ...

@@ -137,16 +137,39 @@ def open_artifact(path: PathLike | Location, kind: str | tuple[str, ...], *,
     return group, check_header(store_header(group), repr(str(loc)), kind)
 
 
+#: Bytes counted per value of a variable-length text array (for the memory check only).
+TEXT_ITEMSIZE = 16
+
+
+def numpy_dtype(dtype: Any) -> np.dtype:
+    """The numpy dtype a stored array reads as: variable-length text (numpy ``StringDType``)
+    reads as ``object`` in dask arrays and as fixed-width ``str`` when read whole."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return np.dtype(object)
+    return np.dtype(object) if dt.kind in "TO" else dt
+
+
+def plain_text(values: np.ndarray) -> np.ndarray:
+    """A text array read from Zarr (``StringDType``) as a fixed-width numpy ``str`` array."""
+    if values.dtype.kind in "TO":
+        return np.array(values.tolist(), dtype=str).reshape(values.shape)
+    return values
+
+
 def check_fits_in_memory(shape: tuple[int, ...], dtype: Any, where: str) -> None:
     """Raise :class:`StoreFormatError` if an array of ``shape`` would not fit in free memory
     (a damaged or hostile header can claim any size; nothing is allocated before this)."""
     import psutil
 
-    nbytes = int(np.prod([int(s) for s in shape], dtype=np.float64)) * np.dtype(dtype).itemsize
+    dt = numpy_dtype(dtype)
+    itemsize = TEXT_ITEMSIZE if dt.kind == "O" else dt.itemsize
+    nbytes = int(np.prod([int(s) for s in shape], dtype=np.float64)) * itemsize
     free = int(psutil.virtual_memory().available)
     if nbytes > free:
         raise StoreFormatError(f"{where} claims {nbytes / 2**30:.3g} GiB (shape {tuple(shape)}, "
-                               f"{np.dtype(dtype)}), more than the {free / 2**30:.3g} GiB of free "
+                               f"{dt}), more than the {free / 2**30:.3g} GiB of free "
                                "memory; the store is damaged or not meant to be read whole.")
 
 
@@ -172,9 +195,9 @@ def read_arrays(group: zarr.Group, names: list[str] | tuple[str, ...], where: st
             raise StoreFormatError(f"{where} lacks array {name!r}; the store is incomplete.")
         if not isinstance(node, zarr.Array):
             raise StoreFormatError(f"{where}/{name} is a group, not an array.")
-        check_fits_in_memory(tuple(node.shape), str(node.dtype), f"{where}/{name}")
+        check_fits_in_memory(tuple(node.shape), node.dtype, f"{where}/{name}")
         try:
-            out[name] = np.asarray(node[...])
+            out[name] = plain_text(np.asarray(node[...]))
         except Exception as err:  # codec errors surface as many types
             raise StoreFormatError(f"{where}: could not decode array {name!r} "
                                    f"({type(err).__name__}: {_first_line(err)}); the store is "
@@ -200,7 +223,7 @@ class ZarrRowSource:
         self.name = name
         arr = self._array()
         self.shape: tuple[int, ...] = tuple(arr.shape)
-        self.dtype = np.dtype(str(arr.dtype))
+        self.dtype = numpy_dtype(arr.dtype)
         self.ndim = len(self.shape)
         self.chunks: tuple[int, ...] = tuple(arr.chunks)
 
@@ -287,7 +310,8 @@ class ZarrRowSource:
             key = (key,)
         self._check_chunks_present(arr, key)
         try:
-            return np.asarray(arr[key])
+            out = np.asarray(arr[key])
+            return out.astype(object) if out.dtype.kind == "T" else out
         except StoreFormatError:
             raise
         except Exception as err:  # codec errors surface as many types; name the chunk

@@ -122,12 +122,17 @@ class ArtifactWriter:
             shape, dtype = data.shape, data.dtype
         if shape is None or dtype is None:
             raise ValueError("array() needs data, or shape and dtype.")
+        text = np.dtype(dtype).kind in "UTO"
+        if text:
+            # Zarr's fixed-width str dtype has no stable v3 spec; variable-length UTF-8 has.
+            dtype = zarr.dtype.VariableLengthUTF8()
         shape = tuple(int(s) for s in shape)
         dims = tuple(dims)
         if len(dims) != len(shape):
             raise ValueError(f"array {name!r}: {len(dims)} dimension names for {len(shape)} axes.")
         if chunks is None:
-            row = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+            item = 16 if text else np.dtype(dtype).itemsize
+            row = int(np.prod(shape[1:], dtype=np.int64)) * item
             rows = max(1, min(max(shape[0], 1) if shape else 1, (1 << 24) // max(1, row)))
             chunks = (rows, *shape[1:]) if shape else ()
         chunks = tuple(max(1, int(c)) for c in chunks)
