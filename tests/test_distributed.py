@@ -142,3 +142,27 @@ def test_unanswering_scheduler_address_raises_scheduler_error() -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"
     with pytest.raises(SchedulerError, match="no Dask scheduler answered"):
         connect(address, timeout=1)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("solver", ["gram", "incremental", "randomized"])
+def test_subdomain_fit_on_process_cluster_matches_threads(process_client: object,
+                                                          tmp_path: Path, solver: str) -> None:
+    from veob_dask.io.ingest import ingest
+    from veob_dask.subdomain import SubdomainEmbedding
+
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(3000, 16)) * np.linspace(5, 0.1, 16)).astype(np.float32)
+    names = np.array(["news", "blogs", "papers"])[rng.integers(0, 3, size=3000)]
+    ingest(x, tmp_path / "keyed.zarr", domains=names, chunk_rows=400)
+    fits = []
+    for scheduler in (process_client, "threads"):
+        with dask.config.set(scheduler=scheduler):
+            fits.append(SubdomainEmbedding(4, solver=solver, n_iter=3).fit(
+                read_matrix(tmp_path / "keyed.zarr"),
+                domains=read_array(tmp_path / "keyed.zarr", "domains")))
+    remote, local = fits
+    assert remote.domains_.tolist() == ["blogs", "news", "papers"]
+    np.testing.assert_allclose(remote.singular_values_, local.singular_values_, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(remote.components_ * local.components_, axis=2)),
+                               1.0, atol=1e-5)
