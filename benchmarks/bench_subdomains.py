@@ -168,7 +168,7 @@ def imdb_features(args: argparse.Namespace) -> tuple[da.Array, np.ndarray, Any]:
     work = Path(args.work or tempfile.mkdtemp(prefix="veob-bench-subdomains-"))
     limit = 2000 if args.small else args.limit
     corpus = ensure_corpus(args.reviews, work / "corpus.zarr", limit=limit, overwrite=True)
-    words, _ = build_context(corpus, scheduler="threads")
+    words, _ = build_context(corpus)
     emb, _ = corpus_embedding_matrix(corpus, words)
     feats = sentence_features(corpus, emb)
     lengths = corpus.sentence_lengths

@@ -100,7 +100,7 @@ def imdb(args: argparse.Namespace, work: Path) -> dict[str, object]:
 
     corpus = ensure_corpus(args.reviews, work / "corpus.zarr", limit=args.imdb_limit,
                            overwrite=True)
-    words, _ = build_context(corpus, scheduler="threads")
+    words, _ = build_context(corpus)
     feats = sentence_features(corpus, corpus_embedding_matrix(corpus, words)[0])
     rating = np.asarray(corpus.group["reviews/rating"][:])[corpus.sentence_review]
     band = np.full(rating.shape, "", dtype="<U4")

@@ -151,4 +151,5 @@ def test_every_command_without_an_output_flag_writes_nothing():
     """Commands without -o/--out only read: none takes --overwrite (demo's --workdir aside)."""
     readers = [p for p, parser in LEAVES.items() if "--out" not in _visible_flags(parser)]
     assert sorted(readers) == sorted(itertools.chain(
-        [("demo",)], [("words", "neighbors"), ("words", "evaluate"), ("sentences", "neighbors")]))
+        [("demo",)], [("words", "neighbors"), ("words", "evaluate"), ("sentences", "neighbors"),
+                      ("subdomains", "list")]))

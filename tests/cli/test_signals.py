@@ -39,6 +39,14 @@ def inputs(tmp_path: Path) -> Path:
     save(SVDEmbedding(3).fit(x), tmp_path / "m.zarr")
     write_array(x[:, :3], tmp_path / "e.zarr")
     (tmp_path / "words.txt").write_text("cat\ncats\ndog\ndogs\nbird\n")
+    from veob_dask.index import SubdomainIndex
+    from veob_dask.subdomain import SubdomainEmbedding
+
+    keys = np.arange(200) % 3
+    np.save(tmp_path / "keys.npy", keys)
+    sub = SubdomainEmbedding(2).fit(x, domains=keys)
+    save(sub, tmp_path / "sm.zarr")
+    SubdomainIndex().fit(sub, x, keys).save(tmp_path / "si.zarr")
     write_reviews(tmp_path, random_reviews(12, seed=3))
     return tmp_path
 
@@ -55,6 +63,12 @@ COMMANDS = {
                     "-k", "2"],
     "sentences build": ["sentences", "build", "{t}/r.tsv", "-o", "{t}/out.zarr", "-k", "3"],
     "demo": ["demo", "--scheduler", "sync", "--workdir", "{t}/demo"],
+    "subdomains fit": ["subdomains", "fit", "{t}/x.zarr", "-o", "{t}/out.zarr", "--domains",
+                       "{t}/keys.npy", "-k", "2"],
+    "subdomains index": ["subdomains", "index", "{t}/sm.zarr", "{t}/x.zarr", "-o",
+                         "{t}/out.zarr", "--domains", "{t}/keys.npy"],
+    "subdomains query": ["subdomains", "query", "{t}/si.zarr", "--queries", "{t}/x.zarr", "-n",
+                         "2", "-o", "{t}/out.zarr"],
 }
 
 

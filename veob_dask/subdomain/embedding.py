@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._parallelism import parallelism
 from .._validation import as_dask_2d, check_n_features, parse_n_components, parse_seed
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 from ._passes import SOLVERS, parse_memory
@@ -228,8 +229,6 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         keys = _key_array(domains, x)
         n_comp = parse_n_components(self.n_components, x.shape[1])
         (uniq,) = dask.compute(da.unique(keys))
-        from ..runtime import parallelism
-
         bases = fit_bases(x, keys, np.asarray(uniq), n_components=n_comp, solver=self.solver,
                           center=self.center, n_oversamples=self.n_oversamples,
                           n_iter=self.n_iter, max_components=self.max_components,

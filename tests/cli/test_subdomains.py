@@ -10,6 +10,7 @@ import pytest
 from veob_dask import load
 from veob_dask.cli import main
 from veob_dask.index import SubdomainIndex
+from veob_dask.io import read_array
 
 
 @pytest.fixture
@@ -25,23 +26,21 @@ def stores(tmp_path, rng):
         {"0": {"lang": "en", "year": 2008}, "1": {"lang": "fr", "year": 2012},
          "2": {"lang": "en", "year": 2015}, "3": {"lang": "de", "year": 2019}}))
     (tmp_path / "meta.csv").write_text("key,lang,year\na,en,2008\nb,fr,2012\nc,en,2015\n")
-    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "d.zarr"), "--labels",
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "d.zarr"), "--labels",
                  str(tmp_path / "keys.npy"), "--chunk-rows", "100"]) == 0
     np.save(tmp_path / "q.npy", x[:12])
-    assert main(["ingest", str(tmp_path / "q.npy"), str(tmp_path / "q.zarr")]) == 0
+    assert main(["ingest", str(tmp_path / "q.npy"), "-o", str(tmp_path / "q.zarr")]) == 0
     return tmp_path, x, keys
 
 
 def _json(capsys):
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1  # --json: only JSON on stdout
-    return json.loads(out[0])
+    return json.loads(capsys.readouterr().out)  # --json: one JSON document, nothing else
 
 
 def test_round_trip_fit_list_index_query(stores, capsys):
     t, x, keys = stores
     d, m, i, q = (str(t / n) for n in ("d.zarr", "m.zarr", "i.zarr", "q.zarr"))
-    assert main(["subdomains", "fit", d, m, "--domains", "y", "--metadata",
+    assert main(["subdomains", "fit", d, "-o", m, "--domains", "y", "--metadata",
                  str(t / "meta.json"), "-k", "3", "--json"]) == 0
     fit = _json(capsys)
     assert (fit["n_domains"], fit["n_components"], fit["solver"], fit["passes"]) == (4, 3, "gram", 1)
@@ -55,7 +54,7 @@ def test_round_trip_fit_list_index_query(stores, capsys):
     assert main(["subdomains", "list", m]) == 0
     assert "lang" in capsys.readouterr().out
 
-    assert main(["subdomains", "index", m, d, i, "--domains", "y", "--json"]) == 0
+    assert main(["subdomains", "index", m, d, "-o", i, "--domains", "y", "--json"]) == 0
     assert _json(capsys)["n_rows"] == 400
     assert main(["subdomains", "query", i, "--queries", q, "--where", "lang=en",
                  "--where", "year>=2010", "-n", "4", "--json"]) == 0
@@ -66,9 +65,13 @@ def test_round_trip_fit_list_index_query(stores, capsys):
     np.testing.assert_array_equal(res["indices"], ref.indices)
     np.testing.assert_allclose(res["sq_distances"], ref.sq_distances)
 
-    assert main(["subdomains", "query", i, "--queries", q, "--routes", "2", "-n", "3"]) == 0
+    out = str(t / "nn.zarr")
+    assert main(["subdomains", "query", i, "--queries", q, "--routes", "2", "-n", "3", "-o",
+                 out]) == 0
     text = capsys.readouterr().out
     assert text.startswith("query 0: routes ") and "query 9" in text
+    np.testing.assert_array_equal(read_array(out, "domains").compute(),
+                                  keys[read_array(out, "indices").compute()])
     assert main(["subdomains", "query", m, "--queries", q, "--routes", "2", "--json"]) == 0
     routed = _json(capsys)
     want, shares = model.route(x[:12], 2)
@@ -80,25 +83,27 @@ def test_round_trip_fit_list_index_query(stores, capsys):
 def test_text_keys_csv_metadata_and_errors(stores, capsys):
     t, _, _ = stores
     d, m = str(t / "d.zarr"), str(t / "m.zarr")
-    assert main(["subdomains", "fit", d, m, "--domains", str(t / "names.txt"), "--metadata",
+    assert main(["subdomains", "fit", d, "-o", m, "--domains", str(t / "names.txt"),
+                 "--metadata",
                  str(t / "meta.csv"), "-k", "2", "--solver", "incremental", "--json"]) == 0
     assert _json(capsys)["solver"] == "incremental"
     assert main(["subdomains", "list", m, "--where", "year<2013", "--json"]) == 0
     assert [r["key"] for r in _json(capsys)["domains"]] == ["a", "b"]
     # a model is not an index; keys that are neither an array nor a file; unmatched filters
-    assert main(["subdomains", "query", m, "--queries", str(t / "q.zarr"), "-n", "3"]) == 2
-    assert "needs an index store" in capsys.readouterr().err
-    assert main(["subdomains", "fit", d, str(t / "m2.zarr"), "--domains", "nope"]) == 2
+    assert main(["subdomains", "query", m, "--queries", str(t / "q.zarr"), "-o",
+                 str(t / "nn.zarr")]) == 2
+    assert "need an index store" in capsys.readouterr().err
+    assert main(["subdomains", "fit", d, "-o", str(t / "m2.zarr"), "--domains", "nope"]) == 2
     assert "must name an array" in capsys.readouterr().err
     assert main(["subdomains", "query", m, "--queries", str(t / "q.zarr"), "--where",
                  "lang=it"]) == 2
     assert "no subdomain matches" in capsys.readouterr().err
-    assert main(["subdomains", "fit", d, m, "--domains", "y"]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert main(["subdomains", "fit", d, "-o", m, "--domains", "y"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
     # keys ingested with the data: veob ingest --domains, then --domains domains
-    assert main(["ingest", str(t / "x.npy"), str(t / "k.zarr"), "--domains",
+    assert main(["ingest", str(t / "x.npy"), "-o", str(t / "k.zarr"), "--domains",
                  str(t / "names.txt")]) == 0
-    assert main(["subdomains", "fit", str(t / "k.zarr"), str(t / "mk.zarr"), "--domains",
+    assert main(["subdomains", "fit", str(t / "k.zarr"), "-o", str(t / "mk.zarr"), "--domains",
                  "domains", "-k", "2", "--solver", "incremental", "--json"]) == 0
     capsys.readouterr()
     np.testing.assert_allclose(load(t / "mk.zarr").components_, load(m).components_)
