@@ -15,8 +15,9 @@ Accumulators, per subdomain with ``d`` features and working rank ``r``:
                  floats: subspace iteration, ``n_iter + 1`` passes, sparse-friendly.
 
 How many accumulators exist at once is bounded by the tree: with ``T`` tasks running and fan-in
-``s``, at most about ``T (s + 1) + (s - 1) depth`` (measured on the threaded scheduler: 13 for
-1,024 leaves at s = 2, T = 2; the bound gives 16). :func:`plan_fit` divides the memory budget by
+``s``, at most about ``T (s + 1) + (s - 1) depth`` (an upper bound of what the threaded scheduler
+keeps: benchmarks/README.md, "Measurements behind choices in the code"). :func:`plan_fit`
+divides the memory budget by
 that count to get how many subdomains one pass may carry, and groups the subdomains into passes.
 """
 

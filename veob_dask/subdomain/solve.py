@@ -53,8 +53,8 @@ def _keep(s: np.ndarray, energy: float, n_components: float) -> int:
 def _from_gram(acc: np.ndarray, center: bool, n_top: int) -> tuple[np.ndarray, np.ndarray, float,
                                                                       int, np.ndarray | None]:
     """Top ``n_top`` right singular pairs from an augmented Gram matrix (partial ``eigh``: the
-    MRRR driver computes only the wanted pairs, about 2x faster than a full ``eigh`` for 40
-    of 784)."""
+    MRRR driver computes only the wanted pairs; benchmarks/README.md, "Measurements behind
+    choices in the code")."""
     d = acc.shape[0] - 1
     n = round(float(acc[d, d]))
     g = acc[:d, :d]
@@ -73,8 +73,9 @@ def _from_gram(acc: np.ndarray, center: bool, n_top: int) -> tuple[np.ndarray, n
 
 
 def _finish_all(accs: dict[int, Any], func: Any, threads: int) -> dict[int, Any]:
-    """``func`` over every accumulator, ``threads`` at a time with one BLAS thread each (on a
-    busy 2-core machine a multithreaded ``eigh`` of 784 x 784 took 11 s instead of 0.4 s)."""
+    """``func`` over every accumulator, ``threads`` at a time with one BLAS thread each
+    (multithreaded BLAS inside concurrent ``eigh`` calls oversubscribes the cores; see
+    benchmarks/README.md, "Measurements behind choices in the code")."""
     with threadpool_limits(1, user_api="blas"):
         if threads <= 1 or len(accs) <= 1:
             return {c: func(a) for c, a in accs.items()}

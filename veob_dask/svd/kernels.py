@@ -25,8 +25,9 @@ from .._validation import check_block_finite
 __all__ = ["SUBBLOCK_ELEMENTS", "augmented_gram", "normal_block", "subblock_rows"]
 
 #: Elements of one dense sub-block a kernel converts at a time (bounds task memory; a
-#: 1024 x 785 float64 buffer stays in cache for its BLAS ``syrk``; converting a whole
-#: 100,000-row chunk first made the Gram kernel about 4x slower on the 2-core dev machine).
+#: 1024 x 785 float64 buffer stays in cache for its BLAS ``syrk``, where converting a whole chunk
+#: first is several times slower: benchmarks/README.md, "Measurements behind choices in the
+#: code").
 SUBBLOCK_ELEMENTS = 1 << 20
 
 
