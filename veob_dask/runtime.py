@@ -8,28 +8,208 @@ computes on the scheduler in scope (see :func:`parallelism`, re-exported here).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import re
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from ._parallelism import parallelism
 from .errors import SchedulerError
 
-__all__ = ["connect", "local_cluster", "parallelism", "scheduler_context"]
+__all__ = ["SCHEDULER_KEYWORDS", "check_address", "connect", "local_cluster", "parallelism",
+           "scheduler_context"]
+
+#: Values of ``scheduler`` that name a way of computing rather than an address.
+SCHEDULER_KEYWORDS = ("threads", "sync", "local")
+
+#: Address schemes of ``distributed`` (``distributed.comm.registry``) this module accepts.
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+
+_HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
 
 
-def connect(address: str, *, timeout: float = 10.0) -> Any:
-    """Return a ``distributed.Client`` connected to ``address``.
+def _bad(address: str, why: str) -> SchedulerError:
+    return SchedulerError(
+        f"scheduler address {address!r} is not valid: {why}. Write "
+        "tcp://HOST:PORT (e.g. tcp://10.0.0.5:8786), or one of " + ", ".join(SCHEDULER_KEYWORDS)
+        + ".")
+
+
+def _check_host_port(address: str, rest: str) -> tuple[str, int]:
+    if rest.startswith("["):
+        host, sep, tail = rest[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _bad(address, f"{rest!r} is not a bracketed IPv6 address like [::1]:8786") \
+                from None
+        if not sep or not tail.startswith(":"):
+            raise _bad(address, f"{rest!r} needs a port after the IPv6 address, e.g. [::1]:8786")
+        port_text = tail[1:]
+    else:
+        host, sep, port_text = rest.rpartition(":")
+        if not rest:
+            raise _bad(address, "the host and port are missing")
+        if not sep:
+            raise _bad(address, f"{rest!r} has no port (the scheduler's default is 8786)")
+        if not host:
+            raise _bad(address, "the host is missing")
+        if ":" in host:
+            raise _bad(address, f"IPv6 hosts need brackets, e.g. [{host}]:{port_text}")
+        if not _HOST.match(host):
+            raise _bad(address, f"{host!r} is not a host name or IP address")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise _bad(address, f"the port {port_text!r} is not a number in 1-65535")
+    return host, int(port_text)
+
+
+def _check_tls(address: str, security: Any) -> None:
+    """Refuse ``tls://`` without a CA file and client certificate (from ``security``, or
+    dask's ``distributed.comm.tls`` configuration). Extend here for more TLS sources."""
+    if security is not None:
+        ca = getattr(security, "tls_ca_file", None)
+        cert = getattr(security, "tls_client_cert", None)
+    else:
+        import dask
+
+        ca = dask.config.get("distributed.comm.tls.ca-file", None)
+        cert = dask.config.get("distributed.comm.tls.client.cert", None)
+    if not ca or not cert:
+        raise SchedulerError(
+            f"{address!r} is a TLS address but no certificates are configured (CA file: "
+            f"{ca or 'none'}, client certificate: {cert or 'none'}). Set "
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT and "
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY (or distributed.comm.tls in a dask config "
+            "file), or use tcp://.")
+
+
+def check_address(address: str, *, security: Any = None) -> str:
+    """Check that ``address`` is a well-formed scheduler address, without connecting.
+
+    Accepts ``SCHEME://HOST:PORT`` for the schemes of :data:`SCHEMES`, and ``HOST:PORT`` (taken
+    as ``tcp://``). ``tls://`` needs certificates (``security``, a ``distributed.Security``, or
+    dask's ``distributed.comm.tls`` configuration); ``inproc://`` addresses only exist inside
+    the process that made them.
+
+    Returns
+    -------
+    str
+        The address with its scheme (``tcp://`` added when there was none).
 
     Raises
     ------
     SchedulerError
-        If no scheduler answers at ``address`` within ``timeout`` seconds.
+        Naming what is wrong with the address.
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise _bad(str(address), "it is empty")
+    if any(c.isspace() for c in address):
+        raise _bad(address, "it contains white space")
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        if address.startswith((".", "/", "~")) or address.endswith(".json"):
+            raise _bad(address, "it looks like a file path (scheduler files are not supported)")
+        scheme, rest = "tcp", address
+    scheme = scheme.lower()
+    if scheme not in SCHEMES:
+        raise _bad(address, f"unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+    if scheme == "inproc":
+        pid = rest.split("/")[1] if rest.count("/") >= 2 else ""
+        if pid != str(os.getpid()):
+            raise _bad(address, "an inproc:// address only works inside the process that "
+                       "started that scheduler")
+        return f"{scheme}://{rest}"
+    _check_host_port(address, rest.split("/", 1)[0] if scheme in ("ws", "wss") else rest)
+    if scheme == "tls":
+        _check_tls(address, security)
+    return f"{scheme}://{rest}"
+
+
+def _refused(address: str, timeout: float) -> None:
+    """Fail fast when nothing listens on a TCP address (distributed would retry until the
+    timeout)."""
+    scheme, _, rest = address.partition("://")
+    if scheme not in ("tcp", "tls", "ws", "wss"):
+        return
+    host, port = _check_host_port(address, rest.split("/", 1)[0])
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except TimeoutError:
+        return  # let the handshake report it, with the same timeout
+    except OSError as err:
+        raise SchedulerError(
+            f"no Dask scheduler answered at {address!r}: {err.strerror or err}. Check the address "
+            "and that `dask scheduler` is running, or omit --scheduler to run locally.") from err
+
+
+def _handshake(address: str, timeout: float, security: Any) -> dict[str, Any]:
+    """Ask the server at ``address`` who it is, giving up after ``timeout`` seconds in all."""
+    import asyncio
+
+    from distributed.comm import connect as comm_connect
+
+    kwargs = security.get_connection_args("client") if security is not None else {}
+
+    async def ask() -> Any:
+        comm = await comm_connect(address, timeout=timeout, **kwargs)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["reply"] = asyncio.run(asyncio.wait_for(ask(), timeout))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises
+            result["error"] = err
+
+    worker = threading.Thread(target=run, name="veob-handshake", daemon=True)
+    worker.start()
+    worker.join(timeout + 2.0)
+    err = result.get("error")
+    if worker.is_alive() or isinstance(err, (TimeoutError, asyncio.TimeoutError)):
+        raise SchedulerError(
+            f"{address!r} did not complete a Dask handshake within {timeout:g} s; is a Dask "
+            "scheduler listening there (and not another service)? Check the address, or omit "
+            "--scheduler to run locally.") from err
+    if err is not None:
+        raise SchedulerError(
+            f"{address!r} did not answer as a Dask scheduler ({type(err).__name__}: {err}). "
+            "Check the address, or omit --scheduler to run locally.") from err
+    reply = result.get("reply")
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        kind = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
+        raise SchedulerError(f"{address!r} answered as a Dask {kind}, not a scheduler; give "
+                             "the scheduler's address.")
+    return reply
+
+
+def connect(address: str, *, timeout: float = 10.0, security: Any = None) -> Any:
+    """Return a ``distributed.Client`` connected to ``address``.
+
+    The address is checked first (:func:`check_address`); a closed port fails at once, and
+    anything that does not complete a Dask handshake within ``timeout`` seconds (e.g. a web
+    server) fails after that time instead of hanging.
+
+    Raises
+    ------
+    SchedulerError
+        If the address is malformed, or no scheduler answers there within ``timeout`` seconds.
     """
     from distributed import Client
 
+    address = check_address(address, security=security)
+    _refused(address, timeout)
+    _handshake(address, timeout, security)
     try:
-        return Client(address, timeout=timeout, set_as_default=True)
+        return Client(address, timeout=timeout, set_as_default=True, security=security)
     except (OSError, TimeoutError) as err:
         raise SchedulerError(
             f"no Dask scheduler answered at {address!r} within {timeout:g} s ({err}). Check the "

@@ -7,8 +7,10 @@ to stdout, or to stderr under ``--json``, where stdout receives exactly one JSON
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -17,13 +19,36 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Stages", "parse_n_components", "to_json"]
+from ..errors import InvalidParameterError
+
+__all__ = ["Stages", "check_text", "parse_n_components", "to_json"]
 
 
 def parse_n_components(text: str) -> int | float:
     """``"30"`` -> 30 components; ``"0.9"`` -> keep 90 % of the energy."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or (value > 1 and not value.is_integer()):
+        raise argparse.ArgumentTypeError(
+            f"n_components must be ≥ 1 or a fraction in (0, 1]; got {text}")
     return int(value) if value.is_integer() and value >= 1 else value
+
+
+def check_text(text: str, what: str) -> str:
+    """Refuse a command-line text argument that is not valid UTF-8 (Python keeps such bytes as
+    lone surrogates, which cannot be printed or matched)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        bad = (f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF
+               else f"code point U+{code:04X}")
+        raise InvalidParameterError(
+            f"{what} is not valid UTF-8 text ({bad} at position {err.start}); set the "
+            "terminal to UTF-8 or convert the text, e.g. with iconv -f latin1 -t utf-8.") from err
+    return text
 
 
 class Stages:

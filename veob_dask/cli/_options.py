@@ -34,8 +34,11 @@ __all__ = [
     "add_scheduler",
     "add_seed",
     "deprecated",
+    "int_or",
+    "nonnegative_int",
     "output_path",
     "positive_int",
+    "scheduler_address",
 ]
 
 _LEGACY_OUT = "_legacy_out"
@@ -50,6 +53,47 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
     return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
+    return value
+
+
+def int_or(*words: str) -> Any:
+    """argparse type: an integer >= 1, or one of ``words`` (e.g. ``"auto"``)."""
+    def parse(text: str) -> int | str:
+        if text in words:
+            return text
+        try:
+            return positive_int(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= 1 or {' or '.join(repr(w) for w in words)}; got "
+                f"{text!r}") from None
+    parse.__name__ = "int_or_" + "_".join(words)
+    return parse
+
+
+def scheduler_address(text: str) -> str:
+    """argparse type for ``--scheduler``: a keyword, or a well-formed scheduler address
+    (checked without connecting, see :func:`veob_dask.runtime.check_address`)."""
+    from ..errors import SchedulerError
+    from ..runtime import SCHEDULER_KEYWORDS, check_address
+
+    if text in SCHEDULER_KEYWORDS:
+        return text
+    try:
+        check_address(text)
+    except SchedulerError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text
 
 
 def deprecated(prog: str, old: str, new: str) -> None:
@@ -155,7 +199,7 @@ def add_scheduler(parser: argparse.ArgumentParser, default: str | None = None) -
     """``--scheduler``: where Dask computes (the command enters
     :func:`veob_dask.runtime.scheduler_context` with it)."""
     parser.add_argument(
-        "--scheduler", default=default, metavar="ADDRESS",
+        "--scheduler", default=default, metavar="ADDRESS", type=scheduler_address,
         help="where to compute: 'threads' (dask's threaded scheduler), 'sync', 'local' (a "
         "LocalCluster of worker processes on 127.0.0.1) or the address of a running scheduler, "
         f"e.g. tcp://10.0.0.5:8786 (default: {default or 'threads'})")

@@ -24,7 +24,14 @@ from ..runtime import scheduler_context
 from ..spectral import spectral_transform_2d
 from ..svd import SVDEmbedding
 from ._common import Stages
-from ._options import add_json, add_n_components, add_overwrite, add_scheduler
+from ._options import (
+    add_json,
+    add_n_components,
+    add_overwrite,
+    add_scheduler,
+    nonnegative_int,
+    positive_int,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cosine basis of the 2-D transform (default dct2, orthonormal)")
     p.add_argument("--search", choices=["exact", "cells", "kmeans"], default="exact",
                    help="exact blocked search (default) or an approximate cell index")
-    p.add_argument("--n-probe", type=int, default=8, help="cells searched per query (cells)")
-    p.add_argument("--train-eval-size", type=int, default=10000,
+    p.add_argument("--n-probe", type=positive_int, default=8,
+                   help="cells searched per query (cells)")
+    p.add_argument("--train-eval-size", type=nonnegative_int, default=10000,
                    help="training images evaluated as queries (seeded sample; 0 = all)")
     add_scheduler(p, default="local")
     p.add_argument("--workdir", help="keep the Zarr stores here (default: a temporary directory)")

@@ -14,12 +14,11 @@ from ._options import (
     add_overwrite,
     add_scheduler,
     add_seed,
+    int_or,
+    nonnegative_int,
     output_path,
+    positive_int,
 )
-
-
-def _int_or_auto(text: str) -> int | str:
-    return text if text == "auto" else int(text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_output(b, "index store to write", metavar="INDEX", legacy_positional=True)
     b.add_argument("--method", choices=["cells", "tree", "kmeans"], default="cells",
                    help="cells: the §5 partition tree (alias: tree); kmeans: k-means cells")
-    b.add_argument("--n-probe", type=int, default=8,
+    b.add_argument("--n-probe", type=positive_int, default=8,
                    help="default number of cells searched per query (default 8)")
-    b.add_argument("--max-depth", type=int, default=None,
+    b.add_argument("--max-depth", type=nonnegative_int, default=None,
                    help="tree split levels (default: about sqrt(n) cells)")
-    b.add_argument("--min-samples", type=int, default=100,
+    b.add_argument("--min-samples", type=positive_int, default=100,
                    help="tree nodes with at most this many rows are not split (default 100)")
-    b.add_argument("--n-clusters", type=_int_or_auto, default="auto",
+    b.add_argument("--n-clusters", type=int_or("auto"), default="auto",
                    help="k-means cells (default: sqrt(n))")
-    b.add_argument("--max-samples", default="auto",
+    b.add_argument("--max-samples", default="auto", type=int_or("auto", "all"),
                    help="rows the cells are trained on: an int, 'auto' (256 per cell) or 'all'")
     add_seed(b)
     add_scheduler(b)
@@ -59,10 +58,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(out, overwrite=args.overwrite, inputs=[args.embedding])
     stages = Stages(json=args.json)
     emb = read_array(args.embedding)
-    max_samples: int | str | None = {"auto": "auto", "all": None}.get(args.max_samples,
-                                                                        args.max_samples)
-    if isinstance(max_samples, str) and max_samples != "auto":
-        max_samples = int(max_samples)
+    max_samples = None if args.max_samples == "all" else args.max_samples
     method = "tree" if args.method in ("cells", "tree") else "kmeans"
     index = CellIndex(method, n_probe=args.n_probe, max_depth=args.max_depth,
                       min_samples=args.min_samples, n_clusters=args.n_clusters,

@@ -18,6 +18,8 @@ from ._options import (
     add_output,
     add_overwrite,
     add_scheduler,
+    int_or,
+    nonnegative_int,
     output_path,
 )
 
@@ -49,12 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="use rows START:STOP of the embedding as queries")
     add_neighbors(p, 10, legacy_k=True)
     p.add_argument("--index", metavar="STORE", help="index store from `veob index build`")
-    p.add_argument("--n-probe", default=None,
+    p.add_argument("--n-probe", default=None, type=int_or("all"),
                    help="cells searched per query with --index: an int or 'all' (exact); "
                    "default: the index's own")
     add_output(p, "write indices and sq_distances to this store", metavar="STORE",
                required=False)
-    p.add_argument("--show", type=int, default=10, help="print at most this many queries")
+    p.add_argument("--show", type=nonnegative_int, default=10,
+                   help="print at most this many queries")
     add_scheduler(p)
     add_overwrite(p, "the -o/--out store")
     add_json(p)
@@ -78,12 +81,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         queries, first = read_array(args.queries), 0
     n_probe = args.n_probe
-    if n_probe is not None and n_probe != "all":
-        try:
-            n_probe = int(n_probe)
-        except ValueError as err:
-            raise InvalidParameterError(
-                f"--n-probe must be an int or 'all'; got {args.n_probe!r}.") from err
     with scheduler_context(args.scheduler):
         with stages.stage("load", "reading queries and index"):
             if args.index:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import Stages
+from ._common import Stages, check_text
 from ._options import (
     add_deprecated_alias,
     add_json,
@@ -32,7 +32,7 @@ from ._options import (
     positive_int,
 )
 
-__all__ = ["register", "run"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sentence -> cosine spectral transform, N=15, m<=6, contributions summed -> SVD 200) "
         "from IMDB reviews, and print the nearest sentences of a text with distances and "
         "sources.")
-    ssub = p.add_subparsers(dest="sentences_command", metavar="ACTION")
+    ssub = p.add_subparsers(dest="sentences_command", metavar="ACTION", required=True)
 
     nb = ssub.add_parser("neighbors", help="nearest sentences of TEXT, with distances")
     nb.add_argument("text", help="query sentence")
@@ -80,13 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite(bd, "the model store (and a corpus store built on the way)")
     add_json(bd)
     bd.set_defaults(func=run_build)
-    p.set_defaults(func=run, _parser=p)
 
-
-def run(args: argparse.Namespace) -> int:
-    """No action given: print the help."""
-    args._parser.print_help()
-    return 2
 
 
 def run_neighbors(args: argparse.Namespace) -> int:
@@ -94,6 +88,7 @@ def run_neighbors(args: argparse.Namespace) -> int:
     from ..text.sentences import SentenceModel
 
     out = Stages(json=args.json)
+    check_text(args.text, "TEXT")
     model = SentenceModel.load(args.model)
     hits = model.neighbors(args.text, k=args.neighbors, metric=args.metric)
     _, unknown = model.tokens(args.text)
@@ -110,6 +105,7 @@ def run_neighbors(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build (corpus →) word vectors → sentence model, and save it."""
+    from ..errors import InvalidParameterError
     from ..io import check_output
     from ..runtime import scheduler_context
     from ..text.context import build_context
@@ -118,6 +114,10 @@ def run_build(args: argparse.Namespace) -> int:
     from ..text.wordvectors import WordVectors
 
     output_path(args)
+    if args.harmonics > args.basis_length:
+        raise InvalidParameterError(
+            f"--harmonics (kept) must be at most --basis-length ({args.basis_length}); got "
+            f"--harmonics {args.harmonics}.")
     stages = Stages(json=args.json)
     out = check_output(args.out, overwrite=args.overwrite, inputs=[args.source, args.words])
     corpus_path = args.corpus or out.sibling(out.name + ".corpus.zarr")

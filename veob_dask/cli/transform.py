@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import DataError
 from ..io import check_output, open_group, read_array, read_matrix, write_array
 from ..io.store import provenance
 from ..persistence import load
@@ -38,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     emb = model.transform(x)
     extra = {}
     if "y" in open_group(args.store).array_keys():
-        extra["y"] = read_array(args.store, "y")
+        y = read_array(args.store, "y")
+        if y.shape != (x.shape[0],):
+            raise DataError(f"{args.store!r}: the labels y have shape {y.shape} but X holds "
+                            f"{x.shape[0]} rows; one label per row is needed. The store is "
+                            "damaged: re-ingest it.")
+        extra["y"] = y
     with scheduler_context(args.scheduler), stages.stage("transform", f"writing {out}"):
         write_array(emb, out, extra=extra, overwrite=args.overwrite, inputs=inputs,
                     attrs=provenance(f"veob transform {args.model} {args.store}", emb.shape,

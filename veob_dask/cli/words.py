@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DataError, InvalidParameterError
 from ..io import check_output
-from ._common import Stages
+from ._common import Stages, check_text
 from ._options import (
     add_json,
     add_n_components,
@@ -30,6 +30,7 @@ from ._options import (
     add_output,
     add_overwrite,
     add_scheduler,
+    nonnegative_int,
     output_path,
     positive_int,
 )
@@ -37,7 +38,7 @@ from ._options import (
 if TYPE_CHECKING:
     from ..text.wordvectors import WordVectors
 
-__all__ = ["register", "run"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "context and §6.4 dictionary examples), print a word's nearest words with distances, "
         "and evaluate a model on word-similarity files (Spearman correlation of cosine "
         "similarity with human scores, and coverage).")
-    wsub = p.add_subparsers(dest="words_command", metavar="ACTION")
+    wsub = p.add_subparsers(dest="words_command", metavar="ACTION", required=True)
 
     nb = wsub.add_parser("neighbors", help="nearest words of WORD, with distances")
     nb.add_argument("word", help="query word")
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=run_evaluate)
 
     bd = wsub.add_parser("build", help="build a model from raw files")
-    bsub = bd.add_subparsers(dest="kind", metavar="KIND")
+    bsub = bd.add_subparsers(dest="kind", metavar="KIND", required=True)
     sp = bsub.add_parser("spelling", help="§6.2 spelling embedding (letters → DCT → SVD 40)")
     sp.add_argument("source", help="corpus store, or word-list file (one word per line)")
     add_n_components(sp, 40, fraction=False)
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dc.add_argument("source", help="merged.json[.xz] of simple-english-dictionary, or a WordNet "
                     "folder with data.* files (e.g. /usr/share/wordnet)")
     add_n_components(dc, 300, fraction=False)
-    dc.add_argument("--n-iter", type=int, default=1, help="randomized SVD steps (default 1)")
+    dc.add_argument("--n-iter", type=nonnegative_int, default=1, help="randomized SVD steps (default 1)")
     dc.add_argument("--limit", type=positive_int, default=None,
                     help="use only the first LIMIT words")
     dc.add_argument("--strict", action="store_true", help="fail on a malformed entry")
@@ -108,13 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_scheduler(q)
         add_json(q)
         q.set_defaults(func=run_build)
-    p.set_defaults(func=run, _words_parser=p)
 
-
-def run(args: argparse.Namespace) -> int:
-    """Without an action: print the help."""
-    args._words_parser.print_help()
-    return 2
 
 
 def _load(path: str) -> WordVectors:
@@ -128,6 +123,7 @@ def run_neighbors(args: argparse.Namespace) -> int:
     from ..text.spelling import paper_cells, spelling_neighbors
 
     out = Stages(json=args.json)
+    check_text(args.word, "WORD")
     if args.cells and args.metric != "sqeuclidean":
         raise InvalidParameterError("--cells searches by squared Euclidean distance; "
                                     "drop --metric cosine.")

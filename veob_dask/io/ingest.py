@@ -10,8 +10,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..errors import DataError, DimensionMismatchError, StoreNotFoundError
+from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 from . import layout
+from .files import open_npy
 from .idx import idx_header, iter_idx_blocks
 from .location import Location, PathLike
 from .publish import check_output
@@ -63,19 +64,38 @@ def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dty
             raise StoreNotFoundError(f"{str(labels)!r} does not exist.")
         labels = read_text_keys(labels)
     kind = source_kind(labels)
+    where = f"labels {str(labels)!r}" if kind != "array" else "labels"
     if kind == "idx":
         shape, dtype = idx_header(labels)
-        return shape, dtype.newbyteorder("="), iter_idx_blocks(labels, block_rows)
-    arr = np.load(labels, mmap_mode="r") if kind == "npy" else np.asarray(labels)
-    return arr.shape, arr.dtype, (arr[i : i + block_rows] for i in range(0, len(arr), block_rows))
+        dtype = dtype.newbyteorder("=")
+        blocks: Iterator[Any] = iter_idx_blocks(labels, block_rows)
+    elif kind in ("npy", "array"):
+        arr = open_npy(labels, "labels") if kind == "npy" else np.asarray(labels)
+        shape, dtype = arr.shape, arr.dtype
+        blocks = (arr[i : i + block_rows] for i in range(0, shape[0] if shape else 0, block_rows))
+    else:
+        raise DataError(f"{where}: expected a .npy or IDX file or an array; got a {kind} source.")
+    if len(shape) != 1:
+        raise DataError(f"{where} must be 1-D (one label per sample); got shape {shape}.")
+    if dtype.kind not in "fiub":
+        raise DataError(f"{where} must be numbers; got dtype {dtype}. Map class names to "
+                        "integers first, e.g. np.unique(y, return_inverse=True)[1].")
+    return shape, dtype, blocks
+
+
+def _finite_block(block: np.ndarray, source: str, block_info: Any = None) -> np.ndarray:
+    """Block kernel: ``block`` unchanged, or DataError when it holds NaN or inf."""
+    if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
+        lo, hi = block_info[0]["array-location"][0] if block_info else (0, len(block))
+        raise DataError(f"{source} holds NaN or inf in rows {lo}-{hi - 1}; clean or impute them "
+                        "before ingesting.")
+    return block
 
 
 def _array_source(source: Any, kind: str) -> tuple[Any, str]:
     """The array of a ``.npy`` (memory-mapped) or in-memory source, checked, and its name."""
     if kind == "npy":
-        if not os.path.exists(source):
-            raise StoreNotFoundError(f".npy file {str(source)!r} does not exist.")
-        arr = np.load(source, mmap_mode="r")
+        arr = open_npy(source, "data")  # header checked against the file size first
         src_name = os.path.abspath(source)
     else:
         arr = source if isinstance(source, da.Array) else np.asarray(source)
@@ -152,6 +172,9 @@ def ingest(
     -----
     Memory: IDX and ``.npy`` sources are streamed one chunk at a time.
     """
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(
+            chunk_rows, (int, np.integer)) or chunk_rows < 1):
+        raise InvalidParameterError(f"chunk_rows must be a positive integer; got {chunk_rows!r}.")
     kind = source_kind(source)
     inputs = [p for p in (source, labels, domains) if isinstance(p, (str, os.PathLike))]
     extras = {name: v for name, v in ((layout.LABELS, labels), (layout.DOMAINS, domains))
@@ -180,6 +203,7 @@ def ingest(
         if not extras:
             x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows,
                                                                            *arr.shape[1:]))
+            x = da.map_blocks(_finite_block, x, src_name, dtype=x.dtype)
             write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
                         chunk_rows=rows, overwrite=overwrite, inputs=inputs,
                         storage_options=storage_options)

@@ -37,6 +37,7 @@ from dask.base import tokenize
 
 from .._parallelism import parallelism
 from ..errors import DataError, StoreFormatError, StoreNotFoundError
+from .files import check_in_memory, npz_headers
 from .location import Location, PathLike, as_location
 from .publish import check_output
 from .store import ZarrRowSource, open_artifact, open_group, provenance
@@ -318,22 +319,45 @@ def _load_npz_parts(src: str | os.PathLike[str]) -> sp.csr_matrix:
     where = str(src)
     if not os.path.exists(src):
         raise StoreNotFoundError(f"no such file {where!r}.")
+    if os.path.isdir(src):
+        raise DataError(f"{where!r} is a folder, not a .npz file.")
     try:
+        with zipfile.ZipFile(src) as zf:
+            headers = npz_headers(zf, repr(where))
+        check_in_memory(sum(math.prod(s) * d.itemsize for s, d in headers.values()),
+                        f"reading {where!r}")
         with np.load(src, allow_pickle=False) as npz:
             parts = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as err:
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise DataError(f"{where!r} is not a readable .npz file ({err}).") from err
     if "format" not in parts or "shape" not in parts:
         raise DataError(f"{where!r} is not a scipy.sparse .npz (no 'format'/'shape' entries; "
                         "write it with scipy.sparse.save_npz).")
-    fmt = parts["format"].item()
+    fmt = parts["format"].item() if parts["format"].size == 1 else parts["format"]
     fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    needed = {"csr": ("indptr", "indices"), "csc": ("indptr", "indices"), "coo": ("row", "col")}
+    if fmt not in needed:
+        raise DataError(f"{where!r}: sparse format {fmt!r} is not supported; save it as csr, csc "
+                        "or coo.")
+    for key in ("shape", *needed[fmt]):
+        if key not in parts:
+            raise DataError(f"{where!r}: a {fmt} .npz needs the entries shape, data, "
+                            f"{', '.join(needed[fmt])}; {key!r} is missing (it holds "
+                            f"{sorted(parts)}).")
+        if parts[key].dtype.kind not in "iu" or parts[key].ndim != 1:
+            raise DataError(f"{where!r}: entry {key!r} must be a 1-D array of whole numbers "
+                            f"(an integer dtype); got dtype {parts[key].dtype}, shape "
+                            f"{parts[key].shape}.")
     shape = tuple(int(s) for s in parts["shape"])
     if len(shape) != 2 or min(shape) < 1:
         raise DataError(f"{where!r}: shape must be 2-D and non-empty; got {shape}.")
     data = parts.get("data")
     if data is None:
         raise DataError(f"{where!r}: no 'data' entry.")
+    check_in_memory(8 * (shape[0] + 1) + 16 * data.size,
+                    f"the CSR form of the {shape[0]:,} × {shape[1]:,} matrix in {where!r}")
     if fmt in ("csr", "csc"):
         indptr, indices = parts["indptr"], parts["indices"]
         major, minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
@@ -347,8 +371,7 @@ def _load_npz_parts(src: str | os.PathLike[str]) -> sp.csr_matrix:
         _check_range(row, shape[0], "row", where)
         _check_range(col, shape[1], "column", where)
         return sp.csr_matrix(sp.coo_matrix((data, (row, col)), shape=shape))
-    raise DataError(f"{where!r}: sparse format {fmt!r} is not supported; save it as csr, csc "
-                    "or coo.")
+    raise AssertionError(fmt)  # unreachable: checked above
 
 
 def ingest_npz(src: str | os.PathLike[str], out: PathLike | Location, *,
@@ -425,6 +448,10 @@ def ingest_coo(src_store: PathLike | Location, out: PathLike | Location, *,
                                f"got {shape_attr!r}.") from err
     if len(shape) != 2 or min(shape) < 1:
         raise StoreFormatError(f"{where!r}: 'shape' must be 2-D and non-empty; got {shape}.")
+    values = list(shape_attr)  # type: ignore[arg-type]
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in values):
+        raise StoreFormatError(f"{where!r}: group attribute 'shape' must hold integers; got "
+                               f"{shape_attr!r}.")
     # Plain zarr reads: in a user's COO store an absent chunk legitimately means "all fill
     # value" (zarr skips writing such chunks by default); undecodable chunks still raise.
     sources = {k: group[k] for k in ("row", "col", "data")}
@@ -433,6 +460,14 @@ def ingest_coo(src_store: PathLike | Location, out: PathLike | Location, *,
         raise DataError(f"{where!r}: row, col and data must be 1-D arrays of one length; got "
                         f"{ {k: getattr(a, 'shape', None) for k, a in sources.items()} }.")
     nnz = sources["row"].shape[0]
+    for k, a in sources.items():
+        kinds = "iu" if k != "data" else "iufb"
+        if np.dtype(str(a.dtype)).kind not in kinds:
+            raise DataError(f"{where!r}: array {k!r} must hold "
+                            f"{'integers' if k != 'data' else 'numbers'}; got dtype {a.dtype}.")
+    check_in_memory(8 * (shape[0] + 1) + 24 * nnz,
+                    f"the CSR form of the {shape[0]:,} × {shape[1]:,} matrix with {nnz:,} entries "
+                    f"in {where!r}")
     step = max(sources["row"].chunks[0], 1 << 20)
     pieces = []
     for start in range(0, nnz, step):

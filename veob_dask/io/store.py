@@ -26,6 +26,7 @@ from ..errors import StoreFormatError, StoreNotFoundError
 from . import layout
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
+from .metadata import check_row_array, check_store_metadata
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -91,6 +92,7 @@ def open_group(path: PathLike | Location, mode: str = "r", *,
     where = repr(str(loc))
     if not store_exists(loc):
         raise StoreNotFoundError(f"no Zarr store at {where}; check the path (ingest first?).")
+    check_store_metadata(loc)  # every zarr.json, before zarr parses it
     try:
         node = zarr.open(store=loc.zarr_store(read_only=True), mode="r")
     except (FileNotFoundError, zarr.errors.NodeNotFoundError) as err:
@@ -221,6 +223,7 @@ class ZarrRowSource:
         self.location = as_location(path, storage_options)
         self.path = str(self.location)
         self.name = name
+        check_row_array(self.location, name)
         arr = self._array()
         self.shape: tuple[int, ...] = tuple(arr.shape)
         self.dtype = numpy_dtype(arr.dtype)

@@ -34,11 +34,8 @@ frequent words are ids ``0..n-1``.
 
 from __future__ import annotations
 
-import gzip
-import io
 import itertools
 import logging
-import lzma
 import os
 import re
 import time
@@ -55,7 +52,14 @@ from veob_dask.io.location import Location, PathLike, as_location
 from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged, read_ragged
 from veob_dask.io.store import open_artifact, open_group, read_arrays, store_exists, store_header
 from veob_dask.io.writer import ArtifactWriter, create_artifact
-from veob_dask.text.tokenize import decode_bytes, sentences_tokens
+from veob_dask.text.tokenize import (
+    READ_ERRORS,
+    decode_bytes,
+    guess_encoding,
+    open_text_file,
+    read_error,
+    sentences_tokens,
+)
 
 __all__ = [
     "LABELS",
@@ -93,46 +97,47 @@ class Review:
         return f"{self.split}/{self.label}/{self.id}_{self.rating}.txt"
 
 
-def _open_text_table(path: Path) -> io.BufferedIOBase:
-    name = path.name.lower()
-    if name.endswith(".xz"):
-        return lzma.open(path, "rb")  # type: ignore[return-value]
-    if name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
-
-
 def _iter_table(path: Path, splits: Sequence[str] | None) -> Iterator[Review]:
-    with _open_text_table(path) as fh:
+    try:
+        with open_text_file(path) as fh:
+            yield from _parse_table(fh, path, splits)
+    except READ_ERRORS as exc:
+        raise read_error(path, exc) from exc
+
+
+def _parse_table(fh: Any, path: Path, splits: Sequence[str] | None) -> Iterator[Review]:
+    first = fh.readline()
+    header = decode_bytes(first).rstrip("\r\n").split("\t")
+    if header != _HEADER:
         try:
-            header = decode_bytes(fh.readline()).rstrip("\r\n").split("\t")
-        except (lzma.LZMAError, OSError, EOFError) as exc:
-            raise DataError(f"cannot read {str(path)!r} as a review table: {exc}") from exc
-        if header != _HEADER:
+            first.decode("utf-8")
+            enc = "" if b"\x00" not in first else f" (the file looks like {guess_encoding(first)})"
+        except UnicodeDecodeError:
+            enc = f" (the file is not UTF-8; it looks like {guess_encoding(first)})"
+        raise DataError(
+            f"review table {str(path)!r} must start with the header line "
+            f"{' '.join(_HEADER)!r} (tab separated, UTF-8); got {header[:5]!r}{enc}."
+        )
+    for lineno, raw in enumerate(fh, start=2):
+        line = decode_bytes(raw).rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t", 4)
+        if len(fields) != 5:
             raise DataError(
-                f"review table {str(path)!r} must start with the header line "
-                f"{' '.join(_HEADER)!r} (tab separated); got {header[:5]!r}."
+                f"{str(path)!r} line {lineno}: expected 5 tab-separated fields "
+                f"(split, label, id, rating, text); got {len(fields)}."
             )
-        for lineno, raw in enumerate(fh, start=2):
-            line = decode_bytes(raw).rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t", 4)
-            if len(fields) != 5:
-                raise DataError(
-                    f"{str(path)!r} line {lineno}: expected 5 tab-separated fields "
-                    f"(split, label, id, rating, text); got {len(fields)}."
-                )
-            split, label, rid, rating, text = fields
-            if splits is not None and split not in splits:
-                continue
-            try:
-                yield Review(split, label, int(rid), int(rating), text)
-            except ValueError as exc:
-                raise DataError(
-                    f"{str(path)!r} line {lineno}: id and rating must be integers; "
-                    f"got {rid!r}, {rating!r}."
-                ) from exc
+        split, label, rid, rating, text = fields
+        if splits is not None and split not in splits:
+            continue
+        try:
+            yield Review(split, label, int(rid), int(rating), text)
+        except ValueError as exc:
+            raise DataError(
+                f"{str(path)!r} line {lineno}: id and rating must be integers; "
+                f"got {rid!r}, {rating!r}."
+            ) from exc
 
 
 def _aclimdb_root(path: Path) -> Path | None:

@@ -36,10 +36,8 @@ with squared Euclidean distances as in the paper's table.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
-import lzma
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -55,6 +53,7 @@ import scipy.sparse as sp
 from ..errors import DataError, InvalidParameterError
 from ..svd import SVDEmbedding
 from .spelling import spelling_embedding
+from .tokenize import read_text_file
 from .wordvectors import WordVectors
 
 __all__ = ["WORDNET_DIR", "Dictionary", "build_dictionary", "dictionary_matrix",
@@ -140,11 +139,9 @@ class _Builder:
 
 
 def _read_text(path: Path) -> tuple[str, int]:
-    opener: Any = {".xz": lzma.open, ".gz": gzip.open}.get(path.suffix, open)
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    text = raw.decode("utf-8", errors="replace")
-    return text, text.count("\ufffd")
+    """The file's text (``.xz``/``.gz`` decompressed) and its count of invalid UTF-8 bytes;
+    a truncated file or one in another encoding raises one DataError naming it."""
+    return read_text_file(path, "dictionary file")
 
 
 def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Dictionary:
@@ -172,6 +169,9 @@ def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False
     except json.JSONDecodeError as err:
         raise DataError(f"{p} is not valid JSON ({err}); expected the merged.json of "
                         "simple-english-dictionary.") from err
+    except RecursionError as err:
+        raise DataError(f"{p} holds JSON nested too deeply to read; expected the merged.json "
+                        "of simple-english-dictionary (an object of entries).") from err
     if not isinstance(data, Mapping):
         raise DataError(f"{p}: expected a JSON object of entries; got {type(data).__name__}.")
     b = _Builder(str(p), strict)

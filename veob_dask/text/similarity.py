@@ -5,8 +5,9 @@ format of WS-353, MEN, RW, SimLex, SimVerb... as distributed by wordvectors.org)
 ends, a UTF-8 byte-order mark, blank lines and ``#`` comment lines are accepted; a line that
 does not hold two words and a finite number is *malformed*: it is skipped and reported
 (:attr:`WordPairs.malformed`), or raises :class:`~veob_dask.errors.DataError` with
-``strict=True``. Bytes that are not UTF-8 are decoded with replacement characters and the line
-is reported as malformed.
+``strict=True``. A few bytes that are not UTF-8 are decoded with replacement characters and
+the line is reported as malformed; a file in another encoding (UTF-16, Latin-1...) is refused
+with its likely encoding named.
 
 The evaluation (:func:`evaluate`) scores only the pairs with both words in the vocabulary
 (*coverage* = scored pairs / all pairs) — the usual convention; the result says how many pairs
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .tokenize import decode_text_file
 from .wordvectors import WordVectors
 
 __all__ = ["SimilarityResult", "WordPairs", "evaluate", "load_word_pairs", "spearman"]
@@ -91,6 +93,7 @@ def load_word_pairs(path: str | os.PathLike[str], *, strict: bool = False,
     if not p.is_file():
         raise FileNotFoundError(f"word-pair file {str(p)!r} does not exist.")
     raw = p.read_bytes()
+    decode_text_file(raw, f"word-pair file {str(p)!r}")  # refuses another encoding, naming it
     w1: list[str] = []
     w2: list[str] = []
     scores: list[float] = []

@@ -52,6 +52,7 @@ from ..errors import DataError, InvalidParameterError
 from ..spectral.sequence import N_ASCII, SequenceTransform, letter_codes
 from ..svd import SVDEmbedding, project
 from ..svd.gram import gram_matrix, spectrum_from_gram
+from .tokenize import decode_text_file
 from .wordvectors import WordVectors
 
 __all__ = ["LAYOUTS", "MAX_EXTRA_LETTERS", "SCALES", "build_spelling", "encode_words",
@@ -112,16 +113,18 @@ def load_word_list(source: str | os.PathLike[str] | Iterable[str], *,
     vocabulary also holds punctuation and numbers) and off otherwise.
 
     A word-list file holds one word per line (the first white-space separated field is taken,
-    so ``word<TAB>count`` files work); empty lines are skipped, bytes that are not UTF-8 are
-    replaced by U+FFFD and such lines are skipped and counted. ``report`` (if given) receives
-    the counts ``{"lines", "empty", "bad_utf8", "duplicates"}``.
+    so ``word<TAB>count`` files work); empty lines are skipped, and a line with bytes that are
+    not UTF-8 is skipped and counted. A file in another encoding (UTF-16, Latin-1, binary...)
+    is refused with its likely encoding named (see
+    :func:`~veob_dask.text.tokenize.decode_text_file`). ``report`` (if given) receives the
+    counts ``{"lines", "empty", "bad_utf8", "duplicates"}``.
 
     Raises
     ------
     FileNotFoundError
         If a path does not exist.
     DataError
-        If no word is found.
+        If the file is not UTF-8 text, or no word is found.
     """
     counts = {"lines": 0, "empty": 0, "bad_utf8": 0, "duplicates": 0}
     raw: Iterable[str]
@@ -167,20 +170,22 @@ def load_word_list(source: str | os.PathLike[str] | Iterable[str], *,
 
 
 def _read_lines(path: Path, counts: dict[str, int]) -> list[str]:
-    out = []
     with open(path, "rb") as fh:
-        for line in fh:
-            counts["lines"] += 1
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                counts["bad_utf8"] += 1
-                continue
-            field = text.split()
-            if not field:
-                counts["empty"] += 1
-                continue
-            out.append(field[0].lstrip("\ufeff"))
+        data = fh.read()
+    decode_text_file(data, f"word list {str(path)!r}")  # refuses another encoding, naming it
+    out = []
+    for line in data.splitlines():
+        counts["lines"] += 1
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            counts["bad_utf8"] += 1
+            continue
+        field = text.split()
+        if not field:
+            counts["empty"] += 1
+            continue
+        out.append(field[0].lstrip("\ufeff"))
     return out
 
 

@@ -32,14 +32,25 @@ the Python standard library.
 
 from __future__ import annotations
 
+import gzip
+import lzma
+import os
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterator
+from typing import Any
 
 __all__ = [
+    "READ_ERRORS",
     "decode_bytes",
+    "decode_text_file",
+    "guess_encoding",
     "is_word",
     "normalize",
+    "open_text_file",
+    "read_error",
+    "read_text_file",
     "sentences_tokens",
     "split_sentences",
     "tokenize",
@@ -83,6 +94,114 @@ def decode_bytes(data: bytes) -> str:
         :func:`normalize`).
     """
     return data.decode("utf-8", errors="replace")
+
+
+def guess_encoding(data: bytes) -> str:
+    """Name the likely encoding of bytes that are not UTF-8, for error messages.
+
+    Byte-order marks name UTF-16/UTF-32; NUL bytes at every other position name UTF-16 without
+    a mark, other NUL bytes binary data; bytes in 0x80-0x9F that Windows-1252 maps to
+    punctuation name Windows-1252; any other 8-bit text is taken as Latin-1 (ISO-8859-1).
+    """
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32 (it starts with a UTF-32 byte-order mark)"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 (it starts with a UTF-16 byte-order mark)"
+    head = data[:4096]
+    if b"\x00" in head:
+        even, odd = head[0::2], head[1::2]
+        if min(even.count(0) / max(1, len(even)), odd.count(0) / max(1, len(odd))) < 0.1 < max(
+                even.count(0) / max(1, len(even)), odd.count(0) / max(1, len(odd))):
+            return "UTF-16 without a byte-order mark (every other byte is 0)"
+        return "binary data, not text (it holds NUL bytes)"
+    high = bytes(b for b in data if b >= 0x80)
+    if any(0x80 <= b <= 0x9F for b in high):
+        try:
+            high.decode("cp1252")
+            return "Windows-1252"
+        except UnicodeDecodeError:
+            return "an 8-bit encoding other than UTF-8, or binary data"
+    return "Latin-1 (ISO-8859-1)"
+
+
+def decode_text_file(data: bytes, where: str) -> tuple[str, int]:
+    """Decode a text file's bytes as UTF-8 (a UTF-8 byte-order mark is dropped).
+
+    A few invalid byte sequences are replaced (U+FFFD) and counted, as :func:`decode_bytes`
+    does; a file in another encoding is refused with its likely encoding named: a UTF-16/32
+    byte-order mark or NUL bytes, or more than three invalid sequences and no more valid
+    non-ASCII characters than invalid sequences (a Latin-1 file, typically).
+
+    Returns
+    -------
+    tuple of (str, int)
+        The text and the number of invalid byte sequences replaced.
+
+    Raises
+    ------
+    DataError
+        Naming ``where`` and the likely encoding.
+    """
+    from ..errors import DataError
+
+    hint = "convert it to UTF-8, e.g. iconv -f {enc} -t utf-8 FILE > FILE.utf8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")) or b"\x00" in data:
+        enc = guess_encoding(data)
+        raise DataError(f"{where} is not UTF-8 text: it looks like {enc}; "
+                        + hint.format(enc="utf-16" if "UTF-16" in enc else "ENCODING") + ".")
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    if bad > 3:
+        good = sum(1 for ch in text if ord(ch) > 127) - text.count("\ufffd")
+        if good < bad:
+            enc = guess_encoding(data)
+            try:
+                data.decode("utf-8")
+                first = 0
+            except UnicodeDecodeError as err:
+                first = err.start
+            raise DataError(
+                f"{where} is not UTF-8 text: {bad} byte sequences are not valid UTF-8 (the first "
+                f"at byte {first}, 0x{data[first]:02x}); it looks like {enc}; "
+                + hint.format(enc="cp1252" if "1252" in enc else "latin1") + ".")
+    return text, max(0, bad)
+
+
+#: What reading a truncated or corrupt compressed file raises (gzip.BadGzipFile is an OSError).
+READ_ERRORS = (EOFError, lzma.LZMAError, zlib.error, OSError)
+
+
+def open_text_file(path: str | os.PathLike[str]) -> Any:
+    """Open a file for reading bytes, through xz or gzip when its name ends in ``.xz``/``.gz``."""
+    name = str(path).lower()
+    if name.endswith(".xz"):
+        return lzma.open(path, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def read_error(path: str | os.PathLike[str], err: BaseException) -> Exception:
+    """The one-line DataError for an error raised while reading ``path`` (see READ_ERRORS)."""
+    from ..errors import DataError
+
+    if isinstance(err, FileNotFoundError):
+        return err
+    kind = ("xz" if str(path).lower().endswith(".xz") else "gzip"
+            if str(path).lower().endswith(".gz") else "")
+    what = f"is truncated or not a valid {kind} file" if kind else "cannot be read"
+    return DataError(f"{str(path)!r} {what} ({type(err).__name__}: {err}).")
+
+
+def read_text_file(path: str | os.PathLike[str], what: str = "file") -> tuple[str, int]:
+    """Read a whole (possibly ``.xz``/``.gz``) text file and decode it with
+    :func:`decode_text_file`; a truncated or corrupt file raises one DataError naming it."""
+    try:
+        with open_text_file(path) as fh:
+            data = fh.read()
+    except READ_ERRORS as err:
+        raise read_error(path, err) from err
+    return decode_text_file(data, f"{what} {str(path)!r}")
 
 
 def normalize(text: str) -> str:
