@@ -15,6 +15,7 @@ subprocess to prove the exit code and the absence of a traceback end to end.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import lzma
@@ -25,7 +26,7 @@ import struct
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,7 +220,9 @@ class Case:
     outs: Sequence[str] = ()
     expect: str | None = None
     xfail: str | None = None
-    extra_marks: list[object] = field(default_factory=list)
+    #: folder name -> "ro" (a read-only file system) or "full" (a 64 kB one), mounted for the
+    #: case (tmpfs; needs root, as CI runs; skipped otherwise)
+    mounts: dict[str, str] = field(default_factory=dict)
 
 
 CASES: list[Case] = []
@@ -227,9 +230,9 @@ CASES: list[Case] = []
 
 def case(category: str, name: str, argv: str | list[str], setup: Callable[[Path], None] | None
          = None, *, outs: Sequence[str] = (), expect: str | None = None,
-         xfail: str | None = None) -> None:
+         xfail: str | None = None, mounts: dict[str, str] | None = None) -> None:
     args = argv.split() if isinstance(argv, str) else argv
-    CASES.append(Case(category, name, args, setup, outs, expect, xfail))
+    CASES.append(Case(category, name, args, setup, outs, expect, xfail, mounts or {}))
 
 
 # --- truncated or corrupt files --------------------------------------------------------------
@@ -437,6 +440,10 @@ for label, fn in [
     ("dimension_names_wrong_length", _set(dimension_names=["a", "b", "c"])),
 ]:
     case(Z, f"X_{label}", FIT, edit_json(XJ, fn), outs=["o.zarr"], expect="d.zarr")
+case(Z, "ten_columns_over_chunks_of_twenty", "fit {d}/w20.zarr {d}/o.zarr -k 2",
+     chain(fresh(lambda d: _store_with(d, "w20.zarr", np.ones((10, 20)))),
+           edit_json("w20.zarr/X/zarr.json", _set(shape=[10, 10]))), outs=["o.zarr"],
+     expect="w20.zarr")
 case(Z, "X_cut_json", FIT, cut(XJ, 0.5), outs=["o.zarr"], expect="d.zarr")
 case(Z, "X_json_list", FIT, put(XJ, "[1, 2, 3]"), outs=["o.zarr"], expect="d.zarr")
 case(Z, "X_json_deep", FIT, put(XJ, _deep_json(100_000)), outs=["o.zarr"], expect="d.zarr")
@@ -991,6 +998,18 @@ case(U, "sentences_corpus_is_file", "sentences build {d}/r.tsv --out {d}/o.zarr 
      "{d}/pairs.txt --n-components 4", outs=["o.zarr"], expect="pairs.txt", xfail="io-core")
 
 
+case(U, "ingest_disk_full", "ingest {d}/big.npy {d}/full/o.zarr",
+     fresh(lambda d: np.save(d / "big.npy", np.random.default_rng(0).random((400, 256)))),
+     mounts={"full": "full"}, expect="no space left")
+case(U, "transform_disk_full", "transform {d}/m.zarr {d}/big.zarr {d}/full/o.zarr",
+     fresh(lambda d: _store_with(d, "big.zarr", np.random.default_rng(0).random((4000, 8)))),
+     mounts={"full": "full"}, expect="no space left", xfail="io-core")
+case(U, "fit_read_only_target", "fit {d}/d.zarr {d}/ro/o.zarr -k 2", mounts={"ro": "ro"},
+     expect="read-only")
+case(U, "words_build_read_only_target", "words build spelling {d}/words.txt --out {d}/ro/o.zarr",
+     mounts={"ro": "ro"}, expect="read-only")
+
+
 # ------------------------------------------------------------------------------ the test
 COUNTS = Counter(c.category for c in CASES)
 #: Progress lines that a command prints to stderr as its stages start (see cli/_common.Stages).
@@ -1040,6 +1059,26 @@ def _prepare(base: Path, d: Path, c: Case) -> None:
         c.setup(d)
 
 
+@contextlib.contextmanager
+def _mounted(d: Path, mounts: dict[str, str]) -> Iterator[None]:
+    """Mount a small tmpfs at ``d/NAME`` for each entry: "ro" read-only, "full" 64 kB."""
+    done: list[Path] = []
+    try:
+        for name, kind in mounts.items():
+            target = d / name
+            target.mkdir()
+            options = "size=64k" + (",ro" if kind == "ro" else "")
+            run = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+                                 capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                pytest.skip(f"needs root to mount a tmpfs ({run.stderr.strip()})")
+            done.append(target)
+        yield
+    finally:
+        for target in reversed(done):
+            subprocess.run(["umount", str(target)], check=False)
+
+
 def _params() -> list[object]:
     seen: set[str] = set()
     params = []
@@ -1075,16 +1114,17 @@ def test_bad_input(c: Case, base: Path, tmp_path: Path, capsys: pytest.CaptureFi
     monkeypatch.chdir(d)
     argv = [a.replace("{d}", str(d)) for a in c.argv]
     outs = [os.path.join("w", o) for o in c.outs]
-    before = _tree(tmp_path, outs)
-    capsys.readouterr()
-    code = main(argv)
-    _, err = capsys.readouterr()
+    with _mounted(d, c.mounts):
+        before = _tree(tmp_path, outs)
+        capsys.readouterr()
+        code = main(argv)
+        _, err = capsys.readouterr()
+        after = _tree(tmp_path, outs)
+        leftovers = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".*.tmp-*"))
     _check_one_line(code, err, c)
-    leftovers = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".*.tmp-*"))
     assert not leftovers, leftovers
     if outs:
         assert not (tmp_path / outs[0]).exists(), f"{outs[0]} was written"
-    after = _tree(tmp_path, outs)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, changed
 

@@ -223,7 +223,9 @@ class ZarrRowSource:
         self.location = as_location(path, storage_options)
         self.path = str(self.location)
         self.name = name
-        check_row_array(self.location, name)
+        key = self._cache_key()
+        if key is None or key not in _OPEN_ARRAYS:  # checked when it was first opened
+            check_row_array(self.location, name)
         arr = self._array()
         self.shape: tuple[int, ...] = tuple(arr.shape)
         self.dtype = numpy_dtype(arr.dtype)
