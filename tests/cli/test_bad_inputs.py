@@ -517,18 +517,18 @@ case(C, "transform_y_chunk", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
 case(C, "transform_x_chunk", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
      remove("d.zarr/X/c/0/0"), outs=["o.zarr"], expect="d.zarr")
 case(C, "transform_model_chunk", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
-     remove("m.zarr/components_/c"), outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     remove("m.zarr/components_/c"), outs=["o.zarr"], expect="m.zarr")
 case(C, "query_embedding_chunk", "query {d}/e.zarr --rows 0:3",
      remove("e.zarr/X/c/0/0"), expect="e.zarr")
 case(C, "query_index_chunk", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
-     remove("i.zarr/members/c"), expect="i.zarr", xfail="io-core")
+     remove("i.zarr/members/c"), expect="i.zarr")
 case(C, "index_build_chunk", "index build {d}/e.zarr {d}/o.zarr",
      remove("e.zarr/X/c/1/0"), outs=["o.zarr"], expect="e.zarr")
 case(C, "words_model_chunk", "words neighbors cat --model {d}/w.zarr",
-     remove("w.zarr/vectors/c"), expect="w.zarr", xfail="io-core")
+     remove("w.zarr/vectors/c"), expect="w.zarr")
 case(C, "sentences_model_chunk", ["sentences", "neighbors", "good film", "--model",
                                   "{d}/sent.zarr"],
-     remove("sent.zarr/embedding/c"), expect="sent.zarr", xfail="io-core")
+     remove("sent.zarr/embedding/c"), expect="sent.zarr")
 case(C, "sentences_corpus_chunk", "sentences build {d}/sent.zarr.corpus.zarr --out {d}/o.zarr",
      remove("sent.zarr.corpus.zarr/tokens/values/c"), outs=["o.zarr"], expect="corpus")
 case(C, "sparse_store_chunk", "fit {d}/sp.zarr {d}/o.zarr -k 2",
@@ -912,14 +912,14 @@ case(M, "model_is_a_file", "transform {d}/x.npy {d}/d.zarr {d}/o.zarr", outs=["o
 case(M, "model_format_version_99", TR, _model_attrs(lambda a: a.update(format_version=99)),
      outs=["o.zarr"], expect="m.zarr")
 case(M, "model_params_not_object", TR, _model_attrs(lambda a: a.update(params=[1, 2])),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_unknown_param", TR, _model_attrs(lambda a: a["params"].update(evil=1)),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_kind_write_array", TR,
      _model_attrs(lambda a: a.update(kind="veob_dask.io.store:write_array")), outs=["o.zarr"],
-     expect="m.zarr", xfail="io-core")
+     expect="m.zarr")
 case(M, "model_kind_cli_main", TR, _model_attrs(lambda a: a.update(kind="veob_dask.cli:main")),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_kind_prefix_module", TR,
      _model_attrs(lambda a: a.update(kind="veob_dask_evil.mod:Cls")), outs=["o.zarr"],
      expect="veob_dask_evil")
@@ -928,27 +928,26 @@ case(M, "model_kind_os_system", TR, _model_attrs(lambda a: a.update(kind="os:sys
 case(M, "model_kind_runtime_connect", TR,
      _model_attrs(lambda a: a.update(kind="veob_dask.runtime:connect",
                                      params={"address": "tcp://127.0.0.1:1"})),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_components_nan", TR, _array("m.zarr/components_", lambda a: a * np.nan),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_components_int8", TR, _array("m.zarr/components_", lambda a: a.astype(np.int8)),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_components_bool", TR, _array("m.zarr/components_", lambda a: a > 0),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_components_wrong_shape", TR, _array("m.zarr/components_", lambda a: a[:, :5]),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "model_state_not_dict", TR, _model_attrs(lambda a: a.update(state="x")),
-     outs=["o.zarr"], expect="m.zarr", xfail="io-core")
+     outs=["o.zarr"], expect="m.zarr")
 case(M, "index_offsets_tampered", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
-     _array("i.zarr/offsets", lambda a: a[::-1].copy()), expect="i.zarr", xfail="io-core")
+     _array("i.zarr/offsets", lambda a: a[::-1].copy()), expect="i.zarr")
 case(M, "index_members_out_of_range", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
-     _array("i.zarr/members", lambda a: a * 0 + 1_000_000_000), expect="i.zarr",
-     xfail="io-core")
+     _array("i.zarr/members", lambda a: a * 0 + 1_000_000_000), expect="i.zarr")
 case(M, "index_members_negative", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
-     _array("i.zarr/members", lambda a: a * 0 - 7), expect="i.zarr", xfail="io-core")
+     _array("i.zarr/members", lambda a: a * 0 - 7), expect="i.zarr")
 case(M, "index_n_probe_zero", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
      edit_json("i.zarr/zarr.json", lambda m: _set_nested(m["attributes"], "n_probe", 0)),
-     expect="i.zarr", xfail="io-core")
+     expect="i.zarr")
 case(M, "index_foreign_embedding", "query {d}/q.zarr --rows 0:2 --index {d}/i.zarr",
      expect="i.zarr")
 case(M, "index_is_model", "query {d}/e.zarr --rows 0:2 --index {d}/m.zarr", expect="m.zarr")
@@ -979,31 +978,29 @@ for cmd, argv in [
     ("words_build", "words build spelling {d}/words.txt --out {d}/OUT"),
 ]:
     case(U, f"{cmd}_existing_store", argv.replace("OUT", "q.zarr"), expect="q.zarr")
-    case(U, f"{cmd}_folder_with_file", argv.replace("OUT", "fm"), expect="fm", xfail="io-core")
-    case(U, f"{cmd}_regular_file", argv.replace("OUT", "pairs.txt"), expect="pairs.txt",
-         xfail="io-core")
+    case(U, f"{cmd}_folder_with_file", argv.replace("OUT", "fm"), expect="fm")
+    case(U, f"{cmd}_regular_file", argv.replace("OUT", "pairs.txt"), expect="pairs.txt")
 case(U, "transform_into_input", "transform {d}/m.zarr {d}/d.zarr {d}/d.zarr/X/out.zarr",
-     expect="d.zarr", xfail="io-core")
-case(U, "transform_dot", "transform {d}/m.zarr {d}/d.zarr .", xfail="io-core")
-case(U, "transform_dotdot", "transform {d}/m.zarr {d}/d.zarr ..", xfail="io-core")
-case(U, "transform_holding_input", "transform {d}/m.zarr {d}/d.zarr {d} --overwrite",
-     xfail="io-core")
+     expect="d.zarr")
+case(U, "transform_dot", "transform {d}/m.zarr {d}/d.zarr .")
+case(U, "transform_dotdot", "transform {d}/m.zarr {d}/d.zarr ..")
+case(U, "transform_holding_input", "transform {d}/m.zarr {d}/d.zarr {d} --overwrite")
 case(U, "ingest_same_as_input_overwrite", "ingest {d}/coo.zarr {d}/coo.zarr --coo --overwrite",
-     expect="coo.zarr", xfail="io-core")
+     expect="coo.zarr")
 case(U, "transform_foreign_store_overwrite", "transform {d}/m.zarr {d}/d.zarr {d}/coo.zarr "
-     "--overwrite", expect="coo.zarr", xfail="io-core")
+     "--overwrite", expect="coo.zarr")
 case(U, "fit_parent_is_file", "fit {d}/d.zarr {d}/x.npy/o.zarr -k 2", expect="x.npy")
 case(U, "ingest_parent_is_file", "ingest {d}/x.npy {d}/pairs.txt/sub/o.zarr", expect="pairs.txt")
 case(U, "sentences_corpus_is_file", "sentences build {d}/r.tsv --out {d}/o.zarr --corpus "
-     "{d}/pairs.txt --n-components 4", outs=["o.zarr"], expect="pairs.txt", xfail="io-core")
+     "{d}/pairs.txt --n-components 4", outs=["o.zarr"], expect="pairs.txt")
 
 
 case(U, "ingest_disk_full", "ingest {d}/big.npy {d}/full/o.zarr",
      fresh(lambda d: np.save(d / "big.npy", np.random.default_rng(0).random((400, 256)))),
-     mounts={"full": "full"}, expect="no space left")
+     mounts={"full": "full"}, expect="space")
 case(U, "transform_disk_full", "transform {d}/m.zarr {d}/big.zarr {d}/full/o.zarr",
      fresh(lambda d: _store_with(d, "big.zarr", np.random.default_rng(0).random((4000, 8)))),
-     mounts={"full": "full"}, expect="no space left", xfail="io-core")
+     mounts={"full": "full"}, expect="space")
 case(U, "fit_read_only_target", "fit {d}/d.zarr {d}/ro/o.zarr -k 2", mounts={"ro": "ro"},
      expect="read-only")
 case(U, "words_build_read_only_target", "words build spelling {d}/words.txt --out {d}/ro/o.zarr",

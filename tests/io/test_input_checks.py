@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from veob_dask import save
 from veob_dask.errors import DataError, StoreFormatError
-from veob_dask.io import read_array, save, write_array
+from veob_dask.io import read_array, write_array
 from veob_dask.io.files import format_bytes, open_npy
 from veob_dask.io.idx import idx_header, iter_idx_blocks, read_idx
 from veob_dask.io.ingest import ingest

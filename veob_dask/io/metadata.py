@@ -34,7 +34,7 @@ from ..errors import StoreFormatError
 from .location import Location, PathLike, as_location
 
 __all__ = ["MAX_CHUNK_BYTES", "MAX_CLAIMED_BYTES", "MAX_METADATA_BYTES", "check_array_metadata",
-           "check_row_array", "check_store_metadata", "read_metadata"]
+           "check_chunks_written", "check_row_array", "check_store_metadata", "read_metadata"]
 
 #: Largest ``zarr.json`` read (attributes included).
 MAX_METADATA_BYTES = 64 * 2**20
@@ -309,3 +309,22 @@ def check_row_array(path: PathLike | Location, name: str) -> dict[str, Any]:
                 "incomplete or its zarr.json was edited. Re-ingest it, or restore it from a "
                 "copy.")
     return meta
+
+
+def check_chunks_written(arr: Any, where: str, name: str) -> None:
+    """Refuse a format-2 array (one with ``dimension_names``, which the veob_dask writer gives
+    every array it writes, with every chunk) that lacks chunks: zarr would read them as the
+    fill value. Arrays of version-1 stores, which skipped all-zero chunks, are not checked.
+
+    Raises
+    ------
+    StoreFormatError
+        Naming the store, the array and how many chunks are missing.
+    """
+    if getattr(arr.metadata, "dimension_names", None) is None:
+        return
+    missing = arr.nchunks - arr.nchunks_initialized
+    if missing > 0:
+        raise StoreFormatError(
+            f"{where}: array {name!r} lacks {missing} of its {arr.nchunks} chunks; the store is "
+            "incomplete. Write it again, or restore it from a copy.")

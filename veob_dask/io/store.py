@@ -26,7 +26,7 @@ from ..errors import StoreFormatError, StoreNotFoundError
 from . import layout
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
-from .metadata import check_row_array, check_store_metadata
+from .metadata import check_chunks_written, check_row_array, check_store_metadata
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -198,6 +198,7 @@ def read_arrays(group: zarr.Group, names: list[str] | tuple[str, ...], where: st
         if not isinstance(node, zarr.Array):
             raise StoreFormatError(f"{where}/{name} is a group, not an array.")
         check_fits_in_memory(tuple(node.shape), node.dtype, f"{where}/{name}")
+        check_chunks_written(node, where, name)
         try:
             out[name] = plain_text(np.asarray(node[...]))
         except Exception as err:  # codec errors surface as many types

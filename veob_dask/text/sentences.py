@@ -48,6 +48,7 @@ import zarr
 
 from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError
 from veob_dask.io.location import Location, PathLike, as_location
+from veob_dask.io.metadata import check_chunks_written
 from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged
 from veob_dask.io.store import open_artifact, read_arrays, store_header
 from veob_dask.io.writer import ArtifactWriter, create_artifact
@@ -428,6 +429,7 @@ class SentenceModel:
                 np.dtype(str(emb.dtype)).kind != "f":
             raise StoreFormatError(f"{where} lacks a 2-D float array 'embedding'; the model is "
                                    "incomplete.")
+        check_chunks_written(emb, where, "embedding")  # read lazily later: missing = zeros
         arrays = read_arrays(group, ["components", "singular_values", "corpus_index"], where)
         comps, sv, idx = arrays["components"], arrays["singular_values"], arrays["corpus_index"]
         for name, value in (("components", comps), ("singular_values", sv)):
