@@ -92,7 +92,8 @@ class _Tree:
     def children(self, rel: str) -> list[str]:
         path = self._join(rel)
         if self.fs is not None:
-            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+            names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in self.fs.ls(path, detail=True)
+                     if e.get("type") == "directory"]
         else:
             with os.scandir(path) as it:
                 names = [e.name for e in it if e.is_dir(follow_symlinks=False)]
