@@ -78,6 +78,8 @@ _ERRNO_TEXT = {
 
 def _describe_os_error(err: OSError) -> str:
     what = _ERRNO_TEXT.get(err.errno or -1) or err.strerror or str(err)
+    if err.errno == errno.EEXIST and err.filename is not None and os.path.isfile(err.filename):
+        what = "a part of the path is a file, not a folder"  # mkdir over a file
     paths = [p for p in (err.filename, getattr(err, "filename2", None)) if p is not None]
     where = " -> ".join(repr(os.fsdecode(p)) if isinstance(p, bytes) else repr(str(p))
                         for p in paths)

@@ -31,6 +31,7 @@ import zarr
 
 from ..errors import DataError, InvalidParameterError, StoreFormatError
 from .location import Location, PathLike, as_location
+from .metadata import check_chunks_written
 from .store import open_artifact, store_header
 from .writer import ArtifactWriter, create_artifact
 
@@ -360,6 +361,8 @@ def open_ragged(group: zarr.Group, where: str, *, load_offsets: bool = False,
                                "store is corrupt.")
     if np.dtype(str(offsets.dtype)).kind not in "iu":
         raise StoreFormatError(f"{where}: offsets must be integers; got {offsets.dtype}.")
+    for name, arr in (("values", values), ("offsets", offsets)):
+        check_chunks_written(arr, where, name)  # read lazily: a missing chunk would read as 0
     off: Any = offsets
     if load_offsets:
         off = np.asarray(offsets[...], dtype=np.int64)
