@@ -83,6 +83,12 @@ def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dty
     return shape, dtype, blocks
 
 
+def _check_chunk_rows(chunk_rows: Any) -> None:
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(
+            chunk_rows, (int, np.integer)) or chunk_rows < 1):
+        raise InvalidParameterError(f"chunk_rows must be a positive integer; got {chunk_rows!r}.")
+
+
 def _finite_block(block: np.ndarray, source: str, block_info: Any = None) -> np.ndarray:
     """Block kernel: ``block`` unchanged, or DataError when it holds NaN or inf."""
     if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
@@ -172,9 +178,7 @@ def ingest(
     -----
     Memory: IDX and ``.npy`` sources are streamed one chunk at a time.
     """
-    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(
-            chunk_rows, (int, np.integer)) or chunk_rows < 1):
-        raise InvalidParameterError(f"chunk_rows must be a positive integer; got {chunk_rows!r}.")
+    _check_chunk_rows(chunk_rows)
     kind = source_kind(source)
     inputs = [p for p in (source, labels, domains) if isinstance(p, (str, os.PathLike))]
     extras = {name: v for name, v in ((layout.LABELS, labels), (layout.DOMAINS, domains))
