@@ -112,7 +112,7 @@ def test_cli_with_web_server_address_exits_2_in_the_timeout(web_server: str,
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-m", "veob_dask", "fit", str(tmp_path / "x.zarr"),
-                          str(tmp_path / "m.zarr"), "-k", "1", "--scheduler", web_server],
+                          "-o", str(tmp_path / "m.zarr"), "-k", "1", "--scheduler", web_server],
                          env=env, capture_output=True, text=True, timeout=120, check=False)
     lines = [ln for ln in run.stderr.splitlines() if ln.strip() and not ln.startswith(
         ("[", "input "))]

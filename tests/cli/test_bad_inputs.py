@@ -59,7 +59,8 @@ def _reviews(n: int) -> str:
     for i in range(n):
         text = " ".join("The " + " ".join(rng.choice(FILM_WORDS, size=6)) + "."
                         for _ in range(3))
-        rows.append(f"{'train' if i % 2 else 'test'}\t{'pos' if i % 3 else 'neg'}\t{i}\t7\t{text}\n")
+        split, label = ("train" if i % 2 else "test"), ("pos" if i % 3 else "neg")
+        rows.append(f"{split}\t{label}\t{i}\t7\t{text}\n")
     return "split\tlabel\tid\trating\ttext\n" + "".join(rows)
 
 
@@ -79,11 +80,12 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(d / "x.npy", rng.random((60, 8)).astype(np.float32))
     np.save(d / "y.npy", rng.integers(0, 3, 60))
     np.save(d / "q.npy", rng.random((5, 3)))
-    _ok(["ingest", f"{d}/x.npy", f"{d}/d.zarr", "--labels", f"{d}/y.npy", "--chunk-rows", "20"])
-    _ok(["fit", f"{d}/d.zarr", f"{d}/m.zarr", "-k", "3"])
-    _ok(["transform", f"{d}/m.zarr", f"{d}/d.zarr", f"{d}/e.zarr"])
-    _ok(["ingest", f"{d}/q.npy", f"{d}/q.zarr"])
-    _ok(["index", "build", f"{d}/e.zarr", f"{d}/i.zarr", "--min-samples", "10"])
+    _ok(["ingest", f"{d}/x.npy", "-o", f"{d}/d.zarr", "--labels", f"{d}/y.npy",
+         "--chunk-rows", "20"])
+    _ok(["fit", f"{d}/d.zarr", "-o", f"{d}/m.zarr", "-k", "3"])
+    _ok(["transform", f"{d}/m.zarr", f"{d}/d.zarr", "-o", f"{d}/e.zarr"])
+    _ok(["ingest", f"{d}/q.npy", "-o", f"{d}/q.zarr"])
+    _ok(["index", "build", f"{d}/e.zarr", "-o", f"{d}/i.zarr", "--min-samples", "10"])
     imgs = rng.integers(0, 256, (40, 6, 6)).astype(np.uint8)
     labs = rng.integers(0, 10, 40).astype(np.uint8)
     _write_idx(d / "img-idx3-ubyte", imgs)
@@ -237,46 +239,46 @@ def case(category: str, name: str, argv: str | list[str], setup: Callable[[Path]
 
 # --- truncated or corrupt files --------------------------------------------------------------
 T = "truncated"
-ING = "ingest {d}/src {d}/o.zarr"
-case(T, "npy_half", "ingest {d}/x.npy {d}/o.zarr", cut("x.npy", 0.5), outs=["o.zarr"],
+ING = "ingest {d}/src -o {d}/o.zarr"
+case(T, "npy_half", "ingest {d}/x.npy -o {d}/o.zarr", cut("x.npy", 0.5), outs=["o.zarr"],
      expect="x.npy")
-case(T, "npy_header_only", "ingest {d}/x.npy {d}/o.zarr", cut("x.npy", 128), outs=["o.zarr"],
+case(T, "npy_header_only", "ingest {d}/x.npy -o {d}/o.zarr", cut("x.npy", 128), outs=["o.zarr"],
      expect="x.npy")
-case(T, "npy_header_cut", "ingest {d}/x.npy {d}/o.zarr", cut("x.npy", 40), outs=["o.zarr"])
-case(T, "npy_empty_file", "ingest {d}/x.npy {d}/o.zarr", cut("x.npy", 0), outs=["o.zarr"])
-case(T, "npy_not_npy", "ingest {d}/x.npy {d}/o.zarr", put("x.npy", "hello, world\n" * 20),
+case(T, "npy_header_cut", "ingest {d}/x.npy -o {d}/o.zarr", cut("x.npy", 40), outs=["o.zarr"])
+case(T, "npy_empty_file", "ingest {d}/x.npy -o {d}/o.zarr", cut("x.npy", 0), outs=["o.zarr"])
+case(T, "npy_not_npy", "ingest {d}/x.npy -o {d}/o.zarr", put("x.npy", "hello, world\n" * 20),
      outs=["o.zarr"])
-case(T, "npy_trailing_bytes", "ingest {d}/x.npy {d}/o.zarr", append("x.npy", b"\0" * 13),
+case(T, "npy_trailing_bytes", "ingest {d}/x.npy -o {d}/o.zarr", append("x.npy", b"\0" * 13),
      outs=["o.zarr"], expect="x.npy")
-case(T, "labels_npy_half", "ingest {d}/x.npy {d}/o.zarr --labels {d}/y.npy",
+case(T, "labels_npy_half", "ingest {d}/x.npy -o {d}/o.zarr --labels {d}/y.npy",
      cut("y.npy", 0.6), outs=["o.zarr"], expect="y.npy")
-case(T, "idx_data_cut", "ingest {d}/img-idx3-ubyte {d}/o.zarr", cut("img-idx3-ubyte", 0.5),
+case(T, "idx_data_cut", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr", cut("img-idx3-ubyte", 0.5),
      outs=["o.zarr"], expect="img-idx3-ubyte")
-case(T, "idx_header_only", "ingest {d}/img-idx3-ubyte {d}/o.zarr", cut("img-idx3-ubyte", 16),
+case(T, "idx_header_only", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr", cut("img-idx3-ubyte", 16),
      outs=["o.zarr"], expect="img-idx3-ubyte")
-case(T, "idx_three_bytes", "ingest {d}/img-idx3-ubyte {d}/o.zarr", cut("img-idx3-ubyte", 3),
+case(T, "idx_three_bytes", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr", cut("img-idx3-ubyte", 3),
      outs=["o.zarr"])
-case(T, "idx_dims_cut", "ingest {d}/img-idx3-ubyte {d}/o.zarr", cut("img-idx3-ubyte", 9),
+case(T, "idx_dims_cut", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr", cut("img-idx3-ubyte", 9),
      outs=["o.zarr"])
-case(T, "idx_trailing_bytes", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(T, "idx_trailing_bytes", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      append("img-idx3-ubyte", b"\x07" * 36), outs=["o.zarr"], expect="img-idx3-ubyte")
-case(T, "idx_bad_magic", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(T, "idx_bad_magic", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      put("img-idx3-ubyte", b"\x01\x02\x08\x03" + b"\0" * 200), outs=["o.zarr"])
-case(T, "idx_gz_cut", "ingest {d}/img-idx3-ubyte.gz {d}/o.zarr", cut("img-idx3-ubyte.gz", 0.5),
+case(T, "idx_gz_cut", "ingest {d}/img-idx3-ubyte.gz -o {d}/o.zarr", cut("img-idx3-ubyte.gz", 0.5),
      outs=["o.zarr"], expect="img-idx3-ubyte.gz")
-case(T, "idx_gz_corrupt", "ingest {d}/img-idx3-ubyte.gz {d}/o.zarr",
+case(T, "idx_gz_corrupt", "ingest {d}/img-idx3-ubyte.gz -o {d}/o.zarr",
      at("img-idx3-ubyte.gz", lambda p: _flip(p, 30)), outs=["o.zarr"])
-case(T, "idx_gz_header_only", "ingest {d}/img-idx3-ubyte.gz {d}/o.zarr",
+case(T, "idx_gz_header_only", "ingest {d}/img-idx3-ubyte.gz -o {d}/o.zarr",
      put("img-idx3-ubyte.gz", b"\x1f\x8b"), outs=["o.zarr"])
-case(T, "idx_labels_cut", "ingest {d}/img-idx3-ubyte {d}/o.zarr --labels {d}/lab-idx1-ubyte",
+case(T, "idx_labels_cut", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr --labels {d}/lab-idx1-ubyte",
      cut("lab-idx1-ubyte", 20), outs=["o.zarr"], expect="lab-idx1-ubyte")
-case(T, "npz_not_zip", "ingest {d}/s.npz {d}/o.zarr", put("s.npz", b"PK\x03\x04garbage" * 9),
+case(T, "npz_not_zip", "ingest {d}/s.npz -o {d}/o.zarr", put("s.npz", b"PK\x03\x04garbage" * 9),
      outs=["o.zarr"], expect="s.npz")
-case(T, "npz_cut", "ingest {d}/s.npz {d}/o.zarr", cut("s.npz", 0.5), outs=["o.zarr"],
+case(T, "npz_cut", "ingest {d}/s.npz -o {d}/o.zarr", cut("s.npz", 0.5), outs=["o.zarr"],
      expect="s.npz")
-case(T, "npz_member_cut", "ingest {d}/s.npz {d}/o.zarr",
+case(T, "npz_member_cut", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_cut_member(p, "indices.npy")), outs=["o.zarr"], expect="s.npz")
-case(T, "coo_chunk_corrupt", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(T, "coo_chunk_corrupt", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      put("coo.zarr/col/c/0", b"\x28\xb5\x2f\xfdjunk"), outs=["o.zarr"], expect="coo.zarr")
 case(T, "dictionary_xz_cut", "words build dictionary {d}/dict.json.xz --out {d}/o.zarr",
      cut("dict.json.xz", 0.6), outs=["o.zarr"], expect="dict.json.xz")
@@ -318,46 +320,46 @@ def _npz_cut_member(path: Path, member: str) -> None:
 
 # --- absurd headers --------------------------------------------------------------------------
 A = "absurd_header"
-case(A, "idx_4e9_rows", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(A, "idx_4e9_rows", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      idx("img-idx3-ubyte", bytes([0, 0, 8, 3]) + struct.pack(">3I", 4_000_000_000, 28, 28),
          b"\0" * 4000), outs=["o.zarr"], expect="claims")
-case(A, "idx_4e9_rows_gz", "ingest {d}/img-idx3-ubyte.gz {d}/o.zarr",
+case(A, "idx_4e9_rows_gz", "ingest {d}/img-idx3-ubyte.gz -o {d}/o.zarr",
      put("img-idx3-ubyte.gz", gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(
          ">3I", 4_000_000_000, 28, 28) + b"\0" * 4000)), outs=["o.zarr"], expect="claims")
-case(A, "idx_huge_row", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(A, "idx_huge_row", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      idx("img-idx3-ubyte", bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 2**31, 2**31),
          b"\0" * 64), outs=["o.zarr"], expect="claims")
-case(A, "idx_labels_4e9", "ingest {d}/img-idx3-ubyte {d}/o.zarr --labels {d}/lab-idx1-ubyte",
+case(A, "idx_labels_4e9", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr --labels {d}/lab-idx1-ubyte",
      idx("lab-idx1-ubyte", bytes([0, 0, 8, 1]) + struct.pack(">I", 4_000_000_000), b"\0" * 40),
      outs=["o.zarr"], expect="lab-idx1-ubyte")
-case(A, "idx_float64_claim", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(A, "idx_float64_claim", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      idx("img-idx3-ubyte", bytes([0, 0, 0x0E, 2]) + struct.pack(">2I", 10**9, 1000), b"\0" * 800),
      outs=["o.zarr"], expect="claims")
-case(A, "idx_zero_rows", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(A, "idx_zero_rows", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      idx("img-idx3-ubyte", bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 6, 6)), outs=["o.zarr"])
-case(A, "idx_zero_dims", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(A, "idx_zero_dims", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      idx("img-idx3-ubyte", bytes([0, 0, 8, 0]), b"\0" * 8), outs=["o.zarr"])
-case(A, "npy_claims_1e12_rows", "ingest {d}/x.npy {d}/o.zarr",
+case(A, "npy_claims_1e12_rows", "ingest {d}/x.npy -o {d}/o.zarr",
      at("x.npy", lambda p: _npy_with_header(p, "(1000000000000, 784)")), outs=["o.zarr"],
      expect="claims")
-case(A, "npy_negative_shape", "ingest {d}/x.npy {d}/o.zarr",
+case(A, "npy_negative_shape", "ingest {d}/x.npy -o {d}/o.zarr",
      at("x.npy", lambda p: _npy_with_header(p, "(-5, 8)")), outs=["o.zarr"], expect="x.npy")
-case(A, "npy_huge_labels", "ingest {d}/x.npy {d}/o.zarr --labels {d}/y.npy",
+case(A, "npy_huge_labels", "ingest {d}/x.npy -o {d}/o.zarr --labels {d}/y.npy",
      at("y.npy", lambda p: _npy_with_header(p, "(4000000000000,)", descr="<i8")), outs=["o.zarr"],
      expect="y.npy")
-case(A, "npz_member_claims_1e12", "ingest {d}/s.npz {d}/o.zarr",
+case(A, "npz_member_claims_1e12", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_member_header(p, "data.npy", "(1000000000000,)")), outs=["o.zarr"],
      expect="claims")
-case(A, "npz_coo_shape_1e12", "ingest {d}/coo.npz {d}/o.zarr",
+case(A, "npz_coo_shape_1e12", "ingest {d}/coo.npz -o {d}/o.zarr",
      at("coo.npz", lambda p: _npz_set(p, shape=np.array([10**12, 10**12]))), outs=["o.zarr"],
      expect="coo.npz")
-case(A, "npz_csr_shape_1e12", "ingest {d}/s.npz {d}/o.zarr",
+case(A, "npz_csr_shape_1e12", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_set(p, shape=np.array([10**12, 10]))), outs=["o.zarr"],
      expect="s.npz")
-case(A, "coo_shape_attr_1e12", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(A, "coo_shape_attr_1e12", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      edit_json("coo.zarr/zarr.json", lambda m: m["attributes"].update(shape=[10**12, 10**12])),
      outs=["o.zarr"], expect="coo.zarr")
-case(A, "coo_row_array_1e15", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(A, "coo_row_array_1e15", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      chain(*(edit_json(f"coo.zarr/{k}/zarr.json", lambda m: m.update(shape=[10**15]))
              for k in ("row", "col", "data"))), outs=["o.zarr"], expect="coo.zarr")
 
@@ -394,7 +396,7 @@ def _npz_set(path: Path, **changes: np.ndarray) -> None:
 
 # --- tampered zarr.json ----------------------------------------------------------------------
 Z = "tampered_zarr_json"
-FIT = "fit {d}/d.zarr {d}/o.zarr -k 2"
+FIT = "fit {d}/d.zarr -o {d}/o.zarr -k 2"
 XJ = "d.zarr/X/zarr.json"
 
 
@@ -440,7 +442,7 @@ for label, fn in [
     ("dimension_names_wrong_length", _set(dimension_names=["a", "b", "c"])),
 ]:
     case(Z, f"X_{label}", FIT, edit_json(XJ, fn), outs=["o.zarr"], expect="d.zarr")
-case(Z, "ten_columns_over_chunks_of_twenty", "fit {d}/w20.zarr {d}/o.zarr -k 2",
+case(Z, "ten_columns_over_chunks_of_twenty", "fit {d}/w20.zarr -o {d}/o.zarr -k 2",
      chain(fresh(lambda d: _store_with(d, "w20.zarr", np.ones((10, 20)))),
            edit_json("w20.zarr/X/zarr.json", _set(shape=[10, 10]))), outs=["o.zarr"],
      expect="w20.zarr")
@@ -458,19 +460,19 @@ case(Z, "group_deep_json", FIT, put("d.zarr/zarr.json", _deep_json(100_000)), ou
      expect="d.zarr")
 case(Z, "group_attrs_not_object", FIT, edit_json("d.zarr/zarr.json", _set(attributes=[1])),
      outs=["o.zarr"], expect="d.zarr")
-case(Z, "transform_input_dtype_pickle", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(Z, "transform_input_dtype_pickle", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      edit_json(XJ, _set(data_type="pickle")), outs=["o.zarr"], expect="d.zarr")
-case(Z, "transform_y_shape_1e15", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(Z, "transform_y_shape_1e15", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      edit_json("d.zarr/y/zarr.json", _set(shape=[10**15])), outs=["o.zarr"], expect="d.zarr")
-case(Z, "transform_model_components_pickle", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(Z, "transform_model_components_pickle", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      edit_json("m.zarr/components_/zarr.json", _set(data_type="pickle")), outs=["o.zarr"],
      expect="m.zarr")
-case(Z, "transform_model_components_1e15", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(Z, "transform_model_components_1e15", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      edit_json("m.zarr/components_/zarr.json", _set(shape=[10**15, 8])), outs=["o.zarr"],
      expect="m.zarr")
-case(Z, "transform_model_cut_json", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(Z, "transform_model_cut_json", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      cut("m.zarr/zarr.json", 0.7), outs=["o.zarr"], expect="m.zarr")
-case(Z, "transform_model_codec_unknown", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(Z, "transform_model_codec_unknown", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      edit_json("m.zarr/singular_values_/zarr.json", _codec("evil")), outs=["o.zarr"],
      expect="m.zarr")
 case(Z, "query_embedding_shape_1e15", "query {d}/e.zarr --rows 0:2",
@@ -481,12 +483,12 @@ case(Z, "query_index_offsets_pickle", "query {d}/e.zarr --rows 0:2 --index {d}/i
      edit_json("i.zarr/offsets/zarr.json", _set(data_type="pickle")), expect="i.zarr")
 case(Z, "query_index_zarr_format_2", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
      edit_json("i.zarr/members/zarr.json", _set(zarr_format=2)), expect="i.zarr")
-case(Z, "index_build_columns_over_chunks", "index build {d}/e.zarr {d}/o.zarr",
+case(Z, "index_build_columns_over_chunks", "index build {d}/e.zarr -o {d}/o.zarr",
      edit_json("e.zarr/X/zarr.json", _set(shape=[60, 2])), outs=["o.zarr"], expect="e.zarr")
-case(Z, "coo_row_dtype_pickle", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(Z, "coo_row_dtype_pickle", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      edit_json("coo.zarr/row/zarr.json", _set(data_type="pickle")), outs=["o.zarr"],
      expect="coo.zarr")
-case(Z, "coo_chunk_zero", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(Z, "coo_chunk_zero", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      edit_json("coo.zarr/col/zarr.json", _chunks([0])), outs=["o.zarr"], expect="coo.zarr")
 case(Z, "words_model_vectors_shape_1e15", "words neighbors cat --model {d}/w.zarr",
      edit_json("w.zarr/vectors/zarr.json", _set(shape=[10**15, 4])), expect="w.zarr")
@@ -512,17 +514,17 @@ case(C, "fit_chunk_empty_file", FIT, put("d.zarr/X/c/0/0", b""), outs=["o.zarr"]
 case(C, "fit_chunk_is_folder", FIT, chain(remove("d.zarr/X/c/0/0"),
                                           fresh(lambda d: (d / "d.zarr/X/c/0/0").mkdir())),
      outs=["o.zarr"], expect="d.zarr")
-case(C, "transform_y_chunk", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(C, "transform_y_chunk", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      remove("d.zarr/y/c/2"), outs=["o.zarr"], expect="d.zarr")
-case(C, "transform_x_chunk", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(C, "transform_x_chunk", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      remove("d.zarr/X/c/0/0"), outs=["o.zarr"], expect="d.zarr")
-case(C, "transform_model_chunk", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr",
+case(C, "transform_model_chunk", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
      remove("m.zarr/components_/c"), outs=["o.zarr"], expect="m.zarr")
 case(C, "query_embedding_chunk", "query {d}/e.zarr --rows 0:3",
      remove("e.zarr/X/c/0/0"), expect="e.zarr")
 case(C, "query_index_chunk", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
      remove("i.zarr/members/c"), expect="i.zarr")
-case(C, "index_build_chunk", "index build {d}/e.zarr {d}/o.zarr",
+case(C, "index_build_chunk", "index build {d}/e.zarr -o {d}/o.zarr",
      remove("e.zarr/X/c/1/0"), outs=["o.zarr"], expect="e.zarr")
 case(C, "words_model_chunk", "words neighbors cat --model {d}/w.zarr",
      remove("w.zarr/vectors/c"), expect="w.zarr")
@@ -531,16 +533,16 @@ case(C, "sentences_model_chunk", ["sentences", "neighbors", "good film", "--mode
      remove("sent.zarr/embedding/c"), expect="sent.zarr")
 case(C, "sentences_corpus_chunk", "sentences build {d}/sent.zarr.corpus.zarr --out {d}/o.zarr",
      remove("sent.zarr.corpus.zarr/tokens/values/c"), outs=["o.zarr"], expect="chunks")
-case(C, "sparse_store_chunk", "fit {d}/sp.zarr {d}/o.zarr -k 2",
-     chain(at("s.npz", lambda p: _ok(["ingest", str(p), f"{p.parent}/sp.zarr"])),
+case(C, "sparse_store_chunk", "fit {d}/sp.zarr -o {d}/o.zarr -k 2",
+     chain(at("s.npz", lambda p: _ok(["ingest", str(p), "-o", f"{p.parent}/sp.zarr"])),
            remove("sp.zarr/indices/c")),
      outs=["o.zarr"], expect="sp.zarr")
 
 
 # --- wrong dtype, shape, empty, NaN/inf ------------------------------------------------------
 W = "wrong_data"
-ING_X = "ingest {d}/x.npy {d}/o.zarr"
-ING_XY = "ingest {d}/x.npy {d}/o.zarr --labels {d}/y.npy"
+ING_X = "ingest {d}/x.npy -o {d}/o.zarr"
+ING_XY = "ingest {d}/x.npy -o {d}/o.zarr --labels {d}/y.npy"
 case(W, "npy_object", ING_X, npy("x.npy", lambda: np.array([[1, "a"], [2, None]], dtype=object),
                                  allow_pickle=True), outs=["o.zarr"], expect="x.npy")
 case(W, "npy_complex", ING_X, npy("x.npy", lambda: np.ones((4, 3), complex)), outs=["o.zarr"])
@@ -570,75 +572,75 @@ case(W, "labels_object", ING_XY, npy("y.npy", lambda: np.array([None] * 60), all
      outs=["o.zarr"], expect="y.npy")
 case(W, "labels_nan", ING_XY, npy("y.npy", lambda: np.full(60, np.nan)), outs=["o.zarr"])
 case(W, "labels_strings", ING_XY, npy("y.npy", lambda: np.array(["a"] * 60)), outs=["o.zarr"])
-case(W, "idx_labels_longer", "ingest {d}/img-idx3-ubyte {d}/o.zarr --labels {d}/y.npy",
+case(W, "idx_labels_longer", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr --labels {d}/y.npy",
      outs=["o.zarr"], expect="labels")
-case(W, "idx_type_code_unknown", "ingest {d}/img-idx3-ubyte {d}/o.zarr",
+case(W, "idx_type_code_unknown", "ingest {d}/img-idx3-ubyte -o {d}/o.zarr",
      idx("img-idx3-ubyte", bytes([0, 0, 0x0A, 1]) + struct.pack(">I", 4), b"\0" * 4),
      outs=["o.zarr"])
-case(W, "npz_missing_indptr", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_missing_indptr", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_drop(p, "indptr")), outs=["o.zarr"], expect="indptr")
-case(W, "npz_missing_row", "ingest {d}/coo.npz {d}/o.zarr",
+case(W, "npz_missing_row", "ingest {d}/coo.npz -o {d}/o.zarr",
      at("coo.npz", lambda p: _npz_drop(p, "row")), outs=["o.zarr"], expect="row")
-case(W, "npz_missing_format", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_missing_format", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_drop(p, "format")), outs=["o.zarr"])
-case(W, "npz_fractional_indices", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_fractional_indices", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_map(p, "indices", lambda a: a + 0.5)), outs=["o.zarr"],
      expect="indices")
-case(W, "npz_fractional_coo_col", "ingest {d}/coo.npz {d}/o.zarr",
+case(W, "npz_fractional_coo_col", "ingest {d}/coo.npz -o {d}/o.zarr",
      at("coo.npz", lambda p: _npz_map(p, "col", lambda a: a * 0.5)), outs=["o.zarr"],
      expect="col")
-case(W, "npz_fractional_shape", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_fractional_shape", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_set(p, shape=np.array([30.5, 10.0]))), outs=["o.zarr"],
      expect="shape")
-case(W, "npz_index_out_of_range", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_index_out_of_range", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_map(p, "indices", lambda a: a + 10)), outs=["o.zarr"])
-case(W, "npz_negative_index", "ingest {d}/coo.npz {d}/o.zarr",
+case(W, "npz_negative_index", "ingest {d}/coo.npz -o {d}/o.zarr",
      at("coo.npz", lambda p: _npz_map(p, "row", lambda a: a - 5)), outs=["o.zarr"])
-case(W, "npz_indptr_decreasing", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_indptr_decreasing", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_map(p, "indptr", lambda a: a[::-1].copy())), outs=["o.zarr"])
-case(W, "npz_data_nan", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_data_nan", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_map(p, "data", lambda a: a * np.nan)), outs=["o.zarr"])
-case(W, "npz_data_strings", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_data_strings", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_map(p, "data", lambda a: a.astype(str))), outs=["o.zarr"])
-case(W, "npz_shape_3d", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_shape_3d", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_set(p, shape=np.array([30, 10, 1]))), outs=["o.zarr"])
-case(W, "npz_format_dia", "ingest {d}/s.npz {d}/o.zarr",
+case(W, "npz_format_dia", "ingest {d}/s.npz -o {d}/o.zarr",
      at("s.npz", lambda p: _npz_set(p, format=np.array("dia"))), outs=["o.zarr"])
-case(W, "npz_with_labels", "ingest {d}/s.npz {d}/o.zarr --labels {d}/y.npy", outs=["o.zarr"])
-case(W, "coo_missing_data_array", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(W, "npz_with_labels", "ingest {d}/s.npz -o {d}/o.zarr --labels {d}/y.npy", outs=["o.zarr"])
+case(W, "coo_missing_data_array", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      remove("coo.zarr/data"), outs=["o.zarr"], expect="data")
-case(W, "coo_shape_attr_text", "ingest {d}/coo.zarr {d}/o.zarr --coo",
+case(W, "coo_shape_attr_text", "ingest {d}/coo.zarr -o {d}/o.zarr --coo",
      edit_json("coo.zarr/zarr.json", lambda m: m["attributes"].update(shape="30x10")),
      outs=["o.zarr"], expect="shape")
-case(W, "zarr_source_without_coo", "ingest {d}/d.zarr {d}/o.zarr", outs=["o.zarr"])
-case(W, "unknown_source_suffix", "ingest {d}/words.txt {d}/o.zarr", outs=["o.zarr"])
-case(W, "source_missing", "ingest {d}/nothing.npy {d}/o.zarr", outs=["o.zarr"])
-case(W, "source_is_folder", "ingest {d}/fm {d}/o.zarr", outs=["o.zarr"])
-case(W, "store_with_nan_fit", "fit {d}/nan.zarr {d}/o.zarr -k 2",
+case(W, "zarr_source_without_coo", "ingest {d}/d.zarr -o {d}/o.zarr", outs=["o.zarr"])
+case(W, "unknown_source_suffix", "ingest {d}/words.txt -o {d}/o.zarr", outs=["o.zarr"])
+case(W, "source_missing", "ingest {d}/nothing.npy -o {d}/o.zarr", outs=["o.zarr"])
+case(W, "source_is_folder", "ingest {d}/fm -o {d}/o.zarr", outs=["o.zarr"])
+case(W, "store_with_nan_fit", "fit {d}/nan.zarr -o {d}/o.zarr -k 2",
      fresh(lambda d: _store_with(d, "nan.zarr", np.full((10, 3), np.nan))), outs=["o.zarr"],
      expect="NaN")
-case(W, "store_with_inf_transform", "transform {d}/m.zarr {d}/inf.zarr {d}/o.zarr",
+case(W, "store_with_inf_transform", "transform {d}/m.zarr {d}/inf.zarr -o {d}/o.zarr",
      fresh(lambda d: _store_with(d, "inf.zarr", np.full((10, 8), np.inf))), outs=["o.zarr"],
      expect="inf")
-case(W, "store_1d_fit", "fit {d}/one.zarr {d}/o.zarr -k 1",
+case(W, "store_1d_fit", "fit {d}/one.zarr -o {d}/o.zarr -k 1",
      fresh(lambda d: _store_with(d, "one.zarr", np.arange(10.0))), outs=["o.zarr"])
-case(W, "store_bool_transform_wrong_width", "transform {d}/m.zarr {d}/b.zarr {d}/o.zarr",
+case(W, "store_bool_transform_wrong_width", "transform {d}/m.zarr {d}/b.zarr -o {d}/o.zarr",
      fresh(lambda d: _store_with(d, "b.zarr", np.ones((10, 5), bool))), outs=["o.zarr"])
-case(W, "transform_wrong_width", "transform {d}/m.zarr {d}/e.zarr {d}/o.zarr", outs=["o.zarr"],
+case(W, "transform_wrong_width", "transform {d}/m.zarr {d}/e.zarr -o {d}/o.zarr", outs=["o.zarr"],
      expect="features")
-case(W, "transform_labels_shorter", "transform {d}/m.zarr {d}/sy.zarr {d}/o.zarr",
+case(W, "transform_labels_shorter", "transform {d}/m.zarr {d}/sy.zarr -o {d}/o.zarr",
      fresh(lambda d: _store_with(d, "sy.zarr", np.ones((10, 8)), y=np.arange(7))), outs=["o.zarr"],
      expect="y")
-case(W, "transform_labels_longer", "transform {d}/m.zarr {d}/ly.zarr {d}/o.zarr",
+case(W, "transform_labels_longer", "transform {d}/m.zarr {d}/ly.zarr -o {d}/o.zarr",
      fresh(lambda d: _store_with(d, "ly.zarr", np.ones((10, 8)), y=np.arange(12))), outs=["o.zarr"],
      expect="y")
-case(W, "fit_k_above_features", "fit {d}/d.zarr {d}/o.zarr -k 9", outs=["o.zarr"])
-case(W, "fit_spectral_on_2d", "fit {d}/d.zarr {d}/o.zarr -k 2 --spectral dct2", outs=["o.zarr"])
+case(W, "fit_k_above_features", "fit {d}/d.zarr -o {d}/o.zarr -k 9", outs=["o.zarr"])
+case(W, "fit_spectral_on_2d", "fit {d}/d.zarr -o {d}/o.zarr -k 2 --spectral dct2", outs=["o.zarr"])
 case(W, "query_wrong_width", "query {d}/e.zarr --queries {d}/d.zarr", expect="features")
 case(W, "query_rows_beyond", "query {d}/e.zarr --rows 50:70")
-case(W, "index_build_1d", "index build {d}/one.zarr {d}/o.zarr",
+case(W, "index_build_1d", "index build {d}/one.zarr -o {d}/o.zarr",
      fresh(lambda d: _store_with(d, "one.zarr", np.arange(10.0))), outs=["o.zarr"])
-case(W, "index_build_nan", "index build {d}/nan.zarr {d}/o.zarr",
+case(W, "index_build_nan", "index build {d}/nan.zarr -o {d}/o.zarr",
      fresh(lambda d: _store_with(d, "nan.zarr", np.full((30, 3), np.nan))), outs=["o.zarr"])
 case(W, "evaluate_no_pairs", "words evaluate {d}/words.txt --model {d}/w.zarr",
      expect="words.txt")
@@ -685,37 +687,37 @@ O = "bad_option"
 for label, argv, expect in [
     ("no_command", "", "command"),
     ("unknown_command", "frobnicate", "frobnicate"),
-    ("unknown_option", "fit {d}/d.zarr {d}/o.zarr --frobnicate", "frobnicate"),
+    ("unknown_option", "fit {d}/d.zarr -o {d}/o.zarr --frobnicate", "frobnicate"),
     ("ingest_missing_out", "ingest {d}/x.npy", "out"),
-    ("ingest_chunk_rows_negative", "ingest {d}/x.npy {d}/o.zarr --chunk-rows -5", "-5"),
-    ("ingest_chunk_rows_zero", "ingest {d}/x.npy {d}/o.zarr --chunk-rows 0", "chunk-rows"),
-    ("ingest_chunk_rows_text", "ingest {d}/x.npy {d}/o.zarr --chunk-rows abc", "abc"),
-    ("ingest_chunk_rows_float", "ingest {d}/x.npy {d}/o.zarr --chunk-rows 2.5", "2.5"),
-    ("ingest_chunk_rows_huge", "ingest {d}/x.npy {d}/o.zarr --chunk-rows 1e30", "1e30"),
-    ("ingest_coo_chunk_rows_negative", "ingest {d}/coo.zarr {d}/o.zarr --coo --chunk-rows -1",
+    ("ingest_chunk_rows_negative", "ingest {d}/x.npy -o {d}/o.zarr --chunk-rows -5", "-5"),
+    ("ingest_chunk_rows_zero", "ingest {d}/x.npy -o {d}/o.zarr --chunk-rows 0", "chunk-rows"),
+    ("ingest_chunk_rows_text", "ingest {d}/x.npy -o {d}/o.zarr --chunk-rows abc", "abc"),
+    ("ingest_chunk_rows_float", "ingest {d}/x.npy -o {d}/o.zarr --chunk-rows 2.5", "2.5"),
+    ("ingest_chunk_rows_huge", "ingest {d}/x.npy -o {d}/o.zarr --chunk-rows 1e30", "1e30"),
+    ("ingest_coo_chunk_rows_negative", "ingest {d}/coo.zarr -o {d}/o.zarr --coo --chunk-rows -1",
      "-1"),
-    ("ingest_coo_on_npy", "ingest {d}/x.npy {d}/o.zarr --coo", "x.npy"),
-    ("fit_k_zero", "fit {d}/d.zarr {d}/o.zarr -k 0", "got 0"),
-    ("fit_k_negative", "fit {d}/d.zarr {d}/o.zarr -k -3", "-3"),
-    ("fit_k_text", "fit {d}/d.zarr {d}/o.zarr -k abc", "abc"),
-    ("fit_k_nan", "fit {d}/d.zarr {d}/o.zarr -k nan", "nan"),
-    ("fit_k_inf", "fit {d}/d.zarr {d}/o.zarr -k inf", "inf"),
-    ("fit_k_fraction_above_one", "fit {d}/d.zarr {d}/o.zarr -k 1.5", "1.5"),
-    ("fit_k_zero_point_zero", "fit {d}/d.zarr {d}/o.zarr -k 0.0", "0.0"),
-    ("fit_solver_unknown", "fit {d}/d.zarr {d}/o.zarr --solver magic", "magic"),
-    ("fit_spectral_unknown", "fit {d}/d.zarr {d}/o.zarr --spectral fft", "fft"),
-    ("fit_n_iter_negative", "fit {d}/d.zarr {d}/o.zarr --n-iter -1", "-1"),
-    ("fit_n_iter_text", "fit {d}/d.zarr {d}/o.zarr --n-iter two", "two"),
-    ("fit_n_oversamples_negative", "fit {d}/d.zarr {d}/o.zarr --n-oversamples -4", "-4"),
-    ("fit_seed_negative", "fit {d}/d.zarr {d}/o.zarr --seed -1", "-1"),
-    ("fit_seed_text", "fit {d}/d.zarr {d}/o.zarr --seed x", "x"),
-    ("fit_checkpoint_every_zero", ("fit {d}/d.zarr {d}/o.zarr --solver incremental "
+    ("ingest_coo_on_npy", "ingest {d}/x.npy -o {d}/o.zarr --coo", "x.npy"),
+    ("fit_k_zero", "fit {d}/d.zarr -o {d}/o.zarr -k 0", "got 0"),
+    ("fit_k_negative", "fit {d}/d.zarr -o {d}/o.zarr -k -3", "-3"),
+    ("fit_k_text", "fit {d}/d.zarr -o {d}/o.zarr -k abc", "abc"),
+    ("fit_k_nan", "fit {d}/d.zarr -o {d}/o.zarr -k nan", "nan"),
+    ("fit_k_inf", "fit {d}/d.zarr -o {d}/o.zarr -k inf", "inf"),
+    ("fit_k_fraction_above_one", "fit {d}/d.zarr -o {d}/o.zarr -k 1.5", "1.5"),
+    ("fit_k_zero_point_zero", "fit {d}/d.zarr -o {d}/o.zarr -k 0.0", "0.0"),
+    ("fit_solver_unknown", "fit {d}/d.zarr -o {d}/o.zarr --solver magic", "magic"),
+    ("fit_spectral_unknown", "fit {d}/d.zarr -o {d}/o.zarr --spectral fft", "fft"),
+    ("fit_n_iter_negative", "fit {d}/d.zarr -o {d}/o.zarr --n-iter -1", "-1"),
+    ("fit_n_iter_text", "fit {d}/d.zarr -o {d}/o.zarr --n-iter two", "two"),
+    ("fit_n_oversamples_negative", "fit {d}/d.zarr -o {d}/o.zarr --n-oversamples -4", "-4"),
+    ("fit_seed_negative", "fit {d}/d.zarr -o {d}/o.zarr --seed -1", "-1"),
+    ("fit_seed_text", "fit {d}/d.zarr -o {d}/o.zarr --seed x", "x"),
+    ("fit_checkpoint_every_zero", ("fit {d}/d.zarr -o {d}/o.zarr --solver incremental "
      "--checkpoint-every 0"), "checkpoint-every"),
     ("transform_missing_out", "transform {d}/m.zarr {d}/d.zarr", "out"),
-    ("query_k_zero", "query {d}/e.zarr --rows 0:2 -k 0", "-k"),
-    ("query_k_negative", "query {d}/e.zarr --rows 0:2 -k -3", "-3"),
-    ("query_k_text", "query {d}/e.zarr --rows 0:2 -k ten", "ten"),
-    ("query_k_above_rows", "query {d}/e.zarr --rows 0:2 -k 1000", "1000"),
+    ("query_neighbors_zero", "query {d}/e.zarr --rows 0:2 -n 0", "neighbors"),
+    ("query_neighbors_negative", "query {d}/e.zarr --rows 0:2 -n -3", "-3"),
+    ("query_neighbors_text", "query {d}/e.zarr --rows 0:2 -n ten", "ten"),
+    ("query_neighbors_above_rows", "query {d}/e.zarr --rows 0:2 -n 1000", "1000"),
     ("query_rows_no_colon", "query {d}/e.zarr --rows 5", "START:STOP"),
     ("query_rows_text", "query {d}/e.zarr --rows a:b", "a:b"),
     ("query_rows_reversed", "query {d}/e.zarr --rows 10:5", "10:5"),
@@ -730,23 +732,23 @@ for label, argv, expect in [
      "many"),
     ("query_show_negative", "query {d}/e.zarr --rows 0:2 --show -1", "-1"),
     ("index_no_action", "index", "ACTION"),
-    ("index_max_samples_text", "index build {d}/e.zarr {d}/o.zarr --max-samples abc", "abc"),
-    ("index_max_samples_zero", "index build {d}/e.zarr {d}/o.zarr --max-samples 0",
+    ("index_max_samples_text", "index build {d}/e.zarr -o {d}/o.zarr --max-samples abc", "abc"),
+    ("index_max_samples_zero", "index build {d}/e.zarr -o {d}/o.zarr --max-samples 0",
      "max-samples"),
-    ("index_max_samples_negative", "index build {d}/e.zarr {d}/o.zarr --max-samples -5", "-5"),
-    ("index_n_probe_zero", "index build {d}/e.zarr {d}/o.zarr --n-probe 0", "n-probe"),
-    ("index_n_probe_negative", "index build {d}/e.zarr {d}/o.zarr --n-probe -1", "-1"),
-    ("index_max_depth_negative", "index build {d}/e.zarr {d}/o.zarr --max-depth -1", "-1"),
-    ("index_min_samples_zero", "index build {d}/e.zarr {d}/o.zarr --min-samples 0",
+    ("index_max_samples_negative", "index build {d}/e.zarr -o {d}/o.zarr --max-samples -5", "-5"),
+    ("index_n_probe_zero", "index build {d}/e.zarr -o {d}/o.zarr --n-probe 0", "n-probe"),
+    ("index_n_probe_negative", "index build {d}/e.zarr -o {d}/o.zarr --n-probe -1", "-1"),
+    ("index_max_depth_negative", "index build {d}/e.zarr -o {d}/o.zarr --max-depth -1", "-1"),
+    ("index_min_samples_zero", "index build {d}/e.zarr -o {d}/o.zarr --min-samples 0",
      "min-samples"),
-    ("index_n_clusters_zero", ("index build {d}/e.zarr {d}/o.zarr --method kmeans "
+    ("index_n_clusters_zero", ("index build {d}/e.zarr -o {d}/o.zarr --method kmeans "
      "--n-clusters 0"), "n-clusters"),
-    ("index_n_clusters_text", ("index build {d}/e.zarr {d}/o.zarr --method kmeans "
+    ("index_n_clusters_text", ("index build {d}/e.zarr -o {d}/o.zarr --method kmeans "
      "--n-clusters lots"), "lots"),
-    ("index_method_unknown", "index build {d}/e.zarr {d}/o.zarr --method hnsw", "hnsw"),
+    ("index_method_unknown", "index build {d}/e.zarr -o {d}/o.zarr --method hnsw", "hnsw"),
     ("words_no_action", "words", "ACTION"),
     ("words_build_no_kind", "words build", "KIND"),
-    ("words_neighbors_k_zero", "words neighbors cat --model {d}/w.zarr -k 0", "-k"),
+    ("words_neighbors_n_zero", "words neighbors cat --model {d}/w.zarr -n 0", "neighbors"),
     ("words_neighbors_metric", "words neighbors cat --model {d}/w.zarr --metric l1", "l1"),
     ("words_neighbors_no_model", "words neighbors cat", "--model"),
     ("words_neighbors_cells_cosine", ("words neighbors cat --model {d}/w.zarr --cells "
@@ -769,12 +771,12 @@ for label, argv, expect in [
      "limit"),
     ("words_evaluate_no_files", "words evaluate --model {d}/w.zarr", "files"),
     ("sentences_no_action", "sentences", "ACTION"),
-    ("sentences_n_zero", "sentences build {d}/r.tsv --out {d}/o.zarr --n 0 --n-components 4",
-     "--n"),
-    ("sentences_m_zero", "sentences build {d}/r.tsv --out {d}/o.zarr --m 0 --n-components 4",
-     "--m"),
-    ("sentences_m_above_n", "sentences build {d}/r.tsv --out {d}/o.zarr --m 20 --n-components 4",
-     "20"),
+    ("sentences_basis_length_zero", ("sentences build {d}/r.tsv -o {d}/o.zarr --basis-length 0 "
+     "-k 4"), "basis-length"),
+    ("sentences_harmonics_zero", "sentences build {d}/r.tsv -o {d}/o.zarr --harmonics 0 -k 4",
+     "harmonics"),
+    ("sentences_harmonics_above_basis_length", ("sentences build {d}/r.tsv -o {d}/o.zarr "
+     "--harmonics 20 -k 4"), "20"),
     ("sentences_max_words_zero", ("sentences build {d}/r.tsv --out {d}/o.zarr --max-words 0 "
      "--n-components 4"), "max-words"),
     ("sentences_k_zero", "sentences build {d}/r.tsv --out {d}/o.zarr --n-components 0",
@@ -782,7 +784,7 @@ for label, argv, expect in [
     ("sentences_limit_negative", ("sentences build {d}/r.tsv --out {d}/o.zarr --limit -4 "
      "--n-components 4"), "-4"),
     ("sentences_neighbors_k_zero", ["sentences", "neighbors", "good film", "--model",
-                                    "{d}/sent.zarr", "-k", "0"], "-k"),
+                                    "{d}/sent.zarr", "-n", "0"], "neighbors"),
     ("demo_k_zero", "demo --scheduler threads -k 0", "-k"),
     ("demo_k_text", "demo --scheduler threads -k many", "many"),
     ("demo_n_probe_zero", "demo --scheduler threads --search cells --n-probe 0", "n-probe"),
@@ -815,12 +817,12 @@ for label, address, expect in [
     ("inproc_foreign", "inproc://10.0.0.1/1234/1", "inproc"),
     ("path_not_address", "/tmp/scheduler.json", "scheduler.json"),
 ]:
-    case(B, f"fit_{label}", ["fit", "{d}/d.zarr", "{d}/o.zarr", "-k", "2", "--scheduler",
+    case(B, f"fit_{label}", ["fit", "{d}/d.zarr", "-o", "{d}/o.zarr", "-k", "2", "--scheduler",
                              address], outs=["o.zarr"], expect=expect)
 for cmd, argv in [
-    ("transform", "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr"),
+    ("transform", "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr"),
     ("query", "query {d}/e.zarr --rows 0:2"),
-    ("index_build", "index build {d}/e.zarr {d}/o.zarr"),
+    ("index_build", "index build {d}/e.zarr -o {d}/o.zarr"),
     ("sentences_build", "sentences build {d}/sent.zarr.corpus.zarr --out {d}/o.zarr"),
     ("demo", "demo"),
 ]:
@@ -876,12 +878,12 @@ case(E, "neighbors_word_not_utf8", ["words", "neighbors", "caf\udce9", "--model"
      expect="UTF-8")
 case(E, "sentence_query_not_utf8", ["sentences", "neighbors", "good \udce9 film", "--model",
                                     "{d}/sent.zarr"], expect="UTF-8")
-case(E, "path_not_utf8", ["fit", "{d}/d\udce9.zarr", "{d}/o.zarr"], outs=["o.zarr"])
+case(E, "path_not_utf8", ["fit", "{d}/d\udce9.zarr", "-o", "{d}/o.zarr"], outs=["o.zarr"])
 
 
 # --- tampered models and indexes -------------------------------------------------------------
 M = "tampered_model"
-TR = "transform {d}/m.zarr {d}/d.zarr {d}/o.zarr"
+TR = "transform {d}/m.zarr {d}/d.zarr -o {d}/o.zarr"
 
 
 def _model_attrs(fn: Callable[[dict], object]) -> Callable[[Path], None]:
@@ -903,11 +905,11 @@ def _array(rel: str, values: Callable[[np.ndarray], np.ndarray]) -> Callable[[Pa
     return _uses(setup, rel)
 
 
-case(M, "model_is_dataset", "transform {d}/d.zarr {d}/d.zarr {d}/o.zarr", outs=["o.zarr"],
+case(M, "model_is_dataset", "transform {d}/d.zarr {d}/d.zarr -o {d}/o.zarr", outs=["o.zarr"],
      expect="d.zarr")
-case(M, "model_missing", "transform {d}/nothing.zarr {d}/d.zarr {d}/o.zarr", outs=["o.zarr"],
+case(M, "model_missing", "transform {d}/nothing.zarr {d}/d.zarr -o {d}/o.zarr", outs=["o.zarr"],
      expect="nothing.zarr")
-case(M, "model_is_a_file", "transform {d}/x.npy {d}/d.zarr {d}/o.zarr", outs=["o.zarr"],
+case(M, "model_is_a_file", "transform {d}/x.npy {d}/d.zarr -o {d}/o.zarr", outs=["o.zarr"],
      expect="x.npy")
 case(M, "model_format_version_99", TR, _model_attrs(lambda a: a.update(format_version=99)),
      outs=["o.zarr"], expect="m.zarr")
@@ -970,38 +972,38 @@ def _set_nested(attrs: dict, key: str, value: object) -> None:
 # --- outputs ---------------------------------------------------------------------------------
 U = "output"
 for cmd, argv in [
-    ("ingest", "ingest {d}/x.npy {d}/OUT"),
-    ("fit", "fit {d}/d.zarr {d}/OUT -k 2"),
-    ("transform", "transform {d}/m.zarr {d}/d.zarr {d}/OUT"),
-    ("index_build", "index build {d}/e.zarr {d}/OUT"),
+    ("ingest", "ingest {d}/x.npy -o {d}/OUT"),
+    ("fit", "fit {d}/d.zarr -o {d}/OUT -k 2"),
+    ("transform", "transform {d}/m.zarr {d}/d.zarr -o {d}/OUT"),
+    ("index_build", "index build {d}/e.zarr -o {d}/OUT"),
     ("query", "query {d}/e.zarr --rows 0:2 --out {d}/OUT"),
     ("words_build", "words build spelling {d}/words.txt --out {d}/OUT"),
 ]:
     case(U, f"{cmd}_existing_store", argv.replace("OUT", "q.zarr"), expect="q.zarr")
     case(U, f"{cmd}_folder_with_file", argv.replace("OUT", "fm"), expect="fm")
     case(U, f"{cmd}_regular_file", argv.replace("OUT", "pairs.txt"), expect="pairs.txt")
-case(U, "transform_into_input", "transform {d}/m.zarr {d}/d.zarr {d}/d.zarr/X/out.zarr",
+case(U, "transform_into_input", "transform {d}/m.zarr {d}/d.zarr -o {d}/d.zarr/X/out.zarr",
      expect="d.zarr")
-case(U, "transform_dot", "transform {d}/m.zarr {d}/d.zarr .")
-case(U, "transform_dotdot", "transform {d}/m.zarr {d}/d.zarr ..")
-case(U, "transform_holding_input", "transform {d}/m.zarr {d}/d.zarr {d} --overwrite")
-case(U, "ingest_same_as_input_overwrite", "ingest {d}/coo.zarr {d}/coo.zarr --coo --overwrite",
+case(U, "transform_dot", "transform {d}/m.zarr {d}/d.zarr -o .")
+case(U, "transform_dotdot", "transform {d}/m.zarr {d}/d.zarr -o ..")
+case(U, "transform_holding_input", "transform {d}/m.zarr {d}/d.zarr -o {d} --overwrite")
+case(U, "ingest_same_as_input_overwrite", "ingest {d}/coo.zarr -o {d}/coo.zarr --coo --overwrite",
      expect="coo.zarr")
-case(U, "transform_foreign_store_overwrite", "transform {d}/m.zarr {d}/d.zarr {d}/coo.zarr "
+case(U, "transform_foreign_store_overwrite", "transform {d}/m.zarr {d}/d.zarr -o {d}/coo.zarr "
      "--overwrite", expect="coo.zarr")
-case(U, "fit_parent_is_file", "fit {d}/d.zarr {d}/x.npy/o.zarr -k 2", expect="is a file")
-case(U, "ingest_parent_is_file", "ingest {d}/x.npy {d}/pairs.txt/sub/o.zarr", expect="pairs.txt")
+case(U, "fit_parent_is_file", "fit {d}/d.zarr -o {d}/x.npy/o.zarr -k 2", expect="is a file")
+case(U, "ingest_parent_is_file", "ingest {d}/x.npy -o {d}/pairs.txt/sub/o.zarr", expect="pairs.txt")
 case(U, "sentences_corpus_is_file", "sentences build {d}/r.tsv --out {d}/o.zarr --corpus "
      "{d}/pairs.txt --n-components 4", outs=["o.zarr"], expect="pairs.txt")
 
 
-case(U, "ingest_disk_full", "ingest {d}/big.npy {d}/full/o.zarr",
+case(U, "ingest_disk_full", "ingest {d}/big.npy -o {d}/full/o.zarr",
      fresh(lambda d: np.save(d / "big.npy", np.random.default_rng(0).random((400, 256)))),
      mounts={"full": "full"}, expect="space")
-case(U, "transform_disk_full", "transform {d}/m.zarr {d}/big.zarr {d}/full/o.zarr",
+case(U, "transform_disk_full", "transform {d}/m.zarr {d}/big.zarr -o {d}/full/o.zarr",
      fresh(lambda d: _store_with(d, "big.zarr", np.random.default_rng(0).random((4000, 8)))),
      mounts={"full": "full"}, expect="space")
-case(U, "fit_read_only_target", "fit {d}/d.zarr {d}/ro/o.zarr -k 2", mounts={"ro": "ro"},
+case(U, "fit_read_only_target", "fit {d}/d.zarr -o {d}/ro/o.zarr -k 2", mounts={"ro": "ro"},
      expect="read-only")
 case(U, "words_build_read_only_target", "words build spelling {d}/words.txt --out {d}/ro/o.zarr",
      mounts={"ro": "ro"}, expect="read-only")
@@ -1134,10 +1136,12 @@ def test_corpus_size() -> None:
 
 # ------------------------------------------------------------------------------ subprocesses
 SUBPROCESS_CASES = [
-    ("npy_header_only", ["ingest", "{d}/x.npy", "{d}/o.zarr"], cut("x.npy", 128)),
+    ("npy_header_only", ["ingest", "{d}/x.npy", "-o", "{d}/o.zarr"], cut("x.npy", 128)),
     ("zarr_json_shape_1e15", FIT.split(), edit_json(XJ, _set(shape=[10**15, 8]))),
-    ("chunk_rows_negative", ["ingest", "{d}/x.npy", "{d}/o.zarr", "--chunk-rows", "-5"], None),
-    ("unknown_scheme", ["fit", "{d}/d.zarr", "{d}/o.zarr", "--scheduler", "notascheme://foo"],
+    ("chunk_rows_negative", ["ingest", "{d}/x.npy", "-o", "{d}/o.zarr", "--chunk-rows", "-5"],
+     None),
+    ("unknown_scheme", ["fit", "{d}/d.zarr", "-o", "{d}/o.zarr", "--scheduler",
+                        "notascheme://foo"],
      None),
     ("dictionary_xz_cut", ["words", "build", "dictionary", "{d}/dict.json.xz", "--out",
                            "{d}/o.zarr"], cut("dict.json.xz", 0.6)),

@@ -14,7 +14,9 @@ from veob_dask.cli import fit as fit_command
 
 
 def _err_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
-    return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    """Non-empty stderr lines, without the progress lines of stages that had started."""
+    return [ln for ln in capsys.readouterr().err.splitlines()
+            if ln.strip() and not ln.startswith("[")]
 
 
 @pytest.mark.parametrize("code, words", [
@@ -44,14 +46,14 @@ def _raise(exc: BaseException):
 @pytest.fixture
 def store(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((6, 3)))
-    assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr")]) == 0
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr")]) == 0
     return tmp_path / "x.zarr"
 
 
 def test_unexpected_exception_is_a_bug_exit_1(store, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(fit_command, "run", _raise(KeyError("surprise")))
     monkeypatch.delenv("VEOB_DEBUG", raising=False)
-    argv = ["fit", str(store), str(tmp_path / "m.zarr")]
+    argv = ["fit", str(store), "-o", str(tmp_path / "m.zarr")]
     capsys.readouterr()
     assert main(argv) == 1
     lines = _err_lines(capsys)
@@ -66,7 +68,7 @@ def test_disk_full_during_a_command_is_one_line(store, tmp_path, capsys, monkeyp
     monkeypatch.setattr(fit_command, "run", _raise(OSError(errno.ENOSPC, "No space left on "
                                                            "device", str(tmp_path / "m.zarr"))))
     capsys.readouterr()
-    assert main(["fit", str(store), str(tmp_path / "m.zarr")]) == 2
+    assert main(["fit", str(store), "-o", str(tmp_path / "m.zarr")]) == 2
     lines = _err_lines(capsys)
     assert lines == [f"veob fit: error: no space left on the device ('{tmp_path}/m.zarr')"]
 
@@ -77,7 +79,7 @@ def test_parse_errors_are_one_line(capsys) -> None:
         assert main(argv) == 2, argv
         lines = _err_lines(capsys)
         assert len(lines) == 1 and lines[0].startswith("veob"), (argv, lines)
-    assert main(["fit", "s", "m", "-k", "0"]) == 2
+    assert main(["fit", "s", "-o", "m", "-k", "0"]) == 2
     assert _err_lines(capsys)[0].endswith(
         "n_components must be ≥ 1 or a fraction in (0, 1]; got 0 (see `veob fit --help`)")
 
@@ -90,7 +92,7 @@ def test_help_and_version_still_exit_0(capsys) -> None:
 
 
 def test_energy_fraction_still_parses(store, tmp_path, capsys) -> None:
-    assert main(["fit", str(store), str(tmp_path / "m.zarr"), "-k", "0.5", "--json"]) == 0
+    assert main(["fit", str(store), "-o", str(tmp_path / "m.zarr"), "-k", "0.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["n_components"] >= 1
 
 
