@@ -55,16 +55,17 @@ def read_text_keys(path: PathLike) -> np.ndarray:
         return np.array(lines, dtype=str)
 
 
-def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dtype, Iterator[Any]]:
+def _label_blocks(labels: Any, block_rows: int, *, what: str = "labels",
+                  text_ok: bool = False) -> tuple[tuple[int, ...], np.dtype, Iterator[Any]]:
     """Blocks of a per-sample array: ``.npy``, IDX, a text file (one value per line) or an
-    in-memory array."""
+    in-memory array. Labels must be numbers; subdomain keys (``text_ok``) may be text."""
     if isinstance(labels, (str, os.PathLike)) and not str(labels).lower().endswith(".npy") \
             and not any(str(labels).lower().endswith(x) for x in _IDX_SUFFIXES):
         if not os.path.isfile(labels):
             raise StoreNotFoundError(f"{str(labels)!r} does not exist.")
         labels = read_text_keys(labels)
     kind = source_kind(labels)
-    where = f"labels {str(labels)!r}" if kind != "array" else "labels"
+    where = f"{what} {str(labels)!r}" if kind != "array" else what
     if kind == "idx":
         shape, dtype = idx_header(labels)
         dtype = dtype.newbyteorder("=")
@@ -77,7 +78,7 @@ def _label_blocks(labels: Any, block_rows: int) -> tuple[tuple[int, ...], np.dty
         raise DataError(f"{where}: expected a .npy or IDX file or an array; got a {kind} source.")
     if len(shape) != 1:
         raise DataError(f"{where} must be 1-D (one label per sample); got shape {shape}.")
-    if dtype.kind not in "fiub":
+    if dtype.kind not in ("fiubUT" if text_ok else "fiub"):
         raise DataError(f"{where} must be numbers; got dtype {dtype}. Map class names to "
                         "integers first, e.g. np.unique(y, return_inverse=True)[1].")
     return shape, dtype, blocks
@@ -217,7 +218,9 @@ def ingest(
         streams = {"X": (shape, dtype, blocks)}
         attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
     for name, values in extras.items():
-        lshape, ldtype, lblocks = _label_blocks(values, rows)
+        lshape, ldtype, lblocks = _label_blocks(
+            values, rows, what="labels" if name == layout.LABELS else "domains",
+            text_ok=name == layout.DOMAINS)
         if lshape[0] != shape[0]:
             raise DimensionMismatchError(
                 f"{'labels' if name == layout.LABELS else name} hold {lshape[0]} entries but the "

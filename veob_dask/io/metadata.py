@@ -293,7 +293,7 @@ def check_row_array(path: PathLike | Location, name: str) -> dict[str, Any]:
     check_array_metadata(meta, where, name)
     shape, dtype = meta["shape"], meta["data_type"]
     chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
-    if dtype not in _NUMERIC:
+    if dtype not in _NUMERIC and dtype != "string":  # text: subdomain keys
         raise StoreFormatError(f"{where}: array {name!r} holds {dtype}, not numbers; it is not "
                                "a data array.")
     if shape and list(chunks[1:]) != list(shape[1:]):
