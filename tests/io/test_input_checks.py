@@ -129,3 +129,15 @@ def test_text_decoding_tolerates_a_few_bad_bytes_and_names_other_encodings() -> 
     assert guess_encoding("cat".encode("utf-16-le")).startswith("UTF-16 without")
     assert "binary" in guess_encoding(b"\x00\x01\x02\x03\x00\x00\x00\x05")
     assert format_bytes(3.14e12) == "3.14 TB" and format_bytes(999) == "999 bytes"
+
+
+def test_missing_domains_file_is_named(tmp_path):
+    import numpy as np
+
+    from veob_dask.errors import StoreNotFoundError
+    from veob_dask.io.ingest import ingest
+
+    np.save(tmp_path / "x.npy", np.ones((10, 3)))
+    with pytest.raises(StoreNotFoundError, match="nokeys.txt"):
+        ingest(tmp_path / "x.npy", tmp_path / "o.zarr", domains=tmp_path / "nokeys.txt")
+    assert not (tmp_path / "o.zarr").exists()

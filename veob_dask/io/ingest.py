@@ -10,7 +10,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..errors import DataError, DimensionMismatchError, InvalidParameterError
+from ..errors import DataError, DimensionMismatchError, InvalidParameterError, StoreNotFoundError
 from . import layout
 from .files import open_npy
 from .idx import idx_header, iter_idx_blocks
