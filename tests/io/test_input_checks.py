@@ -138,6 +138,6 @@ def test_missing_domains_file_is_named(tmp_path):
     from veob_dask.io.ingest import ingest
 
     np.save(tmp_path / "x.npy", np.ones((10, 3)))
-    with pytest.raises(StoreNotFoundError, match="nokeys.txt"):
+    with pytest.raises(StoreNotFoundError, match=r"nokeys\.txt"):
         ingest(tmp_path / "x.npy", tmp_path / "o.zarr", domains=tmp_path / "nokeys.txt")
     assert not (tmp_path / "o.zarr").exists()
