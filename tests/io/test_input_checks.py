@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from veob_dask import save
-from veob_dask.errors import DataError, StoreFormatError
+from veob_dask.errors import DataError, StoreFormatError, StoreNotFoundError
 from veob_dask.io import read_array, write_array
 from veob_dask.io.files import format_bytes, open_npy
 from veob_dask.io.idx import idx_header, iter_idx_blocks, read_idx
@@ -132,11 +132,6 @@ def test_text_decoding_tolerates_a_few_bad_bytes_and_names_other_encodings() -> 
 
 
 def test_missing_domains_file_is_named(tmp_path):
-    import numpy as np
-
-    from veob_dask.errors import StoreNotFoundError
-    from veob_dask.io.ingest import ingest
-
     np.save(tmp_path / "x.npy", np.ones((10, 3)))
     with pytest.raises(StoreNotFoundError, match=r"nokeys\.txt"):
         ingest(tmp_path / "x.npy", tmp_path / "o.zarr", domains=tmp_path / "nokeys.txt")
