@@ -1,10 +1,12 @@
 """The paper's text examples at full size: build times, word similarity, sentiment.
 
 Builds, in one run and from the raw files: the IMDB corpus (tokenising), the §6.2 spelling
-embedding, the §6.3 context embedding (raw bag frequencies as the paper, and PPMI), the §6.4
-dictionary embedding (Simple English Dictionary) and the §6.5 sentence embedding; and, as the
-peer, gensim ``Word2Vec`` (defaults: 100 dims, window 5, min_count 5, 5 epochs, 2 workers)
-trained on the same IMDB sentences (the ≤ 32-token sentences the context model uses).
+embedding, the §6.3 context embedding (raw bag frequencies as the paper, and PPMI), the
+dictionary embeddings — the paper's §6.4 recipe (Simple English Dictionary) and the
+definitions recipe (:mod:`veob_dask.text.definitions`) from the Simple English Dictionary,
+WordNet and both combined — and the §6.5 sentence embedding; and, as the peer, gensim
+``Word2Vec`` (defaults: 100 dims, window 5, min_count 5, 5 epochs, 2 workers) trained on the
+same IMDB sentences (the ≤ 32-token sentences the context model uses).
 
 Reported:
 
@@ -13,8 +15,9 @@ Reported:
   an Apple M1 Pro (Lu 2023: spelling 2 s, context 14.6 s, dictionary 15.1 s, sentences
   1.28 min), and the peak RSS of the process tree;
 * Spearman correlation of cosine similarity with human scores on every file of
-  ``--pairs`` (``spearman_<file>``, with the pairs covered ``covered_<file>``) for the context
-  (raw, PPMI), dictionary and Word2Vec embeddings;
+  ``--pairs`` (``spearman_<file>``, with the fraction of pairs covered ``coverage_<file>`` and
+  their count ``covered_<file>``) for the context (raw, PPMI), dictionary and Word2Vec
+  embeddings, also printed as one table (files x methods, "rho (coverage)");
 * IMDB sentiment (train split → test split, 25,000 each) of a logistic regression on each
   review's mean sentence embedding, beside TF-IDF (1–2-grams) + logistic regression
   (``top1_accuracy``). Sentence variants: the paper's (raw context vectors, paper basis,
@@ -22,6 +25,7 @@ Reported:
   the mean word vector of each review as a bag-of-vectors baseline.
 
     python benchmarks/bench_text.py                         # full size (~10-20 min shared)
+    python benchmarks/bench_text.py --skip-sentences        # word embeddings only
     python benchmarks/bench_text.py --limit 4000 --skip-gensim   # quick
 
 Needs ``pip install gensim`` for the peer (not a dependency of veob_dask).
@@ -54,7 +58,8 @@ DATA = Path("/work/shared/data")
 QUERIES = ["i did like the lead actors, but thought little of the film",
            "everybody has seen ' back to the future ' right?",
            "the acting was terrible and the plot made no sense."]
-PAPER_S = {"spelling": 2.0, "context raw": 14.6, "dictionary": 15.1, "sentences": 76.8}
+PAPER_S = {"spelling": 2.0, "context raw": 14.6, "dictionary paper recipe (SED)": 15.1,
+           "dictionary definitions (SED)": 15.1, "sentences": 76.8}
 
 
 def similarity_scores(model: WordVectors, files: list[Path]) -> dict[str, Any]:
@@ -63,8 +68,39 @@ def similarity_scores(model: WordVectors, files: list[Path]) -> dict[str, Any]:
         r = evaluate(model, f)
         key = f.stem
         out[f"spearman_{key}"] = round(float(r.spearman), 4)
+        out[f"coverage_{key}"] = round(r.coverage, 4)
         out[f"covered_{key}"] = f"{r.n_covered}/{r.n_pairs}"
     return out
+
+
+def print_similarity(rows: list[dict[str, Any]], files: list[Path]) -> None:
+    """Files down, methods across: "rho (coverage %)" in each cell."""
+    rows = [r for r in rows if any(k.startswith("spearman_") for k in r)]
+    if not rows:
+        return
+    names = [r["method"].replace("dictionary ", "dict ") for r in rows]
+    width = max(13, *(len(n) for n in names))
+    print("file".ljust(18) + "".join(n.rjust(width + 1) for n in names))
+    for f in files:
+        cells = [f"{r[f'spearman_{f.stem}']:.3f} ({r[f'coverage_{f.stem}']:.0%})" for r in rows]
+        print(f.stem[3:].ljust(18) + "".join(c.rjust(width + 1) for c in cells))
+
+
+def dictionary_stages(stage: Any, args: argparse.Namespace, files: list[Path]) -> None:
+    """The paper's §6.4 recipe and the definitions recipe from each source."""
+    from veob_dask.text.definitions import build_definitions
+    from veob_dask.text.dictionary import build_dictionary
+
+    sources = {"SED": [args.dictionary], "WordNet": [args.wordnet],
+               "SED + WordNet": [args.dictionary, args.wordnet]}
+    (paper, _), row = stage("dictionary paper recipe (SED)",
+                            lambda: build_dictionary(args.dictionary))
+    row.update(similarity_scores(paper, files))
+    for name, src in sources.items():
+        (model, sec), row = stage(f"dictionary definitions ({name})",
+                                  lambda src=src: build_definitions(src))
+        row.update(similarity_scores(model, files), n_words=len(model), dim=model.dim,
+                   stages_s={k: round(v, 2) for k, v in sec.items()})
 
 
 def corpus_sentences(corpus: Corpus, max_words: int = 32) -> list[list[str]]:
@@ -124,12 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reviews", default=str(DATA / "imdb-aclImdb" / "imdb_labeled_50k.tsv.xz"))
     p.add_argument("--dictionary", default=str(DATA / "simple-english-dictionary" /
                                                "merged.json.xz"))
+    p.add_argument("--wordnet", default="/usr/share/wordnet", help="WordNet dict/ folder")
     p.add_argument("--pairs", default=str(DATA / "word-similarity"))
     p.add_argument("--limit", type=int, default=None, help="first N reviews (size knob)")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--skip-gensim", action="store_true")
     p.add_argument("--skip-dictionary", action="store_true")
+    p.add_argument("--skip-sentences", action="store_true",
+                   help="word embeddings only: no sentence embeddings, no sentiment")
     p.add_argument("--work", default=None, help="folder for the stores (default: temp)")
+    p.add_argument("--reuse-corpus", action="store_true",
+                   help="open WORK/corpus.zarr if it exists instead of tokenising again")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="veob-bench-text-"))
@@ -147,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         return result, row
 
-    corpus, _ = stage("corpus (tokenise)", lambda: build_corpus(
-        args.reviews, work / "corpus.zarr", limit=args.limit, overwrite=True), repeat=1)
+    if args.reuse_corpus and (work / "corpus.zarr").exists():
+        corpus = Corpus(str(work / "corpus.zarr"))
+    else:
+        corpus, _ = stage("corpus (tokenise)", lambda: build_corpus(
+            args.reviews, work / "corpus.zarr", limit=args.limit, overwrite=True), repeat=1)
     print(corpus)
 
     from veob_dask.text.spelling import build_spelling
@@ -164,10 +208,27 @@ def main(argv: list[str] | None = None) -> int:
         corpus, weighting="ppmi", n_components=100))
     row_100.update(similarity_scores(ctx_ppmi100, files))
     if not args.skip_dictionary:
-        from veob_dask.text.dictionary import build_dictionary
+        dictionary_stages(stage, args, files)
+    if not args.skip_gensim:
+        from gensim.models import Word2Vec
 
-        (dic, _), row_dic = stage("dictionary", lambda: build_dictionary(args.dictionary))
-        row_dic.update(similarity_scores(dic, files))
+        sentences = corpus_sentences(corpus)
+
+        def w2v() -> WordVectors:
+            m = Word2Vec(sentences, vector_size=100, window=5, min_count=5, workers=2, seed=0)
+            return WordVectors(list(m.wv.index_to_key), m.wv.vectors)
+
+        w2v_model, row_w2v = stage("gensim Word2Vec", w2v, ours=False)
+        row_w2v.update(similarity_scores(w2v_model, files))
+    if not args.skip_sentences:
+        sentence_stages(stage, args, corpus, ctx_raw, ctx_ppmi, rows)
+    finish(args, rows, files, corpus)
+    return 0
+
+
+def sentence_stages(stage: Any, args: argparse.Namespace, corpus: Corpus, ctx_raw: WordVectors,
+                    ctx_ppmi: WordVectors, rows: list[dict[str, Any]]) -> None:
+    """§6.5 sentence embeddings, their neighbours, and IMDB sentiment from them."""
     (sent, _), row_sent = stage("sentences", lambda: build_sentences(
         corpus, ctx_raw))
     (sent_dct, _), row_dct = stage("sentences dct2 N=32", lambda: build_sentences(
@@ -186,18 +247,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n[{row['method']}] {query} (input)")
             for t, d, src in hits:
                 print(f"  >> {t}  {d:.6g} - {src}")
-    if not args.skip_gensim:
-        from gensim.models import Word2Vec
-
-        sentences = corpus_sentences(corpus)
-
-        def w2v() -> WordVectors:
-            m = Word2Vec(sentences, vector_size=100, window=5, min_count=5, workers=2, seed=0)
-            return WordVectors(list(m.wv.index_to_key), m.wv.vectors)
-
-        w2v_model, row_w2v = stage("gensim Word2Vec", w2v, ours=False)
-        row_w2v.update(similarity_scores(w2v_model, files))
-
     # sentiment: mean sentence embedding per review vs TF-IDF
     rev = corpus.reviews()
     labels, split = rev["label"], rev["split"]
@@ -228,21 +277,25 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"method": "TF-IDF 1-2gram + logreg", "ours": False,
                      "top1_accuracy": round(acc_t, 4), "median_s": round(sec_t, 2)})
 
+
+
+def finish(args: argparse.Namespace, rows: list[dict[str, Any]], files: list[Path],
+           corpus: Corpus) -> None:
+    """Print the tables and write the JSON."""
     cols = ["method", "ours", "median_s", "paper_s", "ratio_to_paper", "peak_mb",
             "spearman_EN-WS-353-ALL", "spearman_EN-MEN-TR-3k", "top1_accuracy"]
     print()
     print_table(rows, cols)
-    print()
-    sim_cols = ["method"] + [c for f in files for c in (f"spearman_{f.stem}",)]
-    print_table([r for r in rows if any(k.startswith("spearman_") for k in r)], sim_cols)
+    print("\nSpearman (coverage of the pairs) per word-similarity file")
+    print_similarity(rows, files)
     config = {"reviews": args.reviews, "limit": args.limit, "repeat": args.repeat,
               "n_reviews": corpus.n_reviews, "n_sentences": corpus.n_sentences,
               "vocab_size": corpus.vocab_size, "pair_files": [f.name for f in files],
+              "dictionary": args.dictionary, "wordnet": args.wordnet,
               "machine_note": "2 cores shared with other engineers during the run",
               "paper_figures": "Lu 2023, Apple M1 Pro 16 GB"}
     out = write_result_json("bench_text", config, rows, args.json)
     print(f"\nwrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -95,15 +95,41 @@ def test_build_dictionary_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     src = tmp_path / "merged.json"
     src.write_text(json.dumps(entries))
     out = tmp_path / "d.zarr"
-    assert main(["words", "build", "dictionary", str(src), "-o", str(out), "-k", "4"]) == 0
+    assert main(["words", "build", "dictionary", str(src), "-o", str(out), "-k", "4",
+                 "--recipe", "paper"]) == 0
     text = capsys.readouterr().out
     assert "5 words x 4 dims" in text and '"malformed": 1' in text
     assert main(["words", "build", "dictionary", str(src), "-o", str(out), "--overwrite",
-                 "-k", "3", "--json"]) == 0
+                 "-k", "3", "--json", "--recipe", "paper"]) == 0
     out_json = json.loads(capsys.readouterr().out)
     assert out_json["n_words"] == 5 and out_json["n_components"] == 3
     assert main(["words", "build", "dictionary", str(src), "-o", str(out), "--overwrite",
                  "-k", "4", "--strict"]) == 2
+    # default recipe: definitions; the 6 terms are the entry words and "delight"
+    assert main(["words", "build", "dictionary", str(src), "-o", str(out), "--overwrite",
+                 "-k", "3"]) == 0
+    assert "6 words x 3 dims" in capsys.readouterr().out
+    model = WordVectors.load(out)
+    assert model.metadata["recipe"] == "definitions"
+
+
+def test_build_dictionary_cli_combined_sources(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps({"BUS": {"SYNONYMS": ["Coach"], "ANTONYMS": [],
+                                     "MEANINGS": [["Noun", "a road vehicle", [], []]]}}))
+    wn = tmp_path / "wn"
+    wn.mkdir()
+    (wn / "data.noun").write_text(
+        "00000001 06 n 02 bus 0 autobus 0 001 @ 00000002 n 0000 | a vehicle; \"by bus\"\n"
+        "00000002 06 n 01 vehicle 0 000 | a thing that carries people\n")
+    out = tmp_path / "both.zarr"
+    assert main(["words", "build", "dictionary", str(a), str(wn), "-o", str(out),
+                 "-k", "3"]) == 0
+    capsys.readouterr()
+    model = WordVectors.load(out)
+    assert {"bus", "coach", "autobus", "vehicle", "road", "carries"} <= set(model.words)
+    assert " + " in model.metadata["source"]
 
 
 def test_non_ascii_word_lists_and_refused_letters(tmp_path: Path,

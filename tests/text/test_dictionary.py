@@ -14,6 +14,7 @@ from veob_dask.errors import DataError, InvalidParameterError
 from veob_dask.text.dictionary import (
     Dictionary,
     build_dictionary,
+    combine_dictionaries,
     dictionary_matrix,
     load_dictionary,
     load_simple_dictionary,
@@ -100,7 +101,7 @@ WN_NOUN = """  1 This is a fake licence header line
 00000004 07 n 02 unhappiness 0 sadness 0 001 ! 00000003 n 0101 | state of sorrow
 garbage line without the format
 """
-WN_ADJ = """00000010 00 a 01 good 0 001 ! 00000011 a 0101 | having desirable qualities
+WN_ADJ = """00000010 00 a 01 good 0 001 ! 00000011 a 0101 | having desirable qualities; "a good day"
 00000011 00 a 02 bad 0 big(a) 0 001 ! 00000010 a 0101 | not good
 """
 
@@ -114,11 +115,35 @@ def test_wordnet_parser(tmp_path: Path) -> None:
     assert d.entries["felicity"][1] == []  # lexical pointer: only lemma 1 -> lemma 1
     assert d.entries["bad"][1] == ["good"] and "big" in d.entries  # (a) marker stripped
     assert d.report["malformed"] == 1
+    # senses: the gloss outside quotes, quoted examples, hypernym lemmas as related terms
+    assert d.glosses["bus"] == ["a vehicle"] and d.related["bus"] == ["vehicle", "conveyance"]
+    assert d.glosses["happiness"] == ["state of well-being"]
+    assert d.examples["good"] == ["a good day"]
+    assert d.glosses["good"] == ["having desirable qualities"]
+    (tmp_path / "noun.exc").write_text("buses bus\n")
+    assert load_wordnet(tmp_path).inflections == {"buses": ["bus"]}
     with pytest.raises(DataError):
         load_wordnet(tmp_path, strict=True)
     assert load_dictionary(tmp_path).entries == d.entries
     with pytest.raises(FileNotFoundError, match="wordnet-base"):
         load_wordnet(tmp_path / "nothing")
+
+
+def test_combined_dictionaries_merge_entries_and_senses(tmp_path: Path) -> None:
+    a = load_simple_dictionary(_write(tmp_path, {
+        "BUS": {"SYNONYMS": ["Coach"], "ANTONYMS": [],
+                "MEANINGS": [["Noun", "a road vehicle", ["Vehicle"], ["by bus"]]]}}))
+    (tmp_path / "data.noun").write_text(WN_NOUN)
+    b = load_wordnet(tmp_path)
+    both = combine_dictionaries([a, b])
+    assert both.entries["bus"][0] == ["bus", "coach", "motorcoach", "omnibus"]
+    assert both.glosses["bus"] == ["a road vehicle", "a vehicle"]
+    assert both.related["bus"] == ["vehicle", "conveyance"]
+    assert set(both.entries) == set(a.entries) | set(b.entries)
+    assert both.report["entries_read"] == a.report["entries_read"] + b.report["entries_read"]
+    assert load_dictionary([tmp_path / "merged.json", tmp_path]).entries == both.entries
+    with pytest.raises(InvalidParameterError):
+        combine_dictionaries([])
 
 
 def test_matrix_layout(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Subcommands::
 
     veob words build spelling SOURCE -o MODEL      # corpus store or word-list file
-    veob words build dictionary SOURCE -o MODEL    # merged.json[.xz] or a WordNet dict/
+    veob words build dictionary SOURCE... -o MODEL # merged.json[.xz] and/or a WordNet dict/
+                                                   # (--recipe paper: the §6.4 recipe)
     veob words build context SOURCE -o MODEL       # corpus store, IMDB table or aclImdb/
     veob words neighbors WORD --model MODEL [-n 10] [--metric sqeuclidean|cosine]
     veob words evaluate FILE [FILE...] --model MODEL  # word1 word2 score files
@@ -82,10 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--basis", choices=("paper", "dct2"), default="paper")
     sp.add_argument("--limit", type=positive_int, default=None,
                     help="use only the first LIMIT words")
-    dc = bsub.add_parser("dictionary", help="§6.4 dictionary embedding (spelling + synonyms + "
-                         "antonyms → SVD 300)")
-    dc.add_argument("source", help="merged.json[.xz] of simple-english-dictionary, or a WordNet "
-                    "folder with data.* files (e.g. /usr/share/wordnet)")
+    dc = bsub.add_parser("dictionary", help="dictionary embedding: definitions, related terms, "
+                         "synonyms, signed antonyms → PPMI → SVD (default), or the paper's §6.4 "
+                         "recipe (spelling + synonyms + antonyms → SVD 300)")
+    dc.add_argument("source", nargs="+", help="merged.json[.xz] of simple-english-dictionary, "
+                    "or a WordNet folder with data.* files (e.g. /usr/share/wordnet); several "
+                    "sources are combined into one dictionary")
+    dc.add_argument("--recipe", choices=("definitions", "paper"), default="definitions",
+                    help="definitions (default) or the paper's §6.4 recipe")
     add_n_components(dc, 300, fraction=False)
     dc.add_argument("--n-iter", type=nonnegative_int, default=1, help="randomized SVD steps (default 1)")
     dc.add_argument("--limit", type=positive_int, default=None,
@@ -201,10 +206,16 @@ def _build(args: argparse.Namespace) -> tuple[WordVectors, dict[str, float]]:
                                limit=args.limit, overwrite=args.overwrite)
         return build_context(corpus, n_components=args.n_components,
                              weighting=args.weighting, min_count=args.min_count)
-    from ..text.dictionary import build_dictionary
+    if args.recipe == "paper":
+        from ..text.dictionary import build_dictionary
 
-    return build_dictionary(args.source, n_components=args.n_components, n_iter=args.n_iter,
-                            limit=args.limit, strict=args.strict)
+        return build_dictionary(args.source, n_components=args.n_components,
+                                n_iter=args.n_iter, limit=args.limit, strict=args.strict)
+    from ..text.definitions import build_definitions
+
+    # n_components: singular triplets computed; k then comes from the spectrum
+    return build_definitions(args.source, max_components=args.n_components,
+                             n_iter=args.n_iter, limit=args.limit, strict=args.strict)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -213,7 +224,8 @@ def run_build(args: argparse.Namespace) -> int:
 
     output_path(args)
     out = Stages(json=args.json)
-    check_output(args.out, overwrite=args.overwrite, inputs=[args.source])
+    sources = args.source if isinstance(args.source, list) else [args.source]
+    check_output(args.out, overwrite=args.overwrite, inputs=sources)
     with scheduler_context(args.scheduler), out.stage("build", f"{args.kind} model"):
         model, timings = _build(args)
     with out.stage("save", f"saving model to {args.out}"):

@@ -46,6 +46,7 @@ import scipy.sparse as sp
 
 from veob_dask.errors import InvalidParameterError
 from veob_dask.text.corpus import Corpus
+from veob_dask.text.weighting import ppmi
 from veob_dask.text.wordvectors import WordVectors
 
 __all__ = ["WEIGHTINGS", "build_context", "context_counts", "weight_counts"]
@@ -174,14 +175,7 @@ def weight_counts(counts: sp.csr_matrix, weighting: str = "raw", *,
             scale = np.divide(1.0, row_sum, out=np.zeros_like(row_sum), where=row_sum > 0)
             bag.data *= scale[rows]
         else:
-            total = bag.data.sum()
-            col_sum = np.asarray(bag.sum(axis=0)).ravel()
-            smooth = col_sum ** alpha
-            p_ctx = smooth / smooth.sum()
-            pmi = np.log(bag.data * (1.0 / total)) - np.log(row_sum[rows] / total) \
-                - np.log(p_ctx[bag.indices])
-            bag.data = np.maximum(pmi, 0.0)
-            bag.eliminate_zeros()
+            bag = ppmi(bag, alpha=alpha)
         out.append(bag)
     return sp.hstack(out, format="csr", dtype=np.float32)
 

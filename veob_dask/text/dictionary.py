@@ -12,10 +12,14 @@ Sources (loaders take a path):
 
 Both give a :class:`Dictionary`: entries ``word → (synonyms, antonyms)``, all lower-cased (as
 the author's notebook does), with every word listed among its own synonyms (also the author's
-choice: it makes a word and its synonyms share a slot). Malformed entries (a value that is not
-an object, a synonym that is not a string...) are skipped and counted in
-:attr:`Dictionary.report`; ``strict=True`` raises :class:`~veob_dask.errors.DataError` instead.
-Bytes that are not UTF-8 are replaced (U+FFFD) and counted; empty strings are dropped.
+choice: it makes a word and its synonyms share a slot), and the word's senses: definitions,
+related terms (hypernyms) and example phrases, which the §6.4 recipe ignores and
+:mod:`veob_dask.text.definitions` uses. Several sources combine into one
+(:func:`combine_dictionaries`). Malformed entries (a value that is not an object, a synonym
+that is not a string...) are skipped and counted in :attr:`Dictionary.report`; ``strict=True``
+raises :class:`~veob_dask.errors.DataError` instead. A malformed sense is skipped and counted
+(``bad_senses``) without dropping the entry. Bytes that are not UTF-8 are replaced (U+FFFD) and
+counted; empty strings are dropped.
 
 The matrix has one row per entry word and ``30 + n_synonyms + n_antonyms`` columns:
 
@@ -36,9 +40,11 @@ with squared Euclidean distances as in the paper's table.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,9 +62,9 @@ from .spelling import spelling_embedding
 from .tokenize import read_text_file
 from .wordvectors import WordVectors
 
-__all__ = ["WORDNET_DIR", "Dictionary", "build_dictionary", "dictionary_matrix",
-           "load_dictionary", "load_simple_dictionary", "load_wordnet",
-           "merge_identical_columns"]
+__all__ = ["WORDNET_DIR", "WORDNET_RELATED", "Dictionary", "build_dictionary",
+           "combine_dictionaries", "dictionary_matrix", "load_dictionary",
+           "load_simple_dictionary", "load_wordnet", "merge_identical_columns"]
 
 WORDNET_DIR = "/usr/share/wordnet"
 _WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
@@ -66,7 +72,11 @@ _WN_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 
 @dataclass
 class Dictionary:
-    """Words with their synonyms and antonyms (lower case; each word is its own synonym)."""
+    """Words with their synonyms and antonyms (lower case; each word is its own synonym), and
+    what a dictionary says about each sense: definitions, related terms, example phrases.
+
+    The §6.4 recipe reads only ``entries``; :mod:`veob_dask.text.definitions` reads the rest.
+    """
 
     entries: dict[str, tuple[list[str], list[str]]]
     source: str = ""
@@ -74,9 +84,28 @@ class Dictionary:
     report: dict[str, int] = field(default_factory=dict)
     #: first few malformed entries, ``(key, reason)``
     problems: list[tuple[str, str]] = field(default_factory=list)
+    #: word -> its definitions (glosses), one string per sense
+    glosses: dict[str, list[str]] = field(default_factory=dict)
+    #: word -> terms related to its senses (Simple English Dictionary: the terms listed with
+    #: each meaning, mostly its hypernyms; WordNet: lemmas of hypernym, instance-hypernym and
+    #: similar-to synsets)
+    related: dict[str, list[str]] = field(default_factory=dict)
+    #: word -> example phrases of its senses
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    #: irregular inflected form -> lemmas (WordNet's exception lists ``*.exc``)
+    inflections: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def subset(self, words: Iterable[str]) -> Dictionary:
+        """The entries of ``words`` only (with all their synonyms, antonyms and senses)."""
+        keep = [w for w in words if w in self.entries]
+        return Dictionary({w: self.entries[w] for w in keep}, self.source, self.report,
+                          self.problems,
+                          *({w: m[w] for w in keep if w in m}
+                            for m in (self.glosses, self.related, self.examples)),
+                          self.inflections)
 
     @property
     def words(self) -> list[str]:
@@ -93,6 +122,12 @@ class Dictionary:
         return sorted(syn), sorted(ant)
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _normalize(term: str) -> str:
+    """Lower case, runs of white space as one space, none at the ends."""
+    return " ".join(term.split()).lower()
+
+
 class _Builder:
     def __init__(self, source: str, strict: bool) -> None:
         self.entries: dict[str, tuple[set[str], set[str]]] = {}
@@ -100,6 +135,12 @@ class _Builder:
         self.problems: list[tuple[str, str]] = []
         self.source = source
         self.strict = strict
+        #: count terms holding U+FFFD (off when the decoder replaced no byte: none can)
+        self.check_utf8 = True
+        self.glosses: dict[str, list[str]] = {}
+        self.related: dict[str, list[str]] = {}
+        self.examples: dict[str, list[str]] = {}
+        self.inflections: dict[str, list[str]] = {}
 
     def bad(self, key: str, reason: str) -> None:
         if self.strict:
@@ -109,10 +150,18 @@ class _Builder:
             self.problems.append((key, reason))
 
     def clean(self, term: str) -> str:
-        t = " ".join(term.split()).lower()
-        if "\ufffd" in t:
+        t = _normalize(term)
+        if self.check_utf8 and "\ufffd" in t:
             self.report["bad_utf8"] += 1
         return t
+
+    def _cleaned(self, terms: Iterable[str]) -> list[str]:
+        out = list(map(self.clean, terms))
+        n_empty = out.count("")
+        if n_empty:
+            self.report["empty_terms"] += n_empty
+            out = [t for t in out if t]
+        return out
 
     def add(self, word: str, synonyms: Iterable[str], antonyms: Iterable[str]) -> None:
         w = self.clean(word)
@@ -121,21 +170,30 @@ class _Builder:
             return
         syn, ant = self.entries.setdefault(w, (set(), set()))
         syn.add(w)
-        for group, target in ((synonyms, syn), (antonyms, ant)):
-            for term in group:
-                t = self.clean(term)
-                if t:
-                    target.add(t)
-                else:
-                    self.report["empty_terms"] += 1
+        syn.update(self._cleaned(synonyms))
+        ant.update(self._cleaned(antonyms))
+
+    def add_sense(self, word: str, gloss: str, related: Iterable[str],
+                  examples: Iterable[str]) -> None:
+        w = self.clean(word)
+        if not w:
+            return
+        if gloss.strip():
+            self.glosses.setdefault(w, []).append(gloss.lower())
+        for target, values in ((self.related, related), (self.examples, examples)):
+            cleaned = [t for t in map(self.clean, values) if t]
+            if cleaned:
+                target.setdefault(w, []).extend(cleaned)
 
     def build(self) -> Dictionary:
         entries = {w: (sorted(s), sorted(a)) for w, (s, a) in self.entries.items()}
         self.report["entries"] = len(entries)
+        self.report["senses"] = sum(len(g) for g in self.glosses.values())
         if not entries:
             raise DataError(f"{self.source}: no dictionary entry could be read "
                             f"({self.report['malformed']} malformed).")
-        return Dictionary(entries, self.source, self.report, self.problems)
+        return Dictionary(entries, self.source, self.report, self.problems, self.glosses,
+                          self.related, self.examples, self.inflections)
 
 
 def _read_text(path: Path) -> tuple[str, int]:
@@ -176,6 +234,7 @@ def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False
         raise DataError(f"{p}: expected a JSON object of entries; got {type(data).__name__}.")
     b = _Builder(str(p), strict)
     b.report["bad_utf8_bytes"] = n_bad
+    b.check_utf8 = n_bad > 0
     for key, value in data.items():
         b.report["entries_read"] += 1
         if not isinstance(value, Mapping):
@@ -188,7 +247,28 @@ def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False
             b.bad(key, "SYNONYMS/ANTONYMS must be lists of strings")
             continue
         b.add(key, syn, ant)
+        _add_meanings(b, key, value.get("MEANINGS", []))
     return b.build()
+
+
+def _add_meanings(b: _Builder, key: str, meanings: Any) -> None:
+    """Senses of one Simple English Dictionary entry: ``[pos, gloss, [related], [examples]]``
+    each (a malformed sense is skipped and counted in ``bad_senses``, or raises with
+    ``strict``; the entry's synonyms and antonyms are kept either way)."""
+    if isinstance(meanings, Mapping):  # the upstream letter files hold a dict of senses
+        meanings = list(meanings.values())
+    if not isinstance(meanings, list):
+        meanings = [meanings]
+    for m in meanings:
+        ok = (isinstance(m, list) and len(m) >= 2 and isinstance(m[1], str)
+              and all(isinstance(part, list) and all(isinstance(t, str) for t in part)
+                      for part in m[2:4]))
+        if not ok:
+            if b.strict:
+                b.bad(key, "MEANINGS must hold [pos, gloss, [related], [examples]] lists")
+            b.report["bad_senses"] = b.report.get("bad_senses", 0) + 1
+            continue
+        b.add_sense(key, m[1], m[2] if len(m) > 2 else (), m[3] if len(m) > 3 else ())
 
 
 def _wn_lemma(raw: str) -> str:
@@ -196,6 +276,32 @@ def _wn_lemma(raw: str) -> str:
     if word.endswith(")") and "(" in word:  # adjective markers: (a), (p), (ip)
         word = word[:word.rindex("(")]
     return word
+
+
+#: WordNet pointers whose target lemmas become a sense's related terms: hypernym, instance
+#: hypernym, similar to (adjective clusters)
+WORDNET_RELATED = ("@", "@i", "&")
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _wn_parse(line: str) -> tuple[tuple[str, int], list[str], list[tuple[str, tuple[str, int],
+                                                                          str]], str]:
+    """One WordNet data line: ``((pos, offset), lemmas, [(symbol, target, "sstt")], gloss)``."""
+    head, _, gloss = line.partition(" | ")
+    fields = head.split()
+    offset, pos = int(fields[0]), fields[2]
+    pos = "a" if pos == "s" else pos
+    n_words = int(fields[3], 16)
+    lemmas = [_wn_lemma(fields[4 + 2 * i]) for i in range(n_words)]
+    at = 4 + 2 * n_words
+    pointers = []
+    for i in range(int(fields[at])):
+        sym, toff, tpos, st = fields[at + 1 + 4 * i: at + 5 + 4 * i]
+        int(st, 16)  # a malformed source/target raises here
+        pointers.append((sym, ("a" if tpos == "s" else tpos, int(toff)), st))
+    if len(lemmas) != n_words or not lemmas:
+        raise ValueError("word count")
+    return (pos, offset), lemmas, pointers, gloss.strip()
 
 
 def load_wordnet(path: str | os.PathLike[str] = WORDNET_DIR, *,
@@ -206,7 +312,10 @@ def load_wordnet(path: str | os.PathLike[str] = WORDNET_DIR, *,
     (symbol offset pos source/target){p_cnt} [frames] | gloss`` (``w_cnt`` and ``lex_id`` in
     hex). Synonyms: all lemmas of each synset of a word. Antonyms: for a ``!`` pointer whose
     source/target is ``sstt``, lemma ``ss`` of this synset is the antonym of lemma ``tt`` of
-    the target synset (``0000`` would mean every lemma).
+    the target synset (``0000`` would mean every lemma). Each synset is a sense of each of its
+    lemmas: the gloss's definition (the text outside double quotes), its quoted examples, and
+    as related terms the lemmas of the synsets its :data:`WORDNET_RELATED` pointers reach. The
+    exception lists ``*.exc`` (irregular inflections) are read when present.
 
     Raises
     ------
@@ -215,14 +324,16 @@ def load_wordnet(path: str | os.PathLike[str] = WORDNET_DIR, *,
     DataError
         With ``strict``, for a line that does not parse.
     """
+    from .morphology import load_exceptions
+
     root = Path(path)
     files = [root / f for f in _WN_FILES if (root / f).is_file()]
     if not files:
         raise FileNotFoundError(f"no WordNet data.* files under {str(root)!r} (install the "
                                 "Debian package wordnet-base, or give its dict/ folder).")
     b = _Builder(str(root), strict)
-    synsets: dict[tuple[str, int], list[str]] = {}
-    antonym_ptrs: list[tuple[str, int, int, str, int, int]] = []
+    synsets: dict[tuple[str, int], tuple[list[str], list[tuple[str, tuple[str, int], str]],
+                                         str]] = {}
     for f in files:
         with open(f, "rb") as fh:
             for number, line_bytes in enumerate(fh, start=1):
@@ -233,43 +344,64 @@ def load_wordnet(path: str | os.PathLike[str] = WORDNET_DIR, *,
                     continue
                 b.report["entries_read"] += 1
                 try:
-                    fields = line.split(" | ", 1)[0].split()
-                    offset, pos = int(fields[0]), fields[2]
-                    pos = "a" if pos == "s" else pos
-                    n_words = int(fields[3], 16)
-                    lemmas = [_wn_lemma(fields[4 + 2 * i]) for i in range(n_words)]
-                    at = 4 + 2 * n_words
-                    n_ptrs = int(fields[at])
-                    for i in range(n_ptrs):
-                        sym, toff, tpos, st = fields[at + 1 + 4 * i: at + 5 + 4 * i]
-                        if sym == "!":
-                            antonym_ptrs.append((pos, offset, int(st[:2], 16),
-                                                 "a" if tpos == "s" else tpos, int(toff),
-                                                 int(st[2:], 16)))  # noqa: FURB166
-                    if len(lemmas) != n_words or not lemmas:
-                        raise ValueError("word count")
+                    key, lemmas, pointers, gloss = _wn_parse(line)
                 except (ValueError, IndexError):
                     b.bad(f"{f.name}:{number}", "line does not follow the WordNet data format")
                     continue
-                synsets[(pos, offset)] = lemmas
-    for lemmas in synsets.values():
+                synsets[key] = (lemmas, pointers, gloss)
+    for (pos, off), (lemmas, pointers, gloss) in synsets.items():
+        related: list[str] = []
+        for sym, target, st in pointers:
+            t = synsets.get(target)
+            if t is None:
+                b.bad(f"{pos}{off}", "pointer to a missing synset")
+            elif sym == "!":
+                src, tgt = int(st[:2], 16), int(st[2:], 16)  # noqa: FURB166
+                for w in (lemmas if src == 0 else lemmas[src - 1:src]):
+                    b.add(w, (), t[0] if tgt == 0 else t[0][tgt - 1:tgt])
+            elif sym in WORDNET_RELATED:
+                related.extend(t[0])
+        examples = _QUOTED.findall(gloss)
+        definition = " ".join(_QUOTED.sub(" ", gloss).replace(";", " ").split())
         for w in lemmas:
             b.add(w, lemmas, ())
-    for pos, off, src, tpos, toff, tgt in antonym_ptrs:
-        a, t = synsets.get((pos, off)), synsets.get((tpos, toff))
-        if a is None or t is None:
-            b.bad(f"{pos}{off}", "antonym pointer to a missing synset")
-            continue
-        sources = a if src == 0 else a[src - 1:src]
-        targets = t if tgt == 0 else t[tgt - 1:tgt]
-        for w in sources:
-            b.add(w, (), targets)
+            b.add_sense(w, definition, related, examples)
+    b.inflections = load_exceptions(root)
     return b.build()
 
 
-def load_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Dictionary:
+def combine_dictionaries(dictionaries: Iterable[Dictionary]) -> Dictionary:
+    """One dictionary holding every entry, synonym, antonym and sense of the given ones
+    (a word's lists are merged; its self-synonym stays one). The report sums the counts."""
+    dics = list(dictionaries)
+    if not dics:
+        raise InvalidParameterError("combine_dictionaries needs at least one dictionary.")
+    b = _Builder(" + ".join(d.source for d in dics), strict=False)
+    b.report = {}
+    for d in dics:
+        for key, value in d.report.items():
+            b.report[key] = b.report.get(key, 0) + value
+        b.problems.extend(d.problems)
+        for w, (syn, ant) in d.entries.items():
+            b.add(w, syn, ant)
+        for target, part in ((b.glosses, d.glosses), (b.related, d.related),
+                             (b.examples, d.examples), (b.inflections, d.inflections)):
+            for w, values in part.items():
+                have = target.setdefault(w, [])
+                have.extend(v for v in values if v not in have)
+    return b.build()
+
+
+def load_dictionary(path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
+                    strict: bool = False) -> Dictionary:
     """:func:`load_wordnet` for a folder with WordNet ``data.*`` files, else
-    :func:`load_simple_dictionary`."""
+    :func:`load_simple_dictionary`; several paths give their
+    :func:`combine_dictionaries`."""
+    if not isinstance(path, str | os.PathLike):
+        paths = list(path)
+        if len(paths) != 1:
+            return combine_dictionaries(load_dictionary(p, strict=strict) for p in paths)
+        path = paths[0]
     p = Path(path)
     if p.is_dir() and any((p / f).is_file() for f in _WN_FILES):
         return load_wordnet(p, strict=strict)
@@ -384,7 +516,8 @@ def dictionary_matrix(dic: Dictionary, spelling: np.ndarray, *, chunk_rows: int 
     return x, words, counts
 
 
-def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, *,
+def build_dictionary(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+                     | Dictionary = WORDNET_DIR, *,
                      n_components: int = 300, spelling_components: int = 30, n: int = 15,
                      m: int = 6, basis: str = "paper", solver: str = "randomized",
                      n_iter: int = 1, limit: int | None = None, chunk_rows: int | None = None,
@@ -394,8 +527,9 @@ def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, 
 
     Parameters
     ----------
-    source : path or Dictionary
-        Simple English Dictionary JSON (``merged.json[.xz]``) or a WordNet ``dict`` folder.
+    source : path, list of paths or Dictionary
+        Simple English Dictionary JSON (``merged.json[.xz]``) or a WordNet ``dict`` folder;
+        several are combined (:func:`combine_dictionaries`).
     n_components : int, default=300
         Embedding dimension (paper: 300).
     spelling_components : int, default=30
@@ -430,9 +564,7 @@ def build_dictionary(source: str | os.PathLike[str] | Dictionary = WORDNET_DIR, 
     if limit is not None:
         if int(limit) < 1:
             raise InvalidParameterError(f"limit must be >= 1; got {limit}.")
-        keep = dic.words[:int(limit)]
-        dic = Dictionary({w: dic.entries[w] for w in keep}, dic.source, dic.report,
-                         dic.problems)
+        dic = dic.subset(dic.words[:int(limit)])
     t1 = time.perf_counter()
     words = dic.words
     k_sp = min(int(spelling_components), len(words))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 from ..errors import DataError
 from .tokenize import decode_text_file
@@ -136,32 +137,19 @@ def load_word_pairs(path: str | os.PathLike[str], *, strict: bool = False,
     return WordPairs(w1, w2, np.asarray(scores, dtype=np.float64), name or p.stem, bad)
 
 
-def _rank(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean rank), 1-based."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(x.size, dtype=np.float64)
-    start = 0
-    while start < x.size:
-        stop = start + 1
-        while stop < x.size and xs[stop] == xs[start]:
-            stop += 1
-        ranks[order[start:stop]] = 0.5 * (start + stop - 1) + 1.0
-        start = stop
-    return ranks
-
-
 def spearman(a: Any, b: Any) -> float:
-    """Spearman rank correlation (Pearson correlation of average ranks); NaN if undefined."""
+    """Spearman rank correlation (:func:`scipy.stats.spearmanr`; ties get average ranks).
+
+    NaN when it is undefined: fewer than two values, or a constant input (checked here so that
+    scipy's ``ConstantInputWarning`` is never raised).
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise DataError(f"spearman needs two 1-D arrays of equal length; got {a.shape}, {b.shape}.")
-    if a.size < 2:
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
-    ra, rb = _rank(a) - (a.size + 1) / 2, _rank(b) - (b.size + 1) / 2
-    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
-    return float(ra @ rb / den) if den > 0 else float("nan")
+    return float(scipy.stats.spearmanr(a, b).statistic)
 
 
 def evaluate(model: WordVectors, pairs: WordPairs | str | os.PathLike[str], *,
