@@ -156,7 +156,7 @@ class _Builder:
         return t
 
     def _cleaned(self, terms: Iterable[str]) -> list[str]:
-        out = list(map(self.clean, terms))
+        out = list(map(self.clean if self.check_utf8 else _normalize, terms))
         n_empty = out.count("")
         if n_empty:
             self.report["empty_terms"] += n_empty
@@ -181,7 +181,8 @@ class _Builder:
         if gloss.strip():
             self.glosses.setdefault(w, []).append(gloss.lower())
         for target, values in ((self.related, related), (self.examples, examples)):
-            cleaned = [t for t in map(self.clean, values) if t]
+            cleaned = [t for t in map(self.clean if self.check_utf8 else _normalize, values)
+                       if t]
             if cleaned:
                 target.setdefault(w, []).extend(cleaned)
 
