@@ -71,8 +71,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidParameterError
-from ..svd import SVDEmbedding
-from ..svd.embedding import project
+from ..svd import SVDEmbedding, project
 from .dictionary import Dictionary, load_dictionary
 from .morphology import Lemmatizer
 from .weighting import ppmi
