@@ -309,8 +309,8 @@ def definition_matrix(source: Dictionary | RelationGraph, *,
             raise InvalidParameterError(f"chunk_rows must be >= 1; got {chunk_rows}.")
         sizes = tuple(np.diff([*range(0, n, int(chunk_rows)), n]).tolist())
     else:
+        from .._parallelism import parallelism
         from ..io.sparse import balanced_row_bounds
-        from ..runtime import parallelism
 
         sizes = tuple(np.diff(balanced_row_bounds(p.indptr, parallelism())).tolist())
     x = da.from_array(p, chunks=(sizes, (n,)), asarray=False,
