@@ -9,7 +9,13 @@ import pytest
 import scipy.fft
 
 from veob_dask.errors import DimensionMismatchError, InvalidParameterError
-from veob_dask.spectral import SpectralTransform2D, cosine_basis, paper_cos, spectral_transform_2d
+from veob_dask.spectral import (
+    SpectralTransform2D,
+    cosine_basis,
+    inverse_spectral_transform_2d,
+    paper_cos,
+    spectral_transform_2d,
+)
 
 
 def _forbid(*args, **kwargs):
@@ -92,3 +98,40 @@ def test_transformer_type_in_type_out_and_errors():
         t.transform(np.ones((2, 9)))
     with pytest.raises(InvalidParameterError, match="cannot infer image_shape"):
         SpectralTransform2D().fit(np.ones((2, 10)))
+
+
+@pytest.mark.parametrize("basis", ["dct2", "paper"])
+def test_inverse_undoes_the_full_transform(basis):
+    imgs = np.random.default_rng(5).random((7, 5, 6))
+    x = da.from_array(imgs, chunks=(3, 5, 6))
+    f = spectral_transform_2d(x, basis=basis)
+    with dask.config.set(scheduler=_forbid):
+        back = inverse_spectral_transform_2d(f, (5, 6), basis=basis)
+    assert back.chunks == ((3, 3, 1), (30,))
+    np.testing.assert_allclose(back.compute().reshape(7, 5, 6), imgs, atol=1e-9)
+
+
+def test_inverse_with_fewer_harmonics_is_least_squares():
+    # With keep < full the transform has full row rank: transform(inverse(F)) == F, and the
+    # inverse is the smallest image with those coefficients (it lies in the kept harmonics).
+    f = np.random.default_rng(6).random((4, 3 * 2))
+    t = SpectralTransform2D(keep=(3, 2)).fit(np.zeros((1, 5, 4)))
+    imgs = t.inverse_transform(f)
+    assert imgs.shape == (4, 20)
+    np.testing.assert_allclose(t.transform(imgs.reshape(4, 5, 4)), f, atol=1e-12)
+    ch, cw = cosine_basis(5, "dct2", 3), cosine_basis(4, "dct2", 2)
+    np.testing.assert_allclose(imgs.reshape(4, 5, 4), np.matmul(np.matmul(ch.T, f.reshape(4, 3, 2)),
+                                                                cw), atol=1e-12)
+    with pytest.raises(DimensionMismatchError, match="expected coefficients"):
+        t.inverse_transform(np.ones((2, 5)))
+
+
+def test_pipeline_inverse_transform_returns_images():
+    from sklearn.pipeline import Pipeline
+
+    from veob_dask.svd import SVDEmbedding
+
+    imgs = np.random.default_rng(7).random((40, 4, 4))
+    pipe = Pipeline([("spectral", SpectralTransform2D()), ("svd", SVDEmbedding(n_components=16))])
+    z = pipe.fit_transform(imgs)
+    np.testing.assert_allclose(pipe.inverse_transform(z), imgs.reshape(40, 16), atol=1e-9)

@@ -1,6 +1,7 @@
 """Spectral transforms (§4): cosine bases and blockwise transforms over dask arrays."""
 
 from .basis import BASES, cosine_basis, paper_cos
-from .image import SpectralTransform2D, spectral_transform_2d
+from .image import SpectralTransform2D, inverse_spectral_transform_2d, spectral_transform_2d
 
-__all__ = ["BASES", "SpectralTransform2D", "cosine_basis", "paper_cos", "spectral_transform_2d"]
+__all__ = ["BASES", "SpectralTransform2D", "cosine_basis", "inverse_spectral_transform_2d",
+           "paper_cos", "spectral_transform_2d"]
