@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "DimensionMismatchError",
     "InvalidParameterError",
+    "MissingDependencyError",
     "NotFittedError",
     "NumericalWarning",
     "SchedulerError",
@@ -34,6 +35,10 @@ class VeobError(Exception):
 
 class InvalidParameterError(VeobError, ValueError):
     """A constructor or function option has a value outside its allowed set."""
+
+
+class MissingDependencyError(VeobError, ImportError):
+    """An optional package a feature needs is not installed (the message says which extra)."""
 
 
 class DataError(VeobError, ValueError):

@@ -58,7 +58,7 @@ def test_errors_exit_2_with_message(tmp_path, capsys):
 
 
 def test_demo_digits_json(capsys):
-    assert main(["demo", "--scheduler", "threads", "--json", "-k", "20"]) == 0
+    assert main(["demo", "--scheduler", "threads", "--json", "-k", "20", "--no-report"]) == 0
     res = json.loads(capsys.readouterr().out)
     for key in ("dataset", "n_train", "n_test", "n_components", "top1_accuracy", "top3_hit_rate",
                 "knn3_hit_rate", "seconds", "stage_seconds"):
@@ -83,7 +83,8 @@ def test_help_lists_commands(capsys):
 
 @pytest.mark.parametrize("search", ["cells", "kmeans"])
 def test_demo_with_cell_search_reports_recall(search, capsys):
-    assert main(["demo", "--scheduler", "threads", "--json", "--search", search]) == 0
+    assert main(["demo", "--scheduler", "threads", "--json", "--search", search,
+                 "--no-report"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert 0.9 <= res["recall_at_10"] <= 1.0
     assert res["top3_hit_rate"] > 0.95

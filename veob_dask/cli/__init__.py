@@ -28,7 +28,7 @@ __all__ = ["COMMANDS", "ArgumentParser", "UsageError", "build_parser", "describe
 
 #: Subcommand modules of this package, in the order ``veob --help`` lists them.
 COMMANDS = ["demo", "ingest", "fit", "transform", "query", "index", "subdomains", "words",
-            "sentences"]
+            "sentences", "report"]
 
 
 class UsageError(Exception):

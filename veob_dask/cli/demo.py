@@ -9,7 +9,9 @@ training images.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scheduler(p, default="local")
     p.add_argument("--workdir", help="keep the Zarr stores here (default: a temporary directory)")
     add_overwrite(p, "the stores of an earlier demo in --workdir")
+    p.add_argument("--report", metavar="REPORT.html",
+                   help="where to write the HTML report of the fitted model (default: "
+                   "WORKDIR/report.html with --workdir, else veob-demo-DATASET.html in the "
+                   "system's temporary directory)")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     add_json(p)
     p.set_defaults(func=run)
 
@@ -98,8 +105,45 @@ def _evaluate(args: argparse.Namespace, q: Any, yq: np.ndarray, base: Any, yb: n
             "recall_at_10": float(recall)}
 
 
+def _report_path(args: argparse.Namespace) -> Path | None:
+    """Where the demo's report goes, or None when it is not wanted or cannot be drawn."""
+    if args.no_report:
+        return None
+    if importlib.util.find_spec("matplotlib") is None:
+        print("veob demo: no report: matplotlib is not installed (pip install "
+              "'veob_dask[plot]').", file=sys.stderr)
+        return None
+    if args.report:
+        path = Path(args.report)
+    elif args.workdir:
+        path = Path(args.workdir) / "report.html"
+    else:  # the stores go to a temporary directory that is removed; the report stays
+        path = Path(tempfile.gettempdir()) / f"veob-demo-{args.dataset}.html"
+    from ..report import check_report_path
+
+    return check_report_path(path)
+
+
+def _write_report(args: argparse.Namespace, path: Path, model: Any, x_tr: Any,
+                  train: str) -> None:
+    """The HTML report of the fitted basis, drawn from one pass over the training store."""
+    from sklearn.pipeline import Pipeline
+
+    from ..diagnostics import store_provenance
+    from ..report import build_report
+    from ..spectral import SpectralTransform2D
+
+    pipe = Pipeline([("spectral", SpectralTransform2D(basis=args.basis).fit(x_tr)),
+                     ("svd", model)])
+    rep = build_report(pipe, store=train, labels="y", provenance=store_provenance(train),
+                       title=f"veob demo: {args.dataset}, 2-D {args.basis} transform + SVD "
+                       f"to {args.n_components} dimensions")
+    rep.save(path)
+
+
 def run(args: argparse.Namespace) -> int:
     stages = Stages(json=args.json)
+    report = _report_path(args)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="veob-demo-"))
     overwrite = args.overwrite or not args.workdir  # a fresh temporary folder holds nothing
     work.mkdir(parents=True, exist_ok=True)
@@ -137,6 +181,9 @@ def run(args: argparse.Namespace) -> int:
             rows = np.sort(np.random.default_rng(0).choice(n_tr, size=size, replace=False))
             with stages.stage("evaluate_train", f"{size} training images as queries"):
                 train_res = _evaluate(args, e_tr[rows], y_tr[rows], e_tr, y_tr, index)
+            if report is not None:
+                with stages.stage("report", f"HTML report of the fit: {report}"):
+                    _write_report(args, report, model, x_tr, train)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
@@ -148,9 +195,12 @@ def run(args: argparse.Namespace) -> int:
                     f"{res['knn3_hit_rate']:>12.4f}")
     stages.show(f"total {stages.total:.2f} s; stages "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in stages.seconds.items()))
+    if report is not None:
+        stages.show(f"report: {report.resolve()}")
     stages.emit({"dataset": args.dataset, "n_train": int(x_tr.shape[0]),
                  "n_test": int(x_te.shape[0]), "n_components": args.n_components,
                  "basis": args.basis, "search": args.search, "solver": model.solver_,
                  **test_res, "train": {**train_res, "n_queries": int(size)},
-                 "seconds": stages.total, "stage_seconds": stages.seconds})
+                 "seconds": stages.total, "stage_seconds": stages.seconds,
+                 "report": None if report is None else str(report.resolve())})
     return 0

@@ -1,0 +1,370 @@
+"""Describe a fitted model: spectrum, chosen k and its rule, solver, provenance, neighbours.
+
+Three families of models are described:
+
+- an SVD estimator (:class:`~veob_dask.svd.SVDEmbedding`, its incremental variant) or a
+  scikit-learn ``Pipeline`` ending in one (e.g. the 2-D spectral transform then the SVD);
+- a word-vector model (:class:`~veob_dask.text.wordvectors.WordVectors`, from
+  ``veob words build``), whose metadata records the singular values it kept;
+- a sentence model (:class:`~veob_dask.text.sentences.SentenceModel`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidParameterError, StoreFormatError
+from ..io import load, open_group
+from ..text.wordvectors import UnknownWordError
+
+__all__ = [
+    "ModelSummary",
+    "describe",
+    "embedding_sample",
+    "load_model",
+    "model_provenance",
+    "neighbor_table",
+    "query_examples",
+    "store_provenance",
+    "svd_step",
+]
+
+#: The query words of the paper's tables (§6.2-6.4), used when the vocabulary holds them.
+PAPER_WORDS = {"spelling": ("twighlight", "frowning"), "context": ("physicist", "twists"),
+               "dictionary": ("bus", "happiness")}
+#: The query sentences of the paper's §6.5 table.
+PAPER_SENTENCES = ("i did like the lead actors, but thought little of the film",
+                   "everybody has seen ' back to the future ' right?")
+
+
+@dataclass
+class ModelSummary:
+    """What a report says about a fitted model, before any store is read.
+
+    Attributes
+    ----------
+    kind : {"svd", "words", "sentences"}
+        Model family.
+    name : str
+        Readable name, e.g. ``"SpectralTransform2D(dct2) → SVDEmbedding"``.
+    spectrum : ndarray
+        Every singular value known (at least the kept ones), descending.
+    n_components : int
+        Components kept (``k``).
+    rule : str
+        The rule that chose ``k``, as a sentence.
+    energy_threshold : float or None
+        The energy fraction of the rule, when ``k`` came from the spectrum.
+    total_energy : float or None
+        Squared Frobenius norm of the (centered) training data, when known.
+    solver, solver_reason : str or None
+        The SVD solver and why it was chosen.
+    facts : dict
+        Ordered rows for a summary table (label -> value).
+    provenance : dict
+        What is recorded about the training input (source, shape, chunks, when, writer).
+    image_shape : tuple of int or None
+        ``(h, w)`` when rows are images (a spectral pipeline).
+    """
+
+    kind: str
+    name: str
+    spectrum: np.ndarray
+    n_components: int
+    rule: str
+    energy_threshold: float | None = None
+    total_energy: float | None = None
+    solver: str | None = None
+    solver_reason: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, int] | None = None
+
+    def cumulative_energy(self) -> np.ndarray:
+        """Cumulative share of the energy for ``k = 1 .. len(spectrum)``.
+
+        A share of the total energy when it is known, else of the energy of the known values.
+        """
+        e = np.cumsum(np.asarray(self.spectrum, dtype=np.float64) ** 2)
+        total = self.total_energy if self.total_energy else (e[-1] if e.size else 1.0)
+        return e / (total if total > 0 else 1.0)
+
+
+def _is_pipeline(model: Any) -> bool:
+    return hasattr(model, "steps") and isinstance(model.steps, list)
+
+
+def svd_step(model: Any) -> Any:
+    """The SVD estimator of ``model`` (itself, or the last step of a pipeline).
+
+    Raises
+    ------
+    InvalidParameterError
+        If the model has no fitted 2-D ``components_`` and ``singular_values_``.
+    """
+    est = model.steps[-1][1] if _is_pipeline(model) else model
+    comps = getattr(est, "components_", None)
+    if getattr(est, "singular_values_", None) is None or np.ndim(comps) != 2:
+        raise InvalidParameterError(
+            f"a report describes a fitted SVD embedding (SVDEmbedding, IncrementalSVDEmbedding "
+            f"or a pipeline ending in one), a word-vector or a sentence model; got "
+            f"{type(est).__name__}{' (not fitted)' if comps is None else ''}.")
+    return est
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Open a saved model of any family: estimator, word vectors or sentence model.
+
+    Raises
+    ------
+    StoreNotFoundError
+        If nothing is stored at ``path``.
+    StoreFormatError
+        If the store holds no model (a dataset store, say).
+    """
+    group = open_group(path, mode="r")
+    attrs = dict(group.attrs)
+    if "veob_wordvectors" in attrs:
+        from ..text.wordvectors import WordVectors
+
+        return WordVectors.load(path)
+    if "veob_sentences" in attrs:
+        from ..text.sentences import SentenceModel
+
+        return SentenceModel.load(path)
+    if "veob_dask" not in attrs and "X" in group:
+        raise StoreFormatError(
+            f"{str(path)!r} is a dataset store, not a model; pass the model first and the "
+            "dataset with --store (fit one with `veob fit STORE MODEL`).")
+    return load(path)
+
+
+def model_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The training input's provenance recorded in a saved model (empty when none was)."""
+    head = open_group(path, mode="r").attrs.get("veob_dask")
+    recorded = head.get("input") if isinstance(head, dict) else None
+    return dict(recorded) if isinstance(recorded, dict) else {}
+
+
+def store_provenance(path: str | os.PathLike[str], name: str = "X") -> dict[str, Any]:
+    """Provenance of array ``name`` of a dataset store: where it came from, shape, chunks, when.
+
+    Returns the array's recorded attributes (``source``, ``created``, ``writer``, ``format``...)
+    with its ``shape``, ``chunks`` and ``dtype`` as stored, and the store's path.
+    """
+    group = open_group(path, mode="r")
+    out: dict[str, Any] = {"store": os.path.abspath(path) if "://" not in str(path) else str(path)}
+    if "sparse" in group.attrs:
+        info = dict(group.attrs["sparse"])
+        out.update({k: v for k, v in info.items() if k != "provenance"})
+        out.update(info.get("provenance") or {})
+        return out
+    try:
+        arr = group[name]
+    except KeyError as err:
+        raise StoreFormatError(f"store {str(path)!r} has no array {name!r}; it holds "
+                               f"{sorted(group.keys())}.") from err
+    out.update(dict(arr.attrs))
+    out.update({"shape": list(arr.shape), "chunks": list(arr.chunks), "dtype": str(arr.dtype)})
+    return out
+
+
+def _rule(param: Any, k: int) -> tuple[str, float | None]:
+    if isinstance(param, float) and 0 < param < 1:
+        return (f"smallest k whose cumulative energy reaches {param:.1%} "
+                f"(n_components={param:g})"), float(param)
+    if isinstance(param, float):
+        return f"every computed component (n_components={param:g})", None
+    return f"n_components={k}, fixed by the caller", None
+
+
+def _total_energy(svd: Any) -> float | None:
+    total = getattr(svd, "total_energy_", None)
+    if total is not None:
+        return float(total)
+    ratio = np.asarray(getattr(svd, "explained_energy_ratio_", []), dtype=np.float64)
+    energy = np.asarray(getattr(svd, "explained_energy_", []), dtype=np.float64)
+    if ratio.size and ratio.sum() > 0:
+        return float(energy.sum() / ratio.sum())
+    return None
+
+
+def _step_name(step: Any) -> str:
+    basis = getattr(step, "basis", None)
+    return f"{type(step).__name__}({basis})" if isinstance(basis, str) else type(step).__name__
+
+
+def _describe_svd(model: Any, provenance: dict[str, Any]) -> ModelSummary:
+    svd = svd_step(model)
+    steps = [s for _, s in model.steps] if _is_pipeline(model) else [model]
+    k = int(svd.n_components_)
+    spectrum = np.asarray(getattr(svd, "spectrum_", None) if getattr(svd, "spectrum_", None)
+                          is not None else svd.singular_values_, dtype=np.float64)
+    rule, threshold = _rule(svd.n_components, k)
+    image_shape = None
+    for step in steps[:-1]:
+        shape = getattr(step, "image_shape_", None)
+        if shape is not None:
+            image_shape = (int(shape[0]), int(shape[1]))
+    total = _total_energy(svd)
+    kept = float(np.sum(spectrum[:k] ** 2) / total) if total else None
+    facts: dict[str, Any] = {
+        "model": " → ".join(_step_name(s) for s in steps),
+        "samples seen": int(getattr(svd, "n_samples_seen_", 0)),
+        "features": int(svd.n_features_in_),
+        "components kept (k)": k,
+        "rule for k": rule,
+        "energy kept": None if kept is None else f"{kept:.4f}",
+        "singular values computed": int(spectrum.size),
+        "centred (PCA)": bool(getattr(svd, "mean_", None) is not None),
+        "solver": getattr(svd, "solver_", None),
+        "why this solver": getattr(svd, "solver_reason_", None),
+    }
+    if getattr(svd, "solver_", None) == "randomized":
+        facts["power/Krylov passes (n_iter)"] = getattr(svd, "n_iter", None)
+        facts["oversamples"] = getattr(svd, "n_oversamples", None)
+    return ModelSummary(kind="svd", name=facts["model"], spectrum=spectrum, n_components=k,
+                        rule=rule, energy_threshold=threshold, total_energy=total,
+                        solver=getattr(svd, "solver_", None),
+                        solver_reason=getattr(svd, "solver_reason_", None), facts=facts,
+                        provenance=dict(provenance), image_shape=image_shape)
+
+
+def _describe_text(model: Any, kind: str, provenance: dict[str, Any]) -> ModelSummary:
+    meta = dict(model.metadata)
+    if kind == "words":
+        spectrum = np.asarray(meta.get("singular_values") or [], dtype=np.float64)
+        k, size = int(model.dim), len(model)
+        what = f"word vectors ({meta.get('model', 'unknown kind')})"
+        facts: dict[str, Any] = {"model": what, "words": size, "dimensions": k}
+    else:
+        spectrum = np.asarray(model.singular_values, dtype=np.float64)
+        k, size = int(model.embedding.shape[1]), len(model)
+        what = "sentence model"
+        facts = {"model": what, "sentences": size, "dimensions": k,
+                 "spectral transform": f"N={meta.get('n')}, m={meta.get('m')}, "
+                                       f"basis={meta.get('basis')}",
+                 "word model": (meta.get("word_model") or {}).get("model")}
+    section = meta.get("section")
+    rule = f"n_components={k}, set when the model was built" + (
+        f" (the paper's §{section})" if section else "")
+    if kind == "words" and "n" in meta:
+        facts["spelling transform"] = (f"N={meta['n']}, m={meta.get('m')}, "
+                                       f"basis={meta.get('basis')}")
+    for key in ("solver", "n_iter", "weighting", "layout", "spelling_components", "n_rows",
+                "n_cols", "nnz"):
+        if key in meta:
+            facts.setdefault(key, meta[key])
+    timings = meta.get("timings") or {}
+    if "total" in timings:
+        facts["build seconds"] = round(float(timings["total"]), 2)
+    facts["rule for k"] = rule
+    prov = {"source": meta.get("source") or meta.get("corpus")}
+    if meta.get("read_report"):
+        prov["read report"] = meta["read_report"]
+    prov.update(provenance)
+    total = meta.get("total_energy")
+    return ModelSummary(kind=kind, name=what, spectrum=spectrum, n_components=k, rule=rule,
+                        total_energy=None if total is None else float(total),
+                        solver=meta.get("solver"), facts=facts,
+                        provenance={k_: v for k_, v in prov.items() if v is not None})
+
+
+def describe(model: Any, provenance: dict[str, Any] | None = None) -> ModelSummary:
+    """Summarise a fitted model (see :class:`ModelSummary`).
+
+    Parameters
+    ----------
+    model : estimator, Pipeline, WordVectors or SentenceModel
+        A fitted model (see :func:`load_model`).
+    provenance : dict, optional
+        What is known about the training input (see :func:`store_provenance`).
+
+    Returns
+    -------
+    ModelSummary
+    """
+    from ..text.sentences import SentenceModel
+    from ..text.wordvectors import WordVectors
+
+    if isinstance(model, WordVectors):
+        return _describe_text(model, "words", provenance or {})
+    if isinstance(model, SentenceModel):
+        return _describe_text(model, "sentences", provenance or {})
+    return _describe_svd(model, provenance or {})
+
+
+def query_examples(model: Any, n: int = 3, random_state: int = 0) -> list[str]:
+    """A few query words or sentences for a neighbour table.
+
+    The paper's query words (§6.2-6.4) or sentences (§6.5) when the model holds them, then
+    seeded picks from the vocabulary (alphabetic words of 4+ letters) or the sentences.
+    """
+    from ..text.wordvectors import WordVectors
+
+    rng = np.random.default_rng(random_state)
+    if isinstance(model, WordVectors):
+        out = [w for w in PAPER_WORDS.get(str(model.metadata.get("model")), ()) if w in model]
+        for i in rng.permutation(len(model))[:2000]:
+            if len(out) >= n:
+                break
+            w = model.words[int(i)]
+            if w.isalpha() and w.islower() and len(w) >= 4 and w not in out:
+                out.append(w)
+        return out[:n]
+    out = []
+    for text in PAPER_SENTENCES:
+        try:
+            model.encode(text)
+        except UnknownWordError:
+            continue
+        out.append(text)
+    rows = np.sort(rng.choice(len(model), size=min(len(model), n), replace=False))
+    out.extend(t for t in model.text(rows) if t not in out)
+    return out[:n]
+
+
+def neighbor_table(model: Any, queries: list[str], k: int = 8) -> list[dict[str, Any]]:
+    """Nearest words (or sentences) of each query: ``{"query", "note", "rows"}`` per query.
+
+    ``rows`` holds ``(name, squared Euclidean distance, source)`` triples, nearest first (the
+    paper's tables); ``source`` is the file of a sentence, ``""`` for a word. A query outside
+    the vocabulary gets an empty ``rows`` and a ``note`` with spelling suggestions.
+    """
+    from ..text.wordvectors import WordVectors
+
+    out = []
+    for q in queries:
+        try:
+            if isinstance(model, WordVectors):
+                rows = [(w, d, "") for w, d in model.neighbors(q, k)]
+            else:
+                rows = list(model.neighbors(q, k))
+            out.append({"query": q, "note": "", "rows": rows})
+        except UnknownWordError as err:
+            out.append({"query": q, "note": str(err), "rows": []})
+    return out
+
+
+def embedding_sample(model: Any, n: int = 2000, random_state: int = 0
+                     ) -> tuple[np.ndarray, list[str]]:
+    """A seeded sample of a word or sentence model's embedding rows, with their names.
+
+    Returns ``(coords, names)``: float64 ``(m, dim)`` coordinates (``m = min(n, rows)``) on
+    the model's basis, and each row's word (or sentence text, cut to 40 characters).
+    """
+    from ..text.wordvectors import WordVectors
+
+    size = len(model)
+    rows = np.sort(np.random.default_rng(random_state).choice(size, size=min(n, size),
+                                                               replace=False))
+    if isinstance(model, WordVectors):
+        return np.asarray(model.vectors[rows], dtype=np.float64), [model.words[i] for i in rows]
+    emb = model.embedding
+    coords = emb.oindex[rows, :] if hasattr(emb, "oindex") else np.asarray(emb)[rows]
+    names = [t if len(t) <= 40 else t[:39] + "…" for t in model.text(rows)]
+    return np.asarray(coords, dtype=np.float64), names
