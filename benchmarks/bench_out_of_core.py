@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -210,25 +211,30 @@ def run_child(args: argparse.Namespace, method: str, repeat: int,
 
 
 def plot(rows: list[int], secs: list[float], mems: list[float], read_s: float | None,
-         path: Path) -> None:
+         config: dict[str, Any], path: Path) -> None:
+    """Seconds and peak memory against rows, every label taken from the run's ``config``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(rows, secs, "o-", label="veob fit (gram), median s")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.plot(rows, secs, "o-", label=f"veob fit (gram, k={config['k']}), median of "
+            f"{config['repeat']}")
     if read_s:
         ax.plot(rows, [read_s * r / rows[-1] for r in rows], "--",
                 label="read pass, scaled from full size")
-    ax.set_xlabel("rows (256 float32 features)")
+    ax.set_xlabel(f"rows ({config['cols']} {config['dtype']} features, chunks of "
+                  f"{config['chunk_rows']:,} rows)")
     ax.set_ylabel("seconds")
     ax2 = ax.twinx()
     ax2.plot(rows, mems, "s:", color="gray", label="peak RSS MB (process tree)")
     ax2.set_ylabel("peak MB")
     ax2.set_ylim(0, max(mems) * 1.5)
     fig.legend(loc="center right", bbox_to_anchor=(0.85, 0.45), fontsize=8)
-    ax.set_title("Out-of-core fit scaling, LocalCluster 2x1 (shared 2-core machine)")
+    load = ", ".join(f"{v:.1f}" for v in config.get("load_average_at_end", ()))
+    ax.set_title(f"Out-of-core fit scaling: {config['cluster']}\n"
+                 f"{config['cpus']} CPUs, load average at end {load or 'unknown'}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -315,12 +321,13 @@ def main() -> None:
               "repeat": args.repeat, "peer_repeat": peer_repeat, "repeat_for": overrides,
               "noise": NOISE,
               "reference_s": ref.get("median_s"), "scaling": scaling,
+              "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
               "note": "shared 2-core machine; other engineers' jobs ran at the same time"}
     out = write_result_json(NAME, config, results, args.json)
     if scaling and all("median_s" in r for r in scaling):
         png = Path(args.json).with_suffix(".png") if args.json else RESULTS_DIR / f"{NAME}.png"
         plot([r["rows"] for r in scaling], [r["median_s"] for r in scaling],
-             [r["peak_mb"] for r in scaling], read_s, png)
+             [r["peak_mb"] for r in scaling], read_s, config, png)
         print(f"plot: {png}")
     print(f"json: {out}")
 

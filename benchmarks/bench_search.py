@@ -239,7 +239,8 @@ def qps_at(rows: list[dict[str, Any]], prefix: str, target: float) -> float | No
     return max(ok) if ok else None
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], config: dict[str, Any], path: Path) -> None:
+    """Throughput against recall, every label taken from the run's ``config``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,9 +258,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         if pts:
             ax.plot(*zip(*pts), marker, markersize=10, label=prefix)
     ax.set_yscale("log")
-    ax.set_xlabel("recall@10")
+    ax.set_xlabel(f"recall@{config['k']} (recall_at_10 column)")
     ax.set_ylabel("queries per second (log)")
-    ax.set_title("k-NN search, same data and run (2 shared cores)")
+    load = ", ".join(f"{v:.1f}" for v in config["load_average_at_end"])
+    ax.set_title(f"k-NN search: {config['n']:,} x {config['d']} float32, {config['clusters']} "
+                 f"clusters, {config['n_queries']:,} queries, k={config['k']}\n"
+                 f"{config['threads']} threads on {config['cpus']} CPUs, load average at end "
+                 f"{load}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -354,7 +359,7 @@ def main() -> None:
               "clusters": args.clusters, "repeat": args.repeat,
               "slow_queries": args.slow_queries, "nlist": args.nlist, "seed": args.seed,
               "threads": args.threads, "exact_queries": args.exact_queries,
-              "load_average_at_end": os.getloadavg(),
+              "load_average_at_end": os.getloadavg(), "cpus": os.cpu_count(),
               "note": "2 cores shared with other engineers' jobs during the run; trust ratios "
                       "within the run, not absolute times. hnswlib built once."}
     out = write_result_json("bench_search", config,
@@ -362,7 +367,7 @@ def main() -> None:
                                                                  "ours": True, **summary}],
                             args.json)
     png = Path(args.png) if args.png else out.with_suffix(".png")
-    plot(rows, png)
+    plot(rows, config, png)
     print(f"\nwrote {out} and {png}")
 
 
