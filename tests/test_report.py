@@ -60,6 +60,22 @@ def test_one_pass_gives_the_exact_error_curve_and_sample(low_rank, center, chunk
     assert (s.n_rows, s.n_chunks) == (1200, -(-1200 // chunks))
 
 
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize(("basis", "keep"), [("dct2", None), ("paper", None), ("dct2", (3, 4))])
+def test_pipeline_pass_equals_the_curve_in_feature_space(basis, keep, center):
+    # dct2 with every harmonic is orthonormal: the pass projects raw rows on M V^T instead of
+    # transforming the store; the paper's basis and a cropped DCT go through the transform.
+    imgs = np.random.default_rng(8).random((300, 5, 6)) + np.linspace(0, 1, 30).reshape(5, 6)
+    pipe = Pipeline([("spectral", SpectralTransform2D(basis=basis, keep=keep)),
+                     ("svd", SVDEmbedding(n_components=5, center=center))]).fit(imgs)
+    s = sample_store(da.from_array(imgs, chunks=(70, 5, 6)), pipe, n_sample=40)
+    feats = pipe[0].transform(imgs)
+    svd = pipe[-1]
+    np.testing.assert_allclose(s.relative_error(), _residuals(feats, svd.components_, svd.mean_),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(s.embedding, pipe.transform(imgs[s.rows]), atol=1e-9)
+
+
 def test_the_sample_is_seeded_and_the_energy_matches_the_spectrum(low_rank):
     model = SVDEmbedding(n_components=5).fit(low_rank)
     x = da.from_array(low_rank, chunks=(200, 40))
@@ -258,3 +274,29 @@ def test_saved_pipeline_round_trip_report(tmp_path: Path) -> None:
     rep = build_report(tmp_path / "p.zarr")
     assert rep.summary.image_shape == (4, 4)
     assert list(rep.figures) == ["spectrum", "components"]
+
+
+def test_sentence_model_report(tmp_path: Path) -> None:
+    from veob_dask.text.context import build_context
+    from veob_dask.text.corpus import build_corpus
+    from veob_dask.text.sentences import SentenceModel, build_sentences
+
+    rng = np.random.default_rng(0)
+    vocab = ["film", "movie", "actor", "plot", "good", "bad", "long", "dark", "music", "cast"]
+    rows = "".join(f"train\tpos\t{i}\t7\tThe {' '.join(rng.choice(vocab, 6))}. "
+                   f"A {' '.join(rng.choice(vocab, 4))}.\n" for i in range(30))
+    (tmp_path / "r.tsv").write_text("split\tlabel\tid\trating\ttext\n" + rows)
+    corpus = build_corpus(tmp_path / "r.tsv", tmp_path / "c.zarr")
+    words, _ = build_context(corpus, n_components=6, solver="gram")
+    model, _ = build_sentences(corpus, words, n_components=8, chunk_sequences=20)
+    model.save(tmp_path / "s.zarr")
+    rep = build_report(tmp_path / "s.zarr", projection="none", n_neighbors=3)
+    assert rep.summary.kind == "sentences" and rep.summary.n_components == 8
+    assert list(rep.figures) == ["spectrum", "map"]
+    (heading, tables), = rep.tables
+    assert heading.startswith("Nearest sentences") and len(tables) == 3
+    assert tables[0]["query"].startswith("i did like the lead actors")  # the paper's §6.5 query
+    own = tables[-1]  # a sentence of the model: itself first, at distance 0
+    assert own["rows"][0][0] == own["query"] and own["rows"][0][1] == pytest.approx(0, abs=1e-9)
+    assert isinstance(SentenceModel.load(tmp_path / "s.zarr"), SentenceModel)
+    assert "source</th>" in rep.to_html()  # sentences name their source file

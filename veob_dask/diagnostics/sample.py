@@ -18,7 +18,6 @@ so memory is bounded by a chunk per worker thread whatever the store's size.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,15 +25,12 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from ..errors import DimensionMismatchError
 from .model import svd_step
 
 __all__ = ["StoreSample", "model_features", "reconstruct", "sample_store"]
-
-#: Rows converted to float64 at a time inside a chunk (bounds the temporary to ~rows x d x 8 B).
-_SUB_ROWS = 8192
-
 
 @dataclass
 class StoreSample:
@@ -93,36 +89,73 @@ def model_features(model: Any, x: Any) -> Any:
     return x
 
 
-def _chunk_pass(block: Any, y: Any, local: np.ndarray, keep: np.ndarray, model: Any,
-                comps_t: np.ndarray, mean: np.ndarray | None) -> tuple[Any, ...]:
-    """Kernel: energy per component, total energy, sampled embeddings/labels/raw rows."""
-    feats = model_features(model, block)
-    k = comps_t.shape[1]
-    mean_proj = None if mean is None else mean @ comps_t
-    energy = np.zeros(k)
-    total = 0.0
-    emb = np.empty((local.size, k))
-    for lo in range(0, feats.shape[0], _SUB_ROWS):
-        f = feats[lo:lo + _SUB_ROWS]
-        if sp.issparse(f):
-            f = f.tocsr().astype(np.float64)
-            sq = float(f.multiply(f).sum())
-        else:
-            f = np.asarray(f, dtype=np.float64)
-            sq = float(np.einsum("ij,ij->", f, f))
-        proj = np.asarray(f @ comps_t)
-        if mean is not None:
-            sq += -2.0 * float(np.asarray(f @ mean).sum()) + f.shape[0] * float(mean @ mean)
-            proj -= mean_proj
-        energy += np.einsum("ij,ij->j", proj, proj)
-        total += sq
-        here = (local >= lo) & (local < lo + f.shape[0])
-        emb[here] = proj[local[here] - lo]
-    raw = None
-    if keep.size and not sp.issparse(block):
-        raw = np.asarray(block[keep])
-    labels = None if y is None else np.asarray(y)[local]
-    return energy, total, emb, labels, raw
+def _local(rows: np.ndarray, block_info: dict[Any, Any] | None, n: int) -> np.ndarray:
+    lo = block_info[0]["array-location"][0][0] if block_info else 0
+    return rows[(rows >= lo) & (rows < lo + n)] - lo
+
+
+def _stats_block(f: Any, w: np.ndarray, mean_vec: np.ndarray | None,
+                 mean_proj: np.ndarray | None, mean_sq: float, rows: np.ndarray,
+                 block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Kernel: row 0 = energy per component and total energy; then the sampled rows' embedding.
+
+    With ``m`` the centering mean in feature space: projections ``f @ w − m Vᵀ``
+    (``mean_proj``), total ``Σ‖f‖² − 2 Σ f·mean_vec + n ‖m‖²``. Products run in the data's
+    precision (float32 stays float32, as the solvers do); every sum is accumulated in float64.
+    """
+    if f.ndim > 2:
+        f = f.reshape(f.shape[0], -1)
+    n, k = f.shape[0], w.shape[1]
+    local = _local(rows, block_info, n)
+    dtype = np.float32 if f.dtype == np.float32 else np.float64
+    if sp.issparse(f):
+        f = f.tocsr()
+        sq = float(np.sum(np.square(f.data, dtype=np.float64)))
+    else:
+        f = np.asarray(f)
+        sq = float(np.einsum("ij,ij->", f, f, dtype=np.float64))
+    proj = np.asarray(f @ w.astype(dtype), dtype=np.float64)
+    if mean_vec is not None and mean_proj is not None:
+        sq += n * mean_sq - 2.0 * float(np.sum(f @ mean_vec.astype(dtype), dtype=np.float64))
+        proj -= mean_proj
+    out = np.zeros((1 + local.size, k + 1))
+    out[0, :k] = np.einsum("ij,ij->j", proj, proj)
+    out[0, k] = sq
+    out[1:, :k] = proj[local]
+    return out
+
+
+def _orthonormal_map(model: Any, x: da.Array) -> np.ndarray | None:
+    """``M`` with ``features = rows @ M`` and ``M Mᵀ = I``, when the model's earlier steps are
+    such a map (the orthonormal 2-D DCT keeping every harmonic); else None.
+
+    Then projections and energies come from the raw rows (``x @ (M Vᵀ)``, ``‖x M‖ = ‖x‖``)
+    and the transform itself is never run over the store.
+    """
+    if not (hasattr(model, "steps") and isinstance(model.steps, list)) or x.ndim < 2:
+        return None
+    shape = tuple(int(s) for s in x.shape[1:])
+    d = int(np.prod(shape))
+    if d > 4096:
+        return None
+    m = np.asarray(model_features(model, np.eye(d).reshape(d, *shape)), dtype=np.float64)
+    if m.shape != (d, d) or not np.allclose(m @ m.T, np.eye(d), atol=1e-9):
+        return None
+    probe = np.random.default_rng(0).normal(size=(3, *shape))
+    linear = np.allclose(np.asarray(model_features(model, probe), dtype=np.float64),
+                         probe.reshape(3, d) @ m, atol=1e-9)
+    return m if linear else None
+
+
+def _take_block(block: np.ndarray, rows: np.ndarray,
+                block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Kernel: the given global rows that fall in this block."""
+    return np.asarray(block[_local(rows, block_info, block.shape[0])])
+
+
+def _counts(rows: np.ndarray, chunks: tuple[int, ...]) -> tuple[int, ...]:
+    bounds = np.concatenate([[0], np.cumsum(chunks)])
+    return tuple(int(c) for c in np.diff(np.searchsorted(rows, bounds)))
 
 
 def sample_store(x: da.Array, model: Any, *, labels: da.Array | None = None,
@@ -156,53 +189,69 @@ def sample_store(x: da.Array, model: Any, *, labels: da.Array | None = None,
 
     Notes
     -----
-    Laziness: computes one graph (``dask.compute``) with the current scheduler.
+    Laziness: computes one graph (``dask.compute``, BLAS pinned to one thread per task) with
+    the current scheduler; the model's transform runs blockwise inside it, and each stored
+    chunk is read once (the raw-row and feature tasks share the read).
     Chunks: one task per row chunk; other axes must be whole (merged if not).
-    Memory: per task one chunk, its transform and an 8,192-row float64 slice; the result is
-    O(n_sample x k). Determinism: same seed, same sample; sums are over chunks in order.
+    Memory: per task one chunk and its transform; the result is O(n_sample x k).
+    Determinism: same seed, same sample; per-chunk sums are added in chunk order.
     """
     svd = svd_step(model)
     n = int(x.shape[0])
     if x.ndim > 1 and any(len(c) > 1 for c in x.chunks[1:]):
         x = x.rechunk(dict.fromkeys(range(1, x.ndim), -1))
-    d_in = int(model_features(model, x).shape[1])  # a lazy graph: nothing is read here
-    if d_in != int(svd.n_features_in_):
+    feats = model_features(model, x)  # a lazy graph: nothing is read here
+    if int(feats.shape[1]) != int(svd.n_features_in_):
         raise DimensionMismatchError(
-            f"the store's rows have {d_in} features after the model's transform, but the model "
-            f"was fitted on {svd.n_features_in_}; pass the store the model was fitted on (or one "
-            "with the same row shape).")
+            f"the store's rows have {feats.shape[1]} features after the model's transform, but "
+            f"the model was fitted on {svd.n_features_in_}; pass the store the model was fitted "
+            "on (or one with the same row shape).")
     if labels is not None and int(labels.shape[0]) != n:
         raise DimensionMismatchError(f"the label array has {labels.shape[0]} entries but the "
                                      f"store has {n} rows; pass the store's own labels.")
+    if len(feats.chunks[1]) > 1:
+        feats = feats.rechunk({1: -1})
     rng = np.random.default_rng(random_state)
     rows = np.sort(rng.choice(n, size=min(int(n_sample), n), replace=False))
-    keep_rows = np.sort(rng.choice(rows, size=min(int(n_keep), rows.size), replace=False))
-    bounds = np.concatenate([[0], np.cumsum(x.chunks[0])])
-    comps_t = dask.delayed(np.ascontiguousarray(np.asarray(svd.components_, np.float64).T),
-                           pure=True)
-    mean = None if getattr(svd, "mean_", None) is None else np.asarray(svd.mean_, np.float64)
-    model_d = dask.delayed(model, pure=True)
-    blocks = x.to_delayed().ravel()
-    ys = [None] * len(blocks) if labels is None else \
-        labels.rechunk({0: x.chunks[0]}).to_delayed().ravel()
-    tasks = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        local = rows[(rows >= lo) & (rows < hi)] - lo
-        keep = keep_rows[(keep_rows >= lo) & (keep_rows < hi)] - lo
-        tasks.append(dask.delayed(_chunk_pass, pure=True)(blocks[i], ys[i], local, keep, model_d,
-                                                          comps_t, mean))
-    parts = dask.compute(*tasks)
+    keep = np.sort(rng.choice(rows, size=min(int(n_keep), rows.size), replace=False))
     k = int(svd.components_.shape[0])
-    raws = [p[4] for p in parts if p[4] is not None and len(p[4])]
+    comps_t = np.ascontiguousarray(np.asarray(svd.components_, np.float64).T)
+    mean = None if getattr(svd, "mean_", None) is None else np.asarray(svd.mean_, np.float64)
+    w, mean_vec, source = comps_t, mean, feats
+    m = _orthonormal_map(model, x)
+    if m is not None:  # project the raw rows on M Vᵀ: the transform is not run over the store
+        w, source = m @ comps_t, x
+        mean_vec = None if mean is None else m @ mean
+    mean_proj = None if mean is None else mean @ comps_t
+    mean_sq = 0.0 if mean is None else float(mean @ mean)
+    counts = _counts(rows, source.chunks[0])
+    stats = da.map_blocks(_stats_block, source, w, mean_vec, mean_proj, mean_sq, rows,
+                          dtype=np.float64, chunks=(tuple(c + 1 for c in counts), (k + 1,)),
+                          drop_axis=list(range(2, source.ndim)) or None,
+                          meta=np.empty((0, k + 1)))
+    wanted: list[Any] = [stats]
+    dense = not sp.issparse(getattr(x, "_meta", None))
+    if dense and keep.size:
+        wanted.append(da.map_blocks(_take_block, x, keep, dtype=x.dtype,
+                                    chunks=(_counts(keep, x.chunks[0]), *x.chunks[1:]),
+                                    meta=np.empty((0,) * x.ndim, dtype=x.dtype)))
+    if labels is not None:
+        y = labels.rechunk({0: x.chunks[0]})
+        wanted.append(da.map_blocks(_take_block, y, rows, dtype=y.dtype,
+                                    chunks=(_counts(rows, y.chunks[0]),),
+                                    meta=np.empty((0,), dtype=y.dtype)))
+    # One task per core already; BLAS threads on top of that only oversubscribe the cores.
+    with threadpool_limits(1, user_api="blas"):
+        done = list(dask.compute(*wanted))
+    out = done.pop(0)
+    heads = np.cumsum([0, *(c + 1 for c in counts[:-1])])
+    body = np.delete(out, heads, axis=0)
     return StoreSample(
-        rows=rows,
-        embedding=np.concatenate([p[2] for p in parts]) if parts else np.empty((0, k)),
-        labels=None if labels is None else np.concatenate([p[3] for p in parts]),
-        data_rows=keep_rows,
-        data=np.concatenate(raws) if raws else None,
-        component_energy=np.sum([p[0] for p in parts], axis=0) if parts else np.zeros(k),
-        total_energy=float(sum(p[1] for p in parts)),
-        n_rows=n, n_chunks=len(parts))
+        rows=rows, embedding=body[:, :k], labels=done.pop() if labels is not None else None,
+        data_rows=keep if dense else np.empty(0, dtype=np.int64),
+        data=done[0] if dense and keep.size else None,
+        component_energy=out[heads, :k].sum(axis=0), total_energy=float(out[heads, k].sum()),
+        n_rows=n, n_chunks=len(counts))
 
 
 def reconstruct(model: Any, data: np.ndarray, n_components: int) -> np.ndarray:
