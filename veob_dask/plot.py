@@ -185,30 +185,47 @@ def _scatter(ax: Any, xy: np.ndarray, labels: np.ndarray | None, names: list[str
             ax.scatter([], [], s=20, color=pts.cmap(pts.norm(code)), label=str(value))
         ax.legend(fontsize=7, markerscale=1, loc="best", ncols=2 if legend.size > 5 else 1,
                   framealpha=0.7)
+    inside = _robust_limits(ax, xy)
     if names:
-        step = max(1, len(names) // max(1, annotate))
-        for i in range(0, len(names), step)[:annotate]:
+        for i in _spread(xy, inside, annotate):
             ax.annotate(names[i], xy[i], fontsize=7, alpha=0.9)
-    _robust_limits(ax, xy)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     return pts
 
 
-def _robust_limits(ax: Any, xy: np.ndarray) -> None:
-    """Frame the central 99 % of the points so a few far outliers do not squash the rest."""
+def _robust_limits(ax: Any, xy: np.ndarray) -> np.ndarray:
+    """Frame the central 99 % of the points so a few far outliers do not squash the rest.
+
+    Returns the mask of the points inside the frame.
+    """
     if xy.shape[0] < 50:
-        return
+        return np.ones(xy.shape[0], dtype=bool)
     lo, hi = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
     pad = 0.08 * np.maximum(hi - lo, 1e-12)
     lo, hi = lo - pad, hi + pad
-    outside = int(np.sum(np.any((xy < lo) | (xy > hi), axis=1)))
-    if outside:
+    inside = np.all((xy >= lo) & (xy <= hi), axis=1)
+    if not np.all(inside):
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-        ax.text(0.99, 0.01, f"{outside} outlying points outside the frame", ha="right",
-                fontsize=7, color="#6b7785", transform=ax.transAxes)
+        ax.text(0.99, 0.01, f"{int((~inside).sum())} outlying points outside the frame",
+                ha="right", fontsize=7, color="#6b7785", transform=ax.transAxes)
+    return inside
+
+
+def _spread(xy: np.ndarray, inside: np.ndarray, m: int) -> list[int]:
+    """Up to ``m`` framed points far from each other (farthest-point order), to name."""
+    cand = np.flatnonzero(inside)
+    if cand.size == 0 or m < 1:
+        return []
+    pts = xy[cand] / np.maximum(np.ptp(xy[cand], axis=0), 1e-12)
+    pick = [int(np.argmin(np.sum((pts - np.median(pts, axis=0)) ** 2, axis=1)))]
+    dist = np.sum((pts - pts[pick[0]]) ** 2, axis=1)
+    while len(pick) < min(m, cand.size):
+        pick.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, np.sum((pts - pts[pick[-1]]) ** 2, axis=1))
+    return [int(cand[i]) for i in pick]
 
 
 def embedding_map(model: Any, data: Any = None, *, labels: Any = None,
