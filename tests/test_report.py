@@ -22,9 +22,10 @@ from veob_dask.diagnostics import (
     sample_store,
 )
 from veob_dask.errors import DimensionMismatchError, InvalidParameterError, StoreExistsError
-from veob_dask.io import read_array, save
+from veob_dask.io import read_array
 from veob_dask.io.ingest import ingest
 from veob_dask.io.store import ZarrRowSource
+from veob_dask.persistence import save
 from veob_dask.report import GENERATOR, build_report
 from veob_dask.spectral import SpectralTransform2D
 from veob_dask.svd import SVDEmbedding
@@ -300,3 +301,17 @@ def test_sentence_model_report(tmp_path: Path) -> None:
     assert own["rows"][0][0] == own["query"] and own["rows"][0][1] == pytest.approx(0, abs=1e-9)
     assert isinstance(SentenceModel.load(tmp_path / "s.zarr"), SentenceModel)
     assert "source</th>" in rep.to_html()  # sentences name their source file
+
+
+def test_fit_records_the_input_store_and_the_report_shows_it(fitted: Path) -> None:
+    from veob_dask.diagnostics import model_header
+
+    recorded, saved = model_header(fitted / "m.zarr")
+    assert recorded["store"] == str((fitted / "d.zarr").resolve())
+    assert (recorded["shape"], recorded["chunks"]) == ([90, 6, 6], [40, 6, 6])
+    assert recorded["source"] == "in-memory ndarray" and recorded["created"]
+    assert recorded["writer"].startswith("veob_dask ") and recorded["format_version"] == 2
+    rep = build_report(fitted / "m.zarr")
+    assert rep.summary.provenance == recorded
+    assert "Training input (recorded in the model)" in rep.to_html()
+    assert saved["writer"] in rep.summary.facts["saved"]

@@ -37,20 +37,29 @@ MODELS: ModelTable = {
 
 
 def save(obj: Any, path: PathLike | Location, *, overwrite: bool = False,
-         storage_options: Mapping[str, Any] | None = None) -> None:
+         storage_options: Mapping[str, Any] | None = None,
+         provenance: Mapping[str, Any] | None = None) -> None:
     """Save an estimator, Pipeline, index, word-vector or sentence model to ``path``.
+
+    ``provenance`` (estimators only): what the model was fitted on, e.g.
+    :func:`veob_dask.io.describe_store` of the training store; recorded in the model's header
+    as ``"input"`` (``veob report`` shows it).
 
     Raises
     ------
     TypeError
-        For objects veob_dask cannot save.
+        For objects veob_dask cannot save, or ``provenance`` with a non-estimator.
     StoreExistsError
         The output may not be written (see :func:`veob_dask.io.check_output`).
     """
     if isinstance(obj, (ExactIndex, CellIndex, SubdomainIndex, WordVectors, SentenceModel)):
+        if provenance is not None:
+            raise TypeError(f"provenance is recorded for estimators; a {type(obj).__name__} "
+                            "keeps its own metadata.")
         obj.save(path, overwrite=overwrite, storage_options=storage_options)
         return
-    save_estimator(obj, path, MODELS, overwrite=overwrite, storage_options=storage_options)
+    save_estimator(obj, path, MODELS, overwrite=overwrite, storage_options=storage_options,
+                   provenance=provenance)
 
 
 def load(path: PathLike | Location, *, embedding: Any = None,

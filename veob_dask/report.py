@@ -33,11 +33,10 @@ from .diagnostics import (
     StoreSample,
     describe,
     load_model,
-    model_provenance,
+    model_header,
     neighbor_table,
     query_examples,
     sample_store,
-    store_provenance,
 )
 from .errors import InvalidParameterError, StoreExistsError
 
@@ -255,9 +254,9 @@ def _is_images(summary: ModelSummary, store_info: dict[str, Any]) -> bool:
 
 def _store_figures(rep: Report, model: Any, store: str, labels: str | None, *,
                    n_sample: int, map_rows: int, projection: str, random_state: int) -> None:
-    from .io import read_array, read_matrix
+    from .io import describe_store, read_array, read_matrix
 
-    info = store_provenance(store)
+    info = describe_store(store)
     x = read_matrix(store)
     y = None if labels is None else read_array(store, labels)
     t0 = time.perf_counter()
@@ -321,7 +320,7 @@ def build_report(model: Any, *, store: str | os.PathLike[str] | None = None,
         Seed of every sample and map.
     provenance : dict, optional
         What is known about the training input, added to what a saved model records (e.g.
-        :func:`~veob_dask.diagnostics.store_provenance` of the store it was fitted on).
+        :func:`veob_dask.io.describe_store` of the store it was fitted on).
 
     Returns
     -------
@@ -345,8 +344,11 @@ def build_report(model: Any, *, store: str | os.PathLike[str] | None = None,
     if labels is not None and store is None:
         raise InvalidParameterError("labels name an array of the dataset store; give the store "
                                     "too (--store STORE --labels NAME).")
-    summary = describe(model, {**(model_provenance(path) if path else {}),
-                               **(provenance or {})})
+    recorded, saved = model_header(path) if path else ({}, {})
+    summary = describe(model, {**recorded, **(provenance or {})})
+    if saved:
+        summary.facts["saved"] = f"{saved.get('created', '?')} by {saved.get('writer', '?')} " \
+                                 f"(format version {saved.get('format_version', '?')})"
     if summary.kind != "svd" and store is not None:
         raise InvalidParameterError(f"a dataset store goes with SVD models; a {summary.name} "
                                     "carries its own embedding, so give no --store.")

@@ -171,3 +171,25 @@ def test_a_store_replaced_at_the_same_path_is_reread(tmp_path: Path) -> None:
         write_array(np.full((12, 3), value, dtype=np.float32), path, overwrite=True)
         got = read_array(path).compute()
         assert got.shape == (12, 3) and np.all(got == value)
+
+
+def test_describe_store_dense_and_sparse(tmp_path):
+    import scipy.sparse as sp
+
+    from veob_dask.io import describe_store
+    from veob_dask.io.sparse import write_sparse
+
+    imgs = np.random.default_rng(1).integers(0, 255, size=(50, 4, 3), dtype=np.uint8)
+    src = _write_idx(tmp_path / "img-idx3-ubyte", imgs)
+    ingest(src, tmp_path / "d.zarr", chunk_rows=16)
+    d = describe_store(tmp_path / "d.zarr")
+    assert d["store"] == str((tmp_path / "d.zarr").resolve()) and d["kind"] == "dataset"
+    assert (d["shape"], d["chunks"], d["dtype"]) == ([50, 4, 3], [16, 4, 3], "uint8")
+    assert d["source"] == str(src.resolve()) and d["format"] == "idx"
+    assert d["writer"].startswith("veob_dask ") and d["format_version"] == 2 and d["created"]
+    m = sp.random(30, 8, density=0.3, format="csr", random_state=0, dtype=np.float32)
+    write_sparse(m, tmp_path / "s.zarr", chunk_rows=10)
+    s = describe_store(tmp_path / "s.zarr")
+    assert (s["kind"], s["shape"], s["chunks"], s["nnz"]) == ("sparse", [30, 8], [10, 8], m.nnz)
+    with pytest.raises(StoreFormatError, match="has no array 'Z'"):
+        describe_store(tmp_path / "d.zarr", "Z")

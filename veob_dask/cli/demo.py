@@ -20,7 +20,7 @@ import numpy as np
 
 from ..datasets import DEFAULT_FASHION_MNIST, idx_files, load_digits_split
 from ..evaluation import evaluate_retrieval
-from ..io import read_array, write_array
+from ..io import describe_store, read_array, write_array
 from ..io.ingest import ingest
 from ..runtime import scheduler_context
 from ..spectral import spectral_transform_2d
@@ -129,13 +129,12 @@ def _write_report(args: argparse.Namespace, path: Path, model: Any, x_tr: Any,
     """The HTML report of the fitted basis, drawn from one pass over the training store."""
     from sklearn.pipeline import Pipeline
 
-    from ..diagnostics import store_provenance
     from ..report import build_report
     from ..spectral import SpectralTransform2D
 
     pipe = Pipeline([("spectral", SpectralTransform2D(basis=args.basis).fit(x_tr)),
                      ("svd", model)])
-    rep = build_report(pipe, store=train, labels="y", provenance=store_provenance(train),
+    rep = build_report(pipe, store=train, labels="y", provenance=describe_store(train),
                        title=f"veob demo: {args.dataset}, 2-D {args.basis} transform + SVD "
                        f"to {args.n_components} dimensions")
     rep.save(path)

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ..errors import InvalidParameterError
-from ..io import check_output, read_matrix
+from ..io import check_output, describe_store, read_matrix
 from ..persistence import save
 from ..runtime import scheduler_context
 from ..spectral import SpectralTransform2D
@@ -124,7 +124,7 @@ def run_incremental(args: argparse.Namespace, stages: Stages) -> int:
             source=source, progress=lambda line: stages.say(f"[incremental] {line}"))
     est, resumed = fitted.estimator, fitted.resumed_from_chunk
     with stages.stage("save", f"saving model to {args.out}"):
-        save(est, args.out, overwrite=args.overwrite)
+        save(est, args.out, overwrite=args.overwrite, provenance=describe_store(args.store))
     remove_checkpoint(checkpoint)
     stages.show(f"solver: incremental (Brand merge tree, working rank {fitted.working_rank}, "
                 f"{fitted.n_chunks - resumed} of {fitted.n_chunks} chunks merged in this run"
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         model.fit(x)
     svd = model[-1] if isinstance(model, Pipeline) else model
     with stages.stage("save", f"saving model to {args.out}"):
-        save(model, args.out, overwrite=args.overwrite)
+        save(model, args.out, overwrite=args.overwrite, provenance=describe_store(args.store))
     stages.show(f"solver: {svd.solver_} ({svd.solver_reason_})")
     result = _summary(args, svd, stages)
     stages.show(f"model written to {args.out} in {stages.total:.2f} s")

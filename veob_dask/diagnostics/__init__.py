@@ -17,10 +17,9 @@ from .model import (
     describe,
     embedding_sample,
     load_model,
-    model_provenance,
+    model_header,
     neighbor_table,
     query_examples,
-    store_provenance,
     svd_step,
 )
 from .projection import neighbourhood_map
@@ -33,12 +32,11 @@ __all__ = [
     "embedding_sample",
     "load_model",
     "model_features",
-    "model_provenance",
+    "model_header",
     "neighbor_table",
     "neighbourhood_map",
     "query_examples",
     "reconstruct",
     "sample_store",
-    "store_provenance",
     "svd_step",
 ]

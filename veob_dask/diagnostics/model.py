@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidParameterError, StoreFormatError
-from ..io import load, open_group
+from ..io import open_group
+from ..io.layout import KIND_NAMES
+from ..io.store import store_header
 from ..text.wordvectors import UnknownWordError
 
 __all__ = [
@@ -26,10 +28,9 @@ __all__ = [
     "describe",
     "embedding_sample",
     "load_model",
-    "model_provenance",
+    "model_header",
     "neighbor_table",
     "query_examples",
-    "store_provenance",
     "svd_step",
 ]
 
@@ -126,51 +127,27 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     StoreFormatError
         If the store holds no model (a dataset store, say).
     """
-    group = open_group(path, mode="r")
-    attrs = dict(group.attrs)
-    if "veob_wordvectors" in attrs:
-        from ..text.wordvectors import WordVectors
+    from ..persistence import load
 
-        return WordVectors.load(path)
-    if "veob_sentences" in attrs:
-        from ..text.sentences import SentenceModel
-
-        return SentenceModel.load(path)
-    if "veob_dask" not in attrs and "X" in group:
+    kind = (store_header(open_group(path)) or {}).get("kind")
+    if kind in ("dataset", "sparse"):
         raise StoreFormatError(
-            f"{str(path)!r} is a dataset store, not a model; pass the model first and the "
+            f"{str(path)!r} is a {KIND_NAMES[kind]}, not a model; pass the model first and the "
             "dataset with --store (fit one with `veob fit STORE MODEL`).")
+    if kind not in ("model", "wordvectors", "sentences"):
+        what = KIND_NAMES.get(str(kind), "store veob_dask did not write")
+        raise StoreFormatError(f"{str(path)!r} is a {what}; a report describes a model from "
+                               "`veob fit`, `veob words build` or `veob sentences build`.")
     return load(path)
 
 
-def model_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The training input's provenance recorded in a saved model (empty when none was)."""
-    head = open_group(path, mode="r").attrs.get("veob_dask")
-    recorded = head.get("input") if isinstance(head, dict) else None
-    return dict(recorded) if isinstance(recorded, dict) else {}
-
-
-def store_provenance(path: str | os.PathLike[str], name: str = "X") -> dict[str, Any]:
-    """Provenance of array ``name`` of a dataset store: where it came from, shape, chunks, when.
-
-    Returns the array's recorded attributes (``source``, ``created``, ``writer``, ``format``...)
-    with its ``shape``, ``chunks`` and ``dtype`` as stored, and the store's path.
-    """
-    group = open_group(path, mode="r")
-    out: dict[str, Any] = {"store": os.path.abspath(path) if "://" not in str(path) else str(path)}
-    if "sparse" in group.attrs:
-        info = dict(group.attrs["sparse"])
-        out.update({k: v for k, v in info.items() if k != "provenance"})
-        out.update(info.get("provenance") or {})
-        return out
-    try:
-        arr = group[name]
-    except KeyError as err:
-        raise StoreFormatError(f"store {str(path)!r} has no array {name!r}; it holds "
-                               f"{sorted(group.keys())}.") from err
-    out.update(dict(arr.attrs))
-    out.update({"shape": list(arr.shape), "chunks": list(arr.chunks), "dtype": str(arr.dtype)})
-    return out
+def model_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(provenance, saved)`` of a saved model: the training input recorded by ``veob fit``
+    (empty when none was) and when and by which release the model was written."""
+    head = store_header(open_group(path)) or {}
+    recorded = head.get("input")
+    saved = {k: head[k] for k in ("created", "writer", "format_version") if k in head}
+    return (dict(recorded) if isinstance(recorded, dict) else {}), saved
 
 
 def _rule(param: Any, k: int) -> tuple[str, float | None]:
@@ -282,7 +259,7 @@ def describe(model: Any, provenance: dict[str, Any] | None = None) -> ModelSumma
     model : estimator, Pipeline, WordVectors or SentenceModel
         A fitted model (see :func:`load_model`).
     provenance : dict, optional
-        What is known about the training input (see :func:`store_provenance`).
+        What is known about the training input (see :func:`veob_dask.io.describe_store`).
 
     Returns
     -------

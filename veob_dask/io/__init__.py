@@ -12,7 +12,7 @@
 """
 
 from .location import Location, as_location
-from .matrix import read_matrix
+from .matrix import describe_store, read_matrix
 from .publish import (
     check_output,
     install_termination_handler,
@@ -29,6 +29,7 @@ __all__ = [
     "as_location",
     "check_output",
     "create_artifact",
+    "describe_store",
     "install_termination_handler",
     "open_artifact",
     "open_group",

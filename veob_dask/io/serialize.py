@@ -389,8 +389,12 @@ def write_estimator(writer: ArtifactWriter, est: Any, table: ModelTable, *,
 
 def save_estimator(est: Any, path: PathLike | Location, table: ModelTable, *,
                    overwrite: bool = False, inputs: Sequence[Any] = (),
-                   storage_options: Mapping[str, Any] | None = None) -> None:
+                   storage_options: Mapping[str, Any] | None = None,
+                   provenance: Mapping[str, Any] | None = None) -> None:
     """Save ``est`` (an estimator or Pipeline whose classes are in ``table``) to ``path``.
+
+    ``provenance`` (JSON values, e.g. :func:`~veob_dask.io.matrix.describe_store` of the
+    training store) is recorded in the root header as ``"input"``: what the model was fitted on.
 
     Raises
     ------
@@ -400,8 +404,11 @@ def save_estimator(est: Any, path: PathLike | Location, table: ModelTable, *,
         The output may not be written (see :func:`~veob_dask.io.publish.check_output`).
     """
     _kind_of(est, table)  # fail before creating anything
+    fields = {} if provenance is None else {"input": dict(provenance)}
+    if fields and not _json_ok(fields["input"]):
+        raise TypeError("the provenance recorded in a model must hold JSON values only.")
     with create_artifact(path, "model", overwrite=overwrite, inputs=inputs,
-                         storage_options=storage_options) as w:
+                         storage_options=storage_options, **fields) as w:
         write_estimator(w, est, table)
 
 
