@@ -287,6 +287,21 @@ def _store_figures(rep: Report, model: Any, store: str, labels: str | None, *,
                 "components.")
 
 
+def _summarise(model: Any, provenance: dict[str, Any] | None
+               ) -> tuple[str | None, Any, ModelSummary]:
+    """Load the model if given a path; describe it with what its store records."""
+    path = None
+    if isinstance(model, (str, os.PathLike)):
+        path = str(model)
+        model = load_model(path)
+    recorded, saved = model_header(path) if path else ({}, {})
+    summary = describe(model, {**recorded, **(provenance or {})})
+    if saved:
+        summary.facts["saved"] = (f"{saved.get('created', '?')} by {saved.get('writer', '?')} "
+                                  f"(format version {saved.get('format_version', '?')})")
+    return path, model, summary
+
+
 def build_report(model: Any, *, store: str | os.PathLike[str] | None = None,
                  labels: str | None = None, title: str | None = None, n_sample: int = 2000,
                  map_rows: int = 1000, projection: str = "auto",
@@ -305,11 +320,9 @@ def build_report(model: Any, *, store: str | os.PathLike[str] | None = None,
         Name of the store's label array (e.g. ``"y"``) to colour the map.
     title : str, optional
         Page title (default: from the model path).
-    n_sample : int, default=2000
-        Rows sampled for the map of the first two components.
-    map_rows : int, default=1000
-        Rows of the sample put through the neighbourhood-preserving map (its cost grows
-        faster than linearly).
+    n_sample, map_rows : int, default=2000, 1000
+        Rows sampled for the map of the first two components; rows of that sample put through
+        the neighbourhood-preserving map (its cost grows faster than linearly).
     projection : {"auto", "tsne", "umap", "none"}, default="auto"
         See :func:`~veob_dask.diagnostics.neighbourhood_map`.
     queries : list of str, optional
@@ -337,18 +350,10 @@ def build_report(model: Any, *, store: str | os.PathLike[str] | None = None,
     thread, and figures drawn from a sample of ``n_sample`` rows.
     """
     t_start = time.perf_counter()
-    path = None
-    if isinstance(model, (str, os.PathLike)):
-        path = str(model)
-        model = load_model(path)
     if labels is not None and store is None:
         raise InvalidParameterError("labels name an array of the dataset store; give the store "
                                     "too (--store STORE --labels NAME).")
-    recorded, saved = model_header(path) if path else ({}, {})
-    summary = describe(model, {**recorded, **(provenance or {})})
-    if saved:
-        summary.facts["saved"] = f"{saved.get('created', '?')} by {saved.get('writer', '?')} " \
-                                 f"(format version {saved.get('format_version', '?')})"
+    path, model, summary = _summarise(model, provenance)
     if summary.kind != "svd" and store is not None:
         raise InvalidParameterError(f"a dataset store goes with SVD models; a {summary.name} "
                                     "carries its own embedding, so give no --store.")
@@ -372,16 +377,23 @@ def build_report(model: Any, *, store: str | os.PathLike[str] | None = None,
                     "The first components as images (mapped back to pixels through the "
                     "spectral transform, if any).")
     else:
-        t0 = time.perf_counter()
-        size = min(n_sample, len(model))
-        fig = plot.embedding_map(model, projection=projection, n_sample=size,
-                                 map_rows=map_rows, random_state=random_state)
-        rep.add("map", fig, f"The model's embedding, a seeded sample of {size:,} rows: the "
-                f"first two components{_right_panel(fig)}; a few points are named.")
-        rep.seconds["map"] = round(time.perf_counter() - t0, 3)
-        what = "words" if summary.kind == "words" else "sentences"
-        qs = queries or query_examples(model, random_state=random_state)
-        rep.tables.append((f"Nearest {what} (squared Euclidean distance, as the paper's tables)",
-                           neighbor_table(model, qs, n_neighbors)))
+        _text_figures(rep, model, n_sample=n_sample, map_rows=map_rows, projection=projection,
+                      queries=queries, n_neighbors=n_neighbors, random_state=random_state)
     rep.seconds["total"] = round(time.perf_counter() - t_start, 3)
     return rep
+
+
+def _text_figures(rep: Report, model: Any, *, n_sample: int, map_rows: int, projection: str,
+                  queries: list[str] | None, n_neighbors: int, random_state: int) -> None:
+    """The map of a word or sentence model's own embedding, and its neighbour tables."""
+    t0 = time.perf_counter()
+    size = min(n_sample, len(model))
+    fig = plot.embedding_map(model, projection=projection, n_sample=size, map_rows=map_rows,
+                             random_state=random_state)
+    rep.add("map", fig, f"The model's embedding, a seeded sample of {size:,} rows: the first "
+            f"two components{_right_panel(fig)}; a few points are named.")
+    rep.seconds["map"] = round(time.perf_counter() - t0, 3)
+    what = "words" if rep.summary.kind == "words" else "sentences"
+    qs = queries or query_examples(model, random_state=random_state)
+    rep.tables.append((f"Nearest {what} (squared Euclidean distance, as the paper's tables)",
+                       neighbor_table(model, qs, n_neighbors)))

@@ -158,6 +158,27 @@ def _counts(rows: np.ndarray, chunks: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(c) for c in np.diff(np.searchsorted(rows, bounds)))
 
 
+def _stats_graph(model: Any, svd: Any, x: da.Array, feats: da.Array, rows: np.ndarray,
+                 counts: tuple[int, ...]) -> da.Array:
+    """The per-chunk statistics (see :func:`_stats_block`), from the raw rows when the model's
+    earlier steps are an orthonormal map, else from the transformed rows."""
+    k = int(svd.components_.shape[0])
+    comps_t = np.ascontiguousarray(np.asarray(svd.components_, np.float64).T)
+    mean = None if getattr(svd, "mean_", None) is None else np.asarray(svd.mean_, np.float64)
+    w, mean_vec, source = comps_t, mean, feats
+    m = _orthonormal_map(model, x)
+    if m is not None:  # project the raw rows on M Vᵀ: the transform is not run over the store
+        w, source = m @ comps_t, x
+        mean_vec = None if mean is None else m @ mean
+    mean_proj = None if mean is None else mean @ comps_t
+    mean_sq = 0.0 if mean is None else float(mean @ mean)
+    out: da.Array = da.map_blocks(
+        _stats_block, source, w, mean_vec, mean_proj, mean_sq, rows, dtype=np.float64,
+        chunks=(tuple(c + 1 for c in counts), (k + 1,)),
+        drop_axis=list(range(2, source.ndim)) or None, meta=np.empty((0, k + 1)))
+    return out
+
+
 def sample_store(x: da.Array, model: Any, *, labels: da.Array | None = None,
                  n_sample: int = 2000, n_keep: int = 16, random_state: int = 0) -> StoreSample:
     """Read ``x`` once: reconstruction energies of every row and a seeded row sample.
@@ -170,10 +191,9 @@ def sample_store(x: da.Array, model: Any, *, labels: da.Array | None = None,
         A fitted SVD model (see :func:`~veob_dask.diagnostics.model.svd_step`).
     labels : dask.array.Array of shape (n,), optional
         One label per row.
-    n_sample : int, default=2000
-        Rows sampled (uniformly without replacement, seeded).
-    n_keep : int, default=16
-        Sampled rows whose raw values are kept (dense stores only).
+    n_sample, n_keep : int, default=2000, 16
+        Rows sampled (uniformly without replacement, seeded); sampled rows whose raw values
+        are kept (dense stores only).
     random_state : int, default=0
         Seed of the sample.
 
@@ -215,21 +235,8 @@ def sample_store(x: da.Array, model: Any, *, labels: da.Array | None = None,
     rows = np.sort(rng.choice(n, size=min(int(n_sample), n), replace=False))
     keep = np.sort(rng.choice(rows, size=min(int(n_keep), rows.size), replace=False))
     k = int(svd.components_.shape[0])
-    comps_t = np.ascontiguousarray(np.asarray(svd.components_, np.float64).T)
-    mean = None if getattr(svd, "mean_", None) is None else np.asarray(svd.mean_, np.float64)
-    w, mean_vec, source = comps_t, mean, feats
-    m = _orthonormal_map(model, x)
-    if m is not None:  # project the raw rows on M Vᵀ: the transform is not run over the store
-        w, source = m @ comps_t, x
-        mean_vec = None if mean is None else m @ mean
-    mean_proj = None if mean is None else mean @ comps_t
-    mean_sq = 0.0 if mean is None else float(mean @ mean)
-    counts = _counts(rows, source.chunks[0])
-    stats = da.map_blocks(_stats_block, source, w, mean_vec, mean_proj, mean_sq, rows,
-                          dtype=np.float64, chunks=(tuple(c + 1 for c in counts), (k + 1,)),
-                          drop_axis=list(range(2, source.ndim)) or None,
-                          meta=np.empty((0, k + 1)))
-    wanted: list[Any] = [stats]
+    counts = _counts(rows, x.chunks[0])
+    wanted: list[Any] = [_stats_graph(model, svd, x, feats, rows, counts)]
     dense = not sp.issparse(getattr(x, "_meta", None))
     if dense and keep.size:
         wanted.append(da.map_blocks(_take_block, x, keep, dtype=x.dtype,
