@@ -12,6 +12,7 @@ Examples
 --------
 >>> from veob_dask import plot                                         # doctest: +SKIP
 >>> from veob_dask.diagnostics import load_model, sample_store         # doctest: +SKIP
+>>> from veob_dask.io import read_array                                # doctest: +SKIP
 >>> model = load_model("model.zarr")                                  # doctest: +SKIP
 >>> plot.spectrum(model)                                              # doctest: +SKIP
 >>> s = sample_store(read_array("train.zarr"), model,
