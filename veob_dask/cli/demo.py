@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scheduler(p, default="local")
     p.add_argument("--workdir", help="keep the Zarr stores here (default: a temporary directory)")
     add_overwrite(p, "the stores of an earlier demo in --workdir")
-    p.add_argument("--report", metavar="REPORT.html",
+    p.add_argument("--report", metavar="FILE",
                    help="where to write the HTML report of the fitted model (default: "
                    "WORKDIR/report.html with --workdir, else veob-demo-DATASET.html in the "
                    "system's temporary directory)")
@@ -105,13 +104,13 @@ def _evaluate(args: argparse.Namespace, q: Any, yq: np.ndarray, base: Any, yb: n
             "recall_at_10": float(recall)}
 
 
-def _report_path(args: argparse.Namespace) -> Path | None:
+def _report_path(args: argparse.Namespace, stages: Stages) -> Path | None:
     """Where the demo's report goes, or None when it is not wanted or cannot be drawn."""
     if args.no_report:
         return None
     if importlib.util.find_spec("matplotlib") is None:
-        print("veob demo: no report: matplotlib is not installed (pip install "
-              "'veob_dask[plot]').", file=sys.stderr)
+        stages.say("veob demo: no report: matplotlib is not installed (pip install "
+                   "'veob_dask[plot]').")
         return None
     if args.report:
         path = Path(args.report)
@@ -142,7 +141,7 @@ def _write_report(args: argparse.Namespace, path: Path, model: Any, x_tr: Any,
 
 def run(args: argparse.Namespace) -> int:
     stages = Stages(json=args.json)
-    report = _report_path(args)
+    report = _report_path(args, stages)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="veob-demo-"))
     overwrite = args.overwrite or not args.workdir  # a fresh temporary folder holds nothing
     work.mkdir(parents=True, exist_ok=True)

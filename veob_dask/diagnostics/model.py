@@ -91,7 +91,7 @@ class ModelSummary:
         A share of the total energy when it is known, else of the energy of the known values.
         """
         e = np.cumsum(np.asarray(self.spectrum, dtype=np.float64) ** 2)
-        total = self.total_energy if self.total_energy else (e[-1] if e.size else 1.0)
+        total = self.total_energy or (e[-1] if e.size else 1.0)
         return e / (total if total > 0 else 1.0)
 
 

@@ -64,8 +64,7 @@ def _check(n_images: int, dom: str, shot: Path) -> None:
 def test_digits_demo_report_opens_in_chromium(tmp_path: Path, capsys) -> None:
     page = tmp_path / "digits.html"
     assert main(["demo", "--scheduler", "threads", "--json", "--report", str(page)]) == 0
-    out = capsys.readouterr().out
-    res = json.loads(out.strip().splitlines()[-1])
+    res = json.loads(capsys.readouterr().out)
     assert res["report"] == str(page.resolve())
     n_images, dom = _open(page, tmp_path, tmp_path / "digits.png")
     assert n_images == 5  # spectrum, reconstruction error, map, rebuilt images, components
