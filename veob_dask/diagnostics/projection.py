@@ -57,8 +57,8 @@ def neighbourhood_map(z: np.ndarray, *, method: str = "auto", random_state: int 
     perplexity = float(min(30.0, (z.shape[0] - 1) / 3.0))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
                 max_iter=500, random_state=random_state)
-    # One OpenMP thread: sklearn's Barnes-Hut gradient spin-waits its threads, and on a busy
-    # 2-core machine 1,000 digits took 62 s with 2 threads against 7.9 s with one (load 10).
+    # One OpenMP thread: sklearn's Barnes-Hut gradient spin-waits its threads on a busy machine
+    # (benchmarks/README.md, "Measurements behind choices in the code").
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="openmp"):
