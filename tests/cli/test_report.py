@@ -86,3 +86,24 @@ def test_fit_records_the_input_store_and_the_report_shows_it(fitted: Path) -> No
     assert rep.summary.provenance == recorded
     assert "Training input (recorded in the model)" in rep.to_html()
     assert saved["writer"] in rep.summary.facts["saved"]
+
+
+def test_sigterm_while_writing_the_page_leaves_nothing(fitted: Path, monkeypatch, capsys) -> None:
+    import os
+    import signal
+
+    import veob_dask.report
+
+    real = os.replace
+
+    def terminate_then_replace(src, dst):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled in this (main) thread, right here
+        return real(src, dst)
+
+    monkeypatch.setattr(veob_dask.report.os, "replace", terminate_then_replace)
+    before = sorted(p.name for p in fitted.iterdir())
+    assert main(["report", str(fitted / "m.zarr"), "-o", str(fitted / "r.html"),
+                 "--projection", "none"]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "terminated (SIGTERM); nothing partial was left")
+    assert sorted(p.name for p in fitted.iterdir()) == before  # no page, no temporary file
