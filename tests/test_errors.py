@@ -7,7 +7,7 @@ import pytest
 from veob_dask import errors
 
 _ROOTS = {"VeobError", "StoreError", "VeobWarning", "NotFittedError", "Terminated"}
-_BUILTINS = (ValueError, LookupError, OSError, ConnectionError)
+_BUILTINS = (ValueError, LookupError, OSError, ConnectionError, ImportError)
 
 
 @pytest.mark.parametrize("name", sorted(set(errors.__all__) - _ROOTS))
@@ -33,3 +33,8 @@ def test_termination_is_not_a_failure():
     """SIGTERM becomes an interrupt: ``except Exception`` / ``except VeobError`` do not see it."""
     assert issubclass(errors.Terminated, KeyboardInterrupt)
     assert not issubclass(errors.Terminated, Exception)
+
+
+def test_a_missing_optional_package_is_an_import_error():
+    with pytest.raises(ImportError):
+        raise errors.MissingDependencyError("x")
