@@ -33,7 +33,8 @@ from veob_dask.svd.incremental import (
     summarize_block,
     truncate,
 )
-from veob_dask.svd.incremental_embedding import IncrementalSVDEmbedding, working_rank
+from veob_dask.svd.incremental_embedding import IncrementalSVDEmbedding
+from veob_dask.svd.incremental_solver import working_rank
 
 
 def exact(x: np.ndarray, center: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -31,22 +31,24 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-import scipy.sparse as sp
 from dask.base import tokenize
 from dask.delayed import Delayed
 from threadpoolctl import threadpool_limits
 
-from .._validation import check_block_finite
 from ..errors import InvalidParameterError
 from ..svd.incremental import merge, reorthogonalize, summarize_block
-from ..svd.kernels import SUBBLOCK_ELEMENTS, augmented_gram, normal_block
+from ..svd.kernels import (
+    EXACT_MAX_FEATURES,
+    SUBBLOCK_ELEMENTS,
+    as_csr,
+    augmented_gram,
+    block_stats,
+    normal_block,
+)
 
 __all__ = ["SOLVERS", "Plan", "live_accumulators", "parse_memory", "plan_fit", "run_pass"]
 
 SOLVERS = ("auto", "gram", "incremental", "randomized")
-
-#: Widest data the exact per-subdomain Gram route takes under ``solver="auto"``.
-GRAM_MAX_FEATURES = 4096
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
           "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
@@ -120,7 +122,7 @@ def _task_bytes(solver: str, d: int, rank: int, chunk_bytes: int, chunk_rows: in
     if solver == "gram":
         return base + 8 * (d + 1) ** 2
     if solver == "incremental":
-        return base + 8 * (min(d, GRAM_MAX_FEATURES) ** 2 + 4 * (2 * rank + 1) * d)
+        return base + 8 * (min(d, EXACT_MAX_FEATURES) ** 2 + 4 * (2 * rank + 1) * d)
     return base + 8 * 2 * d * rank
 
 
@@ -163,7 +165,7 @@ def plan_fit(n_keys: int, d: int, *, solver: str, rank: int, n_iter: int, budget
             f"({budget / 2**20:.0f} MiB); raise memory_budget or lower n_components.")
     rand_passes = n_iter + 1
     if solver == "auto":
-        candidates = [("incremental", 1)] if d > GRAM_MAX_FEATURES else [("gram", 1),
+        candidates = [("incremental", 1)] if d > EXACT_MAX_FEATURES else [("gram", 1),
                                                                           ("incremental", 1)]
     else:
         candidates = [(solver, rand_passes if solver == "randomized" else 1)]
@@ -185,12 +187,12 @@ def plan_fit(n_keys: int, d: int, *, solver: str, rank: int, n_iter: int, budget
         why = "chosen by the caller"
     elif plan.solver == "gram":
         why = f"exact: every subdomain's {d + 1}² Gram matrix fits the budget in one pass"
-    elif d > GRAM_MAX_FEATURES:
-        why = f"{d} > {GRAM_MAX_FEATURES} features: rank-{rank} summaries, randomized locally"
+    elif d > EXACT_MAX_FEATURES:
+        why = f"{d} > {EXACT_MAX_FEATURES} features: rank-{rank} summaries, randomized locally"
     else:
         why = (f"{n_keys} Gram matrices of {d + 1}² do not fit the budget in one pass: rank-{rank}"
                " summaries (Brand merges)")
-    if sparse and plan.solver == "gram" and d > GRAM_MAX_FEATURES:
+    if sparse and plan.solver == "gram" and d > EXACT_MAX_FEATURES:
         why += "; sparse blocks"
     return Plan(plan.solver, why, rank, plan.group_size, plan.n_groups, plan.passes,
                 plan.per_key_bytes, plan.live, plan.estimate_bytes)
@@ -199,11 +201,8 @@ def plan_fit(n_keys: int, d: int, *, solver: str, rank: int, n_iter: int, budget
 # -- kernels --------------------------------------------------------------------------------------
 def _as_rows(block: Any) -> Any:
     """scipy CSR for sparse blocks, an ndarray otherwise (rows can then be gathered)."""
-    if type(block).__module__.startswith("sparse"):
-        block = block.tocsr()
-    if sp.issparse(block):
-        return sp.csr_matrix(block)
-    return np.asarray(block)
+    csr = as_csr(block)
+    return np.asarray(block) if csr is None else csr
 
 
 def _segments(codes: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -222,17 +221,8 @@ def _randomized_acc(xs: Any, q: np.ndarray) -> np.ndarray:
     d, l = q.shape
     out = np.zeros((d + 1, l + 1))
     out[:d, :l] = normal_block(xs, q)
-    if sp.issparse(xs):
-        check_block_finite(xs)
-        out[:d, l] = np.asarray(xs.sum(axis=0, dtype=np.float64)).ravel()
-        out[d, 0] = float(xs.multiply(xs).sum())
-    else:
-        x64 = np.asarray(xs, dtype=np.float64)
-        out[:d, l] = x64.sum(axis=0)
-        out[d, 0] = float(np.einsum("ij,ij->", x64, x64))
-        if not (np.isfinite(out[d, 0]) and np.all(np.isfinite(out[:d, l]))):
-            check_block_finite(x64)
-    out[d, 1] = xs.shape[0]
+    stats = block_stats(xs)
+    out[:d, l], out[d, 0], out[d, 1] = stats[:d], stats[d], stats[d + 1]
     return out
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..svd.kernels import project_block
+
 __all__ = ["RouteTables", "project_rows", "route_block"]
 
 _PRODUCT_ELEMENTS = 1 << 22
@@ -107,7 +109,8 @@ def route_block(block: Any, tables: RouteTables, n_routes: int,
 
 def project_rows(block: Any, codes: np.ndarray, components: np.ndarray, means: np.ndarray,
                  dtype: Any) -> np.ndarray:
-    """Kernel: each row's coordinates in the basis of its own subdomain ``codes[i]``."""
+    """Kernel: each row's coordinates in the basis of its own subdomain ``codes[i]``
+    (:func:`~veob_dask.svd.kernels.project_block` per subdomain)."""
     x = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
     codes = np.asarray(codes).ravel().astype(np.int64)
     out = np.empty((x.shape[0], components.shape[1]), dtype=dtype)
@@ -119,6 +122,5 @@ def project_rows(block: Any, codes: np.ndarray, components: np.ndarray, means: n
     for a, b in itertools.pairwise(cuts):
         j = int(sorted_codes[a])
         rows = order[a:b]
-        xs = np.asarray(x[rows], dtype=dtype) - means[j].astype(dtype)
-        out[rows] = xs @ components[j].T.astype(dtype)
+        out[rows] = project_block(x[rows], components[j], means[j], dtype=dtype)
     return out

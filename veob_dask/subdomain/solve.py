@@ -18,7 +18,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
-from ..svd import flip_signs
+from ..svd import choose_k, flip_signs
 from ._passes import Plan, plan_fit, run_pass
 
 __all__ = ["DomainBases", "fit_bases"]
@@ -38,16 +38,6 @@ class DomainBases:
     n_samples: np.ndarray  # (m,)
     energy: np.ndarray  # (m,) squared Frobenius norm of each (centered) subdomain
     plan: Plan
-
-
-def _keep(s: np.ndarray, energy: float, n_components: float) -> int:
-    """Components a subdomain keeps: ``n_components`` (int) or the energy fraction (float),
-    never past its numerical rank."""
-    rank = int(np.count_nonzero(s > RTOL * s[0])) if s.size and s[0] > 0 else 0
-    if isinstance(n_components, int):
-        return min(n_components, rank)
-    cum = np.cumsum(s[:rank] ** 2) / max(energy, 1e-300)
-    return min(rank, int(np.searchsorted(cum, n_components - 1e-12) + 1))
 
 
 def _from_gram(acc: np.ndarray, center: bool, n_top: int) -> tuple[np.ndarray, np.ndarray, float,
@@ -185,7 +175,7 @@ def fit_bases(x: da.Array, keys: da.Array, domains: np.ndarray, *, n_components:
                                               n_iter=n_iter, seed=seed,
                                               split_every=split_every, n_top=k_cap,
                                               threads=threads).items():
-            k = _keep(s, e, n_components)
+            k = choose_k(s, e, n_components, rtol=RTOL)
             kept[c], svals[c] = np.array(w[:k]), np.array(s[:k])
             energy[c], counts[c] = e, n
             if mu is not None:

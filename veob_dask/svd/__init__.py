@@ -1,27 +1,40 @@
 """SVD solvers (Gram, TSQR, randomized, incremental) and the embedding estimators."""
 
 from ._signs import flip_signs
-from .embedding import SOLVERS, SVDEmbedding, choose_solver, project, register_solver
+from .embedding import SVDEmbedding, project
 from .gram import gram_matrix, gram_svd
 from .incremental_embedding import IncrementalSVDEmbedding
-from .kernels import augmented_gram, normal_block
+from .incremental_solver import incremental_svd
+from .kernels import (
+    EXACT_MAX_FEATURES,
+    augmented_gram,
+    block_stats,
+    choose_k,
+    normal_block,
+    project_block,
+)
 from .randomized import randomized_svd
 from .result import SVDResult
+from .solvers import SOLVERS, choose_solver
 from .tsqr import tsqr_svd
 
 __all__ = [
+    "EXACT_MAX_FEATURES",
     "SOLVERS",
     "IncrementalSVDEmbedding",
     "SVDEmbedding",
     "SVDResult",
     "augmented_gram",
+    "block_stats",
+    "choose_k",
     "choose_solver",
     "flip_signs",
     "gram_matrix",
     "gram_svd",
+    "incremental_svd",
     "normal_block",
     "project",
+    "project_block",
     "randomized_svd",
-    "register_solver",
     "tsqr_svd",
 ]

@@ -29,9 +29,8 @@ import scipy.sparse as sp
 from dask.delayed import Delayed
 from threadpoolctl import threadpool_limits
 
-from .._validation import check_block_finite
 from ..errors import InvalidParameterError
-from .kernels import normal_block
+from .kernels import as_csr, augmented_gram, block_stats, normal_block, subblock_rows
 
 __all__ = [
     "WithStats",
@@ -43,9 +42,6 @@ __all__ = [
     "sketch_product",
     "sketch_rows",
 ]
-
-#: Elements of one dense sub-block a kernel converts at a time (bounds task memory).
-SUBBLOCK_ELEMENTS = 1 << 19
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -71,16 +67,6 @@ def has_sparse_blocks(x: da.Array) -> bool:
     """Whether ``x``'s blocks are scipy.sparse or pydata ``sparse`` (from its meta)."""
     meta = getattr(x, "_meta", None)
     return bool(sp.issparse(meta) or type(meta).__module__.startswith("sparse"))
-
-
-def _as_scipy(block: Any, dtype: Any) -> Any:
-    """A sparse block as a scipy CSR matrix of ``dtype``; a dense block as an ndarray (left in
-    its dtype: the dense kernels convert sub-blocks)."""
-    if sp.issparse(block):
-        return sp.csr_matrix(block, dtype=dtype)
-    if type(block).__module__.startswith("sparse"):
-        return sp.csr_matrix(block.tocsr(), dtype=dtype)
-    return np.asarray(block)
 
 
 def _part_dtype(x: da.Array, dtype: Any) -> np.dtype:
@@ -115,16 +101,6 @@ def _omega(seed: int, row0: int, n_rows: int, l: int, dtype: Any) -> np.ndarray:
         stop = min(n_rows, start + step)
         out[start:stop] = sketch_rows(seed, row0 + start, row0 + stop, l, dtype)
     return out
-
-
-def _subblock_rows(d: int) -> int:
-    """Rows of a dense sub-block of about :data:`SUBBLOCK_ELEMENTS` values."""
-    return max(1, SUBBLOCK_ELEMENTS // max(1, d))
-
-
-def _dense_slices(n_rows: int, d: int) -> list[slice]:
-    step = _subblock_rows(d)
-    return [slice(start, start + step) for start in range(0, n_rows, step)]
 
 
 class WithStats:
@@ -164,22 +140,12 @@ def _normal_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
 
 def _panel_gram_block(block: Any, q: np.ndarray, with_stats: bool = False) -> Any:
     """Kernel: ``(X_b q)ᵀ (X_b q)`` of one row block, shape (1, l, l), float64 (a
-    :class:`WithStats` if asked)."""
+    :class:`WithStats` if asked): the leading block of
+    :func:`~veob_dask.svd.kernels.augmented_gram` with the panel as basis."""
     if with_stats:
         return WithStats(_panel_gram_block(block, q), _stats_block(block, 0, 0, 0))
-    xb = _as_scipy(block, q.dtype)
     l = q.shape[1]
-    out = np.zeros((1, l, l))
-    if sp.issparse(xb):
-        y = np.asarray(xb @ q, dtype=np.float64)
-        out[0] = y.T @ y
-        return out
-    n_rows, d = xb.shape
-    for rows in _dense_slices(n_rows, d):
-        part = xb[rows]
-        y = np.asarray(part.astype(q.dtype, copy=False) @ q, dtype=np.float64)
-        out[0] += y.T @ y
-    return out
+    return augmented_gram(block, q, dtype=q.dtype)[None, :l, :l]
 
 
 def _sketch_block(block: Any, rows: np.ndarray, seed: int, l: int, dtype: Any,
@@ -191,16 +157,18 @@ def _sketch_block(block: Any, rows: np.ndarray, seed: int, l: int, dtype: Any,
 
 
 def _sketch_only(block: Any, row0: int, seed: int, l: int, dtype: Any) -> np.ndarray:
-    xb = _as_scipy(block, dtype)
-    n_rows, d = xb.shape
-    if sp.issparse(xb):
+    csr = as_csr(block, dtype)
+    if csr is not None:
         # One product for the whole block: a sparse product writes a dense d x l result, so
         # splitting the block would multiply that cost.
-        return np.asarray(xb.T @ _omega(seed, row0, n_rows, l, dtype))[None]
+        return np.asarray(csr.T @ _omega(seed, row0, csr.shape[0], l, dtype))[None]
+    xb = np.asarray(block)
+    n_rows, d = xb.shape
     out = np.zeros((1, d, l))
-    for rows in _dense_slices(n_rows, d):
-        part = xb[rows]
-        omega = _omega(seed, row0 + rows.start, part.shape[0], l, dtype)
+    step = subblock_rows(2 * d, limit=1 << 30)  # half a Gram sub-block: Ω takes the rest
+    for start in range(0, n_rows, step):
+        part = xb[start:start + step]
+        omega = _omega(seed, row0 + start, part.shape[0], l, dtype)
         out[0] += part.astype(dtype, copy=False).T @ omega
     return out
 
@@ -208,28 +176,15 @@ def _sketch_only(block: Any, row0: int, seed: int, l: int, dtype: Any) -> np.nda
 def _stats_block(block: Any, row0: int, seed: int, l: int) -> np.ndarray:
     """Kernel: float64 statistics of one row block, shape (1, d + l + 2): column sums, the
     column sums of Ω_b (``l`` of them, for centring a sketch), the sum of squares and the row
-    count. Raises :class:`~veob_dask.errors.DataError` on NaN/inf."""
-    xb = _as_scipy(block, None if sp.issparse(block) else np.float64)
-    n_rows, d = xb.shape
+    count (:func:`~veob_dask.svd.kernels.block_stats`). Raises
+    :class:`~veob_dask.errors.DataError` on NaN/inf."""
+    n_rows, d = block.shape
+    stats = block_stats(block)
     out = np.zeros((1, d + l + 2))
-    if sp.issparse(xb):
-        check_block_finite(xb)
-        out[0, :d] = np.asarray(xb.sum(axis=0, dtype=np.float64)).ravel()
-        values = xb.data.astype(np.float64, copy=False)
-        out[0, d + l] = float(np.dot(values, values))
-    else:
-        for rows in _dense_slices(n_rows, d):
-            part = np.asarray(xb[rows],
-                              dtype=np.float64)
-            out[0, :d] += part.sum(axis=0)
-            flat = part.ravel()
-            out[0, d + l] += float(flat @ flat)
-        # NaN/inf make the sum of squares or a column sum non-finite: scan only then.
-        if not (np.isfinite(out[0, d + l]) and np.all(np.isfinite(out[0, :d]))):
-            check_block_finite(block)
+    out[0, :d] = stats[:d]
+    out[0, d + l:] = stats[d:]
     if l:
         out[0, d:d + l] = _omega(seed, row0, n_rows, l, np.float64).sum(axis=0)
-    out[0, d + l + 1] = n_rows
     return out
 
 

@@ -26,13 +26,8 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 
 from ..errors import InvalidParameterError
-from .incremental import (
-    GRAM_MAX_FEATURES,
-    SVDSummary,
-    merge_many,
-    reorthogonalize,
-    summarize_block,
-)
+from .incremental import SVDSummary, merge_many, reorthogonalize, summarize_block
+from .kernels import EXACT_MAX_FEATURES
 
 __all__ = ["auto_chunks_per_leaf", "compute_summary", "merge_tree", "single_blas_thread", "tree_depth", "tree_summary"]
 
@@ -125,7 +120,7 @@ def auto_chunks_per_leaf(x: da.Array, *, decay: float = 1.0, chunk_solver: str =
     d = x.shape[1]
     meta = getattr(x, "_meta", None)
     sparse = meta is not None and not isinstance(meta, np.ndarray)
-    if decay != 1.0 or sparse or chunk_solver == "randomized" or d > GRAM_MAX_FEATURES:
+    if decay != 1.0 or sparse or chunk_solver == "randomized" or d > EXACT_MAX_FEATURES:
         return 1
     rows = max(1, int(np.median(x.chunks[0])))
     chunk_bytes = rows * d * np.dtype(x.dtype).itemsize

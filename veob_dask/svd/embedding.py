@@ -4,77 +4,26 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import (
     as_dask_2d,
-    check_block_finite,
     check_fitted_count,
     check_n_features,
     parse_n_components,
     parse_seed,
 )
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError, NumericalWarning
-from .gram import gram_svd
+from .kernels import choose_k, project_block
 from .result import SVDResult
-from .tsqr import tsqr_svd
+from .solvers import SOLVERS, choose_solver
 
-__all__ = ["SOLVERS", "SVDEmbedding", "check_svd_params", "choose_solver", "project",
-           "register_solver"]
-
-#: Above this many features the exact routes (d x d Gram / R factors) give way to randomized.
-EXACT_MAX_FEATURES = 4096
-
-#: name -> function(x, *, n_components, center, estimator) -> SVDResult
-SOLVERS: dict[str, Callable[..., SVDResult]] = {}
-
-
-def register_solver(name: str, func: Callable[..., SVDResult]) -> None:
-    """Make ``func`` available as ``SVDEmbedding(solver=name)``."""
-    SOLVERS[name] = func
-
-
-def _gram(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
-    return gram_svd(x, center=center, n_components=n_components)
-
-
-def _tsqr(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
-    return tsqr_svd(x, center=center)
-
-
-register_solver("gram", _gram)
-register_solver("tsqr", _tsqr)
-
-
-def _is_sparse_dask(x: da.Array) -> bool:
-    meta = getattr(x, "_meta", None)
-    return sp.issparse(meta) or type(meta).__module__.startswith("sparse")
-
-
-def choose_solver(x: da.Array, solver: str) -> tuple[str, str]:
-    """Resolve ``solver="auto"`` for ``x``; return (solver, reason)."""
-    if solver != "auto":
-        return solver, "chosen by the caller"
-    d = x.shape[1]
-    sparse = _is_sparse_dask(x)
-    if d <= EXACT_MAX_FEATURES:
-        # Sparse blocks too: a d x d Gram of CSR blocks is cheap, exact and one pass, where the
-        # randomized route needs n_iter + 1 passes for an approximation.
-        kind = "sparse" if sparse else "dense"
-        return "gram", (f"{kind} with {d} <= {EXACT_MAX_FEATURES} features: exact one-pass "
-                        "Gram route")
-    if "randomized" in SOLVERS:
-        kind = "sparse" if sparse else "dense"
-        return "randomized", (f"{kind} with {d} > {EXACT_MAX_FEATURES} features: randomized "
-                              "block Krylov range finder")
-    return "gram", f"{d} features; no randomized solver registered, exact Gram route"
+__all__ = ["SVDEmbedding", "check_svd_params", "project"]
 
 
 def _check_int(est: Any, name: str, low: int) -> None:
@@ -96,32 +45,24 @@ def check_svd_params(est: Any) -> None:
     parse_seed(est.random_state)
 
 
-def _project_block(block: Any, comps_t: np.ndarray, mean_proj: np.ndarray | None,
-                   dtype: np.dtype, block_id: tuple[int, ...] | None = None) -> np.ndarray:
-    """Kernel: ``(block - mean) @ componentsᵀ`` for one row block (mean folded in afterwards)."""
-    check_block_finite(block, block_id)
-    out = block @ comps_t.astype(dtype, copy=False)
-    out = np.asarray(out.todense() if hasattr(out, "todense") else out, dtype=dtype)
-    if mean_proj is not None:
-        out -= mean_proj.astype(dtype)
-    return out
-
-
 def project(x: da.Array, components: np.ndarray, mean: np.ndarray | None = None) -> da.Array:
     """Lazy embedding ``(x - mean) @ components.T`` keeping the row chunks of ``x``.
 
     float32 input gives float32 output, anything else float64.
     """
     dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
-    comps_t = np.ascontiguousarray(components.T)
-    mean_proj = None if mean is None else mean @ comps_t
     k = components.shape[0]
     out: da.Array = da.map_blocks(
-        _project_block, x, comps_t, mean_proj, dtype, dtype=dtype, chunks=(x.chunks[0], (k,)),
+        _project, x, components, mean, dtype, dtype=dtype, chunks=(x.chunks[0], (k,)),
         meta=np.empty((0, k), dtype=dtype),
-        name="veob-project-" + da.core.tokenize(x.name, comps_t, mean_proj, str(dtype)),
+        name="veob-project-" + da.core.tokenize(x.name, components, mean, str(dtype)),
     )
     return out
+
+
+def _project(block: Any, components: np.ndarray, mean: np.ndarray | None, dtype: np.dtype,
+             block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    return project_block(block, components, mean, dtype=dtype, block_id=block_id)
 
 
 def _reconstruct_block(block: np.ndarray, comps: np.ndarray, mean: np.ndarray | None,
@@ -133,18 +74,16 @@ def _reconstruct_block(block: np.ndarray, comps: np.ndarray, mean: np.ndarray | 
 
 
 def _choose_k(s: np.ndarray, total: float, n_components: float) -> int:
-    if isinstance(n_components, int):
-        return n_components
-    if n_components >= 1.0:
-        return s.size
-    cum = np.cumsum(s**2) / total if total > 0 else np.ones_like(s)
-    k = int(np.searchsorted(cum, n_components - 1e-12) + 1)
-    if k > s.size:
+    """:func:`~veob_dask.svd.kernels.choose_k`, warning when the computed spectrum holds less
+    energy than the fraction asked for."""
+    k = choose_k(s, total, n_components)
+    if not isinstance(n_components, int) and n_components < 1.0 and total > 0 and s.size \
+            and float(np.sum(s**2)) / total < n_components - 1e-12:
         warnings.warn(
-            f"the {s.size} computed components explain {cum[-1]:.4f} of the energy, less than "
-            f"n_components={n_components}; keeping all {s.size}. Raise max_components.",
-            NumericalWarning, stacklevel=3)
-    return min(k, s.size)
+            f"the {s.size} computed components explain {float(np.sum(s**2)) / total:.4f} of the "
+            f"energy, less than n_components={n_components}; keeping all {s.size}. Raise "
+            "max_components.", NumericalWarning, stacklevel=4)
+    return k
 
 
 class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -256,11 +195,29 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise InvalidParameterError(
                 f"solver must be 'auto' or one of {sorted(SOLVERS)}; got {self.solver!r}."
             )
-        res = SOLVERS[solver](x, n_components=n_comp, center=self.center, estimator=self)
+        res = self._solve(x, solver, n_comp)
         self._set_state(res, n_comp, d)
         self.solver_ = solver
         self.solver_reason_ = f"{reason}; {res.note}" if res.note else reason
         return self
+
+    def _solve(self, x: da.Array, solver: str, n_comp: float) -> SVDResult:
+        """Run ``SOLVERS[solver]`` with the keyword arguments of this estimator it takes."""
+        n, d = x.shape
+        keywords: dict[str, dict[str, Any]] = {
+            "gram": {"n_components": n_comp},
+            "tsqr": {},
+            # an energy fraction: compute max_components directions, choose k from them
+            "randomized": {
+                "n_components": n_comp if isinstance(n_comp, int)
+                else min(int(self.max_components), n, d),
+                "n_oversamples": self.n_oversamples, "n_iter": self.n_iter,
+                "random_state": self.random_state},
+            "incremental": {"n_components": n_comp, "n_oversamples": self.n_oversamples,
+                            "max_components": self.max_components,
+                            "random_state": self.random_state},
+        }
+        return SOLVERS[solver](x, center=bool(self.center), **keywords[solver])
 
     def _set_state(self, res: SVDResult, n_comp: float, d: int) -> None:
         k = _choose_k(res.singular_values, res.total_energy, n_comp)

@@ -30,18 +30,17 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from .._validation import check_block_finite
 from ..errors import NumericalWarning
 from ._passes import has_sparse_blocks, resolve_compute_dtype
 from ._signs import flip_signs
-from .kernels import augmented_gram, subblock_rows
+from .kernels import augmented_gram, choose_k, subblock_rows
 from .result import SVDResult
 
-__all__ = ["ACCURACY_FLOOR", "MAX_REFINEMENTS", "SV_RTOL", "first_unresolved", "gram_error",
-           "gram_matrix", "gram_svd", "projected_gram", "spectrum_from_gram"]
+__all__ = ["ACCURACY_FLOOR", "MAX_REFINEMENTS", "SV_RTOL", "first_unresolved", "graded_eigh",
+           "gram_error", "gram_matrix", "gram_svd", "projected_gram", "spectrum_from_gram",
+           "value_groups"]
 
 #: Relative accuracy promised for every kept singular value with σᵢ/σ₁ >= ACCURACY_FLOOR.
 SV_RTOL = 1e-6
@@ -113,41 +112,10 @@ def _projected_gram_block(block: Any, basis: np.ndarray | None, shift: np.ndarra
                           block_id: tuple[int, ...] | None = None) -> np.ndarray:
     """Kernel: ``w² [Y, 1]ᵀ [Y, 1]`` with ``Y = (X_b − shift) basis``, shape (1, r+1, r+1).
 
-    Dense blocks are converted to float64 and shifted before the product, a sub-block at a time,
-    so a large common offset (a mean far from zero) cancels exactly instead of inside the
-    product. ``basis`` None is the identity; ``w`` is ``weights[i]`` for row chunk ``i``.
+    :func:`~veob_dask.svd.kernels.augmented_gram` in float64 (the shift cancels a large common
+    offset exactly); ``basis`` None is the identity; ``w`` is ``weights[i]`` for row chunk ``i``.
     """
-    d = block.shape[1]
-    r = d if basis is None else basis.shape[1]
-    out = np.zeros((1, r + 1, r + 1))
-    if type(block).__module__.startswith("sparse"):  # pydata sparse
-        block = block.tocsr()
-    if sp.issparse(block):
-        check_block_finite(block, block_id)
-        xb = sp.csr_matrix(block, dtype=np.float64)
-        y = xb.toarray() if basis is None else np.asarray(xb @ basis)
-        if shift is not None:
-            y -= shift if basis is None else shift @ basis
-        out[0] = augmented_gram(y)
-    else:
-        n = block.shape[0]
-        step = _gram_step(d + r)
-        buf = np.empty((min(step, max(n, 1)), r + 1))
-        buf[:, r] = 1.0
-        acc = np.zeros((r + 1, r + 1))
-        for start in range(0, n, step):
-            part = np.array(block[start:start + step], dtype=np.float64)
-            if shift is not None:
-                part -= shift
-            b = buf[:part.shape[0]]
-            if basis is None:
-                b[:, :r] = part
-            else:
-                np.matmul(part, basis, out=b[:, :r])
-            acc += b.T @ b
-        out[0] = acc
-        if not np.all(np.isfinite(np.diagonal(out[0]))):
-            check_block_finite(block, block_id)
+    out = augmented_gram(block, basis, shift=shift, block_id=block_id)[None]
     if weights is not None:
         out *= float(weights[block_id[0] if block_id else 0]) ** 2
     return out
@@ -256,25 +224,12 @@ def _n_products(x: da.Array, width: int) -> int:
     return int(sum(math.ceil(c / step) for c in x.chunks[0] if c))
 
 
-def _kept(res: SVDResult, n_components: float | None) -> int:
-    """How many leading values the caller keeps: an int, an energy fraction, or all (None)."""
-    s = res.singular_values
-    if n_components is None or isinstance(n_components, bool):
-        return int(s.size)
-    if isinstance(n_components, int):
-        return min(int(n_components), s.size)
-    if n_components >= 1.0 or res.total_energy <= 0:
-        return int(s.size)
-    cum = np.cumsum(s**2) / res.total_energy
-    return min(int(np.searchsorted(cum, n_components - 1e-12)) + 1, int(s.size))
-
-
 #: Largest λ_max/λ_min inside one group of resolved directions (``eigh`` of the group is then
 #: accurate to about 1e4·u relative for all of them).
 _GROUP_RANGE = 1e4
 
 
-def _groups(values: np.ndarray, i0: int) -> list[tuple[int, int]]:
+def value_groups(values: np.ndarray, i0: int) -> list[tuple[int, int]]:
     """Split the resolved leading ``i0`` values into runs of range <= _GROUP_RANGE; the rest
     (unresolved) is one last group."""
     out, lo = [], 0
@@ -289,7 +244,7 @@ def _groups(values: np.ndarray, i0: int) -> list[tuple[int, int]]:
     return out
 
 
-def _graded_eigh(b: np.ndarray, groups: list[tuple[int, int]]
+def graded_eigh(b: np.ndarray, groups: list[tuple[int, int]]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigenpairs of a PSD ``b`` that is nearly diagonal across ``groups`` of coordinates of
     decreasing scale (block LDLᵀ elimination).
@@ -336,7 +291,7 @@ def _refine(x: da.Array, res: SVDResult, i0: int, *, center: bool,
             split_every: int | None) -> tuple[SVDResult, np.ndarray, np.ndarray]:
     """One Rayleigh–Ritz pass: the Gram matrix of the data in the basis of all current
     directions (nearly diagonal there for the first ``i0``, resolved ones), decomposed by
-    :func:`_graded_eigh`.
+    :func:`graded_eigh`.
 
     Returns the new result, the error estimates and their irreducible part (both in λ units).
     """
@@ -348,8 +303,8 @@ def _refine(x: da.Array, res: SVDResult, i0: int, *, center: bool,
     b_aug = np.asarray(b_aug)
     n, b_acc, ysum = float(b_aug[d, d]), b_aug[:d, :d], b_aug[:d, d]
     resid = np.outer(ysum, ysum) / n if center and n > 0 else np.zeros((d, d))
-    groups = _groups(res.singular_values, i0)
-    values, coords, delta2 = _graded_eigh(b_acc - resid, groups)
+    groups = value_groups(res.singular_values, i0)
+    values, coords, delta2 = graded_eigh(b_acc - resid, groups)
     comps = coords.T if basis is None else coords.T @ res.components
     # Errors, per group at its own scale: accumulation and eigh in float64 and the neglected
     # coupling (δ² λ); plus the rounding of (X - shift) @ basis, a backward error of about
@@ -421,27 +376,36 @@ def gram_svd(x: da.Array, *, center: bool = False, split_every: int | None = Non
     top = (res.singular_values[0] ** 2 if res.singular_values.size else 0.0) + shift_energy
     err = gram_error(g_aug[:d, :d], res.components.T, top, unit_roundoff=unit,
                      n_products=_n_products(x, d))
+    def kept(r: SVDResult) -> int:
+        return choose_k(r.singular_values, r.total_energy, n_components)
+
     # Refine while a kept value (any ratio) is short of SV_RTOL and a pass can still help;
     # promise (and warn about) only those with σᵢ/σ₁ >= ACCURACY_FLOOR.
-    first = first_unresolved(res.singular_values, err, _kept(res, n_components), floor=0.0)
+    first = first_unresolved(res.singular_values, err, kept(res), floor=0.0)
     i0 = first
     while i0 is not None and res.passes <= MAX_REFINEMENTS:
         res, err, irr = _refine(x, res, i0, center=center, split_every=split_every)
-        i0 = first_unresolved(res.singular_values, err, _kept(res, n_components), floor=0.0,
+        i0 = first_unresolved(res.singular_values, err, kept(res), floor=0.0,
                               irreducible=irr)
     if first is None:
         return res
+    return _reported(res, err, first, kept(res))
+
+
+def _reported(res: SVDResult, err: np.ndarray, first: int, k: int) -> SVDResult:
+    """The refined result with its note; a NumericalWarning for a kept value still short of
+    :data:`SV_RTOL` above :data:`ACCURACY_FLOOR`."""
     s = res.singular_values
     note = ""
     if res.passes > 1:
         note = (f"refined by {res.passes - 1} Rayleigh–Ritz pass(es): σ{first + 1}/σ₁ = "
                 f"{s[first] / s[0]:.1e} was below the one-pass Gram route's accuracy")
-    bad = first_unresolved(s, err, _kept(res, n_components))
+    bad = first_unresolved(s, err, k)
     if bad is not None:
         warnings.warn(
             f"the Gram route could not resolve σ{bad + 1} (σ{bad + 1}/σ₁ = {s[bad] / s[0]:.1e}) "
             f"to {SV_RTOL:g} relative after {res.passes} passes (estimated error "
             f"{err[bad] / (2 * s[bad] ** 2):.1e}); use solver='tsqr'.",
-            NumericalWarning, stacklevel=3)
+            NumericalWarning, stacklevel=4)
     return SVDResult(s, res.components, res.total_energy, res.n_samples, res.mean,
                      passes=res.passes, note=note)

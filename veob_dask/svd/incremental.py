@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from .._validation import check_block_finite
 from ..errors import InvalidParameterError
 from ._signs import flip_signs
-from .kernels import augmented_gram
+from .kernels import EXACT_MAX_FEATURES, as_csr, augmented_gram, block_stats
 
 __all__ = [
     "CHUNK_SOLVERS",
@@ -56,9 +56,6 @@ __all__ = [
 
 #: How a single row chunk is reduced to a summary.
 CHUNK_SOLVERS = ("auto", "gram", "randomized")
-
-#: Above this many features ``chunk_solver="auto"`` uses the randomized local SVD.
-GRAM_MAX_FEATURES = 4096
 
 #: Singular values below this fraction of the largest are numerical zeros and are dropped.
 RTOL = 1e-12
@@ -124,19 +121,11 @@ def _dense64(block: Any) -> np.ndarray:
 
 def _as_csr_or_dense(block: Any) -> Any:
     """scipy CSR (float64) for sparse blocks; dense float32/float64 blocks are not copied."""
-    if sp.issparse(block):
-        return sp.csr_matrix(block, dtype=np.float64)
-    if hasattr(block, "tocsr") and not isinstance(block, np.ndarray):  # pydata sparse COO
-        return sp.csr_matrix(block.tocsr(), dtype=np.float64)
+    csr = as_csr(block, np.float64)
+    if csr is not None:
+        return csr
     arr = np.asarray(block)
     return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
-
-
-def _dense_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 ``xᵀx`` and column sums (the shared kernel, a sub-block at a time)."""
-    d = x.shape[1]
-    g = augmented_gram(x)
-    return g[:d, :d], g[:d, d]
 
 
 def _keep(s: np.ndarray, max_rank: int | None) -> int:
@@ -260,27 +249,19 @@ def summarize_block(block: Any, *, max_rank: int, center: bool = False, chunk_so
                           np.zeros(d) if center else None)
     solver = chunk_solver
     if solver == "auto":
-        solver = "gram" if d <= GRAM_MAX_FEATURES else "randomized"
+        solver = "gram" if d <= EXACT_MAX_FEATURES else "randomized"
     gram = None
     if solver == "gram" and c >= d and not any(sp.issparse(x) for x in xs):
         # one sweep gives the Gram matrix, the column sums and the energy
-        gram, sums = np.zeros((d, d)), np.zeros(d)
-        for x in xs:
-            g_part, s_part = _dense_gram(x)
-            gram += g_part
-            sums += s_part
+        acc = sum(augmented_gram(x) for x in xs)
+        gram, sums = acc[:d, :d], acc[:d, d]
         energy = float(np.trace(gram))
         x = xs[0]
     else:
         x = xs[0] if len(xs) == 1 else (sp.vstack(xs, format="csr")
                                          if any(sp.issparse(v) for v in xs) else np.vstack(xs))
-        if sp.issparse(x):
-            x = sp.csr_matrix(x)
-            energy = float(x.multiply(x).sum())
-            sums = np.asarray(x.sum(axis=0)).ravel()
-        else:
-            energy = float(np.einsum("ij,ij->", x, x, dtype=np.float64))
-            sums = x.sum(axis=0, dtype=np.float64)
+        stats = block_stats(x)
+        sums, energy = stats[:d], float(stats[d])
     mean = sums / c if center else None
     if mean is not None:
         energy = max(0.0, energy - c * float(mean @ mean))

@@ -4,47 +4,20 @@ from __future__ import annotations
 
 import numbers
 import os
-import warnings
-from dataclasses import replace
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from .._validation import as_dask_2d, check_n_features, parse_n_components, parse_seed
-from ..errors import InvalidParameterError, NotFittedError, NumericalWarning
-from ._signs import flip_signs
+from ..errors import InvalidParameterError, NotFittedError
 from ._tree import compute_summary, tree_summary
-from .embedding import SVDEmbedding, _choose_k, register_solver
-from .gram import _graded_eigh, _groups, projected_gram
+from .embedding import SVDEmbedding, _choose_k
 from .incremental import CHUNK_SOLVERS, SVDSummary, brand_update, merge, reorthogonalize
-from .result import SVDResult
+from .incremental_solver import discarded_energy_warning, refine_summary, working_rank
 
-__all__ = ["DISCARD_WARN_SHARE", "IncrementalSVDEmbedding", "discarded_energy_warning",
-           "incremental_svd", "refine_summary", "working_rank"]
-
-#: A fit warns (NumericalWarning, with a bound) when truncation to the working rank discarded
-#: more than this share of the energy. On Fashion-MNIST (k = 30, working rank 60) truncation
-#: discards 5 % (uncentered) to 12 % (centered) and the values are within 1e-3 of the exact
-#: ones; on 500,000 x 30 white noise (k = 5) it discards 67 % and the basis is arbitrary.
-DISCARD_WARN_SHARE = 0.25
-
-
-def working_rank(n_components: float, n_features: int, n_oversamples: int | None,
-                 max_components: int) -> int:
-    """Working rank ``r = k + p`` carried through updates (capped at ``n_features``).
-
-    ``k`` is ``n_components`` for an int, ``max_components`` for an energy fraction; ``p`` is
-    ``n_oversamples``, or by default ``k`` for an int and 0 for a fraction.
-    """
-    if isinstance(n_components, int):
-        k, p = n_components, n_components if n_oversamples is None else n_oversamples
-    else:
-        k, p = max_components, 0 if n_oversamples is None else n_oversamples
-    return max(1, min(n_features, k + p))
+__all__ = ["IncrementalSVDEmbedding"]
 
 
 def _check_params(est: Any) -> None:
@@ -70,85 +43,6 @@ def _check_params(est: Any) -> None:
             raise InvalidParameterError(
                 f"{name} must be True or False; got {getattr(est, name)!r}.")
     parse_seed(est.random_state)
-
-
-def refine_summary(x: da.Array, summary: SVDSummary, *, decay: float = 1.0,
-                   split_every: int | None = None) -> SVDSummary:
-    """Rayleigh–Ritz: the singular values of the data restricted to the summary's subspace.
-
-    One pass computes the Gram matrix of ``(X − mean) Wᵀ`` (r x r, float64; row chunk ``i`` of
-    ``N`` weighted by ``decay ** (N − 1 − i)`` as in the merge tree); its eigenvectors rotate the
-    basis ``W`` inside its span and its eigenvalues are the squared singular values of the data
-    on that span, which truncation during the merges underestimates. The span, the energy and
-    the counts are unchanged.
-
-    Parameters
-    ----------
-    x : dask.array.Array of shape (n_samples, n_features)
-        The rows the summary was built from, in the same row chunks.
-    summary : SVDSummary
-        From :func:`~veob_dask.svd._tree.tree_summary` (or a checkpointed fit) of ``x``.
-    decay : float, default=1.0
-        The decay the summary was built with.
-    split_every : int, optional
-        Fan-in of the tree sum.
-
-    Returns
-    -------
-    SVDSummary
-
-    Notes
-    -----
-    Laziness: computes one pass. Memory: one row chunk plus an 8 MiB sub-block per task.
-    """
-    if summary.rank == 0:
-        return summary
-    n_blocks = x.numblocks[0]
-    weights = None
-    if decay != 1.0:
-        weights = float(decay) ** np.arange(n_blocks - 1, -1, -1, dtype=np.float64)
-    w = summary.components
-    with threadpool_limits(1, user_api="blas"):
-        (b_aug,) = dask.compute(projected_gram(x, np.ascontiguousarray(w.T), shift=summary.mean,
-                                               weights=weights, split_every=split_every))
-    b_aug = np.asarray(b_aug)
-    r = w.shape[0]
-    b, ysum, n = b_aug[:r, :r], b_aug[:r, r], float(b_aug[r, r])
-    if summary.centered and n > 0:
-        b = b - np.outer(ysum, ysum) / n  # the (tiny) residual mean after the shift
-    # W is nearly an eigenbasis of b: a graded solve keeps small values accurate (gram.py)
-    values, coords, _ = _graded_eigh(b, _groups(summary.singular_values, r))
-    order = np.argsort(-values, kind="stable")
-    comps = flip_signs(coords[:, order].T @ w)
-    return replace(summary, singular_values=np.sqrt(values[order]), components=comps,
-                   n_merges=0)
-
-
-def discarded_energy_warning(before: SVDSummary, singular_values: np.ndarray, k: int,
-                             *, refined: bool, stacklevel: int = 3) -> None:
-    """Warn when truncation discarded more than :data:`DISCARD_WARN_SHARE` of the energy.
-
-    ``δ = energy − Σ ŝᵢ²`` (the merges are exact but for truncation, so ``δ`` is exactly what
-    truncation dropped) bounds the error: every singular value of the data satisfies
-    ``σᵢ² <= ŝᵢ² + δ`` (Weyl: what was dropped is positive semidefinite with trace ``δ``), and
-    the reported values are at least ``ŝᵢ``.
-    """
-    if before.energy <= 0 or k == 0:
-        return
-    delta = max(0.0, before.energy - float(np.sum(before.singular_values**2)))
-    share = delta / before.energy
-    if share <= DISCARD_WARN_SHARE:
-        return
-    s = np.asarray(singular_values[:k], dtype=np.float64)
-    bound = float(np.sqrt(1.0 + delta / max(float(s[-1]) ** 2, 1e-300)) - 1.0)
-    what = ("exact for the subspace found (Rayleigh–Ritz)" if refined
-            else "underestimates (refine=False)")
-    warnings.warn(
-        f"truncation to the working rank {before.rank} discarded {share:.0%} of the energy "
-        f"(more than {DISCARD_WARN_SHARE:.0%}): the singular values are {what}, but the best "
-        f"rank-{k} subspace may hold more; each true σᵢ is at most √(σᵢ² + {delta:.4g}) "
-        f"(σ{k} up to {bound:.1%} higher). Raise n_oversamples or use solver='gram'.",
-        NumericalWarning, stacklevel=stacklevel)
 
 
 class IncrementalSVDEmbedding(SVDEmbedding):
@@ -274,8 +168,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
 
     def _set_summary(self, summ: SVDSummary, n_comp: float, *, refined: bool = False) -> None:
         s = summ.singular_values
-        k = _choose_k(s, summ.energy, n_comp) if s.size else 0
-        k = min(k, s.size)
+        k = _choose_k(s, summ.energy, n_comp)
         self.spectrum_ = s
         self.working_components_ = summ.components
         self.components_ = summ.components[:k]
@@ -392,26 +285,3 @@ class IncrementalSVDEmbedding(SVDEmbedding):
             raise NotFittedError("this IncrementalSVDEmbedding is not fitted yet; call fit or "
                                  "partial_fit first.")
         return super().transform(X)
-
-
-def incremental_svd(x: da.Array, *, n_components: float, center: bool,
-                    estimator: Any) -> SVDResult:
-    """``SVDEmbedding(solver="incremental")``: the merge tree with the estimator's settings,
-    then the Rayleigh–Ritz pass of :func:`refine_summary`.
-
-    Uses ``estimator.n_oversamples`` as ``p`` and ``estimator.max_components`` for fractions.
-    """
-    d = x.shape[1]
-    p = getattr(estimator, "n_oversamples", None)
-    r = working_rank(n_components, d, p, int(getattr(estimator, "max_components", 256)))
-    seed = parse_seed(getattr(estimator, "random_state", 0))
-    summ = compute_summary(tree_summary(x, max_rank=r, center=center, seed=seed))
-    final = refine_summary(x, summ)
-    k = min(int(n_components), final.rank) if isinstance(n_components, int) else final.rank
-    discarded_energy_warning(summ, final.singular_values, k, refined=True, stacklevel=4)
-    return SVDResult(final.singular_values, final.components, final.energy, final.n_samples,
-                     final.mean, passes=2,
-                     note="singular values from one Rayleigh–Ritz pass over the merged basis")
-
-
-register_solver("incremental", incremental_svd)

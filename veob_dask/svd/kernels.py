@@ -1,13 +1,18 @@
-"""The data kernels every solver shares: the augmented Gram matrix and the normal product of a block.
+"""The block kernels every solver shares: one numpy function per operation on a block of rows.
 
-Both take one block of rows (dense ndarray, scipy.sparse or pydata ``sparse``) and return float64
-numpy arrays; they are what a task does with a chunk, whoever arranges the tasks
+Each takes one block of rows (dense ndarray, scipy.sparse or pydata ``sparse``) and returns numpy
+arrays; they are what a task does with a chunk, whoever arranges the tasks
 (:mod:`veob_dask.svd.gram`, :mod:`veob_dask.svd._passes`, :mod:`veob_dask.svd.incremental`,
-:mod:`veob_dask.subdomain`).
+:mod:`veob_dask.subdomain`, :mod:`veob_dask.partition`), and :func:`choose_k` is the one rule
+that turns a spectrum into a number of components.
 
-``augmented_gram(X)``     ``[X, 1]ᵀ [X, 1]``, (d+1) x (d+1): the Gram matrix, the column sums and
-                          the row count from one product;
-``normal_block(X, q)``    ``Xᵀ (X q)``, d x l: one power step of a range finder.
+``augmented_gram(X, basis, shift=)``  ``[Y, 1]ᵀ [Y, 1]`` with ``Y = (X − shift) basis`` (``Y = X``
+                                      by default), (r+1)²: the Gram matrix, the column sums and
+                                      the row count from one product;
+``normal_block(X, q)``                ``Xᵀ (X q)``, d x l: one power step of a range finder;
+``block_stats(X)``                    column sums, sum of squares and row count, float64;
+``project_block(X, V, mean)``         ``(X − mean) Vᵀ``: the embedding of a block;
+``choose_k(s, total, n_components)``  components kept for an int or an energy fraction.
 
 Dense blocks are converted to the compute dtype a cache-sized sub-block at a time and the
 sub-block products are summed in float64.
@@ -15,6 +20,7 @@ sub-block products are summed in float64.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -22,7 +28,12 @@ import scipy.sparse as sp
 
 from .._validation import check_block_finite
 
-__all__ = ["SUBBLOCK_ELEMENTS", "augmented_gram", "normal_block", "subblock_rows"]
+__all__ = ["EXACT_MAX_FEATURES", "SUBBLOCK_ELEMENTS", "as_csr", "augmented_gram", "block_stats",
+           "choose_k", "normal_block", "project_block", "subblock_rows"]
+
+#: Widest data the exact routes take under ``"auto"`` (a d x d Gram matrix per fit, per chunk
+#: summary or per subdomain); wider data goes to the randomized range finders.
+EXACT_MAX_FEATURES = 4096
 
 #: Elements of one dense sub-block a kernel converts at a time (bounds task memory; a
 #: 1024 x 785 float64 buffer stays in cache for its BLAS ``syrk``, where converting a whole chunk
@@ -30,8 +41,7 @@ __all__ = ["SUBBLOCK_ELEMENTS", "augmented_gram", "normal_block", "subblock_rows
 #: code").
 SUBBLOCK_ELEMENTS = 1 << 20
 
-
-#: Elements of one dense sub-block of :func:`normal_block` (two products per sub-block).
+#: Elements of one dense sub-block of :func:`normal_block` and :func:`block_stats`.
 _NORMAL_SUBBLOCK = 1 << 19
 
 
@@ -40,8 +50,9 @@ def subblock_rows(d: int, limit: int = 1024) -> int:
     return max(1, min(limit, SUBBLOCK_ELEMENTS // max(1, d)))
 
 
-def _as_csr(block: Any, dtype: Any) -> Any:
-    """scipy CSR for scipy.sparse and pydata ``sparse`` blocks; None for dense blocks."""
+def as_csr(block: Any, dtype: Any = None) -> Any:
+    """scipy CSR (of ``dtype``, default its own) for scipy.sparse and pydata ``sparse``
+    blocks; None for dense blocks."""
     if type(block).__module__.startswith("sparse"):  # pydata sparse
         block = block.tocsr()
     if sp.issparse(block):
@@ -49,24 +60,42 @@ def _as_csr(block: Any, dtype: Any) -> Any:
     return None
 
 
-def augmented_gram(block: Any, *, dtype: Any = np.float64,
+def _sparse_gram(csr: Any) -> np.ndarray:
+    n, d = csr.shape
+    out = np.zeros((d + 1, d + 1))
+    out[:d, :d] = (csr.T @ csr).toarray()
+    sums = np.asarray(csr.sum(axis=0)).ravel()
+    out[:d, d] = sums
+    out[d, :d] = sums
+    out[d, d] = n
+    return out
+
+
+def augmented_gram(block: Any, basis: np.ndarray | None = None, *,
+                   shift: np.ndarray | None = None, dtype: Any = np.float64,
                    block_id: tuple[int, ...] | None = None) -> np.ndarray:
-    """Augmented Gram matrix ``[X, 1]ᵀ [X, 1]`` of one block of rows, float64 (d+1, d+1).
+    """Augmented Gram matrix ``[Y, 1]ᵀ [Y, 1]`` of ``Y = (X − shift) basis``, float64.
 
     Parameters
     ----------
     block : ndarray, scipy.sparse matrix or pydata ``sparse`` array of shape (n, d)
         Rows are samples.
+    basis : ndarray of shape (d, r), optional
+        Project the rows first (None: ``Y = X − shift``, r = d).
+    shift : ndarray of shape (d,), optional
+        Subtracted from every row, in ``dtype``, before anything else.
     dtype : {float64, float32}, default=float64
-        Dtype of the products of dense sub-blocks (their sum is float64); sparse blocks are
-        multiplied in float64.
+        Dtype the rows are converted to (and of the products with ``basis``; sparse blocks with
+        a basis too). Without a basis the Gram products of dense sub-blocks run in it, with a
+        basis in float64 (the r-wide products are cheap next to the projection); all sums are
+        float64.
     block_id : tuple of int, optional
         Named in the error when the block holds NaN or inf.
 
     Returns
     -------
-    ndarray of shape (d+1, d+1)
-        ``[:d, :d]`` the Gram matrix, ``[:d, d]`` the column sums, ``[d, d]`` the row count.
+    ndarray of shape (r+1, r+1)
+        ``[:r, :r]`` the Gram matrix, ``[:r, r]`` the column sums, ``[r, r]`` the row count.
 
     Raises
     ------
@@ -79,8 +108,10 @@ def augmented_gram(block: Any, *, dtype: Any = np.float64,
     of the same product. numpy dispatches ``bᵀ b`` to BLAS ``syrk`` and releases the GIL while
     it runs (scipy's f2py ``dsyrk`` wrapper holds it, which serialised the threaded scheduler).
     With float32 products the rounding of a ≤ 1024-row product is about 1e-6 of it, and those
-    errors average out over the many sub-blocks of a large matrix. NaN/inf make the diagonal
-    or the column sums non-finite, so those O(d) numbers stand in for a scan of the block.
+    errors average out over the many sub-blocks of a large matrix. Subtracting a large common
+    offset (``shift``) before the product makes it cancel exactly instead of inside the product.
+    NaN/inf make the diagonal or the column sums non-finite, so those O(d) numbers stand in for
+    a scan of the block.
 
     Examples
     --------
@@ -90,25 +121,33 @@ def augmented_gram(block: Any, *, dtype: Any = np.float64,
     [[10.0, 14.0, 4.0], [14.0, 20.0, 6.0], [4.0, 6.0, 2.0]]
     """
     n, d = block.shape
-    csr = _as_csr(block, np.float64)
-    out = np.zeros((d + 1, d + 1))
+    plain = basis is None and shift is None
+    csr = as_csr(block, np.float64 if basis is None else dtype)
     if csr is not None:
         check_block_finite(csr, block_id)
-        out[:d, :d] = (csr.T @ csr).toarray()
-        sums = np.asarray(csr.sum(axis=0)).ravel()
-        out[:d, d] = sums
-        out[d, :d] = sums
-        out[d, d] = n
-        return out
-    step = subblock_rows(d + 1)
-    buf = np.empty((min(step, max(n, 1)), d + 1), dtype=dtype)
-    buf[:, d] = 1.0
+        if plain:
+            return _sparse_gram(csr)
+        y = csr.toarray() if basis is None else np.asarray(csr @ basis, dtype=np.float64)
+        if shift is not None:
+            y -= shift if basis is None else shift @ basis
+        return augmented_gram(y)
+    r = d if basis is None else basis.shape[1]
+    step = subblock_rows(d + 1 + (0 if plain else r))
+    buf = np.empty((min(step, max(n, 1)), r + 1), dtype=dtype if basis is None else np.float64)
+    buf[:, r] = 1.0
+    out = np.zeros((r + 1, r + 1))
     for start in range(0, n, step):
         part = block[start:start + step]
         b = buf[:part.shape[0]]
-        b[:, :d] = part  # the conversion to the compute dtype happens here, in cache
+        if plain:
+            b[:, :d] = part  # the conversion to the compute dtype happens here, in cache
+        else:
+            part = np.array(part, dtype=dtype)
+            if shift is not None:
+                part -= shift
+            b[:, :r] = part if basis is None else part @ basis
         out += b.T @ b
-    if not np.all(np.isfinite(np.diagonal(out))) or not np.all(np.isfinite(out[d])):
+    if not np.all(np.isfinite(np.diagonal(out))) or not np.all(np.isfinite(out[r])):
         check_block_finite(np.asarray(block), block_id)
     return out
 
@@ -134,7 +173,7 @@ def normal_block(block: Any, q: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(normal_block(x, np.eye(2)), x.T @ x))
     True
     """
-    csr = _as_csr(block, q.dtype)
+    csr = as_csr(block, q.dtype)
     if csr is not None:
         return np.asarray(csr.T @ (csr @ q))
     xb = np.asarray(block)
@@ -148,3 +187,100 @@ def normal_block(block: Any, q: np.ndarray) -> np.ndarray:
         xs[...] = part  # conversion to the compute dtype into a cache-sized buffer
         out += xs.T @ (xs @ q)
     return out
+
+
+def block_stats(block: Any, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    """Column sums, sum of squares and row count of one block: float64 of shape (d + 2,).
+
+    Raises :class:`~veob_dask.errors.DataError` when the block holds NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> block_stats(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [4.0, 6.0, 30.0, 2.0]
+    """
+    n, d = block.shape
+    out = np.zeros(d + 2)
+    out[d + 1] = n
+    csr = as_csr(block)
+    if csr is not None:
+        check_block_finite(csr, block_id)
+        out[:d] = np.asarray(csr.sum(axis=0, dtype=np.float64)).ravel()
+        if csr.has_canonical_format:
+            values = csr.data.astype(np.float64, copy=False)
+            out[d] = float(np.dot(values, values))
+        else:
+            out[d] = float(csr.multiply(csr).sum(dtype=np.float64))
+        return out
+    step = max(1, _NORMAL_SUBBLOCK // max(1, d))
+    for start in range(0, n, step):
+        part = np.asarray(block[start:start + step], dtype=np.float64)
+        out[:d] += part.sum(axis=0)
+        flat = part.ravel()
+        out[d] += float(flat @ flat)
+    # NaN/inf make the sum of squares or a column sum non-finite: scan only then.
+    if not (np.isfinite(out[d]) and np.all(np.isfinite(out[:d]))):
+        check_block_finite(np.asarray(block), block_id)
+    return out
+
+
+def project_block(block: Any, components: np.ndarray, mean: np.ndarray | None = None, *,
+                  dtype: Any = np.float64,
+                  block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    """``(X − mean) componentsᵀ`` of one block of rows, (n, k) in ``dtype``.
+
+    Dense rows are shifted by the mean before the product (a mean far from zero then cancels
+    exactly); sparse blocks stay sparse and get the mean folded in afterwards,
+    ``X Vᵀ − (mean Vᵀ)``. Raises :class:`~veob_dask.errors.DataError` on NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> project_block(np.array([[3.0, 4.0]]), np.array([[0.6, 0.8]])).tolist()
+    [[5.0]]
+    """
+    check_block_finite(block, block_id)
+    comps_t = np.asarray(components).T.astype(dtype, copy=False)
+    csr = as_csr(block)
+    if csr is not None:
+        out = np.asarray(csr @ comps_t, dtype=dtype)
+        if mean is not None:
+            out -= (mean @ components.T).astype(dtype)
+        return out
+    xb = np.asarray(block, dtype=dtype)
+    if mean is not None:
+        xb = xb - mean.astype(dtype)
+    return np.asarray(xb @ comps_t, dtype=dtype)
+
+
+def choose_k(singular_values: np.ndarray, total_energy: float, n_components: Any, *,
+             rtol: float = 0.0) -> int:
+    """Components kept from a descending spectrum: ``n_components`` (int), or the fewest whose
+    energy ``Σ σᵢ²`` reaches the fraction ``n_components`` of ``total_energy`` (float).
+
+    Never more than the values given, nor, with ``rtol > 0``, than those above
+    ``rtol · σ₁`` (the numerical rank). A fraction of 1 or more, or None, keeps them all; a
+    spectrum with no energy keeps at most one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = np.array([3.0, 2.0, 1.0])  # energies 9, 4, 1 of 14
+    >>> choose_k(s, 14.0, 2), choose_k(s, 14.0, 0.9), choose_k(s, 14.0, 0.95)
+    (2, 2, 3)
+    """
+    s = np.asarray(singular_values, dtype=np.float64)
+    n = int(s.size)
+    if rtol > 0:
+        n = int(np.count_nonzero(s > rtol * s[0])) if n and s[0] > 0 else 0
+    if n_components is None or isinstance(n_components, bool):
+        return n
+    if isinstance(n_components, numbers.Integral):
+        return min(int(n_components), n)
+    if n_components >= 1.0:
+        return n
+    if total_energy <= 0:
+        return min(1, n)
+    cum = np.cumsum(s[:n] ** 2) / total_energy
+    return min(n, int(np.searchsorted(cum, n_components - 1e-12)) + 1)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
@@ -59,7 +58,6 @@ from ._passes import (
     sketch_product,
 )
 from ._signs import flip_signs
-from .embedding import register_solver
 from .result import SVDResult
 
 __all__ = ["METHODS", "STARTS", "randomized_svd"]
@@ -368,22 +366,3 @@ def _assemble_core(cols: list[list[np.ndarray]], widths: list[int],
             prev = slice(offsets[q - 1], offsets[q])
             core[prev, last] = core[last, prev].T
     return core
-
-
-def _solver(x: da.Array, *, n_components: float, center: bool, estimator: Any) -> SVDResult:
-    """Registry adapter: reads ``n_oversamples``, ``n_iter``, ``random_state`` and, when
-    ``n_components`` is an energy fraction, computes ``max_components`` directions."""
-    n, d = x.shape
-    if isinstance(n_components, numbers.Integral):
-        k = int(n_components)
-    else:
-        k = min(int(getattr(estimator, "max_components", 256)), n, d)
-    return randomized_svd(
-        x, k, n_oversamples=getattr(estimator, "n_oversamples", 20),
-        n_iter=getattr(estimator, "n_iter", 4), center=center,
-        random_state=getattr(estimator, "random_state", 0),
-        method=getattr(estimator, "randomized_method", "krylov"),
-    )
-
-
-register_solver("randomized", _solver)
