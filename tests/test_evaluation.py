@@ -13,7 +13,7 @@ def test_nearest_by_label_matches_brute_force(rng):
     labels = rng.integers(0, 7, size=500)
     q = rng.normal(size=(60, 6))
     res = nearest_by_label(da.from_array(q, chunks=17), da.from_array(train, chunks=90), labels,
-                           knn=4, query_rows=17, train_rows=90)
+                           knn=4)
     d2 = ((q[:, None, :] - train[None]) ** 2).sum(-1)
     for j, c in enumerate(res["classes"]):
         np.testing.assert_allclose(res["label_dist"][:, j], d2[:, labels == c].min(1), rtol=1e-4)

@@ -138,3 +138,50 @@ def test_on_process_cluster(data, process_client):
     ref_i, ref_d = exact_kneighbors(q, b, 4)
     np.testing.assert_array_equal(got_i, ref_i)
     np.testing.assert_allclose(got_d, ref_d)
+
+
+def _cosine_brute(q: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    qn, bn = np.linalg.norm(q, axis=1), np.linalg.norm(b, axis=1)
+    den = np.outer(qn, bn)
+    cos = np.divide(q.astype(np.float64) @ b.T.astype(np.float64), den,
+                    out=np.zeros(den.shape), where=den > 0)
+    d = 1.0 - cos
+    idx = np.stack([np.lexsort((np.arange(b.shape[0]), row))[:k] for row in d])
+    return idx, np.take_along_axis(d, idx, 1)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_cosine_matches_brute_force_zero_rows_included(data, lazy):
+    q, b = data
+    b, q = b.copy(), q.copy()
+    b[[5, 17]] = 0.0  # zero rows sit at distance 1 from everything
+    q[3] = 0.0
+    ref_idx, ref_d = _cosine_brute(q, b, 9)
+    if lazy:
+        idx, dist = dask.compute(*exact_kneighbors(da.from_array(q, chunks=(25, -1)),
+                                                   da.from_array(b, chunks=(700, -1)), 9,
+                                                   metric="cosine"))
+    else:
+        idx, dist = exact_kneighbors(q, b, 9, metric="cosine")
+    np.testing.assert_allclose(dist, ref_d, atol=1e-6)
+    rest = np.arange(q.shape[0]) != 3  # the zero query ties with every row (at 1 ± 1e-16)
+    assert np.mean(idx[rest] == ref_idx[rest]) > 0.99  # float32 data: near-ties may swap
+    np.testing.assert_allclose(dist[3], 1.0)
+    assert exact_kneighbors(b[:1], b, 1, metric="cosine")[1][0, 0] == 0.0
+    with pytest.raises(InvalidParameterError, match="metric"):
+        exact_kneighbors(q, b, 3, metric="manhattan")
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "cosine"])
+def test_few_queries_scan_agrees_with_the_product_scan(data, metric, monkeypatch):
+    """One or two queries take the direct float64 scan; the results are the product scan's."""
+    q, b = data
+    b = np.vstack([b, b[:40]])  # exact duplicates: ties resolved by the lower row
+    many = exact_kneighbors(q, b, 6, metric=metric)
+    for rows in (slice(0, 1), slice(5, 7)):
+        idx, dist = exact_kneighbors(q[rows], b, 6, metric=metric)
+        np.testing.assert_array_equal(idx, many[0][rows])
+        np.testing.assert_allclose(dist, many[1][rows], rtol=1e-12, atol=1e-15)
+    monkeypatch.setattr(exact_mod, "_DIRECT_ROWS", 100)
+    idx, _ = exact_kneighbors(b[3000:3002], b, 2, metric=metric)
+    np.testing.assert_array_equal(idx[:, 0], [0, 1])  # the duplicate of row 3000 is row 0

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from veob_dask import load, save
+from veob_dask._reduce import tree_depth
 from veob_dask.errors import (
     DataError,
     DimensionMismatchError,
@@ -23,7 +24,7 @@ from veob_dask.errors import (
 from veob_dask.io import write_array
 from veob_dask.svd import SVDEmbedding
 from veob_dask.svd._signs import flip_signs
-from veob_dask.svd._tree import auto_chunks_per_leaf, merge_tree, tree_depth, tree_summary
+from veob_dask.svd._tree import auto_chunks_per_leaf, merge_tree, tree_summary
 from veob_dask.svd.incremental import (
     SVDSummary,
     brand_update,

@@ -12,23 +12,34 @@ brute force slow).
 Both inputs are shifted by the mean of the base tile's chunk before the product, which keeps the
 float32 cancellation error small for data far from the origin; the distances returned are
 recomputed from the unshifted rows.
+
+This is the one exact k-NN scan of the library: indexes, the retrieval evaluation and the text
+models' neighbour queries all call :func:`exact_kneighbors`. The cosine distance ``1 - cos`` is
+the same scan on rows scaled to unit length, ``|q̂ - b̂|² / 2``; two extra coordinates make a
+zero row (whose cosine is taken as 0) sit at distance 1 from every other row.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
+from .._reduce import SPLIT_EVERY, tree_reduce
 from .._validation import check_block_finite
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 
-__all__ = ["exact_kneighbors", "merge_topk"]
+__all__ = ["METRICS", "exact_kneighbors", "merge_topk"]
+
+#: Distances :func:`exact_kneighbors` ranks by.
+METRICS = ("sqeuclidean", "cosine")
 
 _EPS32 = float(np.finfo(np.float32).eps)
 #: Base rows per tile of one matrix product (the tile's distances for a query block stay small).
@@ -37,6 +48,12 @@ _TILE_ROWS = 16384
 _FIRST_TILE = 1024
 #: Base rows read per task when the base is a numpy array.
 _NUMPY_CHUNK_ROWS = 262144
+#: Up to this many queries a chunk is scanned by float64 differences, one query at a time:
+#: preparing the float32 product costs several passes over the chunk, more than a difference
+#: pass per query for so few.
+_DIRECT_QUERIES = 2
+#: Base rows per step of the direct scan (its float64 temporaries stay near 16 MB at d = 256).
+_DIRECT_ROWS = 8192
 
 
 class _TopK:
@@ -62,9 +79,47 @@ class _TopK:
         self.idx[rows] = i[sel]
 
 
+def _scan_direct(state: _TopK, q: np.ndarray, chunk: np.ndarray, offset: int,
+                 metric: str) -> None:
+    """:func:`_scan_chunk` for a few queries, one query and one tile of rows at a time: float64
+    distances to every row (cosine: ``2 − 2 cos`` from a dot product, re-ranked exactly on the
+    unit rows of the candidates within 1e-12), the rows up to the k-th (ties included) merged."""
+    k = state.vals.shape[1]
+    d = chunk.shape[1]
+    one = np.zeros(1, dtype=np.int64)
+    for a in range(0, chunk.shape[0], _DIRECT_ROWS):
+        tile = np.asarray(chunk[a:a + _DIRECT_ROWS])
+        kk = min(k, tile.shape[0])
+        if metric == "cosine":
+            norms = np.sqrt(np.einsum("ij,ij->i", tile, tile, dtype=np.float64))
+            inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        for i in range(q.shape[0]):
+            if metric == "sqeuclidean":
+                diff = q[i] - tile
+                dist = np.einsum("ij,ij->i", diff, diff)
+                margin = 0.0
+            else:
+                dist = 2.0 - 2.0 * (tile @ q[i, :d]) * inv
+                margin = 1e-12
+            kth = min(float(np.partition(dist, kk - 1)[kk - 1]), float(state.vals[i, -1]))
+            cand = np.flatnonzero(dist <= kth + margin)
+            if cand.size == 0:
+                continue
+            vals = dist[cand]
+            if metric == "cosine":
+                diff = q[i] - _unit_rows(tile[cand], 0)
+                vals = np.einsum("ij,ij->i", diff, diff)
+            state.merge(one + i, np.zeros(cand.size, dtype=np.int64), vals, cand + (offset + a))
+
+
 def _scan_chunk(state: _TopK, q: np.ndarray, chunk: np.ndarray, offset: int,
-                query_block: int, n_threads: int) -> None:
-    """Update ``state`` (for all rows of ``q``) with the base rows ``chunk`` starting at ``offset``."""
+                query_block: int, n_threads: int, metric: str = "sqeuclidean") -> None:
+    """Update ``state`` (for all rows of ``q``, already in the form :func:`_rows_for` gives)
+    with the base rows ``chunk`` starting at ``offset``."""
+    if q.shape[0] <= _DIRECT_QUERIES:
+        _scan_direct(state, q, chunk, offset, metric)
+        return
+    chunk = np.asarray(chunk) if metric == "sqeuclidean" else _unit_rows(chunk, 0)
     k = state.vals.shape[1]
     d = q.shape[1]
     shift = chunk.mean(axis=0, dtype=np.float64)
@@ -78,7 +133,6 @@ def _scan_chunk(state: _TopK, q: np.ndarray, chunk: np.ndarray, offset: int,
     qaug[:, d] = 1.0
     qn = np.einsum("ij,ij->i", qs, qs).astype(np.float64)
     q64 = np.asarray(q, dtype=np.float64)
-    c64 = np.asarray(chunk, dtype=np.float64) if chunk.dtype != np.float64 else chunk
     # Tile boundaries: small first tiles (only when nothing is known yet), then full tiles.
     bounds = []
     start = 0
@@ -109,7 +163,7 @@ def _scan_chunk(state: _TopK, q: np.ndarray, chunk: np.ndarray, offset: int,
                 continue
             rr, cc = np.nonzero(dist[rows] <= thr[rows, None].astype(np.float32))
             gr = rows[rr] + q0
-            diff = q64[gr] - c64[a + cc]
+            diff = q64[gr] - np.asarray(chunk[a + cc], dtype=np.float64)
             exact = np.einsum("ij,ij->i", diff, diff)
             state.merge(rows + q0, rr, exact, cc.astype(np.int64) + (offset + a))
 
@@ -156,14 +210,40 @@ def _check_numpy_queries(q: Any, d: int) -> np.ndarray:
     return q
 
 
-def _topk_block(q: np.ndarray, chunk: np.ndarray, offset: int, k: int,
-                block_id: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _unit_rows(x: np.ndarray, slot: int) -> np.ndarray:
+    """Rows scaled to unit length, float64, with two extra columns: a zero row becomes the unit
+    vector of column ``d + slot`` (base rows slot 0, queries slot 1), at ``|.|² = 2`` from every
+    other row, i.e. cosine distance 1."""
+    x = np.asarray(x)
+    n, d = x.shape
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    zero = norms == 0
+    out = np.empty((n, d + 2))
+    np.divide(x, np.where(zero, 1.0, norms)[:, None], out=out[:, :d])
+    out[:, d + slot] = zero
+    out[:, d + 1 - slot] = 0.0
+    return out
+
+
+def _rows_for(x: np.ndarray, metric: str, slot: int) -> np.ndarray:
+    """The float64 rows the scan compares for ``metric`` (cosine: unit rows, see
+    :func:`_unit_rows`)."""
+    return np.asarray(x, dtype=np.float64) if metric == "sqeuclidean" else _unit_rows(x, slot)
+
+
+def _from_squared(sq: np.ndarray, metric: str) -> np.ndarray:
+    """Distances of ``metric`` from squared distances of the scanned rows (cosine: ``/2``)."""
+    return sq if metric == "sqeuclidean" else sq / 2.0
+
+
+def _topk_block(q: np.ndarray, chunk: np.ndarray, offset: int, k: int, metric: str,
+                block_id: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Task kernel: top-k of query rows ``q`` among base rows ``chunk`` (dask path)."""
     check_block_finite(chunk, block_id)
     check_block_finite(q, block_id)
     state = _TopK(q.shape[0], min(k, chunk.shape[0]))
-    _scan_chunk(state, q, np.asarray(chunk), offset, 256, 1)
-    return state.vals, state.idx
+    _scan_chunk(state, _rows_for(q, metric, 1), chunk, offset, 256, 1, metric)
+    return _from_squared(state.vals, metric), state.idx
 
 
 def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,51 +257,71 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.n
     return np.take_along_axis(vals, order, 1), np.take_along_axis(idx, order, 1)
 
 
-def _merge_task(k: int, *parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return merge_topk(list(parts), k)
-
-
 def _pick(part: tuple[np.ndarray, np.ndarray], which: int) -> np.ndarray:
     return part[which]
 
 
-def _dask_kneighbors(queries: da.Array, base: da.Array, k: int,
-                     fan_in: int = 8) -> tuple[da.Array, da.Array]:
+def _dask_kneighbors(queries: da.Array, base: da.Array, k: int, metric: str,
+                     split_every: int = SPLIT_EVERY) -> tuple[da.Array, da.Array]:
     """Lazy graph: one task per (query chunk, base chunk), then a tree merge per query chunk."""
     if len(queries.chunks[1]) > 1:
         queries = queries.rechunk({1: -1})
     if len(base.chunks[1]) > 1:
         base = base.rechunk({1: -1})
-    token = tokenize(queries, base, k)
-    part_name = f"veob-knn-part-{token}"
-    merge_name = f"veob-knn-merge-{token}"
-    idx_name, dist_name = f"veob-knn-indices-{token}", f"veob-knn-sqdist-{token}"
+    token = tokenize(queries, base, k, metric)
     offsets = np.concatenate([[0], np.cumsum(base.chunks[0])]).astype(int)
-    layer: dict[Any, Any] = {}
-    for i in range(len(queries.chunks[0])):
-        level = []
+    base_blocks = base.to_delayed().ravel().tolist()
+    merge = partial(merge_topk, k=k)
+    indices, sq = [], []
+    for i, qb in enumerate(queries.to_delayed().ravel().tolist()):
+        parts = [dask.delayed(_topk_block, pure=True)(
+            qb, bb, int(offsets[j]), k, metric, (i, j),
+            dask_key_name=(f"veob-knn-part-{token}", i, j)) for j, bb in enumerate(base_blocks)]
+        final = tree_reduce(parts, merge, split_every=split_every, name=f"veob-knn-merge-{i}",
+                            token=token)
+        rows = queries.chunks[0][i]
+        indices.append(da.from_delayed(dask.delayed(_pick, pure=True)(final, 1),
+                                       shape=(rows, k), dtype=np.int64))
+        sq.append(da.from_delayed(dask.delayed(_pick, pure=True)(final, 0),
+                                  shape=(rows, k), dtype=np.float64))
+    return da.concatenate(indices, axis=0), da.concatenate(sq, axis=0)
+
+
+def _check_base(base: Any) -> Any:
+    if not isinstance(base, da.Array):
+        base = np.asarray(base)
+    if base.ndim != 2 or base.shape[0] == 0 or base.shape[1] == 0:
+        raise DataError(f"base must be a non-empty 2-D array; got shape {base.shape}.")
+    return base
+
+
+def _check_dask_queries(queries: da.Array, d: int) -> None:
+    if queries.ndim != 2:
+        raise DataError(f"queries must be 2-D; got shape {queries.shape}.")
+    if queries.shape[1] != d:
+        raise DimensionMismatchError(
+            f"queries have {queries.shape[1]} features but the indexed vectors have {d}; "
+            "embed the queries with the same model as the index."
+        )
+
+
+def _base_chunks(base: Any) -> Iterator[tuple[int, np.ndarray]]:
+    """``(offset, chunk)`` of the base, a numpy chunk at a time (a dask base read in order with
+    the current scheduler), each checked for NaN/inf."""
+    if isinstance(base, da.Array):
+        if len(base.chunks[1]) > 1:
+            base = base.rechunk({1: -1})
+        offset = 0
         for j in range(len(base.chunks[0])):
-            key = (part_name, i, j)
-            layer[key] = (_topk_block, (queries.name, i, 0), (base.name, j, 0), int(offsets[j]), k,
-                          (i, j))
-            level.append(key)
-        depth = 0
-        while len(level) > 1:
-            nxt = []
-            for g in range(0, len(level), fan_in):
-                key = (merge_name, i, depth, g)
-                layer[key] = (_merge_task, k, *level[g:g + fan_in])
-                nxt.append(key)
-            level, depth = nxt, depth + 1
-        final = level[0]
-        layer[(idx_name, i, 0)] = (_pick, final, 1)
-        layer[(dist_name, i, 0)] = (_pick, final, 0)
-    graph = HighLevelGraph.from_collections(f"veob-knn-{token}", layer,
-                                            dependencies=[queries, base])
-    chunks = (queries.chunks[0], (k,))
-    indices = da.Array(graph, idx_name, chunks=chunks, dtype=np.int64)
-    sq = da.Array(graph, dist_name, chunks=chunks, dtype=np.float64)
-    return indices, sq
+            chunk = np.asarray(base.blocks[j].compute())
+            check_block_finite(chunk, (j, 0))
+            yield offset, chunk
+            offset += chunk.shape[0]
+        return
+    for start in range(0, base.shape[0], _NUMPY_CHUNK_ROWS):
+        chunk = base[start:start + _NUMPY_CHUNK_ROWS]
+        check_block_finite(chunk, (start // _NUMPY_CHUNK_ROWS, 0))
+        yield start, chunk
 
 
 def exact_kneighbors(
@@ -229,6 +329,7 @@ def exact_kneighbors(
     base: Any,
     k: int,
     *,
+    metric: str = "sqeuclidean",
     query_block: int = 256,
     n_threads: int | None = None,
 ) -> tuple[Any, Any]:
@@ -242,6 +343,8 @@ def exact_kneighbors(
         Indexed vectors, for example an embedding read lazily from Zarr.
     k : int
         Neighbours per query, ``1 <= k <= n_base``.
+    metric : {"sqeuclidean", "cosine"}, default="sqeuclidean"
+        Squared Euclidean distance, or ``1 - cos`` (a zero row is at 1 from every row).
     query_block : int, default=256
         Queries per matrix product (numpy queries).
     n_threads : int, optional
@@ -252,15 +355,16 @@ def exact_kneighbors(
     -------
     indices : int64 array of shape (n_queries, k)
         Row numbers in ``base``, nearest first (ties broken by the lower row number).
-    sq_distances : float64 array of shape (n_queries, k)
-        Squared Euclidean distances, ascending, recomputed exactly in float64.
+    distances : float64 array of shape (n_queries, k)
+        Squared Euclidean (or cosine) distances, ascending, recomputed exactly in float64.
 
     Raises
     ------
     DimensionMismatchError
         If queries and base have different feature counts.
     InvalidParameterError
-        If ``k`` is not a positive integer or exceeds the number of base rows.
+        If ``k`` is not a positive integer or exceeds the number of base rows, or for an
+        unknown ``metric``.
     DataError
         If an input is not 2-D or holds NaN/inf (for dask inputs, raised at compute time).
 
@@ -273,44 +377,26 @@ def exact_kneighbors(
     (``query_block x 16384`` float32); never the whole distance matrix.
     Determinism: results do not depend on chunking, thread count or scheduler.
     """
-    if not isinstance(base, da.Array):
-        base = np.asarray(base)
-    if base.ndim != 2 or base.shape[0] == 0 or base.shape[1] == 0:
-        raise DataError(f"base must be a non-empty 2-D array; got shape {base.shape}.")
+    base = _check_base(base)
     n_base, d = base.shape
+    if metric not in METRICS:
+        raise InvalidParameterError(f"metric must be one of {METRICS}; got {metric!r}.")
     if isinstance(query_block, bool) or not isinstance(query_block, (int, np.integer)) \
             or query_block < 1:
         raise InvalidParameterError(f"query_block must be a positive integer; got {query_block!r}.")
     if isinstance(queries, da.Array):
-        if queries.ndim != 2:
-            raise DataError(f"queries must be 2-D; got shape {queries.shape}.")
-        if queries.shape[1] != d:
-            raise DimensionMismatchError(
-                f"queries have {queries.shape[1]} features but the indexed vectors have {d}; "
-                "embed the queries with the same model as the index."
-            )
+        _check_dask_queries(queries, d)
         k = _check_k(k, n_base)
         base_d = base if isinstance(base, da.Array) else da.from_array(
             base, chunks=(_NUMPY_CHUNK_ROWS, -1))
-        return _dask_kneighbors(queries, base_d, k)
+        return _dask_kneighbors(queries, base_d, k, metric)
     q = _check_numpy_queries(queries, d)
     k = _check_k(k, n_base)
     threads = (os.cpu_count() or 1) if n_threads is None else int(n_threads)
     state = _TopK(q.shape[0], k)
     if q.shape[0] == 0:
         return state.idx, state.vals
-    if isinstance(base, da.Array):
-        if len(base.chunks[1]) > 1:
-            base = base.rechunk({1: -1})
-        offset = 0
-        for j in range(len(base.chunks[0])):
-            chunk = np.asarray(base.blocks[j].compute())
-            check_block_finite(chunk, (j, 0))
-            _scan_chunk(state, q, chunk, offset, query_block, threads)
-            offset += chunk.shape[0]
-    else:
-        for start in range(0, n_base, _NUMPY_CHUNK_ROWS):
-            chunk = base[start:start + _NUMPY_CHUNK_ROWS]
-            check_block_finite(chunk, (start // _NUMPY_CHUNK_ROWS, 0))
-            _scan_chunk(state, q, chunk, start, query_block, threads)
-    return state.idx, state.vals
+    q_rows = _rows_for(q, metric, 1)
+    for offset, chunk in _base_chunks(base):
+        _scan_chunk(state, q_rows, chunk, offset, query_block, threads, metric)
+    return state.idx, _from_squared(state.vals, metric)

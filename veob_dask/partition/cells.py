@@ -18,6 +18,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .._reduce import SPLIT_EVERY, tree_reduce
 from .._validation import check_block_finite
 
 __all__ = ["CellStats", "cell_statistics", "group_sums", "nearest_centroids", "voronoi_labels"]
@@ -153,7 +154,7 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cell_statistics(x: Any, centroids: np.ndarray, *, keep_labels: bool = False,
-                    fan_in: int = 8) -> CellStats:
+                    split_every: int = SPLIT_EVERY) -> CellStats:
     """One pass over ``x``: nearest centroid per row and the per-cell statistics.
 
     Parameters
@@ -163,8 +164,8 @@ def cell_statistics(x: Any, centroids: np.ndarray, *, keep_labels: bool = False,
     centroids : ndarray of shape (n_cells, d)
     keep_labels : bool, default=False
         Also return every row's cell (``n`` int64 values gathered on the client).
-    fan_in : int, default=8
-        Partial results merged per tree-reduction task.
+    split_every : int, default=8
+        Fan-in of the tree reduction (:func:`~veob_dask._reduce.tree_reduce`).
 
     Notes
     -----
@@ -177,10 +178,8 @@ def cell_statistics(x: Any, centroids: np.ndarray, *, keep_labels: bool = False,
             x = x.rechunk({1: -1})
         parts = [dask.delayed(_stats_block)(b, centroids, keep_labels)
                  for b in x.to_delayed().ravel()]
-        while len(parts) > 1:
-            parts = [dask.delayed(_combine)(parts[i:i + fan_in])
-                     for i in range(0, len(parts), fan_in)]
-        res = parts[0].compute()
+        res = tree_reduce(parts, _combine, split_every=split_every,
+                          name="veob-cell-stats").compute()
     else:
         res = _stats_block(np.asarray(x), centroids, keep_labels)
     labels = np.concatenate(res["labels"]) if keep_labels else None

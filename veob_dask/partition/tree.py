@@ -36,6 +36,7 @@ import dask.array as da
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .._reduce import tree_reduce
 from .._validation import check_block_finite
 from ..errors import InvalidParameterError
 from .base import VoronoiCellsMixin, as_rows, check_max_samples, sample_rows
@@ -205,10 +206,7 @@ class PartitionTree(VoronoiCellsMixin):
             fr, sh = frontier[g:g + group], shifts[g:g + group]
             parts = [dask.delayed(_level_block)(b, nd, fr, sh, n_nodes, want_gram)
                      for b, nd in zip(blocks, self._nodes, strict=True)]
-            while len(parts) > 1:
-                parts = [dask.delayed(_sum_parts)(parts[i:i + 8])
-                         for i in range(0, len(parts), 8)]
-            results.append(parts[0])
+            results.append(tree_reduce(parts, _sum_parts, name="veob-tree-level"))
         computed = dask.compute(*results)
         return {key: np.concatenate([r[key] for r in computed]) for key in computed[0]}
 

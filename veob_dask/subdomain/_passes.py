@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dask
@@ -35,6 +36,7 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 from threadpoolctl import threadpool_limits
 
+from .._reduce import tree_depth, tree_reduce
 from ..errors import InvalidParameterError
 from ..svd.incremental import merge, reorthogonalize, summarize_block
 from ..svd.kernels import (
@@ -79,11 +81,6 @@ def parse_memory(value: Any) -> int | None:
     raise InvalidParameterError(
         f"memory_budget must be a positive number of bytes or a string such as '1GB' or "
         f"'512MiB'; got {value!r}.")
-
-
-def tree_depth(n_leaves: int, split_every: int) -> int:
-    """Levels of merges above ``n_leaves`` leaves with fan-in ``split_every``."""
-    return 0 if n_leaves <= 1 else math.ceil(math.log(n_leaves) / math.log(split_every) - 1e-12)
 
 
 def live_accumulators(n_leaves: int, split_every: int, threads: int) -> int:
@@ -287,18 +284,13 @@ def keyed_tree(x: da.Array, keys: da.Array, domains: np.ndarray, lo: int, hi: in
     dom = dask.delayed(domains, pure=True, name=f"veob-domains-{tokenize(domains)}")
     pan = None if panels is None else dask.delayed(panels, pure=True,
                                                    name=f"veob-panels-{token}")
-    level = [dask.delayed(_leaf, pure=True)([xb[i]], [kb[i]], dom, lo, hi, solver, opts, pan,
-                                            dask_key_name=f"veob-subdomain-leaf-{token}-{i}")
-             for i in range(len(xb))]
-    depth = 0
-    while len(level) > 1:
-        depth += 1
-        level = [dask.delayed(_combine, pure=True)(
-            level[i:i + split_every], solver, opts,
-            dask_key_name=f"veob-subdomain-merge-{token}-{depth}-{i // split_every}")
-            for i in range(0, len(level), split_every)]
+    leaves = [dask.delayed(_leaf, pure=True)([xb[i]], [kb[i]], dom, lo, hi, solver, opts, pan,
+                                             dask_key_name=f"veob-subdomain-leaf-{token}-{i}")
+              for i in range(len(xb))]
+    root = tree_reduce(leaves, partial(_combine, solver=solver, opts=opts),
+                       split_every=split_every, name="veob-subdomain-merge", token=token)
     out: Delayed = dask.delayed(_finish, pure=True)(
-        level[0], solver, dask_key_name=f"veob-subdomain-final-{token}")
+        root, solver, dask_key_name=f"veob-subdomain-final-{token}")
     return out
 
 

@@ -25,11 +25,13 @@ import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 
+from .._reduce import tree_reduce
 from ..errors import InvalidParameterError
 from .incremental import SVDSummary, merge_many, reorthogonalize, summarize_block
 from .kernels import EXACT_MAX_FEATURES
 
-__all__ = ["auto_chunks_per_leaf", "compute_summary", "merge_tree", "single_blas_thread", "tree_depth", "tree_summary"]
+__all__ = ["auto_chunks_per_leaf", "compute_summary", "merge_tree", "single_blas_thread",
+           "tree_summary"]
 
 _blas_lock = threading.Lock()
 _blas_users = 0
@@ -71,11 +73,6 @@ def compute_summary(tree: Delayed) -> SVDSummary:
     return out  # type: ignore[no-any-return]
 
 
-def tree_depth(n_leaves: int, split_every: int) -> int:
-    """Number of merge levels above ``n_leaves`` leaves with fan-in ``split_every``."""
-    return 0 if n_leaves <= 1 else math.ceil(math.log(n_leaves) / math.log(split_every) - 1e-12)
-
-
 def _final(summary: SVDSummary) -> SVDSummary:
     return reorthogonalize(summary)
 
@@ -88,20 +85,11 @@ def merge_tree(leaves: list[Delayed], *, max_rank: int, split_every: int = 2, de
     """
     if not leaves:
         raise InvalidParameterError("the merge tree needs at least one leaf.")
-    if int(split_every) < 2:
-        raise InvalidParameterError(f"split_every (the merge fan-in) must be >= 2; got {split_every}.")
     kernel = partial(merge_many, max_rank=max_rank, decay=decay, reorth_every=reorth_every)
-    level, depth = list(leaves), 0
     token = tokenize(*(leaf.key for leaf in leaves), max_rank, split_every, decay, reorth_every)
-    while len(level) > 1:
-        depth += 1
-        level = [
-            dask.delayed(kernel, pure=True)(
-                level[i:i + split_every],
-                dask_key_name=f"{name}-merge-{token}-{depth}-{i // split_every}")
-            for i in range(0, len(level), split_every)
-        ]
-    out: Delayed = dask.delayed(_final, pure=True)(level[0], dask_key_name=f"{name}-final-{token}")
+    root = tree_reduce(leaves, kernel, split_every=int(split_every), name=f"{name}-merge",
+                       token=token)
+    out: Delayed = dask.delayed(_final, pure=True)(root, dask_key_name=f"{name}-final-{token}")
     return out
 
 

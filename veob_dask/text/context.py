@@ -44,6 +44,7 @@ import dask
 import numpy as np
 import scipy.sparse as sp
 
+from veob_dask._reduce import tree_reduce
 from veob_dask.errors import InvalidParameterError
 from veob_dask.text.corpus import Corpus
 from veob_dask.text.weighting import ppmi
@@ -84,7 +85,7 @@ def _block_counts(corpus_path: str, start: int, stop: int, n_words: int,
     return counts, np.bincount(values, minlength=n_words)
 
 
-def _add(*parts: tuple[sp.csr_matrix, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+def _add(parts: list[tuple[sp.csr_matrix, np.ndarray]]) -> tuple[sp.csr_matrix, np.ndarray]:
     mat = parts[0][0]
     cnt = parts[0][1]
     for m, c in parts[1:]:
@@ -125,19 +126,15 @@ def context_counts(corpus: Corpus | str | os.PathLike[str], *, window: int = 2,
     if max_words is not None and max_words < 1:
         raise InvalidParameterError(f"max_words must be a positive integer or None; got "
                                     f"{max_words!r}.")
-    if chunk_sentences < 1 or split_every < 2:
-        raise InvalidParameterError(
-            f"chunk_sentences must be >= 1 and split_every >= 2; got {chunk_sentences!r}, "
-            f"{split_every!r}.")
+    if chunk_sentences < 1:
+        raise InvalidParameterError(f"chunk_sentences must be >= 1; got {chunk_sentences!r}.")
     n = corpus.vocab_size
     tasks = [dask.delayed(_block_counts, pure=True)(corpus.path, lo,
                                                     min(lo + chunk_sentences, corpus.n_sentences),
                                                     n, max_words, int(window))
              for lo in range(0, corpus.n_sentences, chunk_sentences)]
-    while len(tasks) > 1:
-        tasks = [dask.delayed(_add, pure=True)(*tasks[i:i + split_every])
-                 for i in range(0, len(tasks), split_every)]
-    (counts, word_counts), = dask.compute(tasks[0])
+    (counts, word_counts), = dask.compute(tree_reduce(tasks, _add, split_every=split_every,
+                                                      name="veob-context-sum"))
     return counts, word_counts
 
 

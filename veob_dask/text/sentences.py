@@ -47,6 +47,7 @@ import numpy as np
 import zarr
 
 from veob_dask.errors import DataError, InvalidParameterError, StoreFormatError
+from veob_dask.index.exact import METRICS, exact_kneighbors
 from veob_dask.io.location import Location, PathLike, as_location
 from veob_dask.io.metadata import check_chunks_written
 from veob_dask.io.ragged import Ragged, RaggedWriter, open_ragged
@@ -330,32 +331,15 @@ class SentenceModel:
         """
         if int(k) < 1:
             raise InvalidParameterError(f"k must be >= 1; got {k!r}.")
-        if metric not in ("sqeuclidean", "cosine"):
-            raise InvalidParameterError(f"metric must be 'sqeuclidean' or 'cosine'; got "
-                                        f"{metric!r}.")
-        q = self.encode(text)[0]
-        qn = float(np.linalg.norm(q))
-        best_d = np.zeros(0)
-        best_i = np.zeros(0, dtype=np.int64)
-        for lo in range(0, len(self), _QUERY_ROWS):
-            block = np.asarray(self.embedding[lo:lo + _QUERY_ROWS], dtype=np.float64)
-            if metric == "sqeuclidean":
-                d = np.einsum("ij,ij->i", block, block) - 2 * block @ q + qn * qn
-                d = np.maximum(d, 0.0)
-            else:
-                norms = np.linalg.norm(block, axis=1) * qn
-                d = 1.0 - np.divide(block @ q, norms, out=np.zeros(len(block)),
-                                    where=norms > 0)
-            idx = np.arange(lo, lo + len(block))
-            best_d = np.concatenate([best_d, d])
-            best_i = np.concatenate([best_i, idx])
-            if best_d.size > k:
-                part = np.argpartition(best_d, k - 1)[:k]
-                best_d, best_i = best_d[part], best_i[part]
-        order = np.lexsort((best_i, best_d))[:k]
-        hits = best_i[order]
+        if metric not in METRICS:
+            raise InvalidParameterError(f"metric must be one of {METRICS}; got {metric!r}.")
+        q = self.encode(text)
+        base = self.embedding if isinstance(self.embedding, np.ndarray) else \
+            da.from_array(self.embedding, chunks=(_QUERY_ROWS, -1))  # read a block at a time
+        idx, dist = exact_kneighbors(q, base, min(int(k), len(self)), metric=metric)
+        hits, dists = idx[0], dist[0]
         texts, sources = self.text(hits), self.source(hits)
-        return [(t, float(best_d[o]), s) for t, o, s in zip(texts, order, sources, strict=True)]
+        return [(t, float(v), s) for t, v, s in zip(texts, dists, sources, strict=True)]
 
     def text(self, rows: Sequence[int] | np.ndarray) -> list[str]:
         """Text of the given rows."""

@@ -33,12 +33,12 @@ import numpy as np
 import zarr
 
 from ..errors import DataError, InvalidParameterError, StoreFormatError, VeobError
+from ..index.exact import METRICS, exact_kneighbors
 from ..io.location import Location, PathLike, as_location
 from ..io.store import open_artifact, read_arrays
 from ..io.writer import ArtifactWriter, create_artifact
 
 __all__ = ["METRICS", "UnknownWordError", "WordVectors", "edit_distances"]
-METRICS = ("sqeuclidean", "cosine")
 #: Rows scored per step of a neighbour query (bounds the temporary memory to ~rows x dim x 8 B).
 _QUERY_ROWS = 16_384
 
@@ -280,17 +280,21 @@ class WordVectors:
 
     def neighbors_of_vector(self, query: Any, k: int = 10, metric: str = "sqeuclidean",
                             exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
-        """The ``k`` nearest words to a vector, closest first, as ``(word, distance)``."""
+        """The ``k`` nearest words to a vector, closest first, as ``(word, distance)``
+        (:func:`~veob_dask.index.exact_kneighbors`; ties by vocabulary order)."""
         if int(k) < 1:
             raise InvalidParameterError(f"k must be >= 1; got {k}.")
-        dist = self.distances(query, metric)
-        for w in exclude:
-            if w in self._index:
-                dist[self._index[w]] = np.inf
-        k = min(int(k), len(self))
-        top = np.argpartition(dist, k - 1)[:k] if k < len(self) else np.arange(len(self))
-        top = top[np.lexsort((top, dist[top]))]
-        return [(self.words[i], float(dist[i])) for i in top if np.isfinite(dist[i])]
+        if metric not in METRICS:
+            raise InvalidParameterError(f"metric must be one of {METRICS}; got {metric!r}.")
+        q = np.asarray(query, dtype=np.float64).reshape(-1)
+        if q.size != self.dim:
+            raise DataError(f"query vector has {q.size} values; the model has dim {self.dim}.")
+        skip = {self._index[w] for w in exclude if w in self._index}
+        want = min(int(k) + len(skip), len(self))
+        idx, dist = exact_kneighbors(q[None, :], self.vectors, want, metric=metric)
+        hits = [(self.words[i], float(v)) for i, v in zip(idx[0], dist[0], strict=True)
+                if i not in skip]
+        return hits[:int(k)]
 
     def neighbors(self, word: str, k: int = 10, metric: str = "sqeuclidean",
                   include_self: bool = True) -> list[tuple[str, float]]:
