@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["BASES", "cosine_basis", "paper_cos"]
+__all__ = ["BASES", "cosine_basis", "cosine_weights", "paper_cos"]
 
 BASES = ("dct2", "paper")
 
@@ -34,17 +34,25 @@ def paper_cos(n: int, m: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
     return np.cos(np.pi / (n - 1) * (n - m) * (k - 1))
 
 
+def cosine_weights(n: int, kind: str, keep: int, width: int) -> np.ndarray:
+    """The first ``keep`` harmonics of the N-point basis ``kind`` at positions ``0..width-1``.
+
+    The one formula of both bases: columns ``0..n-1`` are :func:`cosine_basis`; later columns
+    continue the same cosines past N (a sequence longer than the grid, ``long="extend"``).
+    Returns a new float64 array of shape ``(keep, width)``.
+    """
+    if kind == "paper":
+        return paper_cos(n, np.arange(1, keep + 1)[:, None], np.arange(1, width + 1)[None, :])
+    m = np.arange(keep)[:, None]
+    k = np.arange(width)[None, :]
+    out = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k + 1) * m / (2 * n))
+    out[0] /= np.sqrt(2.0)
+    return out
+
+
 @lru_cache(maxsize=64)
 def _basis(n: int, kind: str, keep: int) -> np.ndarray:
-    if kind == "paper":
-        m = np.arange(1, keep + 1)[:, None]
-        k = np.arange(1, n + 1)[None, :]
-        out = paper_cos(n, m, k)
-    else:
-        m = np.arange(keep)[:, None]
-        k = np.arange(n)[None, :]
-        out = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k + 1) * m / (2 * n))
-        out[0] /= np.sqrt(2.0)
+    out = cosine_weights(n, kind, keep, n)
     out.setflags(write=False)
     return out
 

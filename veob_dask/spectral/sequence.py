@@ -54,7 +54,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..errors import DataError, InvalidParameterError
 from ..io.location import Location
 from ..io.ragged import Ragged, read_ragged
-from .basis import BASES, cosine_basis, paper_cos
+from .basis import BASES, cosine_basis, cosine_weights
 
 __all__ = ["LONG_POLICIES", "SequenceTransform", "extended_basis", "letter_codes",
            "sequence_transform",
@@ -71,16 +71,7 @@ def extended_basis(n: int, m: int, basis: str, length: int) -> np.ndarray:
     Columns ``0..n-1`` equal :func:`cosine_basis` ``(n, basis, keep=m)``; later columns continue
     the same cosine formula (``long="extend"``).
     """
-    width = max(int(n), int(length))
-    if basis == "paper":
-        mm = np.arange(1, m + 1)[:, None]
-        k = np.arange(1, width + 1)[None, :]
-        return paper_cos(n, mm, k)
-    mm = np.arange(m)[:, None]
-    k = np.arange(width)[None, :]
-    out = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k + 1) * mm / (2 * n))
-    out[0] /= np.sqrt(2.0)
-    return out
+    return cosine_weights(int(n), basis, int(m), max(int(n), int(length)))
 
 
 def _positions(offsets: np.ndarray, n: int, long: str, first_row: int = 0
