@@ -42,6 +42,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
@@ -118,19 +119,10 @@ def _orthonormalize(w: np.ndarray, basis: list[np.ndarray], tol: float, rel_tol:
 _TOLERANCES = {"d": (1e-7, 1e-12), "f": (1e-7, 1e-6)}
 
 
-def randomized_svd(
-    x: Any,
-    n_components: int,
-    *,
-    n_oversamples: int = 20,
-    n_iter: int = 4,
-    center: bool = False,
-    random_state: Any = 0,
-    method: str = "krylov",
-    split_every: int | None = None,
-    compute_dtype: Any = None,
-    start: str = "auto",
-) -> SVDResult:
+def randomized_svd(x: Any, n_components: int, *, n_oversamples: int = 20, n_iter: int = 4,
+                   center: bool = False, random_state: Any = 0, method: str = "krylov",
+                   split_every: int | None = None, compute_dtype: Any = None,
+                   start: str = "auto") -> SVDResult:
     """Top right singular vectors of ``x`` by a randomized range finder over row chunks.
 
     Parameters
@@ -191,17 +183,14 @@ def randomized_svd(
     Accuracy: working on ``XᵀX`` squares the condition number, so directions with singular
     values below about ``1e-7 · σ₁`` (float64) are not resolved (they never are by a top-k
     solver in practice).
-    Threads: BLAS is held at one thread (tasks already use every core); between passes the
-    client splits its panel products by rows over the local cores.
+    Threads: BLAS is held at one thread (dask already runs one task per core; OpenBLAS
+    threads on top oversubscribe them: benchmarks/README.md, "Measurements behind choices in
+    the code"); between passes the client splits its panel products by rows over the cores.
     Determinism: the starting panel depends only on the seed and the shape (a sketch's Ω is
     drawn by global row, whatever the chunking), and the tree reductions have a fixed order,
     so the same seed and chunking give the same result on any scheduler. Signs follow
     :mod:`veob_dask.svd._signs`.
     """
-    # One BLAS thread throughout: dask already runs one task per core (spinning OpenBLAS
-    # threads on top oversubscribe the cores: benchmarks/README.md, "Measurements behind
-    # choices in the code"), and between passes the client splits its panel products by rows
-    # over the cores (_rowpar).
     with threadpool_limits(1, user_api="blas"):
         return _randomized_svd(x, n_components, n_oversamples=n_oversamples, n_iter=n_iter,
                                center=center, random_state=random_state, method=method,
@@ -213,7 +202,20 @@ def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: in
                     center: bool, random_state: Any, method: str,
                     split_every: int | None, compute_dtype: Any, start: str) -> SVDResult:
     xd = as_dask_2d(x)
-    work_dtype = resolve_compute_dtype(compute_dtype, xd.dtype)
+    k = _check_args(xd, n_components, n_oversamples, n_iter, method, start)
+    finder = _RangeFinder(xd, width=min(k + int(n_oversamples), xd.shape[1]), center=center,
+                          method=method, seed=parse_seed(random_state),
+                          dtype=resolve_compute_dtype(compute_dtype, xd.dtype),
+                          split_every=split_every)
+    if start == "auto":
+        start = "sketch" if has_sparse_blocks(xd) else "gaussian"
+    finder.iterate(finder.start_panel(start), int(n_iter), with_stats=start == "gaussian")
+    return finder.result(k)
+
+
+def _check_args(xd: da.Array, n_components: Any, n_oversamples: Any, n_iter: Any, method: str,
+                start: str) -> int:
+    """The number of components, once every argument is checked (one-line errors)."""
     n, d = xd.shape
     if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
         raise InvalidParameterError(
@@ -229,102 +231,133 @@ def _randomized_svd(x: Any, n_components: int, *, n_oversamples: int, n_iter: in
         raise InvalidParameterError(f"method must be one of {METHODS}; got {method!r}.")
     if start not in STARTS:
         raise InvalidParameterError(f"start must be one of {STARTS}; got {start!r}.")
-    seed = parse_seed(random_state)
-    rng = np.random.default_rng(seed)
-    l = min(k + int(n_oversamples), d)
-    # Panels live in the compute dtype: in float32, the client-side orthogonalisation costs
-    # half as much; the projected core and its eigendecomposition are always float64.
-    rel_tol, exhausted = _TOLERANCES[work_dtype.char]
-    mean: np.ndarray | None = None
-    n_seen, total = 0, 0.0
+    return k
 
-    def take_stats(stats: np.ndarray, l_omega: int) -> None:
+
+class _RangeFinder:
+    """One randomized solve: the data, its statistics (row count, mean, energy) and the panels.
+
+    Panels live in the compute dtype: in float32, the client-side orthogonalisation costs half
+    as much; the projected core and its eigendecomposition are always float64.
+    """
+
+    def __init__(self, x: da.Array, *, width: int, center: bool, method: str, seed: int,
+                 dtype: np.dtype, split_every: int | None) -> None:
+        self.x, self.d, self.width = x, int(x.shape[1]), width
+        self.center, self.method, self.seed = center, method, seed
+        self.rng = np.random.default_rng(seed)
+        self.dtype, self.split_every = dtype, split_every
+        self.rel_tol, self.exhausted = _TOLERANCES[dtype.char]
+        self.mean: np.ndarray | None = None
+        self.n_seen, self.total = 0, 0.0
+        self.panels: list[np.ndarray] = []
+        self.coef_cols: list[list[np.ndarray]] = []
+        self.diag: np.ndarray | None = None  # qᵀ A q of the last panel, from the last pass
+
+    def take_stats(self, stats: np.ndarray, l_omega: int) -> None:
         """Row count, mean and total energy from a :class:`WithStats` statistics vector."""
-        nonlocal mean, n_seen, total
-        n_seen = int(stats[d + l_omega + 1] + 0.5)
-        total = float(stats[d + l_omega])
-        if center:
-            mean = stats[:d] / n_seen
-            total -= n_seen * float(mean @ mean)
+        d = self.d
+        self.n_seen = int(stats[d + l_omega + 1] + 0.5)
+        self.total = float(stats[d + l_omega])
+        if self.center:
+            self.mean = stats[:d] / self.n_seen
+            self.total -= self.n_seen * float(self.mean @ self.mean)
 
-    if start == "auto":
-        start = "sketch" if has_sparse_blocks(xd) else "gaussian"
-    if start == "sketch":
-        l_omega = l if center else 0
-        (first,) = compute_all(sketch_product(xd, seed, l, dtype=work_dtype, l_omega=l_omega,
-                                              split_every=split_every))
-        stats = first.stats
-        take_stats(stats, l_omega)
-        z = first.product.astype(work_dtype)
-        if mean is not None:  # (X - 1 meanᵀ)ᵀ Ω = Xᵀ Ω - mean (1ᵀ Ω)
-            z -= np.outer(mean, stats[d:d + l_omega]).astype(work_dtype)
-        q = _fill_panel(_gram_orth(_gram_orth(z, rel_tol), rel_tol, refine=True), l, rng,
-                        rel_tol)
-    else:
-        q = _gram_orth(rng.standard_normal((d, l), dtype=work_dtype), rel_tol)
+    def _orth(self, w: np.ndarray, width: int) -> np.ndarray:
+        """Two rounds of :func:`_gram_orth`, widened to ``width`` columns."""
+        q = _gram_orth(_gram_orth(w, self.rel_tol), self.rel_tol, refine=True)
+        return _fill_panel(q, width, self.rng, self.rel_tol)
+
+    def start_panel(self, start: str) -> np.ndarray:
+        """``orth(Xᵀ Ω)`` from a start pass (``"sketch"``) or a Gaussian panel."""
+        d, l = self.d, self.width
+        if start == "sketch":
+            l_omega = l if self.center else 0
+            (first,) = compute_all(sketch_product(self.x, self.seed, l, dtype=self.dtype,
+                                                  l_omega=l_omega,
+                                                  split_every=self.split_every))
+            self.take_stats(first.stats, l_omega)
+            z = first.product.astype(self.dtype)
+            if self.mean is not None:  # (X - 1 meanᵀ)ᵀ Ω = Xᵀ Ω - mean (1ᵀ Ω)
+                z -= np.outer(self.mean, first.stats[d:d + l_omega]).astype(self.dtype)
+            return self._orth(z, l)
+        q = _gram_orth(self.rng.standard_normal((d, l), dtype=self.dtype), self.rel_tol)
         if 2 * l > d:  # a nearly square Gaussian panel is ill-conditioned: a second round
-            q = _gram_orth(q, rel_tol, refine=True)
-    panels: list[np.ndarray] = [q]
-    coef_cols: list[list[np.ndarray]] = []
-    diag: np.ndarray | None = None  # qᵀ A q of the last panel, from the last (Gram) pass
-    for step in range(int(n_iter) + 1):
-        lq = q.shape[1]
-        with_stats = step == 0 and start == "gaussian"
-        width = sum(p.shape[1] for p in panels)
-        if step == int(n_iter) or (method == "krylov" and width >= d):
-            # Last pass: of A q only qᵀ A q is new (the Krylov blocks above it are the
-            # coefficients of the previous orthogonalisation, by symmetry), and qᵀ A q is
-            # the Gram matrix of X q: one product per block, an l x l result.
-            (g,) = compute_all(gram_product(xd, q.astype(work_dtype, copy=False),
-                                            with_stats=with_stats, split_every=split_every))
-            if with_stats:
-                take_stats(g.stats, 0)
-                g = g.product
-            if mean is not None:  # (Xq - 1 mᵀ)ᵀ(Xq - 1 mᵀ) = (Xq)ᵀXq - n m mᵀ, m = qᵀ mean
-                m = q.T.astype(np.float64) @ mean
-                g = g - n_seen * np.outer(m, m)
-            diag = g
-            break
-        (w,) = compute_all(normal_product(xd, q.astype(work_dtype, copy=False),
-                                          with_stats=with_stats, split_every=split_every))
+            q = _gram_orth(q, self.rel_tol, refine=True)
+        return q
+
+    def _pass(self, product: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
+        (out,) = compute_all(product(self.x, q.astype(self.dtype, copy=False),
+                                     with_stats=with_stats, split_every=self.split_every))
         if with_stats:
-            take_stats(w.stats, 0)
-            w = w.product
-        w = w.astype(work_dtype, copy=False)  # the pass result is ours: no copy needed
-        scale = max(total, np.finfo(float).tiny)
-        if mean is not None:
-            w = w - (n_seen * np.outer(mean, mean @ q)).astype(work_dtype)
-        if method == "subspace":
-            q = _fill_panel(_gram_orth(_gram_orth(w, rel_tol), rel_tol, refine=True), lq, rng,
-                            rel_tol)
-            continue
-        # Block Krylov: column `step` of the projected matrix comes from orthogonalising w.
-        q_new, coeffs = _orthonormalize(w, panels, tol=exhausted * scale, rel_tol=rel_tol)
-        room = d - width
+            self.take_stats(out.stats, 0)
+            out = out.product
+        return np.asarray(out)
+
+    def iterate(self, q: np.ndarray, n_iter: int, *, with_stats: bool) -> None:
+        """``n_iter + 1`` passes from the panel ``q`` (statistics from the first if asked)."""
+        self.panels = [q]
+        for step in range(n_iter + 1):
+            first = with_stats and step == 0
+            if step == n_iter or (self.method == "krylov" and
+                                  sum(p.shape[1] for p in self.panels) >= self.d):
+                self._last_pass(q, first)
+                return
+            w = self._pass(normal_product, q, first).astype(self.dtype, copy=False)
+            if self.mean is not None:
+                w = w - (self.n_seen * np.outer(self.mean, self.mean @ q)).astype(self.dtype)
+            if self.method == "subspace":
+                q = self.panels[0] = self._orth(w, q.shape[1])
+                continue
+            q_new = self._krylov_step(w)
+            if q_new is None:
+                return  # invariant subspace found: the Krylov space holds it exactly
+            q = q_new
+
+    def _last_pass(self, q: np.ndarray, with_stats: bool) -> None:
+        """Of A q only qᵀ A q is new (the Krylov blocks above it are the coefficients of the
+        previous orthogonalisation, by symmetry), and qᵀ A q is the Gram matrix of X q: one
+        product per block, an l x l result."""
+        g = self._pass(gram_product, q, with_stats)
+        if self.mean is not None:  # (Xq - 1 mᵀ)ᵀ(Xq - 1 mᵀ) = (Xq)ᵀXq - n m mᵀ, m = qᵀ mean
+            m = q.T.astype(np.float64) @ self.mean
+            g = g - self.n_seen * np.outer(m, m)
+        self.diag = g
+
+    def _krylov_step(self, w: np.ndarray) -> np.ndarray | None:
+        """Orthogonalise ``w`` against the panels (a column of the projected matrix); the new
+        panel, or None when the Krylov space is exhausted."""
+        width = sum(p.shape[1] for p in self.panels)
+        scale = max(self.total, np.finfo(float).tiny)
+        q_new, coeffs = _orthonormalize(w, self.panels, tol=self.exhausted * scale,
+                                        rel_tol=self.rel_tol)
+        room = self.d - width
         if q_new.shape[1] > room:
             q_new, coeffs[-1] = q_new[:, :room], coeffs[-1][:room]
-        coef_cols.append(coeffs)
+        self.coef_cols.append(coeffs)
         if q_new.shape[1] == 0:
-            break  # invariant subspace found: the Krylov space holds it exactly
-        panels.append(q_new)
-        q = q_new
-    if method == "krylov":
-        core = _assemble_core(coef_cols, [p.shape[1] for p in panels], diag)
-        kept = panels
-    else:
-        core, kept = diag, [q]
-    core = np.asarray(core, dtype=np.float64)
-    evals, evecs = scipy.linalg.eigh((core + core.T) / 2)
-    order = np.argsort(evals)[::-1][:k]
-    s = np.sqrt(np.clip(evals[order], 0.0, None))
-    # components = (basis @ evecs)ᵀ, built row-major without stacking the panels
-    comps = np.zeros((order.size, d), dtype=work_dtype)
-    offset = 0
-    for p in kept:
-        comps += evecs[offset:offset + p.shape[1], order].T.astype(work_dtype) @ p.T
-        offset += p.shape[1]
-    comps = flip_signs(comps).astype(np.float64, copy=False)
-    return SVDResult(s, comps, float(total), n_seen, mean)
+            return None
+        self.panels.append(q_new)
+        return q_new
+
+    def result(self, k: int) -> SVDResult:
+        """Rayleigh–Ritz on the span of the kept panels: the top ``k`` triplets."""
+        if self.method == "krylov":
+            core = _assemble_core(self.coef_cols, [p.shape[1] for p in self.panels], self.diag)
+        else:
+            core = self.diag
+        core = np.asarray(core, dtype=np.float64)
+        evals, evecs = scipy.linalg.eigh((core + core.T) / 2)
+        order = np.argsort(evals)[::-1][:k]
+        s = np.sqrt(np.clip(evals[order], 0.0, None))
+        # components = (basis @ evecs)ᵀ, built row-major without stacking the panels
+        comps = np.zeros((order.size, self.d), dtype=self.dtype)
+        offset = 0
+        for p in self.panels:
+            comps += evecs[offset:offset + p.shape[1], order].T.astype(self.dtype) @ p.T
+            offset += p.shape[1]
+        comps = flip_signs(comps).astype(np.float64, copy=False)
+        return SVDResult(s, comps, float(self.total), self.n_seen, self.mean)
 
 
 def _fill_panel(q: np.ndarray, width: int, rng: np.random.Generator,
