@@ -119,6 +119,147 @@ def _sum_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {key: sum(p[key] for p in parts[1:]) + parts[0][key] for key in parts[0]}
 
 
+def _split_direction(gram_shifted: np.ndarray, count: int, *, node_shift: np.ndarray,
+                     centroid: np.ndarray) -> np.ndarray | None:
+    """Top eigenvector of a node's covariance, or None when its rows have no spread."""
+    delta = centroid - node_shift  # node mean relative to the accumulation shift
+    cov = gram_shifted / count - np.outer(delta, delta)
+    cov = (cov + cov.T) / 2
+    vals, vecs = np.linalg.eigh(cov)
+    scale = max(float(np.trace(gram_shifted)) / count, float(centroid @ centroid), 1e-300)
+    if vals[-1] <= 1e-12 * scale:
+        return None
+    v = vecs[:, -1]
+    i = int(np.argmax(np.abs(v)))
+    return v if v[i] >= 0 else -v
+
+
+class _TreeBuilder:
+    """The state of one tree build: node tables growing level by level, each row's node.
+
+    ``x`` holds the rows the tree grows on (all of them, or a sample standing for ``scale``
+    times as many: a node splits while it stands for more than ``min_samples`` rows).
+
+    ``dirs``, ``thr``, ``children``, ``depth``, ``counts`` and ``centroids`` are per node (in
+    creation order); ``tables`` are the arrays the passes descend with; ``nodes`` holds the
+    persisted node of every row, one array per row block, and ``redirect`` sends rows of
+    children removed since the last pass back to their parent.
+    """
+
+    def __init__(self, x: da.Array, *, scale: float, min_samples: int) -> None:
+        d = x.shape[1]
+        self.x, self.d, self.scale, self.min_samples = x, d, scale, min_samples
+        self.dirs: list[np.ndarray] = [np.zeros(d)]
+        self.thr: list[float] = [0.0]
+        self.children: list[list[int]] = [[-1, -1]]
+        self.depth: list[int] = [0]
+        self.counts: list[int] = [0]
+        self.centroids: list[np.ndarray] = [np.zeros(d)]
+        self.grams: dict[int, np.ndarray | None] = {}
+        self.shift_of: dict[int, np.ndarray] = {}
+        self.tables = (np.zeros((1, d)), np.zeros(1), np.full((1, 2), -1, dtype=np.int64))
+        self.nodes: list[Any] = []
+        self.redirect = np.zeros(1, dtype=np.int64)
+
+    def level_stats(self, frontier: np.ndarray, shifts: np.ndarray,
+                    want_gram: bool) -> dict[str, np.ndarray]:
+        """One pass: move every row one level down, then accumulate the frontier's statistics."""
+        d = self.d
+        blocks = self.x.to_delayed().ravel()
+        prev = self.nodes or [None] * len(blocks)
+        self.nodes = list(dask.persist(*[
+            dask.delayed(_step_block)(b, p, self.redirect, *self.tables)
+            for b, p in zip(blocks, prev, strict=True)]))
+        group = max(1, _GRAM_BUDGET // (d * d)) if want_gram else max(1, frontier.size)
+        n_nodes = self.tables[2].shape[0]
+        results = []
+        for g in range(0, frontier.size, group):
+            fr, sh = frontier[g:g + group], shifts[g:g + group]
+            parts = [dask.delayed(_level_block)(b, nd, fr, sh, n_nodes, want_gram)
+                     for b, nd in zip(blocks, self.nodes, strict=True)]
+            results.append(tree_reduce(parts, _sum_parts, name="veob-tree-level"))
+        computed = dask.compute(*results)
+        return {key: np.concatenate([r[key] for r in computed]) for key in computed[0]}
+
+    def grow(self, depth_limit: int) -> None:
+        """Split breadth first until ``depth_limit`` levels or no node can split."""
+        root_shift = np.asarray(self.x[: min(self.x.shape[0], 1024)].mean(axis=0).compute(),
+                                dtype=np.float64)
+        self._record([0], root_shift[None, :], depth_limit > 0)
+        frontier = [0]
+        for level in range(depth_limit):
+            parents = self._split(frontier, level)
+            if not parents:
+                return
+            self.tables = (np.array(self.dirs), np.array(self.thr),
+                           np.array(self.children, dtype=np.int64))
+            self.redirect = np.concatenate([self.redirect, np.arange(len(self.redirect),
+                                                                     len(self.dirs))])
+            new_nodes = [c for p in parents for c in self.children[p]]
+            shifts = np.repeat(np.array([self.centroids[p] for p in parents]), 2, axis=0)
+            self._record(new_nodes, shifts, level + 1 < depth_limit)
+            frontier = self._keep_splits(parents)
+
+    def _record(self, nodes: list[int], shifts: np.ndarray, want_gram: bool) -> None:
+        """The pass over a new level: counts, centroids and (to split them) Gram matrices."""
+        stats = self.level_stats(np.array(nodes), shifts, want_gram)
+        for i, node in enumerate(nodes):
+            self.counts[node] = int(stats["counts"][i])
+            self.centroids[node] = shifts[i] + stats["sums"][i] / max(1, self.counts[node])
+            self.shift_of[node] = shifts[i]
+            self.grams[node] = stats["gram"][i] if want_gram else None
+
+    def _split(self, frontier: list[int], level: int) -> list[int]:
+        """Give every splittable frontier node a direction and two (empty) children."""
+        parents = []
+        for node in frontier:
+            c, gram = self.counts[node], self.grams.pop(node, None)
+            if c * self.scale <= self.min_samples or c < 2 or gram is None:
+                continue
+            direction = _split_direction(gram, c, node_shift=self.shift_of[node],
+                                         centroid=self.centroids[node])
+            if direction is None:
+                continue
+            self.dirs[node] = direction
+            self.thr[node] = float(self.centroids[node] @ direction)
+            self.children[node] = [len(self.dirs), len(self.dirs) + 1]
+            for _ in range(2):
+                self.dirs.append(np.zeros(self.d))
+                self.thr.append(0.0)
+                self.children.append([-1, -1])
+                self.depth.append(level + 1)
+                self.counts.append(0)
+                self.centroids.append(np.zeros(self.d))
+            parents.append(node)
+        return parents
+
+    def _keep_splits(self, parents: list[int]) -> list[int]:
+        """Undo splits with an empty side (the parent stays a leaf); the next frontier."""
+        frontier = []
+        for p in parents:
+            left, right = self.children[p]
+            if self.counts[left] == 0 or self.counts[right] == 0:
+                self.children[p] = [-1, -1]
+                self.redirect[[left, right]] = p
+                self.dirs[p] = np.zeros(self.d)
+                self.thr[p] = 0.0
+                self.grams.pop(left, None)
+                self.grams.pop(right, None)
+            else:
+                frontier += [left, right]
+        return frontier
+
+    def breadth_first(self) -> list[int]:
+        """The nodes reachable from the root, breadth first."""
+        order, queue = [], [0]
+        while queue:
+            node = queue.pop(0)
+            order.append(node)
+            if self.children[node][0] >= 0:
+                queue += self.children[node]
+        return order
+
+
 class PartitionTree(VoronoiCellsMixin):
     """Voronoi cells from the §5 partition tree, built out of core over a (lazy) embedding.
 
@@ -190,26 +331,6 @@ class PartitionTree(VoronoiCellsMixin):
                 f"min_samples must be a positive int; got {self.min_samples!r}.")
         return depth
 
-    def _level_stats(self, x: da.Array, frontier: np.ndarray, shifts: np.ndarray,
-                     want_gram: bool) -> dict[str, np.ndarray]:
-        """One pass: move every row one level down, then accumulate the frontier's statistics."""
-        d = x.shape[1]
-        blocks = x.to_delayed().ravel()
-        prev = self._nodes or [None] * len(blocks)
-        self._nodes = list(dask.persist(*[
-            dask.delayed(_step_block)(b, p, self._redirect, self.directions_, self.thresholds_,
-                                      self.children_) for b, p in zip(blocks, prev, strict=True)]))
-        group = max(1, _GRAM_BUDGET // (d * d)) if want_gram else max(1, frontier.size)
-        n_nodes = self.children_.shape[0]
-        results = []
-        for g in range(0, frontier.size, group):
-            fr, sh = frontier[g:g + group], shifts[g:g + group]
-            parts = [dask.delayed(_level_block)(b, nd, fr, sh, n_nodes, want_gram)
-                     for b, nd in zip(blocks, self._nodes, strict=True)]
-            results.append(tree_reduce(parts, _sum_parts, name="veob-tree-level"))
-        computed = dask.compute(*results)
-        return {key: np.concatenate([r[key] for r in computed]) for key in computed[0]}
-
     def fit(self, X: Any, y: Any = None) -> PartitionTree:
         """Grow the tree level by level, then assign every row to its nearest leaf centroid."""
         # Dask threads give the parallelism; BLAS threads on top only oversubscribe the cores.
@@ -218,121 +339,29 @@ class PartitionTree(VoronoiCellsMixin):
 
     def _fit(self, X: Any) -> PartitionTree:
         x_all = as_rows(X)
-        n, d = x_all.shape
+        n = x_all.shape[0]
         depth_limit = self._check_params(n)
         m = n if self.max_samples is None else (
             min(n, 256 << depth_limit) if self.max_samples == "auto"
             else check_max_samples(self.max_samples, n))
         x = as_rows(sample_rows(x_all, m, self.random_state)) if m < n else x_all
-        scale = n / m  # node counts on a sample stand for `scale` times as many rows
-        dirs: list[np.ndarray] = [np.zeros(d)]
-        thr: list[float] = [0.0]
-        children: list[list[int]] = [[-1, -1]]
-        depth: list[int] = [0]
-        self.directions_ = np.zeros((1, d))
-        self.thresholds_ = np.zeros(1)
-        self.children_ = np.full((1, 2), -1, dtype=np.int64)
-        self._nodes: list[Any] = []
-        self._redirect = np.zeros(1, dtype=np.int64)
-        root_shift = np.asarray(x[: min(n, 1024)].mean(axis=0).compute(), dtype=np.float64)
-        stats = self._level_stats(x, np.array([0]), root_shift[None, :], depth_limit > 0)
-        counts = [int(stats["counts"][0])]
-        centroids = [root_shift + stats["sums"][0] / max(1, counts[0])]
-        grams = {0: stats.get("gram", [None])[0]}
-        shift_of = {0: root_shift}
-        frontier = [0]
-        for level in range(depth_limit):
-            new_nodes: list[int] = []
-            parents: list[int] = []
-            for node in frontier:
-                c = counts[node]
-                gram = grams.pop(node, None)
-                if c * scale <= self.min_samples or c < 2 or gram is None:
-                    continue
-                direction = self._direction(gram, c, node_shift=shift_of[node],
-                                            centroid=centroids[node])
-                if direction is None:
-                    continue
-                left, right = len(dirs), len(dirs) + 1
-                dirs[node] = direction
-                thr[node] = float(centroids[node] @ direction)
-                children[node] = [left, right]
-                for _ in range(2):
-                    dirs.append(np.zeros(d))
-                    thr.append(0.0)
-                    children.append([-1, -1])
-                    depth.append(level + 1)
-                    counts.append(0)
-                    centroids.append(np.zeros(d))
-                new_nodes += [left, right]
-                parents.append(node)
-            if not new_nodes:
-                break
-            self.directions_ = np.array(dirs)
-            self.thresholds_ = np.array(thr)
-            self.children_ = np.array(children, dtype=np.int64)
-            self._redirect = np.concatenate([self._redirect, np.arange(len(self._redirect),
-                                                                       len(dirs))])
-            fr = np.array(new_nodes)
-            shifts = np.repeat(np.array([centroids[p] for p in parents]), 2, axis=0)
-            want_gram = level + 1 < depth_limit
-            stats = self._level_stats(x, fr, shifts, want_gram)
-            for i, node in enumerate(new_nodes):
-                counts[node] = int(stats["counts"][i])
-                centroids[node] = shifts[i] + stats["sums"][i] / max(1, counts[node])
-                shift_of[node] = shifts[i]
-                if want_gram:
-                    grams[node] = stats["gram"][i]
-            frontier = []
-            for p in parents:
-                left, right = children[p]
-                if counts[left] == 0 or counts[right] == 0:  # one side empty: p stays a leaf
-                    children[p] = [-1, -1]
-                    self._redirect[[left, right]] = p
-                    dirs[p] = np.zeros(d)
-                    thr[p] = 0.0
-                    grams.pop(left, None)
-                    grams.pop(right, None)
-                else:
-                    frontier += [left, right]
-        del self._nodes, self._redirect
-        self._compact(dirs, thr, children, depth, counts, centroids)
+        # node counts on a sample stand for n / m times as many rows
+        builder = _TreeBuilder(x, scale=n / m, min_samples=self.min_samples)
+        builder.grow(depth_limit)
+        order = builder.breadth_first()
+        self.directions_ = np.array([builder.dirs[o] for o in order])
+        self.thresholds_ = np.array([builder.thr[o] for o in order])
+        new = {old: i for i, old in enumerate(order)}
+        self.children_ = np.array([[new[c] for c in builder.children[o]]
+                                   if builder.children[o][0] >= 0 else [-1, -1]
+                                   for o in order], dtype=np.int64).reshape(-1, 2)
+        self.node_depth_ = np.array([builder.depth[o] for o in order], dtype=np.int64)
+        self.node_counts_ = np.array([builder.counts[o] for o in order], dtype=np.int64)
+        self.node_centroids_ = np.array([builder.centroids[o] for o in order])
         leaves = np.flatnonzero(self.children_[:, 0] < 0)
         remap = self._set_cells(x_all, self.node_centroids_[leaves], self.keep_labels)
         self.cell_node_ = leaves[remap >= 0]
         return self
-
-    def _direction(self, gram_shifted: np.ndarray, count: int, *, node_shift: np.ndarray,
-                   centroid: np.ndarray) -> np.ndarray | None:
-        """Top eigenvector of the node covariance, or None when the rows have no spread."""
-        delta = centroid - node_shift  # node mean relative to the accumulation shift
-        cov = gram_shifted / count - np.outer(delta, delta)
-        cov = (cov + cov.T) / 2
-        vals, vecs = np.linalg.eigh(cov)
-        scale = max(float(np.trace(gram_shifted)) / count, float(centroid @ centroid), 1e-300)
-        if vals[-1] <= 1e-12 * scale:
-            return None
-        v = vecs[:, -1]
-        i = int(np.argmax(np.abs(v)))
-        return v if v[i] >= 0 else -v
-
-    def _compact(self, dirs: list[np.ndarray], thr: list[float], children: list[list[int]],
-                 depth: list[int], counts: list[int], centroids: list[np.ndarray]) -> None:
-        """Keep the nodes reachable from the root, renumbered breadth first."""
-        order, queue = [], [0]
-        while queue:
-            node = queue.pop(0)
-            order.append(node)
-            if children[node][0] >= 0:
-                queue += children[node]
-        new = {old: i for i, old in enumerate(order)}
-        self.directions_ = np.array([dirs[o] for o in order])
-        self.thresholds_ = np.array([thr[o] for o in order])
-        self.children_ = np.array([[new[c] for c in children[o]] if children[o][0] >= 0
-                                   else [-1, -1] for o in order], dtype=np.int64).reshape(-1, 2)
-        self.node_depth_ = np.array([depth[o] for o in order], dtype=np.int64)
-        self.node_counts_ = np.array([counts[o] for o in order], dtype=np.int64)
-        self.node_centroids_ = np.array([centroids[o] for o in order])
 
     def apply(self, X: Any) -> Any:
         """Leaf node reached by each row when descending the tree (numpy or lazy dask)."""
