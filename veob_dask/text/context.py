@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import dask
 import numpy as np
@@ -217,10 +218,6 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
     seconds : dict
         Wall seconds of the stages ``"count"``, ``"weight"``, ``"svd"`` and ``"total"``.
     """
-    import dask.array as da
-
-    from veob_dask.svd import SVDEmbedding
-
     if weighting not in WEIGHTINGS:
         raise InvalidParameterError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}.")
     if min_count is None:
@@ -244,13 +241,8 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
     weighted = weight_counts(counts, weighting)
     t2 = time.perf_counter()
     k = int(min(n_components, kept.size - 1))
-    # the paper's orientation: one column per word (2V x V), so the SVD's feature side is the
-    # vocabulary and the word embeddings are S^p V^T, read off the fitted components directly
-    cols = sp.csr_matrix(weighted.T)
-    x = da.from_array(cols, chunks=(min(chunk_rows, cols.shape[0]), -1), asarray=False)
-    emb = SVDEmbedding(n_components=k, solver=solver, n_iter=n_iter,
+    emb = _fit_columns(weighted, k, chunk_rows=chunk_rows, solver=solver, n_iter=n_iter,
                        n_oversamples=n_oversamples, random_state=random_state)
-    emb.fit(x)
     s = np.asarray(emb.singular_values_, dtype=np.float64)
     proj = np.asarray(emb.components_, dtype=np.float64).T * (s ** p)
     t3 = time.perf_counter()
@@ -265,3 +257,16 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
         "corpus": corpus.path, "seconds": {key: round(v, 3) for key, v in seconds.items()},
     }
     return WordVectors([vocab[i] for i in kept], proj.astype(np.float32), meta), seconds
+
+
+def _fit_columns(weighted: sp.csr_matrix, k: int, *, chunk_rows: int, **svd_params: Any) -> Any:
+    """The fitted :class:`~veob_dask.svd.SVDEmbedding` of the matrix in the paper's
+    orientation: one column per word (2V x V), so the SVD's feature side is the vocabulary and
+    the word embeddings are ``S^p Vᵀ``, read off the fitted components directly."""
+    import dask.array as da
+
+    from veob_dask.svd import SVDEmbedding
+
+    cols = sp.csr_matrix(weighted.T)
+    x = da.from_array(cols, chunks=(min(chunk_rows, cols.shape[0]), -1), asarray=False)
+    return SVDEmbedding(n_components=k, **svd_params).fit(x)

@@ -151,9 +151,43 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
 
     if not isinstance(corpus, Corpus):
         corpus = Corpus(corpus)
+    t0 = time.perf_counter()
+    x, keep, found = _sentence_rows(corpus, words, n_components=n_components,
+                                    max_words=max_words, n=n, m=m, basis=basis,
+                                    chunk_sequences=chunk_sequences)
+    svd = SVDEmbedding(n_components=int(n_components), solver=solver)
+    sources = corpus.source_names(range(corpus.n_reviews))
+    sources = [sources[r] for r in corpus.sentence_review[keep]]
+    meta = {"model": "sentences", "section": "6.5", "n": n, "m": m, "basis": basis,
+            "max_words": max_words, "word_model": dict(words.metadata), "corpus": corpus.path,
+            "n_sentences": int(keep.size), "words_with_vectors": found,
+            "truncated": int((corpus.sentence_lengths[keep] > n).sum())}
+    if out is not None:
+        with create_artifact(out, "sentences", overwrite=overwrite,
+                             inputs=[corpus.location]) as w:
+            t1, t2 = _stream_model(w, svd, x, keep, corpus, words, sources)
+            w.header.update(n_sentences=int(keep.size),
+                            metadata=_metadata(meta, svd, t0, t1, t2))
+        return SentenceModel.load(out), {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
+    svd.fit(x)
+    t1 = time.perf_counter()
+    embedding = np.asarray(svd.transform(x).compute(), dtype=np.float32)
+    t2 = time.perf_counter()
+    model = SentenceModel(
+        embedding=embedding, components=np.asarray(svd.components_),
+        singular_values=np.asarray(svd.singular_values_), words=words,
+        text=corpus.sentence_text(keep), source=sources, corpus_index=keep,
+        metadata=_metadata(meta, svd, t0, t1, t2))
+    return model, {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
+
+
+def _sentence_rows(corpus: Corpus, words: WordVectors, *, n_components: int, max_words: int,
+                   n: int, m: int, basis: str, chunk_sequences: int
+                   ) -> tuple[Any, np.ndarray, int]:
+    """Lazy spectral rows of the sentences with 1..max_words tokens, their corpus rows, and
+    how many corpus words have a vector."""
     if max_words < 1:
         raise InvalidParameterError(f"max_words must be >= 1; got {max_words!r}.")
-    t0 = time.perf_counter()
     emb_matrix, found = corpus_embedding_matrix(corpus, words)
     if found == 0:
         raise DataError("no corpus word has a vector in the word model; build the word model "
@@ -167,49 +201,32 @@ def build_sentences(corpus: Corpus | str | os.PathLike[str], words: WordVectors,
                               chunk_sequences=chunk_sequences)
     mask = np.zeros(corpus.n_sentences, dtype=bool)
     mask[keep] = True
-    x = feats[mask]
-    svd = SVDEmbedding(n_components=int(n_components), solver=solver)
-    review = corpus.sentence_review[keep]
-    names = corpus.source_names(range(corpus.n_reviews))
+    return feats[mask], keep, found
 
-    def metadata(t1: float, t2: float) -> dict[str, Any]:
-        return {
-            "model": "sentences", "section": "6.5", "n": n, "m": m, "basis": basis,
-            "max_words": max_words, "n_components": int(svd.n_components_),
-            "solver": svd.solver_, "word_model": dict(words.metadata), "corpus": corpus.path,
-            "n_sentences": int(keep.size), "words_with_vectors": found,
-            "truncated": int((lengths[keep] > n).sum()),
-            "seconds": {"fit": round(t1 - t0, 3), "embed": round(t2 - t1, 3),
-                        "total": round(t2 - t0, 3)},
-        }
 
-    if out is not None:
-        with create_artifact(out, "sentences", overwrite=overwrite,
-                             inputs=[corpus.location]) as w:
-            svd.fit(x)
-            t1 = time.perf_counter()
-            k = int(svd.n_components_)
-            proj = svd.transform(x).astype(np.float32).rechunk((_QUERY_ROWS, k))
-            w.store("embedding", proj, dims=("sentence", "component"), chunk_rows=_QUERY_ROWS)
-            w.flush()
-            t2 = time.perf_counter()
-            _write_tables(w, np.asarray(svd.components_), np.asarray(svd.singular_values_),
-                          keep)
-            _write_strings(w, corpus, keep, [names[r] for r in review])
-            words.write_into(w.subgroup("words", "wordvectors"))
-            w.header.update(n_sentences=int(keep.size), metadata=metadata(t1, t2))
-        return SentenceModel.load(out), {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
-
+def _stream_model(w: ArtifactWriter, svd: Any, x: Any, keep: np.ndarray, corpus: Corpus,
+                  words: WordVectors, sources: list[str]) -> tuple[float, float]:
+    """Fit ``svd`` on ``x``, then write the embedding block by block and the tables, texts and
+    word model; return the times the fit and the embedding ended."""
     svd.fit(x)
     t1 = time.perf_counter()
-    embedding = np.asarray(svd.transform(x).compute(), dtype=np.float32)
+    k = int(svd.n_components_)
+    proj = svd.transform(x).astype(np.float32).rechunk((_QUERY_ROWS, k))
+    w.store("embedding", proj, dims=("sentence", "component"), chunk_rows=_QUERY_ROWS)
+    w.flush()
     t2 = time.perf_counter()
-    model = SentenceModel(
-        embedding=embedding, components=np.asarray(svd.components_),
-        singular_values=np.asarray(svd.singular_values_), words=words,
-        text=corpus.sentence_text(keep), source=[names[r] for r in review],
-        corpus_index=keep, metadata=metadata(t1, t2))
-    return model, {"fit": t1 - t0, "embed": t2 - t1, "total": t2 - t0}
+    _write_tables(w, np.asarray(svd.components_), np.asarray(svd.singular_values_), keep)
+    _write_strings(w, corpus, keep, sources)
+    words.write_into(w.subgroup("words", "wordvectors"))
+    return t1, t2
+
+
+def _metadata(meta: dict[str, Any], svd: Any, t0: float, t1: float,
+              t2: float) -> dict[str, Any]:
+    """The model's metadata: the build settings, the fitted SVD and the timings."""
+    return {**meta, "n_components": int(svd.n_components_), "solver": svd.solver_,
+            "seconds": {"fit": round(t1 - t0, 3), "embed": round(t2 - t1, 3),
+                        "total": round(t2 - t0, 3)}}
 
 
 def _write_strings(w: ArtifactWriter, corpus: Corpus, keep: np.ndarray,
