@@ -9,7 +9,9 @@ seconds for the whole batch (median of ``--repeat``), queries/s, recall@k, build
 (RSS increase of the process tree). Slow exact baselines (numpy, faiss ``IndexFlatL2``) run on the
 first ``--slow-queries`` queries only.
 
-Also: the tree build at n/8, n/4, n/2 and n rows (O(n log n) check: seconds / (n log2 n) should
+Also: the k-means centroids of the cells on ``--kmeans-n`` rows (default 20,000, 150 clusters):
+the hand-written Lloyd the library used before (``_lloyd.py``) against scikit-learn's ``KMeans``
+(used now) and ``MiniBatchKMeans``, seconds and inertia; the tree build at n/8, n/4, n/2 and n rows (O(n log n) check: seconds / (n log2 n) should
 stay flat), and, when the IDX files exist, the Fashion-MNIST label-ranked top-3 hit rate of the
 cell search against the exact search (2-D DCT, SVD to 30 dimensions, k = 100 neighbours).
 
@@ -107,6 +109,41 @@ def run_cells(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
                             n_probe=p, n_cells=index.n_cells_)
             rows.append(r)
         del index
+
+
+def kmeans_comparison(base: np.ndarray, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Centroids of the k-means cells: the hand-written Lloyd the library used before
+    (``_lloyd.py``) against scikit-learn's ``KMeans`` (what ``KMeansCells`` uses now) and
+    ``MiniBatchKMeans``, on the first ``--kmeans-n`` rows, ``--kmeans-clusters`` clusters, the
+    cells' default 10 iterations, one BLAS thread (as in ``KMeansCells.fit``). Inertia: sum of
+    squared distances of those rows to their nearest centroid, computed the same way for all."""
+    from _lloyd import lloyd
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from threadpoolctl import threadpool_limits
+
+    from veob_dask.partition import kmeans_centroids, nearest_centroids
+
+    x = np.ascontiguousarray(base[:args.kmeans_n])
+    k, seed = args.kmeans_clusters, args.seed
+    fits = {
+        "k-means: veob Lloyd (before)": (True, lambda: lloyd(x, k, max_iter=10,
+                                                             random_state=seed)[0]),
+        "k-means: sklearn KMeans (veob_dask.partition.kmeans_centroids)": (
+            False, lambda: kmeans_centroids(x, k, max_iter=10, random_state=seed)[0]),
+        "k-means: sklearn MiniBatchKMeans": (False, lambda: MiniBatchKMeans(
+            k, n_init=1, max_iter=10, random_state=seed).fit(x).cluster_centers_),
+        "k-means: sklearn KMeans n_init=1, max_iter=300": (False, lambda: KMeans(
+            k, n_init=1, random_state=seed).fit(x).cluster_centers_),
+    }
+    out = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for method, (ours, fit) in fits.items():
+            med, _, centroids, _ = timeit_median(fit, args.repeat)
+            _, sq, _ = nearest_centroids(x, np.asarray(centroids, dtype=np.float64))
+            out.append({"method": method, "ours": ours, "n_rows": int(x.shape[0]),
+                        "n_clusters": k, "build_s": med, "inertia": float(np.sum(sq))})
+            print(f"{method}: {med:.3f} s, inertia {out[-1]['inertia']:.4g}", flush=True)
+    return out
 
 
 def run_faiss(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
@@ -290,6 +327,10 @@ def main() -> None:
     ap.add_argument("--nlist", type=int, default=1000)
     ap.add_argument("--ef", type=int, nargs="+", default=[50, 100, 200])
     ap.add_argument("--skip-hnsw", action="store_true")
+    ap.add_argument("--skip-kmeans", action="store_true")
+    ap.add_argument("--kmeans-n", type=int, default=20_000,
+                    help="rows of the k-means comparison (the first rows of the data)")
+    ap.add_argument("--kmeans-clusters", type=int, default=150)
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-fashion", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -319,6 +360,7 @@ def main() -> None:
             run_cells(rows, base, queries, truth, args)
         if not args.skip_hnsw:
             run_hnsw(rows, base, queries, truth, args)
+        kmeans_rows = [] if args.skip_kmeans else kmeans_comparison(base, args)
         scale_rows = [] if args.skip_scaling else scaling(base, args)
         fashion_rows = [] if args.skip_fashion else fashion(args)
 
@@ -348,6 +390,9 @@ def main() -> None:
     print()
     for key, value in summary.items():
         print(f"{key}: {value:.2f}")
+    if kmeans_rows:
+        print()
+        print_table(kmeans_rows, ["method", "n_rows", "n_clusters", "build_s", "inertia"])
     if scale_rows:
         print()
         print_table(scale_rows, ["method", "n_rows", "build_s", "ns_per_n_log2n"])
@@ -357,13 +402,14 @@ def main() -> None:
                                    "median_s"])
     config = {"n": args.n, "d": args.d, "n_queries": args.n_queries, "k": args.k,
               "clusters": args.clusters, "repeat": args.repeat,
+              "kmeans_n": args.kmeans_n, "kmeans_clusters": args.kmeans_clusters,
               "slow_queries": args.slow_queries, "nlist": args.nlist, "seed": args.seed,
               "threads": args.threads, "exact_queries": args.exact_queries,
               "load_average_at_end": os.getloadavg(), "cpus": os.cpu_count(),
               "note": "2 cores shared with other engineers' jobs during the run; trust ratios "
                       "within the run, not absolute times. hnswlib built once."}
     out = write_result_json("bench_search", config,
-                            rows + scale_rows + fashion_rows + [{"method": "summary",
+                            rows + kmeans_rows + scale_rows + fashion_rows + [{"method": "summary",
                                                                  "ours": True, **summary}],
                             args.json)
     png = Path(args.png) if args.png else out.with_suffix(".png")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cells import CellStats, cell_statistics, nearest_centroids, voronoi_labels
-from .kmeans import KMeansCells, lloyd
+from .kmeans import KMeansCells, kmeans_centroids
 from .tree import PartitionTree, descend
 
 __all__ = [
@@ -12,7 +12,7 @@ __all__ = [
     "PartitionTree",
     "cell_statistics",
     "descend",
-    "lloyd",
+    "kmeans_centroids",
     "nearest_centroids",
     "voronoi_labels",
 ]

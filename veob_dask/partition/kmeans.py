@@ -1,16 +1,20 @@
-"""k-means cells (§7.2's alternative to the tree): Lloyd iterations on a sample, then Voronoi cells.
+"""k-means cells (§7.2's alternative to the tree): k-means on a sample, then Voronoi cells.
 
-Like faiss's IVF training, the centroids are found by Lloyd's algorithm on a uniform sample (64
-rows per cell by default, held in memory); the assignment pass then puts every row of the full,
-possibly out-of-core, embedding in the cell of its nearest centroid. dask-ml's ``KMeans`` instead
-makes one pass over the whole dataset per Lloyd iteration, after a k-means|| initialisation that
-itself needs several passes; for the ~sqrt(n) cells a search index wants, a sample suffices.
+Like faiss's IVF training, the centroids are fitted on a bounded uniform sample (64 rows per cell
+by default, held in memory), here by scikit-learn's :class:`~sklearn.cluster.KMeans`; the
+assignment pass then puts every row of the full, possibly out-of-core, embedding in the cell of
+its nearest centroid, lazily block by block. A sample rather than ``MiniBatchKMeans`` over the
+chunks: the sample is one pass and ``64 k`` rows, and on it ``KMeans`` reached a lower inertia
+than ``MiniBatchKMeans`` in less time (and than the hand-written Lloyd this replaced;
+``benchmarks/bench_search.py``, figures in ``benchmarks/README.md``). dask-ml's ``KMeans`` makes
+one pass over the whole dataset per iteration after a k-means|| start of several passes; for
+the ~sqrt(n) cells a search index wants, a sample suffices.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -19,65 +23,39 @@ from threadpoolctl import threadpool_limits
 from .._validation import parse_seed
 from ..errors import InvalidParameterError
 from .base import VoronoiCellsMixin, as_rows, check_max_samples, sample_rows
-from .cells import group_sums, nearest_centroids
 
-__all__ = ["KMeansCells", "lloyd"]
+__all__ = ["KMeansCells", "kmeans_centroids"]
 
 
-def lloyd(x: np.ndarray, n_clusters: int, *, max_iter: int = 20, tol: float = 1e-4,
-          random_state: Any = 0) -> tuple[np.ndarray, int]:
-    """Lloyd's k-means on in-memory rows; returns ``(centroids, iterations run)``.
+def kmeans_centroids(x: np.ndarray, n_clusters: int, *, max_iter: int = 10,
+                     random_state: Any = 0) -> tuple[np.ndarray, int]:
+    """k-means centroids of in-memory rows; returns ``(centroids, iterations run)``.
 
-    Starts from k-means++ seeds drawn from a subsample of at most ``max(16 k, 2048)`` rows (k
-    rounds of D^2 sampling, each ``O(16 k d)``); an emptied cluster is re-seeded with the row
-    farthest from its centroid. Stops when no centroid moves more than ``tol`` times the data's RMS spread.
+    scikit-learn: :func:`~sklearn.cluster.kmeans_plusplus` seeds drawn from a subsample of at
+    most ``max(16 k, 2048)`` rows (seeding on all rows doubled the time for the same inertia in
+    ``benchmarks/bench_search.py``), then :class:`~sklearn.cluster.KMeans` from those seeds on
+    all of ``x``. Fewer distinct rows than clusters leave some centroids duplicated; the cells
+    keep only those that receive rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c, _ = kmeans_centroids(np.array([[0.0], [0.1], [10.0], [10.1]]), 2)
+    >>> np.sort(c.ravel()).round(2).tolist()
+    [0.05, 10.05]
     """
-    rng = np.random.default_rng(parse_seed(random_state))
-    x64 = np.asarray(x, dtype=np.float64)
-    centroids = _kmeanspp(x64, n_clusters, rng)
-    spread = float(np.sqrt(np.mean(np.var(x64, axis=0)) + 1e-300))
-    it = 0
-    while it < max_iter:
-        it += 1
-        labels, sq, _ = nearest_centroids(x, centroids, n_threads=os.cpu_count() or 1)
-        counts = np.bincount(labels, minlength=n_clusters)
-        sums = group_sums(x64, labels, n_clusters)
-        new = centroids.copy()
-        full = counts > 0
-        new[full] = sums[full] / counts[full, None]
-        empty = np.flatnonzero(~full)
-        if empty.size:
-            far = np.argsort(sq)[::-1][:empty.size]
-            new[empty] = x64[far]
-        shift = float(np.sqrt(np.max(np.sum((new - centroids) ** 2, axis=1))))
-        centroids = new
-        if shift <= tol * spread and not empty.size:
-            break
-    return centroids, it
+    from sklearn.cluster import KMeans, kmeans_plusplus
+    from sklearn.exceptions import ConvergenceWarning
 
-
-def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (D^2 sampling) on a random subsample of ``x``."""
-    m = min(x.shape[0], max(16 * k, 2048))
+    seed = parse_seed(random_state)
+    rng = np.random.default_rng(seed)
+    m = min(x.shape[0], max(16 * n_clusters, 2048))
     sub = x[np.sort(rng.choice(x.shape[0], size=m, replace=False))] if m < x.shape[0] else x
-    norms = np.einsum("ij,ij->i", sub, sub)
-
-    def sqdist(i: int) -> np.ndarray:
-        return np.maximum(norms - 2.0 * (sub @ sub[i]) + norms[i], 0.0)
-
-    chosen = [int(rng.integers(m))]
-    best = sqdist(chosen[0])
-    for _ in range(1, k):
-        total = best.sum()
-        if total <= 0:  # fewer distinct rows than clusters: take any unchosen row
-            rest = np.setdiff1d(np.arange(m), chosen)
-            nxt = int(rest[0]) if rest.size else int(rng.integers(m))
-        else:
-            nxt = int(np.searchsorted(np.cumsum(best), rng.random() * total))
-            nxt = min(nxt, m - 1)
-        chosen.append(nxt)
-        np.minimum(best, sqdist(nxt), out=best)
-    return sub[chosen].copy()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Number of distinct clusters", ConvergenceWarning)
+        seeds, _ = kmeans_plusplus(sub, n_clusters, random_state=seed)
+        km = KMeans(n_clusters, init=seeds, n_init=1, max_iter=max_iter).fit(x)
+    return np.asarray(km.cluster_centers_, dtype=np.float64), int(km.n_iter_)
 
 
 class KMeansCells(VoronoiCellsMixin):
@@ -88,7 +66,7 @@ class KMeansCells(VoronoiCellsMixin):
     n_clusters : int or "auto", default="auto"
         Number of cells; ``"auto"`` is ``round(sqrt(n))``.
     max_iter : int, default=10
-        Lloyd iterations on the sample.
+        Lloyd iterations of :class:`~sklearn.cluster.KMeans` on the sample.
     max_samples : int, "auto" or None, default="auto"
         Rows of the training sample; ``"auto"`` is ``64 * n_clusters`` (faiss warns below 39 per
         centroid and samples up to 256), ``None`` all rows (in memory).
@@ -102,7 +80,7 @@ class KMeansCells(VoronoiCellsMixin):
     cell_centroids_, cell_counts_, cell_means_, cell_r2max_, neighbor_indptr_, neighbor_indices_
         As for :class:`~veob_dask.partition.PartitionTree`.
     n_iter_ : int
-        Lloyd iterations run.
+        Lloyd iterations run (``KMeans.n_iter_``).
 
     Notes
     -----
@@ -145,7 +123,7 @@ class KMeansCells(VoronoiCellsMixin):
         # Many small products on few, busy cores: threads over tiles, one BLAS thread each.
         with threadpool_limits(limits=1, user_api="blas"):
             sample = sample_rows(x, m, self.random_state) if m < n else np.asarray(x.compute())
-            centroids, self.n_iter_ = lloyd(sample, k, max_iter=self.max_iter,
-                                            random_state=self.random_state)
+            centroids, self.n_iter_ = kmeans_centroids(sample, k, max_iter=self.max_iter,
+                                                       random_state=self.random_state)
             self._set_cells(x, centroids, self.keep_labels)
         return self
