@@ -148,8 +148,7 @@ def reconstruction_error(model: Any, data: Any, *, labels: str | None = None) ->
             label=f"this store ({sample.n_rows:,} rows)")
     curves = [err]
     if summary.total_energy:
-        train = np.clip(1.0 - np.concatenate([[0.0], np.cumsum(summary.spectrum ** 2)])
-                        / summary.total_energy, 0.0, 1.0)
+        train = np.clip(1.0 - np.concatenate([[0.0], summary.cumulative_energy()]), 0.0, 1.0)
         ax.plot(np.arange(train.size), train, "--", color=_REST, lw=1.2,
                 label="training data (from the spectrum)")
         curves.append(train)

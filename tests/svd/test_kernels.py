@@ -16,6 +16,7 @@ from veob_dask.svd.kernels import (
     augmented_gram,
     block_stats,
     choose_k,
+    cumulative_energy,
     project_block,
 )
 
@@ -103,6 +104,21 @@ def test_choose_k_of_an_empty_spectrum_keeps_nothing_or_one() -> None:
     assert choose_k(np.zeros(0), 0.0, 0.9) == 0
     assert choose_k(np.zeros(3), 0.0, 0.9) == 1
     assert choose_k(np.zeros(3), 0.0, 0.9, rtol=1e-10) == 0
+
+
+def test_cumulative_energy_against_numpy(rng: np.random.Generator) -> None:
+    s = np.sort(rng.random(20))[::-1]
+    total = float(np.sum(s**2)) * 1.5  # the values hold two thirds of the energy
+    got = cumulative_energy(s, total)
+    np.testing.assert_allclose(got, [np.sum(s[:j] ** 2) / total for j in range(1, 21)],
+                               rtol=1e-13)
+    np.testing.assert_allclose(got[-1], 2 / 3, rtol=1e-13)
+    np.testing.assert_allclose(cumulative_energy(s)[-1], 1.0, rtol=1e-13)  # own energy
+    assert cumulative_energy(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+    assert cumulative_energy(np.zeros(0)).size == 0
+    # choose_k keeps the fewest values whose share reaches the fraction
+    k = choose_k(s, total, 0.5)
+    assert got[k - 1] >= 0.5 - 1e-12 and (k == 1 or got[k - 2] < 0.5)
 
 
 def test_the_solver_table_is_fixed_and_every_entry_takes_explicit_keywords() -> None:

@@ -21,6 +21,7 @@ from ..errors import InvalidParameterError, StoreFormatError
 from ..io import open_group
 from ..io.layout import KIND_NAMES
 from ..io.store import store_header
+from ..svd.kernels import cumulative_energy
 from ..text.wordvectors import UnknownWordError
 
 __all__ = [
@@ -90,9 +91,7 @@ class ModelSummary:
 
         A share of the total energy when it is known, else of the energy of the known values.
         """
-        e = np.cumsum(np.asarray(self.spectrum, dtype=np.float64) ** 2)
-        total = self.total_energy or (e[-1] if e.size else 1.0)
-        return e / (total if total > 0 else 1.0)
+        return cumulative_energy(self.spectrum, self.total_energy)
 
 
 def _is_pipeline(model: Any) -> bool:

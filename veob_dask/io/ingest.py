@@ -195,13 +195,7 @@ def ingest(
     if kind == "zarr":
         raise DataError(f"{str(source)!r} is already a Zarr store; open it with read_matrix.")
     if kind == "idx":
-        shape, dtype = idx_header(source)
-        dtype = dtype.newbyteorder("=")
-        rows = chunk_rows or default_chunk_rows(shape[1:], dtype, shape[0])
-        if shape[0] == 0:
-            raise DataError(f"IDX file {str(source)!r} holds no samples.")
-        streams = {"X": (shape, dtype, iter_idx_blocks(source, rows))}
-        attrs = {"X": provenance(os.path.abspath(source), shape, dtype, format="idx")}
+        rows, streams, attrs = _idx_stream(source, chunk_rows)
     else:
         arr, src_name = _array_source(source, kind)
         rows = chunk_rows or default_chunk_rows(arr.shape[1:], arr.dtype, arr.shape[0])
@@ -218,16 +212,32 @@ def ingest(
         streams = {"X": (shape, dtype, blocks)}
         attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
     for name, values in extras.items():
-        lshape, ldtype, lblocks = _label_blocks(
-            values, rows, what="labels" if name == layout.LABELS else "domains",
-            text_ok=name == layout.DOMAINS)
-        if lshape[0] != shape[0]:
-            raise DimensionMismatchError(
-                f"{'labels' if name == layout.LABELS else name} hold {lshape[0]} entries but the "
-                f"data has {shape[0]} samples."
-            )
-        streams[name] = (lshape, ldtype, lblocks)
-        src = os.path.abspath(values) if isinstance(values, (str, os.PathLike)) else "array"
-        attrs[name] = provenance(src, lshape, ldtype)
+        streams[name], attrs[name] = _key_stream(name, values, rows, streams["X"][0][0])
     _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options)
     return str(out)
+
+
+def _idx_stream(source: Any, chunk_rows: int | None) -> tuple[int, dict[str, Any],
+                                                               dict[str, Any]]:
+    """Rows per chunk, the block stream and the provenance of an IDX file's samples."""
+    shape, dtype = idx_header(source)
+    dtype = dtype.newbyteorder("=")
+    rows = chunk_rows or default_chunk_rows(shape[1:], dtype, shape[0])
+    if shape[0] == 0:
+        raise DataError(f"IDX file {str(source)!r} holds no samples.")
+    streams = {"X": (shape, dtype, iter_idx_blocks(source, rows))}
+    return rows, streams, {"X": provenance(os.path.abspath(source), shape, dtype, format="idx")}
+
+
+def _key_stream(name: str, values: Any, rows: int, n_samples: int) -> tuple[Any, Any]:
+    """The block stream and provenance of the labels or subdomain keys, one per sample."""
+    lshape, ldtype, lblocks = _label_blocks(
+        values, rows, what="labels" if name == layout.LABELS else "domains",
+        text_ok=name == layout.DOMAINS)
+    if lshape[0] != n_samples:
+        raise DimensionMismatchError(
+            f"{'labels' if name == layout.LABELS else name} hold {lshape[0]} entries but the "
+            f"data has {n_samples} samples."
+        )
+    src = os.path.abspath(values) if isinstance(values, (str, os.PathLike)) else "array"
+    return (lshape, ldtype, lblocks), provenance(src, lshape, ldtype)

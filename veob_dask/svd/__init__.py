@@ -10,6 +10,7 @@ from .kernels import (
     augmented_gram,
     block_stats,
     choose_k,
+    cumulative_energy,
     normal_block,
     project_block,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "block_stats",
     "choose_k",
     "choose_solver",
+    "cumulative_energy",
     "flip_signs",
     "gram_matrix",
     "gram_svd",

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from .._validation import check_block_finite
 
 __all__ = ["EXACT_MAX_FEATURES", "SUBBLOCK_ELEMENTS", "as_csr", "augmented_gram", "block_stats",
-           "choose_k", "normal_block", "project_block", "subblock_rows"]
+           "choose_k", "cumulative_energy", "normal_block", "project_block", "subblock_rows"]
 
 #: Widest data the exact routes take under ``"auto"`` (a d x d Gram matrix per fit, per chunk
 #: summary or per subdomain); wider data goes to the randomized range finders.
@@ -254,6 +254,25 @@ def project_block(block: Any, components: np.ndarray, mean: np.ndarray | None = 
     return np.asarray(xb @ comps_t, dtype=dtype)
 
 
+def cumulative_energy(singular_values: Any, total_energy: float | None = None) -> np.ndarray:
+    """Share of the energy held by the first ``j`` singular values, ``j = 1 .. n``:
+    ``Σ_{i≤j} σᵢ² / total_energy``.
+
+    Without ``total_energy`` (None or 0), a share of the energy of the values given; a spectrum
+    with no energy gives zeros.
+
+    Examples
+    --------
+    >>> cumulative_energy([3.0, 2.0, 1.0], 28.0).tolist()  # energies 9, 4, 1 of 28
+    [0.32142857142857145, 0.4642857142857143, 0.5]
+    >>> cumulative_energy([2.0, 0.0]).tolist()
+    [1.0, 1.0]
+    """
+    e = np.cumsum(np.asarray(singular_values, dtype=np.float64) ** 2)
+    total = total_energy or (e[-1] if e.size else 1.0)
+    return e / (total if total > 0 else 1.0)
+
+
 def choose_k(singular_values: np.ndarray, total_energy: float, n_components: Any, *,
              rtol: float = 0.0) -> int:
     """Components kept from a descending spectrum: ``n_components`` (int), or the fewest whose
@@ -282,5 +301,5 @@ def choose_k(singular_values: np.ndarray, total_energy: float, n_components: Any
         return n
     if total_energy <= 0:
         return min(1, n)
-    cum = np.cumsum(s[:n] ** 2) / total_energy
+    cum = cumulative_energy(s[:n], total_energy)
     return min(n, int(np.searchsorted(cum, n_components - 1e-12)) + 1)

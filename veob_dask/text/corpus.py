@@ -314,13 +314,7 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
         if n_tokens == 0:
             raise DataError(f"the reviews in {str(source)!r} contain no tokens.")
         order = _write_vocabulary(w, tokens, vocab, counts)
-        rev = w.subgroup("reviews")
-        for key, parts in meta.items():
-            rev.array(key, np.concatenate(parts), dims=("review",), chunks=(1 << 20,))
-        sent_counts = np.concatenate(per_review)
-        rev.array("sentence_offsets",
-                  np.concatenate([[0], np.cumsum(sent_counts)]).astype(np.int64),
-                  dims=("review_offset",), chunks=(1 << 20,))
+        _write_reviews(w, meta, per_review)
         w.header.update({
             "source": str(source),
             "limit": limit,
@@ -333,6 +327,18 @@ def build_corpus(source: str | os.PathLike[str], path: str | os.PathLike[str], *
         })
     return Corpus(path)
 
+
+
+def _write_reviews(w: ArtifactWriter, meta: dict[str, list[np.ndarray]],
+                   per_review: list[np.ndarray]) -> None:
+    """The ``reviews`` tables: one row per review, and where its sentences start."""
+    rev = w.subgroup("reviews")
+    for key, parts in meta.items():
+        rev.array(key, np.concatenate(parts), dims=("review",), chunks=(1 << 20,))
+    sent_counts = np.concatenate(per_review)
+    rev.array("sentence_offsets",
+              np.concatenate([[0], np.cumsum(sent_counts)]).astype(np.int64),
+              dims=("review_offset",), chunks=(1 << 20,))
 
 def _review_fields(chunk: Sequence[Review]) -> dict[str, np.ndarray]:
     return {"split": np.array([SPLITS.index(r.split) for r in chunk], np.int8),

@@ -376,11 +376,7 @@ def build_definitions(source: str | os.PathLike[str] | Iterable[str | os.PathLik
         and seconds for ``read``, ``graph``, ``weight``, ``svd``, ``project`` and ``total``.
     """
     t0 = time.perf_counter()
-    dic = source if isinstance(source, Dictionary) else load_dictionary(source, strict=strict)
-    if limit is not None:
-        if int(limit) < 1:
-            raise InvalidParameterError(f"limit must be >= 1; got {limit}.")
-        dic = dic.subset(sorted(dic.entries)[:int(limit)])
+    dic = _read_source(source, limit=limit, strict=strict)
     t1 = time.perf_counter()
     graph = relation_graph(dic)
     t2 = time.perf_counter()
@@ -397,11 +393,7 @@ def build_definitions(source: str | os.PathLike[str] | Iterable[str | os.PathLik
     s = np.asarray(emb.singular_values_, dtype=np.float64)
     k = spectrum_rank(s, k_ratio)
     t4 = time.perf_counter()
-    (us,) = dask.compute(project(x, np.asarray(emb.components_)[:k]))
-    vecs = np.asarray(us, dtype=np.float64) * np.where(s[:k] > 0, s[:k], 1.0) ** (
-        float(scale_exponent) - 1.0)
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    vecs = np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
+    vecs = _unit_vectors(x, np.asarray(emb.components_)[:k], s[:k], scale_exponent)
     t5 = time.perf_counter()
     timings = {"read": t1 - t0, "graph": t2 - t1, "weight": t3 - t2, "svd": t4 - t3,
                "project": t5 - t4, "total": t5 - t0}
@@ -415,3 +407,24 @@ def build_definitions(source: str | os.PathLike[str] | Iterable[str | os.PathLik
             "malformed_examples": [list(p) for p in dic.problems[:5]],
             "singular_values": [float(v) for v in s], "timings": timings}
     return WordVectors(words, vecs.astype(np.float32), meta), timings
+
+
+def _read_source(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Dictionary,
+                 *, limit: int | None, strict: bool) -> Dictionary:
+    """The dictionary (read when given paths), cut to its first ``limit`` entry words."""
+    dic = source if isinstance(source, Dictionary) else load_dictionary(source, strict=strict)
+    if limit is not None:
+        if int(limit) < 1:
+            raise InvalidParameterError(f"limit must be >= 1; got {limit}.")
+        dic = dic.subset(sorted(dic.entries)[:int(limit)])
+    return dic
+
+
+def _unit_vectors(x: da.Array, components: np.ndarray, s: np.ndarray,
+                  scale_exponent: float) -> np.ndarray:
+    """Rows ``U_k Σ_k^p`` (from the projection ``X V_kᵀ = U_k Σ_k``) scaled to unit length."""
+    (us,) = dask.compute(project(x, components))
+    vecs = np.asarray(us, dtype=np.float64) * np.where(s > 0, s, 1.0) ** (
+        float(scale_exponent) - 1.0)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.divide(vecs, norms, out=np.zeros_like(vecs), where=norms > 0)
