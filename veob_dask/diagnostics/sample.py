@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ..errors import DimensionMismatchError
+from ..svd.kernels import project_block
 from .model import svd_step
 
 __all__ = ["StoreSample", "model_features", "reconstruct", "sample_store"]
@@ -273,7 +274,7 @@ def reconstruct(model: Any, data: np.ndarray, n_components: int) -> np.ndarray:
     v = np.asarray(svd.components_[:int(n_components)], dtype=np.float64)
     mean = getattr(svd, "mean_", None)
     mu = 0.0 if mean is None else np.asarray(mean, dtype=np.float64)
-    back: Any = (feats - mu) @ v.T @ v + mu
+    back: Any = project_block(feats, v, None if mean is None else mu) @ v + mu
     if hasattr(model, "steps") and isinstance(model.steps, list):
         for _, step in reversed(model.steps[:-1]):
             back = step.inverse_transform(back)

@@ -52,6 +52,7 @@ from ..errors import DataError, InvalidParameterError
 from ..spectral.sequence import N_ASCII, SequenceTransform, letter_codes
 from ..svd import SVDEmbedding, project
 from ..svd.gram import gram_matrix, spectrum_from_gram
+from ..svd.kernels import project_block
 from .tokenize import decode_text_file
 from .wordvectors import WordVectors
 
@@ -465,7 +466,8 @@ def encode_words(model: WordVectors, words: Sequence[str]) -> np.ndarray:
                              basis=str(meta["basis"]), layout=str(meta.get("layout", "blocks")),
                              alphabet=alphabet)
     feats = x.compute(scheduler="sync")
-    out = np.asarray(feats @ model.extras["components"].T) * float(meta["scale_factor"])
+    out = project_block(feats, np.asarray(model.extras["components"])) * float(
+        meta["scale_factor"])
     return out.astype(model.vectors.dtype)
 
 
