@@ -94,10 +94,20 @@ def test_transformer_type_in_type_out_and_errors():
     assert t.image_shape_ == [4, 4]
     assert isinstance(t.transform(imgs), np.ndarray)
     assert isinstance(t.transform(da.from_array(imgs, chunks=3)), da.Array)
-    with pytest.raises(DimensionMismatchError, match="pixels per image"):
+    with pytest.raises(DimensionMismatchError, match="is expecting 16 features"):
         t.transform(np.ones((2, 9)))
-    with pytest.raises(InvalidParameterError, match="cannot infer image_shape"):
-        SpectralTransform2D().fit(np.ones((2, 10)))
+    with pytest.raises(DimensionMismatchError, match="is expecting 16 features"):
+        t.transform(da.ones((2, 9)))
+    assert isinstance(t.transform(imgs.reshape(6, 4, 4)), np.ndarray)  # a stack of images
+    # A width that is not a perfect square: each row is one 1 x d signal (the 1-D DCT-II).
+    rows = np.random.default_rng(5).random((3, 10))
+    t10 = SpectralTransform2D().fit(rows)
+    assert t10.image_shape_ == [1, 10]
+    np.testing.assert_allclose(t10.transform(rows), scipy.fft.dct(rows, axis=1, norm="ortho"))
+    with pytest.raises(InvalidParameterError, match="keep must be in"):
+        SpectralTransform2D(keep=(2, 2)).fit(rows)
+    with pytest.raises(DimensionMismatchError, match="needs 12 features"):
+        SpectralTransform2D(image_shape=(3, 4)).fit(rows)
 
 
 @pytest.mark.parametrize("basis", ["dct2", "paper"])

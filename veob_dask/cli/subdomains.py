@@ -125,7 +125,7 @@ def run_fit(args: argparse.Namespace) -> int:
                 f"{model.n_features_in_} features written to {out} in {stages.total:.2f} s")
     stages.emit({"store": args.store, "model": out, "n_domains": int(model.domains_.size),
                  "n_components": model.n_components_, "n_features": model.n_features_in_,
-                 "n_samples": int(model.n_samples_.sum()), "solver": model.solver_,
+                 "n_samples": int(model.n_samples_seen_), "solver": model.solver_,
                  "solver_reason": model.solver_reason_, "passes": model.n_passes_,
                  "memory_estimate_mb": estimate, "seconds": stages.total})
     return 0

@@ -54,6 +54,7 @@ __all__ = [
     "is_str",
     "load_estimator",
     "read_estimator",
+    "rename_fitted",
     "save_estimator",
     "write_estimator",
 ]
@@ -200,6 +201,10 @@ class EstimatorSpec:
         Fitted attributes that are estimators, with the table kinds they may be.
     check : callable, optional
         Extra consistency check of a loaded estimator; raises ``ValueError`` with a message.
+    upgrade : callable, optional
+        ``upgrade(state, arrays)`` brings the fitted state of a file written by an earlier
+        release up to date in place (a renamed attribute, a value derived from the others),
+        before anything is checked.
     """
 
     cls: type
@@ -208,6 +213,17 @@ class EstimatorSpec:
     scalars: Mapping[str, ScalarSpec] = field(default_factory=dict)
     nested: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     check: Callable[[Any], None] | None = None
+    upgrade: Callable[[dict[str, Any], dict[str, np.ndarray]], None] | None = None
+
+
+def rename_fitted(old: str, new: str) -> Callable[[dict[str, Any], dict[str, np.ndarray]], None]:
+    """An :attr:`EstimatorSpec.upgrade` that renames the fitted attribute ``old`` to ``new``
+    (as a scalar or an array, wherever the file has it)."""
+    def upgrade(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        for part in (state, arrays):
+            if old in part and new not in state and new not in arrays:
+                part[new] = part.pop(old)  # type: ignore[arg-type]
+    return upgrade
 
 
 ModelTable = Mapping[str, EstimatorSpec]
@@ -513,6 +529,9 @@ def _build(group: zarr.Group, where: str, table: ModelTable, depth: int, kind: s
 def _construct(spec: EstimatorSpec, kind: str, params: Any, state: Any,
                arrays: Mapping[str, np.ndarray], nested: Mapping[str, Any]) -> Any:
     params = _check_params(spec, params, kind)
+    if spec.upgrade is not None and isinstance(state, dict):
+        state, arrays = dict(state), dict(arrays)
+        spec.upgrade(state, arrays)
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and _ATTR_NAME.match(k) and not hasattr(spec.cls, k)
             and _json_ok(v) for k, v in state.items()):

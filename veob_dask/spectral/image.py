@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .._contract import LazyOutputMixin, as_array_input, check_input, finish
 from .._validation import check_block_finite
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 from .basis import BASES, cosine_basis
 
-__all__ = ["SpectralTransform2D", "inverse_spectral_transform_2d", "spectral_transform_2d"]
+__all__ = ["SpectralTransform2D", "infer_image_shape", "inverse_spectral_transform_2d",
+           "spectral_transform_2d"]
 
 
 def _out_dtype(dtype: Any) -> np.dtype:
@@ -38,6 +41,13 @@ def _inverse_block(block: np.ndarray, ph: np.ndarray, pw: np.ndarray, kh: int, k
     return out.reshape(block.shape[0], -1)
 
 
+def infer_image_shape(n_features: int) -> tuple[int, int]:
+    """``(s, s)`` when ``n_features`` is a perfect square ``s²``, else ``(1, n_features)``: each
+    row one 1 x d signal, whose 2-D transform is the 1-D transform of the row."""
+    side = math.isqrt(int(n_features))
+    return (side, side) if side * side == n_features else (1, int(n_features))
+
+
 def _parse(x: da.Array, image_shape: tuple[int, int] | None) -> tuple[da.Array, int, int]:
     if x.ndim == 3:
         h, w = int(x.shape[1]), int(x.shape[2])
@@ -48,14 +58,8 @@ def _parse(x: da.Array, image_shape: tuple[int, int] | None) -> tuple[da.Array, 
         return x, h, w
     if x.ndim != 2:
         raise DataError(f"expected images (n, h, w) or flattened (n, h*w); got shape {x.shape}.")
-    if image_shape is None:
-        side = round(float(np.sqrt(x.shape[1])))
-        if side * side != x.shape[1]:
-            raise InvalidParameterError(
-                f"cannot infer image_shape from {x.shape[1]} features; pass image_shape=(h, w)."
-            )
-        image_shape = (side, side)
-    h, w = (int(s) for s in image_shape)
+    h, w = infer_image_shape(x.shape[1]) if image_shape is None else image_shape
+    h, w = int(h), int(w)
     if h * w != x.shape[1]:
         raise DimensionMismatchError(
             f"image_shape {h}x{w} needs {h * w} features per row; got {x.shape[1]}."
@@ -174,7 +178,8 @@ def inverse_spectral_transform_2d(
     return out
 
 
-class SpectralTransform2D(TransformerMixin, BaseEstimator):
+class SpectralTransform2D(LazyOutputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                          BaseEstimator):
     """2-D cosine transform of images as a scikit-learn transformer (stateless).
 
     Parameters
@@ -184,14 +189,33 @@ class SpectralTransform2D(TransformerMixin, BaseEstimator):
     keep : (int, int), optional
         Harmonics kept per image axis; all by default.
     image_shape : (int, int), optional
-        Image height and width for flattened input (inferred for square images).
+        Image height and width for flattened input. Default: from an ``(n, h, w)`` stack, or
+        square images when the row width is a perfect square, else ``(1, width)`` (each row one
+        1 x d signal: the 1-D transform of the row; with the orthonormal ``"dct2"`` and every
+        harmonic kept, an SVD of the output spans the same embedding either way).
 
     Attributes
     ----------
-    image_shape_ : tuple of int
-        Image shape seen in ``fit``.
+    image_shape_ : list of int
+        Image height and width used.
     n_features_in_ : int
         Pixels per image.
+    n_passes_ : int
+        Always 0: ``fit`` reads no data (it checks shapes; in-memory input is also checked for
+        NaN and inf).
+
+    Notes
+    -----
+    Laziness: ``transform`` of dask input returns a lazy dask array with its row chunks; numpy
+    in, numpy out. Chunks: image axes of an ``(n, h, w)`` stack are merged into one chunk.
+    Memory: one row chunk in, one out. Determinism: a pure function of each block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> imgs = np.random.default_rng(0).random((5, 4, 4))
+    >>> SpectralTransform2D(keep=(2, 2)).fit_transform(imgs).shape
+    (5, 4)
     """
 
     def __init__(self, basis: str = "dct2", keep: tuple[int, int] | None = None,
@@ -200,28 +224,77 @@ class SpectralTransform2D(TransformerMixin, BaseEstimator):
         self.keep = keep
         self.image_shape = image_shape
 
+    def _flat(self, X: Any, *, reset: bool) -> tuple[Any, bool, tuple[int, int] | None]:
+        """Rows of pixels (an ``(n, h, w)`` stack flattened), validated; and the stack's
+        image shape when ``X`` was one."""
+        X = as_array_input(X)
+        shape = None
+        if isinstance(X, da.Array) and X.ndim == 3:
+            X, h, w = _parse(X, self.image_shape if reset else None)
+            shape = (h, w)
+        elif not isinstance(X, da.Array) and np.ndim(X) == 3:
+            X = np.asarray(X)
+            shape = (int(X.shape[1]), int(X.shape[2]))
+            X = X.reshape(X.shape[0], -1)
+        x, lazy = check_input(self, X, reset=reset, dtype="numeric")
+        return x, lazy, shape
+
+    def _checked_shape(self, n_features: int, stack: tuple[int, int] | None) -> tuple[int, int]:
+        if self.basis not in BASES:
+            raise InvalidParameterError(f"basis must be one of {BASES}; got {self.basis!r}.")
+        given = None if self.image_shape is None else tuple(int(v) for v in self.image_shape)
+        if given is not None and stack is not None and given != stack:
+            raise DimensionMismatchError(f"images are {stack[0]}x{stack[1]}, but "
+                                         f"image_shape={given}.")
+        h, w = stack or given or infer_image_shape(n_features)
+        if h * w != n_features:
+            raise DimensionMismatchError(
+                f"image_shape {h}x{w} needs {h * w} features per row; got {n_features}.")
+        if self.keep is not None:
+            kh, kw = (int(v) for v in self.keep)
+            if not (1 <= kh <= h and 1 <= kw <= w):
+                raise InvalidParameterError(
+                    f"keep must be in [1, {h}] x [1, {w}] for {h}x{w} images; got {self.keep}.")
+        return h, w
+
     def fit(self, X: Any, y: Any = None) -> SpectralTransform2D:
-        """Record the image shape; no data is read. ``y`` is ignored."""
-        xd = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
-        _, h, w = _parse(xd, self.image_shape)
+        """Record the image shape; no data is read.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n, h, w) or (n, h * w)
+            Images (a stack or flattened rows).
+        y : None
+            Ignored. Present for API consistency.
+
+        Returns
+        -------
+        self
+        """
+        x, _, stack = self._flat(X, reset=True)
+        h, w = self._checked_shape(int(x.shape[1]), stack)
         self.image_shape_ = [h, w]
-        self.n_features_in_ = h * w
+        self.n_passes_ = 0
         return self
 
     def transform(self, X: Any) -> Any:
-        """Transform images; dask in, lazy dask out; numpy in, numpy out."""
+        """Transform images; dask in, lazy dask out; numpy in, numpy out.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n, h, w) or (n, h * w)
+
+        Returns
+        -------
+        ndarray or dask.array.Array of shape (n, keep_h * keep_w)
+        """
         check_is_fitted(self, "image_shape_")
-        lazy = isinstance(X, da.Array)
-        xd = X if lazy else da.from_array(np.asarray(X))
-        shape = tuple(self.image_shape_)
-        n_in = int(np.prod(xd.shape[1:]))
-        if n_in != shape[0] * shape[1]:
-            raise DimensionMismatchError(
-                f"X has {n_in} pixels per image, but the transform was fitted on {shape}."
-            )
+        x, lazy, _ = self._flat(X, reset=False)
+        xd = x if lazy else da.from_array(x, chunks=(max(1, x.shape[0]), -1))
         keep = None if self.keep is None else (int(self.keep[0]), int(self.keep[1]))
-        out = spectral_transform_2d(xd, basis=self.basis, keep=keep, image_shape=shape)
-        return out if lazy else out.compute(scheduler="sync")
+        shape = (int(self.image_shape_[0]), int(self.image_shape_[1]))
+        return finish(spectral_transform_2d(xd, basis=self.basis, keep=keep, image_shape=shape),
+                      lazy)
 
     def inverse_transform(self, X: Any) -> Any:
         """Coefficients back to images, flattened to ``(n, h * w)`` (see
@@ -235,3 +308,14 @@ class SpectralTransform2D(TransformerMixin, BaseEstimator):
         shape = (int(self.image_shape_[0]), int(self.image_shape_[1]))
         out = inverse_spectral_transform_2d(xd, shape, basis=self.basis, keep=keep)
         return out if lazy else out.compute(scheduler="sync")
+
+    @property
+    def _n_features_out(self) -> int:
+        h, w = (int(v) for v in self.image_shape_)
+        return h * w if self.keep is None else int(self.keep[0]) * int(self.keep[1])
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -22,7 +22,8 @@ SPECS = {
         params={"basis": is_choice(*BASES), "keep": NONE | _pair(1),
                 "image_shape": NONE | _pair(1)},
         scalars={"image_shape_": ScalarSpec(_pair(1)),
-                 "n_features_in_": ScalarSpec(is_int(1))}),
+                 "n_features_in_": ScalarSpec(is_int(1)),
+                 "n_passes_": ScalarSpec(is_int(0, 0), optional=True)}),
     "SequenceTransform": EstimatorSpec(
         SequenceTransform,
         params={"n": is_int(1), "m": is_int(1), "basis": is_choice(*BASES),

@@ -18,10 +18,11 @@ import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from .._contract import LazyOutputMixin, as_array_input, check_input, finish
 from .._parallelism import parallelism
-from .._validation import as_dask_2d, check_n_features, parse_n_components, parse_seed
+from .._validation import as_dask_2d, parse_n_components, parse_seed
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 from ._passes import SOLVERS, parse_memory
 from .metadata import build_table, match
@@ -68,6 +69,7 @@ def _key_array(domains: Any, x: da.Array) -> da.Array:
     n = x.shape[0]
     if domains is None:
         return da.zeros(n, dtype=np.int64, chunks=(x.chunks[0],))
+    domains = as_array_input(domains, "domains")
     keys = domains if isinstance(domains, da.Array) else np.asarray(domains)
     if keys.ndim == 2 and keys.shape[1] == 1:
         keys = keys.ravel()
@@ -86,14 +88,16 @@ def _key_array(domains: Any, x: da.Array) -> da.Array:
     return keys.rechunk((x.chunks[0],))
 
 
-class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SubdomainEmbedding(LazyOutputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                         BaseEstimator):
     """One orthonormal basis per subdomain of the rows, fitted together; routing by content.
 
     Parameters
     ----------
-    n_components : int or float, default=30
+    n_components : int or float, default=0.9
         Components per subdomain (capped by each subdomain's rank), or the energy fraction in
-        (0, 1] each subdomain keeps.
+        (0, 1] each subdomain keeps (the default, as for every veob_dask embedding; the
+        ``veob subdomains fit`` command defaults to 30 components).
     solver : {"auto", "gram", "incremental", "randomized"}, default="auto"
         ``"gram"``: exact, one (d+1)² Gram matrix per subdomain. ``"incremental"``: one pass,
         rank ``n_components + n_oversamples`` Brand summaries per subdomain (wide or sparse
@@ -132,7 +136,10 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Components each subdomain keeps.
     mean_ : ndarray of shape (n_domains, n_features_in_)
         Zeros unless ``center=True``.
-    n_samples_ : ndarray of shape (n_domains,)
+    domain_counts_ : ndarray of shape (n_domains,)
+        Rows of each subdomain.
+    n_samples_seen_ : int
+        Rows used in ``fit`` (the sum of ``domain_counts_``).
     energy_ : ndarray of shape (n_domains,)
         Squared Frobenius norm of each (centered) subdomain's rows.
     explained_energy_ratio_ : ndarray of shape (n_domains, n_components_)
@@ -167,7 +174,7 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     (2, 2)
     """
 
-    def __init__(self, n_components: float = 30, *, solver: str = "auto", center: bool = False,
+    def __init__(self, n_components: float = 0.9, *, solver: str = "auto", center: bool = False,
                  metadata: dict[str, Any] | None = None, memory_budget: int | str | None = "1GiB",
                  n_oversamples: int = 10, n_iter: int = 2, max_components: int = 256,
                  split_every: int = 2, random_state: int | None = 0) -> None:
@@ -196,20 +203,8 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"{type(self.metadata).__name__}.")
 
     def _validated(self, X: Any, *, reset: bool) -> tuple[da.Array, bool]:
-        lazy = isinstance(X, da.Array)
-        if not lazy:
-            try:
-                X = validate_data(self, X, reset=reset, accept_sparse="csr",
-                                  dtype=[np.float64, np.float32])
-            except ValueError as err:
-                cls = DimensionMismatchError if "is expecting" in str(err) else DataError
-                raise cls(str(err)) from err
-        x = as_dask_2d(X)
-        if reset:
-            self.n_features_in_ = x.shape[1]
-        else:
-            check_n_features(x.shape[1], self.n_features_in_, owner=type(self).__name__)
-        return x, lazy
+        x, lazy = check_input(self, X, reset=reset, accept_sparse="csr")
+        return as_dask_2d(x), lazy
 
     def fit(self, X: Any, y: Any = None, *, domains: Any = None) -> SubdomainEmbedding:
         """Fit one basis per subdomain.
@@ -239,11 +234,12 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.singular_values_ = bases.singular_values
         self.ranks_ = bases.ranks
         self.mean_ = bases.means
-        self.n_samples_ = bases.n_samples
+        self.domain_counts_ = bases.n_samples
+        self.n_samples_seen_ = int(bases.n_samples.sum())
         self.energy_ = bases.energy
         self.explained_energy_ratio_ = bases.singular_values**2 / np.maximum(
             bases.energy, 1e-300)[:, None]
-        self.metadata_ = build_table(self.domains_, self.n_samples_, self.metadata)
+        self.metadata_ = build_table(self.domains_, self.domain_counts_, self.metadata)
         self.n_components_ = int(bases.components.shape[1])
         self.solver_, self.solver_reason_ = bases.plan.solver, bases.plan.reason
         self.n_passes_ = int(bases.plan.passes)
@@ -277,7 +273,7 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             keys = _key_array(domains, x)
             out = da.map_blocks(_project_keys, x, keys[:, None], self.domains_,
                                 self.components_, self.mean_, dtype, dtype=dtype, chunks=chunks)
-        return out if lazy else out.compute(scheduler="sync")
+        return finish(out, lazy)
 
     def select(self, where: Any = None) -> np.ndarray:
         """Keys of the subdomains whose metadata match every condition of ``where``.
@@ -362,7 +358,7 @@ class SubdomainEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         rank = int(self.ranks_[j])
         return {"components": self.components_[j, :rank],
                 "singular_values": self.singular_values_[j, :rank],
-                "mean": self.mean_[j], "n_samples": int(self.n_samples_[j]),
+                "mean": self.mean_[j], "n_samples": int(self.domain_counts_[j]),
                 "metadata": {k: v for k, v in self.metadata_[j].items()
                              if k not in ("key", "n_samples")}}
 

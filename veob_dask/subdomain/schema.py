@@ -24,6 +24,13 @@ from .embedding import SubdomainEmbedding
 __all__ = ["SPECS"]
 
 
+def _upgrade(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Release 0.1 called the per-subdomain row counts ``n_samples_`` and kept no total."""
+    if "n_samples_" in arrays and "domain_counts_" not in arrays:
+        arrays["domain_counts_"] = arrays.pop("n_samples_")
+        state.setdefault("n_samples_seen_", int(arrays["domain_counts_"].sum()))
+
+
 def _check(est: Any) -> None:
     ranks = np.asarray(est.ranks_)
     if np.any(ranks > est.n_components_):
@@ -37,6 +44,8 @@ def _check(est: Any) -> None:
     domains = np.asarray(est.domains_)
     if domains.size > 1 and not np.all(domains[1:] > domains[:-1]):
         raise ValueError("domains_ must be sorted and distinct")
+    if int(np.asarray(est.domain_counts_).sum()) != est.n_samples_seen_:
+        raise ValueError("n_samples_seen_ must be the sum of domain_counts_")
 
 
 SPECS = {
@@ -53,7 +62,7 @@ SPECS = {
                 "singular_values_": ArraySpec(("domain", "component")),
                 "ranks_": ArraySpec(("domain",), "iu", low=0),
                 "mean_": ArraySpec(("domain", "feature")),
-                "n_samples_": ArraySpec(("domain",), "iu", low=0),
+                "domain_counts_": ArraySpec(("domain",), "iu", low=0),
                 "energy_": ArraySpec(("domain",)),
                 "explained_energy_ratio_": ArraySpec(("domain", "component"))},
         scalars={"n_components_": ScalarSpec(is_int(1), dim="component"),
@@ -61,7 +70,8 @@ SPECS = {
                  "solver_": ScalarSpec(is_choice(*SOLVERS)),
                  "solver_reason_": ScalarSpec(is_str()),
                  "n_passes_": ScalarSpec(is_int(1)),
+                 "n_samples_seen_": ScalarSpec(is_int(0)),
                  "memory_estimate_": ScalarSpec(is_int(0)),
                  "metadata_": ScalarSpec(is_json())},
-        check=_check),
+        check=_check, upgrade=_upgrade),
 }

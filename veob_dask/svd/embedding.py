@@ -9,8 +9,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from .._contract import LazyOutputMixin, check_input, finish
 from .._validation import (
     as_dask_2d,
     check_fitted_count,
@@ -18,7 +19,7 @@ from .._validation import (
     parse_n_components,
     parse_seed,
 )
-from ..errors import DataError, DimensionMismatchError, InvalidParameterError, NumericalWarning
+from ..errors import InvalidParameterError, NumericalWarning
 from .kernels import choose_k, project_block
 from .result import SVDResult
 from .solvers import SOLVERS, choose_solver
@@ -86,7 +87,8 @@ def _choose_k(s: np.ndarray, total: float, n_components: float) -> int:
     return k
 
 
-class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SVDEmbedding(LazyOutputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                   BaseEstimator):
     """Vector embedding on an orthonormal basis: the top right singular vectors of X.
 
     Rows of X are samples. ``fit`` finds the top-k right singular vectors (``components_``);
@@ -139,11 +141,13 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Features seen in ``fit``.
     solver_ : str
         The solver used; ``solver_reason_`` says why.
+    n_passes_ : int
+        Passes over the data ``fit`` made (each reads every row chunk once).
 
     Notes
     -----
     Laziness: ``fit`` computes one pass (exact routes; the Gram route a second one when the
-    spectrum needs it) and stores only small numpy state;
+    spectrum needs it; the randomized solver ``n_iter + 1``) and stores only small numpy state;
     ``transform``/``inverse_transform`` of dask input return lazy dask arrays with the same row
     chunks, numpy input gives numpy. Memory: one row chunk plus a d x d matrix per task.
     Determinism: signs follow :mod:`veob_dask.svd._signs`.
@@ -197,6 +201,7 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         res = self._solve(x, solver, n_comp)
         self._set_state(res, n_comp, d)
+        self.n_passes_ = int(res.passes)
         self.solver_ = solver
         self.solver_reason_ = f"{reason}; {res.note}" if res.note else reason
         return self
@@ -240,31 +245,23 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.n_features_in_ = d
 
     def _validated(self, X: Any, *, reset: bool, what: str = "X") -> tuple[da.Array, bool]:
-        """Type in, type out: dask input is checked without computing; numpy and scipy.sparse
-        input go through scikit-learn's ``validate_data`` (its messages, our error classes)."""
-        lazy = isinstance(X, da.Array)
+        """Type in, type out (see :mod:`veob_dask._contract`); returns the input as a dask
+        array and whether it came as one."""
         if not reset:  # a damaged fitted count would make every width look wrong
             check_fitted_count(self.n_features_in_, "n_features_in_", type(self).__name__)
             check_fitted_count(self.n_components_, "n_components_", type(self).__name__)
-        if not lazy and what == "X":
-            try:
-                X = validate_data(self, X, reset=reset, accept_sparse="csr",
-                                  dtype=[np.float64, np.float32])
-            except ValueError as err:
-                cls = DimensionMismatchError if "is expecting" in str(err) else DataError
-                raise cls(str(err)) from err
-        x = as_dask_2d(X, what=what)
-        if not reset:
-            expected = self.n_features_in_ if what == "X" else self.n_components_
-            check_n_features(x.shape[1], expected, what, owner=type(self).__name__)
+        x, lazy = check_input(self, X, reset=reset, accept_sparse="csr", what=what,
+                              check_fitted_width=what == "X")
+        x = as_dask_2d(x, what=what)
+        if what != "X":
+            check_n_features(x.shape[1], self.n_components_, what, owner=type(self).__name__)
         return x, lazy
 
     def transform(self, X: Any) -> Any:
         """Project X on the basis: ``(X - mean_) @ components_.T``; dask in, lazy dask out."""
         check_is_fitted(self, "components_")
         x, lazy = self._validated(X, reset=False)
-        out = project(x, self.components_, self.mean_)
-        return out if lazy else out.compute(scheduler="sync")
+        return finish(project(x, self.components_, self.mean_), lazy)
 
     def inverse_transform(self, X: Any) -> Any:
         """Map embeddings back to feature space: ``Z @ components_ + mean_``."""
@@ -273,7 +270,7 @@ class SVDEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         dtype = np.dtype(np.float32) if z.dtype == np.float32 else np.dtype(np.float64)
         out = da.map_blocks(_reconstruct_block, z, self.components_, self.mean_, dtype,
                             dtype=dtype, chunks=(z.chunks[0], (self.n_features_in_,)))
-        return out if lazy else out.compute(scheduler="sync")
+        return finish(out, lazy)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

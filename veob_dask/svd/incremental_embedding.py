@@ -10,7 +10,8 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import as_dask_2d, check_n_features, parse_n_components, parse_seed
+from .._contract import check_input
+from .._validation import as_dask_2d, parse_n_components, parse_seed
 from ..errors import InvalidParameterError, NotFittedError
 from ._tree import compute_summary, tree_summary
 from .embedding import SVDEmbedding, _choose_k
@@ -114,6 +115,8 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         Effective number of rows after decay (equals ``n_samples_seen_`` when ``decay=1``).
     n_merges_ : int
         Merges since the last re-orthogonalisation.
+    n_passes_ : int
+        Passes over the data the last ``fit`` (or ``partial_fit``, over its batch) made.
 
     Notes
     -----
@@ -194,6 +197,7 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         refined = x is not None and bool(self.refine) and summ.rank > 0
         final = refine_summary(x, summ, decay=float(self.decay)) if refined else summ
         self._set_summary(final, n_comp, refined=refined)
+        self.n_passes_ = 1 + int(refined)
         discarded_energy_warning(summ, final.singular_values, self.n_components_,
                                  refined=refined, stacklevel=stacklevel)
 
@@ -244,11 +248,9 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         DimensionMismatchError
             If the batch has a different number of features than the fitted model.
         """
-        batch = self._as_input(X, one_batch=True)
-        d = batch.shape[1]
         fitted = hasattr(self, "working_components_")
-        if fitted:
-            check_n_features(d, self.n_features_in_, owner=type(self).__name__)
+        batch = self._as_input(X, one_batch=True, reset=not fitted)
+        d = batch.shape[1]
         n_comp, r = self._rank(d)
         old = self._summary() if fitted else None
         if old is not None and old.centered != bool(self.center):
@@ -268,16 +270,17 @@ class IncrementalSVDEmbedding(SVDEmbedding):
         self._finish(None, reorthogonalize(new), n_comp)
         return self
 
-    def _as_input(self, X: Any, one_batch: bool = False) -> Any:
-        """Dask array for paths and dask input; with ``one_batch`` in-memory input stays so."""
+    def _as_input(self, X: Any, one_batch: bool = False, reset: bool = True) -> Any:
+        """Dask array for paths and dask input; with ``one_batch`` in-memory input stays so
+        (checked by :func:`veob_dask._contract.check_input`; dask input is never computed)."""
         if isinstance(X, str | os.PathLike):
             from ..io import read_matrix
 
             X = read_matrix(X)
-        if isinstance(X, da.Array) or not one_batch:
-            return as_dask_2d(X)
-        as_dask_2d(X)  # checks shape, dtype and values of the batch; never computes dask
-        return X if sp.issparse(X) else np.asarray(X)
+        x, lazy = check_input(self, X, reset=reset, accept_sparse="csr")
+        if lazy or not one_batch:
+            return as_dask_2d(x)
+        return x if sp.issparse(x) else np.asarray(x)
 
     def transform(self, X: Any) -> Any:
         """Project X on the basis: ``(X - mean_) @ components_.T``; dask in, lazy dask out."""

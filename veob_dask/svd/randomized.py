@@ -253,6 +253,7 @@ class _RangeFinder:
         self.panels: list[np.ndarray] = []
         self.coef_cols: list[list[np.ndarray]] = []
         self.diag: np.ndarray | None = None  # qᵀ A q of the last panel, from the last pass
+        self.passes = 0  # products over the data computed so far
 
     def take_stats(self, stats: np.ndarray, l_omega: int) -> None:
         """Row count, mean and total energy from a :class:`WithStats` statistics vector."""
@@ -273,6 +274,7 @@ class _RangeFinder:
         d, l = self.d, self.width
         if start == "sketch":
             l_omega = l if self.center else 0
+            self.passes += 1
             (first,) = compute_all(sketch_product(self.x, self.seed, l, dtype=self.dtype,
                                                   l_omega=l_omega,
                                                   split_every=self.split_every))
@@ -287,6 +289,7 @@ class _RangeFinder:
         return q
 
     def _pass(self, product: Any, q: np.ndarray, with_stats: bool) -> np.ndarray:
+        self.passes += 1
         (out,) = compute_all(product(self.x, q.astype(self.dtype, copy=False),
                                      with_stats=with_stats, split_every=self.split_every))
         if with_stats:
@@ -357,7 +360,8 @@ class _RangeFinder:
             comps += evecs[offset:offset + p.shape[1], order].T.astype(self.dtype) @ p.T
             offset += p.shape[1]
         comps = flip_signs(comps).astype(np.float64, copy=False)
-        return SVDResult(s, comps, float(self.total), self.n_seen, self.mean)
+        return SVDResult(s, comps, float(self.total), self.n_seen, self.mean,
+                         passes=self.passes)
 
 
 def _fill_panel(q: np.ndarray, width: int, rng: np.random.Generator,

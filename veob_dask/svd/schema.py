@@ -42,6 +42,7 @@ _SCALARS = {
     "n_samples_seen_": ScalarSpec(is_int(0)),
     "solver_": ScalarSpec(is_str(64)),
     "solver_reason_": ScalarSpec(is_str()),
+    "n_passes_": ScalarSpec(is_int(0), optional=True),  # absent from models of release 0.1
 }
 
 
