@@ -104,7 +104,7 @@ def run_cells(rows: list[dict[str, Any]], base: np.ndarray, queries: np.ndarray,
         print(f"{label}: build {build_s:.2f} s, {index.n_cells_} cells", flush=True)
         for p in args.n_probe:
             r = bench_query(f"{label} n_probe={p}", True,
-                            lambda q, ix=index, p=p: ix.kneighbors(q, args.k, n_probe=p)[0],
+                            lambda q, ix=index, p=p: ix.kneighbors(q, args.k, n_probe=p)[1],
                             queries, truth, args.repeat, build_s=build_s, build_peak_mb=peak,
                             n_probe=p, n_cells=index.n_cells_)
             rows.append(r)
@@ -257,7 +257,7 @@ def fashion(args: argparse.Namespace) -> list[dict[str, Any]]:
         index = CellIndex(method).fit(etr)
         for p in (1, 2, 4, 8):
             t0 = time.perf_counter()
-            idx, _ = index.kneighbors(ete, k, n_probe=p)
+            _, idx = index.kneighbors(ete, k, n_probe=p)
             secs = time.perf_counter() - t0
             rate = float(label_rank_hits(ytr[idx], yte, 3).mean())
             out.append(row(f"veob {method} cells n_probe={p}", True, top3_hit_rate=rate,

@@ -3,13 +3,23 @@ dask checks of :class:`veob_dask.testing.DaskEstimatorChecks` over every estimat
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from veob_dask.index import CellIndex, ExactIndex
+from veob_dask.index.adapters import VectorDBIndex
+from veob_dask.partition import KMeansCells, PartitionTree
 from veob_dask.spectral import SpectralTransform2D
 from veob_dask.subdomain import SubdomainEmbedding
 from veob_dask.svd import IncrementalSVDEmbedding, SVDEmbedding
 from veob_dask.testing import DaskEstimatorChecks, EstimatorCase
+
+#: The vector-database adapter needs an optional package (the ``vectordb`` extra).
+HAS_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
+_NEEDS_HNSWLIB = pytest.mark.skipif(not HAS_HNSWLIB, reason="needs hnswlib (vectordb extra)")
 
 
 def _keys(X: np.ndarray) -> dict[str, np.ndarray]:
@@ -25,6 +35,20 @@ CASES = [
     EstimatorCase("SubdomainEmbedding", lambda: SubdomainEmbedding(n_components=3),
                   fit_params=_keys, method_params=_keys),
     EstimatorCase("SpectralTransform2D", lambda: SpectralTransform2D(image_shape=(3, 4))),
+    EstimatorCase("PartitionTree", lambda: PartitionTree(min_samples=20), method="predict"),
+    EstimatorCase("PartitionTree-all-rows",
+                  lambda: PartitionTree(max_depth=3, min_samples=20, max_samples=None),
+                  method="predict"),
+    EstimatorCase("KMeansCells", lambda: KMeansCells(6), method="predict"),
+    EstimatorCase("ExactIndex", lambda: ExactIndex(n_neighbors=4), method="kneighbors",
+                  load_params=lambda X: {"embedding": X}),
+    EstimatorCase("CellIndex-tree", lambda: CellIndex(n_neighbors=4, min_samples=20),
+                  method="kneighbors"),
+    EstimatorCase("CellIndex-kmeans", lambda: CellIndex("kmeans", n_neighbors=4),
+                  method="kneighbors"),
+    pytest.param(EstimatorCase("VectorDBIndex-hnswlib", lambda: VectorDBIndex(n_neighbors=4),
+                               method="kneighbors", saves=False),
+                 marks=_NEEDS_HNSWLIB, id="VectorDBIndex-hnswlib"),
 ]
 
 
@@ -32,3 +56,94 @@ class TestContract(DaskEstimatorChecks):
     @pytest.fixture(params=CASES, ids=str)
     def case(self, request: pytest.FixtureRequest) -> EstimatorCase:
         return request.param
+
+
+#: Instances scikit-learn's checks run on. Its data is small (tens of rows), hence the small
+#: ``min_samples`` of the tree cells.
+SKLEARN_CHECKED = [
+    SVDEmbedding(n_components=1), SVDEmbedding(n_components=1, solver="tsqr"),
+    SVDEmbedding(n_components=0.9, center=True),
+    SVDEmbedding(n_components=1, solver="randomized", n_iter=1),
+    IncrementalSVDEmbedding(n_components=0.9),
+    IncrementalSVDEmbedding(n_components=1, n_oversamples=20),
+    SubdomainEmbedding(n_components=1),
+    SubdomainEmbedding(n_components=0.9, center=True, solver="incremental"),
+    SpectralTransform2D(), SpectralTransform2D(basis="paper"),
+    PartitionTree(min_samples=5), KMeansCells(),
+    ExactIndex(), CellIndex(min_samples=5), CellIndex("kmeans"),
+    *([VectorDBIndex()] if HAS_HNSWLIB else []),
+]
+
+#: Checks expected to fail, each with its reason (none today).
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+
+
+@parametrize_with_checks(SKLEARN_CHECKED,
+                         expected_failed_checks=lambda est: EXPECTED_FAILURES.get(
+                             type(est).__name__, {}))
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+def _blobs() -> np.ndarray:
+    return CASES[0].data(np.random.default_rng(0))
+
+
+def test_subdomain_keys_reach_a_pipeline_through_metadata_routing():
+    import dask.array as da
+    from sklearn import config_context
+    from sklearn.pipeline import Pipeline
+
+    from veob_dask.testing import forbid_compute
+
+    X, keys = _blobs(), np.arange(240) % 3
+    with config_context(enable_metadata_routing=True):
+        sub = SubdomainEmbedding(n_components=2).set_fit_request(domains=True)
+        pipe = Pipeline([("svd", SVDEmbedding(n_components=6)),
+                         ("sub", sub.set_transform_request(domains=True))])
+        out = pipe.fit_transform(X, domains=keys)
+        alone = SubdomainEmbedding(n_components=2).fit(
+            SVDEmbedding(n_components=6).fit_transform(X), domains=keys)
+        np.testing.assert_allclose(out, alone.transform(
+            SVDEmbedding(n_components=6).fit_transform(X), domains=keys))
+        np.testing.assert_allclose(pipe.transform(X, domains=keys), out)
+        xd = da.from_array(X, chunks=(60, -1))
+        pipe.fit(xd, domains=keys)
+        with forbid_compute():
+            lazy = pipe.transform(xd, domains=da.from_array(keys, chunks=60))
+        assert lazy.chunks == (xd.chunks[0], (2,))
+
+
+@pytest.mark.parametrize("est", [PartitionTree(min_samples=20), KMeansCells(4)], ids=str)
+def test_fit_predict_gives_every_rows_cell(est):
+    import dask.array as da
+
+    from veob_dask.testing import forbid_compute
+
+    X = _blobs()
+    labels = est.fit_predict(X)
+    assert isinstance(labels, np.ndarray) and labels.shape == (240,)
+    np.testing.assert_array_equal(labels, est.labels_)
+    np.testing.assert_array_equal(labels, est.predict(X))
+    xd = da.from_array(X, chunks=(60, -1))
+    lazy = est.fit_predict(xd)  # fit computes; the labels stay lazy
+    assert not hasattr(est, "labels_")  # n values are not kept for dask input
+    with forbid_compute():
+        assert isinstance(est.predict(xd), da.Array)
+    np.testing.assert_array_equal(lazy.compute(), labels)
+
+
+def test_other_containers_are_refused_clearly():
+    import dask.array as da
+    import xarray as xr
+
+    from veob_dask.errors import DataError, InvalidParameterError
+
+    X = _blobs()
+    svd = SVDEmbedding(n_components=3).fit(X)
+    with pytest.raises(DataError, match=r"xarray Dataset; pass one of its variables"):
+        svd.transform(xr.Dataset({"x": (("sample", "feature"), X)}))
+    np.testing.assert_allclose(svd.transform(xr.DataArray(X)), svd.transform(X))
+    svd.set_output(transform="polars")
+    with pytest.raises(InvalidParameterError, match="lazy output of dask input"):
+        svd.transform(da.from_array(X, chunks=60))

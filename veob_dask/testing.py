@@ -100,6 +100,9 @@ class EstimatorCase:
         ``X -> dict`` of per-sample side inputs (e.g. subdomain keys) for ``fit``/``method``.
     target : callable, optional
         ``X -> y`` for supervised estimators.
+    load_params : callable, optional
+        ``X -> dict`` of keyword arguments ``veob_dask.load`` needs (an exact index needs its
+        embedding).
     saves : bool
         Whether ``veob_dask.save`` stores it (otherwise it must refuse with a TypeError).
     every_chunk_each_pass : bool
@@ -115,6 +118,7 @@ class EstimatorCase:
     fit_params: Callable[[np.ndarray], dict[str, Any]] = field(default=lambda X: {})
     method_params: Callable[[np.ndarray], dict[str, Any]] = field(default=lambda X: {})
     target: Callable[[np.ndarray], Any] | None = None
+    load_params: Callable[[np.ndarray], dict[str, Any]] = field(default=lambda X: {})
     saves: bool = True
     every_chunk_each_pass: bool = True
 
@@ -208,7 +212,7 @@ class DaskEstimatorChecks:
                 save(est, tmp_path / "model")
             return
         save(est, tmp_path / "model")
-        back = load(tmp_path / "model")
+        back = load(tmp_path / "model", **case.load_params(X))
         assert type(back) is type(est)
         assert _plain(back.get_params(deep=False)) == _plain(est.get_params(deep=False))
         for a, b in zip(_outputs(case.apply(back, X)), _outputs(case.apply(est, X)),

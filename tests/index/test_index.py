@@ -10,6 +10,7 @@ from veob_dask.errors import (
     DataError,
     DimensionMismatchError,
     InvalidParameterError,
+    NotFittedError,
     StoreFormatError,
     StoreNotFoundError,
 )
@@ -33,10 +34,10 @@ def test_all_cells_is_exact(mixture, method):
     q, b = mixture
     ref_i, ref_d = exact_kneighbors(q, b, 10)
     index = build_index(b, method=method, max_samples=None)
-    idx, sq = index.kneighbors(q, 10, n_probe="all")
+    sq, idx = index.kneighbors(q, 10, n_probe="all")
     np.testing.assert_array_equal(idx, ref_i)
     np.testing.assert_allclose(sq, ref_d, rtol=1e-12)
-    idx2, _ = index.kneighbors(q, 10, n_probe=index.n_cells_ + 5)
+    _, idx2 = index.kneighbors(q, 10, n_probe=index.n_cells_ + 5)
     np.testing.assert_array_equal(idx2, ref_i)
 
 
@@ -45,10 +46,10 @@ def test_recall_grows_with_n_probe(mixture, method):
     q, b = mixture
     ref, _ = exact_kneighbors(q, b, 10)
     index = build_index(b, method=method)
-    rec = [recall(index.kneighbors(q, 10, n_probe=p)[0], ref) for p in (1, 4, 16)]
+    rec = [recall(index.kneighbors(q, 10, n_probe=p)[1], ref) for p in (1, 4, 16)]
     assert rec[0] <= rec[1] <= rec[2]
     assert rec[2] >= 0.95
-    _, sq = index.kneighbors(q, 10, n_probe=1)
+    sq, _ = index.kneighbors(q, 10, n_probe=1)
     assert np.all(np.diff(sq, axis=1) >= 0)
 
 
@@ -57,7 +58,7 @@ def test_small_cells_and_k_larger_than_a_cell(rng):
     b = rng.normal(size=(300, 3))
     index = CellIndex("tree", max_depth=6, min_samples=1, max_samples=None).fit(b)
     assert index.partition_.cell_counts_.min() < 40
-    idx, sq = index.kneighbors(b[:5], 40, n_probe="all")
+    sq, idx = index.kneighbors(b[:5], 40, n_probe="all")
     ref, _ = exact_kneighbors(b[:5], b, 40)
     np.testing.assert_array_equal(idx, ref)
     assert np.all(np.isfinite(sq))
@@ -66,16 +67,16 @@ def test_small_cells_and_k_larger_than_a_cell(rng):
 def test_dask_queries_are_lazy(mixture):
     q, b = mixture
     index = build_index(b, method="kmeans")
-    idx, _ = index.kneighbors(da.from_array(q, chunks=(64, -1)), 5, n_probe=3)
+    _, idx = index.kneighbors(da.from_array(q, chunks=(64, -1)), 5, n_probe=3)
     assert isinstance(idx, da.Array) and idx.chunks[0] == (64, 64, 64, 8)
-    np.testing.assert_array_equal(idx.compute(), index.kneighbors(q, 5, n_probe=3)[0])
+    np.testing.assert_array_equal(idx.compute(), index.kneighbors(q, 5, n_probe=3)[1])
 
 
 def test_exact_index_interface(mixture):
     q, b = mixture
     index = build_index(da.from_array(b, chunks=(1000, -1)), method="exact")
     assert isinstance(index, ExactIndex)
-    np.testing.assert_array_equal(index.kneighbors(q, 4)[0], exact_kneighbors(q, b, 4)[0])
+    np.testing.assert_array_equal(index.kneighbors(q, 4)[1], exact_kneighbors(q, b, 4)[0])
 
 
 def test_save_load_and_foreign_embedding(mixture, tmp_path):
@@ -83,7 +84,7 @@ def test_save_load_and_foreign_embedding(mixture, tmp_path):
     index = build_index(b, method="cells", n_probe=4)
     index.save(tmp_path / "ix.zarr")
     back = load_index(tmp_path / "ix.zarr", embedding=b)
-    np.testing.assert_array_equal(back.kneighbors(q, 7)[0], index.kneighbors(q, 7)[0])
+    np.testing.assert_array_equal(back.kneighbors(q, 7)[1], index.kneighbors(q, 7)[1])
     assert back.n_probe == 4
     other = b.copy()
     other[-1, 0] += 1.0
@@ -112,11 +113,11 @@ def test_errors(mixture):
         index.kneighbors(q, b.shape[0] + 1)
     with pytest.raises(InvalidParameterError, match="n_probe"):
         index.kneighbors(q, 3, n_probe=0)
-    with pytest.raises(DataError, match="2-D"):
+    with pytest.raises(DataError, match="Expected 2D array"):
         index.kneighbors(q[0], 3)
     with pytest.raises(InvalidParameterError, match="method"):
         build_index(b, method="annoy")
-    with pytest.raises(InvalidParameterError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         CellIndex().kneighbors(q, 3)
 
 
@@ -127,7 +128,7 @@ def test_vector_db_adapters(mixture, backend):
     ref, ref_sq = exact_kneighbors(q, b, 5)
     index = build_index(da.from_array(b, chunks=(2000, -1)), method=backend, n_probe=20,
                         nlist=30)
-    idx, sq = index.kneighbors(q, 5)
+    sq, idx = index.kneighbors(q, 5)
     assert idx.shape == (200, 5) and idx.dtype == np.int64
     assert recall(idx, ref) >= 0.95
     hit = idx == ref

@@ -119,7 +119,7 @@ def test_vector_database_adapters_filter_inside_the_engine(rng, backend):
     x = rng.normal(size=(2000, 6)).astype(np.float32)
     index = VectorDBIndex(backend, nlist=8, n_probe=8, n_threads=1).fit(x)
     allowed = np.flatnonzero(rng.random(2000) < 0.1)
-    idx, sq = index.kneighbors(x[:20], 5, allowed=allowed)
+    sq, idx = index.kneighbors(x[:20], 5, allowed=allowed)
     assert np.isin(idx, allowed).all()
     want, want_sq = exact_kneighbors(x[:20], x[allowed], 5)
     assert (idx == allowed[want]).mean() > 0.95

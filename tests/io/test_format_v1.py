@@ -44,7 +44,7 @@ def test_v1_dataset_model_pipeline_and_embedding(v1: Path) -> None:
 def test_v1_index_words_ragged_sparse(v1: Path) -> None:
     emb = read_array(v1 / "emb.zarr").compute()
     index = load_index(v1 / "index.zarr", embedding=emb)
-    idx, _ = index.kneighbors(emb[:5], 3, n_probe="all")
+    _, idx = index.kneighbors(emb[:5], 3, n_probe="all")
     assert idx[:, 0].tolist() == [0, 1, 2, 3, 4]
     words = WordVectors.load(v1 / "words.zarr")
     assert words.words == ["cat", "dog", "bird"] and words.metadata == {"model": "test"}

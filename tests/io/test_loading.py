@@ -208,7 +208,7 @@ def test_index_round_trip_answers_the_same(index_store, rng) -> None:
     path, emb = index_store
     back = load_index(path, embedding=emb)
     q = rng.normal(size=(20, 5))
-    idx, _ = back.kneighbors(q, 5, n_probe="all")
+    _, idx = back.kneighbors(q, 5, n_probe="all")
     assert idx.min() >= 0 and idx.max() < emb.shape[0]
 
 

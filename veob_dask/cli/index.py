@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
         index.save(out, overwrite=args.overwrite)
     counts = index.partition_.cell_counts_
     median = int(sorted(counts)[len(counts) // 2])
-    stages.show(f"wrote {out}: {index.n_cells_} {method} cells over {index.n_rows_} rows "
+    stages.show(f"wrote {out}: {index.n_cells_} {method} cells over {index.n_samples_seen_} rows "
                 f"(cell sizes {counts.min()}-{counts.max()}, median {median}) in "
                 f"{stages.total:.2f} s")
     stages.emit({"embedding": args.embedding, "index": out, "method": method,
-                 "n_cells": index.n_cells_, "n_rows": index.n_rows_,
+                 "n_cells": index.n_cells_, "n_rows": index.n_samples_seen_,
                  "cell_sizes": {"min": counts.min(), "median": median, "max": counts.max()},
                  "seconds": stages.total, "stages": stages.seconds})
     return 0

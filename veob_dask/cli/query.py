@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 index = ExactIndex().fit(emb)
             q = np.asarray(queries.compute())
-        method = getattr(index, "cell_method", "exact")
+        method = getattr(index, "cells", "exact")
         with stages.stage("search", f"{q.shape[0]} queries, n={args.neighbors}, {method}"):
-            idx, sq = index.kneighbors(q, args.neighbors, n_probe=n_probe)
+            sq, idx = index.kneighbors(q, args.neighbors, n_probe=n_probe)
     for i in range(min(args.show, q.shape[0])):
         pairs = ", ".join(f"{j} ({d:.4g})" for j, d in zip(idx[i], sq[i], strict=True))
         stages.show(f"query {first + i}: {pairs}")

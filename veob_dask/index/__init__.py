@@ -3,7 +3,7 @@
 :func:`build_index` is the one entry point the CLI and the demo use::
 
     index = build_index(embedding, method="cells", n_probe=8)
-    indices, sq_distances = index.kneighbors(queries, k=10)
+    sq_distances, indices = index.kneighbors(queries, n_neighbors=10)
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def build_index(embedding: Any, method: str = "exact", **params: Any) -> Any:
     Returns
     -------
     ExactIndex, CellIndex or VectorDBIndex
-        Fitted; ``.kneighbors(queries, k, n_probe=None) -> (indices, sq_distances)``.
+        Fitted; ``.kneighbors(queries, n_neighbors, n_probe=None) -> (sq_distances,
+        indices)``, as scikit-learn's ``NearestNeighbors`` (squared Euclidean distances).
     """
     from ..errors import InvalidParameterError
 

@@ -25,7 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..errors import DimensionMismatchError, InvalidParameterError
-from .exact import _check_k, _check_numpy_queries
+from .exact import check_k, check_numpy_queries
 
 __all__ = ["CellSearcher"]
 
@@ -211,14 +211,14 @@ def search_any(searcher: CellSearcher, queries: Any, k: Any, n_probe: int, n_row
         if queries.ndim != 2 or queries.shape[1] != n_features:
             raise DimensionMismatchError(
                 f"queries must have shape (n, {n_features}); got {queries.shape}.")
-        k = _check_k(k, n_rows)
+        k = check_k(k, n_rows)
         q = queries.rechunk({1: -1})
         out = [da.map_blocks(_search_block, q, searcher, k, n_probe, w,
                              chunks=(q.chunks[0], (k,)), dtype=dt)
                for w, dt in ((0, np.int64), (1, np.float64))]
         return out[0], out[1]
-    q = _check_numpy_queries(queries, n_features)
-    k = _check_k(k, n_rows)
+    q = check_numpy_queries(queries, n_features)
+    k = check_k(k, n_rows)
     if q.shape[0] == 0:
         return np.empty((0, k), dtype=np.int64), np.empty((0, k))
     return searcher.search(q, k, n_probe)

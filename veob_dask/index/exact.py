@@ -36,7 +36,7 @@ from .._reduce import SPLIT_EVERY, tree_reduce
 from .._validation import check_block_finite
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 
-__all__ = ["METRICS", "exact_kneighbors", "merge_topk"]
+__all__ = ["METRICS", "check_k", "check_numpy_queries", "exact_kneighbors", "merge_topk"]
 
 #: Distances :func:`exact_kneighbors` ranks by.
 METRICS = ("sqeuclidean", "cosine")
@@ -178,18 +178,20 @@ def _scan_chunk(state: _TopK, q: np.ndarray, chunk: np.ndarray, offset: int,
         list(pool.map(work, starts))
 
 
-def _check_k(k: Any, n_base: int) -> int:
+def check_k(k: Any, n_base: int) -> int:
+    """The number of neighbours asked for: a positive int, at most the indexed rows."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) < 1:
-        raise InvalidParameterError(f"k must be a positive integer; got {k!r}.")
+        raise InvalidParameterError(f"n_neighbors must be a positive integer; got {k!r}.")
     if int(k) > n_base:
         raise InvalidParameterError(
-            f"k must be at most the number of indexed rows ({n_base}); got k={int(k)}. "
-            "Ask for fewer neighbours or index more rows."
+            f"n_neighbors must be at most the number of indexed rows ({n_base}); got "
+            f"{int(k)}. Ask for fewer neighbours or index more rows."
         )
     return int(k)
 
 
-def _check_numpy_queries(q: Any, d: int) -> np.ndarray:
+def check_numpy_queries(q: Any, d: int) -> np.ndarray:
+    """Queries as a checked 2-D numpy array of width ``d`` (one-line errors)."""
     q = np.asarray(q)
     if q.ndim == 1 and q.size == d:
         raise DataError(
@@ -386,12 +388,12 @@ def exact_kneighbors(
         raise InvalidParameterError(f"query_block must be a positive integer; got {query_block!r}.")
     if isinstance(queries, da.Array):
         _check_dask_queries(queries, d)
-        k = _check_k(k, n_base)
+        k = check_k(k, n_base)
         base_d = base if isinstance(base, da.Array) else da.from_array(
             base, chunks=(_NUMPY_CHUNK_ROWS, -1))
         return _dask_kneighbors(queries, base_d, k, metric)
-    q = _check_numpy_queries(queries, d)
-    k = _check_k(k, n_base)
+    q = check_numpy_queries(queries, d)
+    k = check_k(k, n_base)
     threads = (os.cpu_count() or 1) if n_threads is None else int(n_threads)
     state = _TopK(q.shape[0], k)
     if q.shape[0] == 0:

@@ -274,7 +274,7 @@ class SubdomainIndex:
             z = project_rows(q[qi], np.full(qi.size, c), model.components_[:, :rank],
                              model.mean_, np.dtype(np.float64))
             kk = min(n, int(self.offsets_[c + 1] - self.offsets_[c]))
-            local, sq = index.kneighbors(z, kk, n_probe=n_probe)
+            sq, local = index.kneighbors(z, kk, n_probe=n_probe)
             ok = local >= 0
             vals[qi, slot, :kk] = np.where(ok, sq + resid[qi, slot][:, None], np.inf)
             idx[qi, slot, :kk] = np.where(ok, self.order_[self.offsets_[c] + np.maximum(local, 0)],

@@ -9,8 +9,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import as_dask_2d, check_n_features, parse_seed
-from ..errors import DataError, InvalidParameterError
+from .._contract import check_input
+from .._validation import as_dask_2d, parse_seed
+from ..errors import InvalidParameterError
 from .cells import cell_statistics, voronoi_labels
 
 __all__ = ["VoronoiCellsMixin", "as_rows", "check_max_samples", "sample_rows"]
@@ -27,6 +28,24 @@ def as_rows(X: Any) -> da.Array:
     if arr.ndim == 2 and arr.shape[0] > 0:
         return as_dask_2d(arr, what="X", chunks=min(arr.shape[0], NUMPY_CHUNK_ROWS))
     return as_dask_2d(arr, what="X")
+
+
+def fit_rows(est: Any, X: Any) -> tuple[da.Array, bool]:
+    """``X`` checked for ``fit`` (see :mod:`veob_dask._contract`) as a dask array of rows, and
+    whether it came in memory (then the partition keeps ``labels_`` unless told not to)."""
+    x, lazy = check_input(est, X, reset=True)
+    return as_rows(x), not lazy
+
+
+def keeps_labels(keep_labels: Any, in_memory: bool) -> bool:
+    """Resolve ``keep_labels`` ("auto": keep them for in-memory input, as scikit-learn's
+    clusterers do; never for dask input, whose labels scale with the data)."""
+    if keep_labels == "auto":
+        return in_memory
+    if not isinstance(keep_labels, bool | np.bool_):
+        raise InvalidParameterError(f"keep_labels must be True, False or 'auto'; got "
+                                    f"{keep_labels!r}.")
+    return bool(keep_labels)
 
 
 def check_max_samples(value: Any, n: int) -> int:
@@ -49,6 +68,8 @@ class VoronoiCellsMixin(ClusterMixin, BaseEstimator):
 
     Subclasses find centroids in ``fit`` and call :meth:`_set_cells`, which runs the assignment
     pass (§5: every sample goes to its nearest centroid) and drops empty cells.
+    ``fit_predict`` returns every row's cell: numpy for in-memory input, lazy dask for dask
+    input (no extra pass until it is computed).
     """
 
     def _set_cells(self, x: da.Array, centroids: np.ndarray, keep_labels: bool) -> np.ndarray:
@@ -69,26 +90,48 @@ class VoronoiCellsMixin(ClusterMixin, BaseEstimator):
         self.cell_r2max_ = stats.r2max
         self.neighbor_indptr_, self.neighbor_indices_ = stats.neighbours()
         self.n_cells_ = int(keep.size)
-        self.n_samples_ = int(stats.counts.sum())
+        self.n_samples_seen_ = int(stats.counts.sum())
         self.n_features_in_ = int(x.shape[1])
         if keep_labels:
             assert stats.labels is not None
             self.labels_ = remap[stats.labels]
+        elif hasattr(self, "labels_"):
+            del self.labels_
         return remap
 
     def predict(self, X: Any) -> Any:
-        """Cell (nearest centroid) of each row; numpy in, numpy out; dask in, lazy dask out."""
+        """Cell (nearest centroid) of each row; numpy in, numpy out; dask in, lazy dask out.
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        ndarray or dask.array.Array of shape (n_samples,)
+            int64 cell numbers.
+        """
         check_is_fitted(self, "cell_centroids_")
-        if isinstance(X, da.Array):
-            x = as_dask_2d(X, what="X")
-        else:
-            x = np.asarray(X)
-            if x.ndim != 2:
-                raise DataError(f"X must be 2-D (n_samples, n_features); got shape {x.shape}.")
-            if x.size and not np.all(np.isfinite(x)):
-                raise DataError("X contains NaN or inf values; clean them first.")
-        check_n_features(int(x.shape[1]), self.n_features_in_)
+        x, _ = check_input(self, X, reset=False)
         return voronoi_labels(x, self.cell_centroids_)
+
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
+        """Fit the cells, then give every row's cell (``labels_`` when kept, else
+        :meth:`predict`, lazy for dask input).
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+        y : None
+            Ignored. Present for API consistency.
+
+        Returns
+        -------
+        ndarray or dask.array.Array of shape (n_samples,)
+        """
+        self.fit(X)
+        labels = getattr(self, "labels_", None)
+        return labels if labels is not None else self.predict(X)
 
     def neighbors_of(self, cell: int) -> np.ndarray:
         """Cells that share a populated Voronoi face with ``cell``."""

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from .._validation import parse_seed
 from ..errors import InvalidParameterError
-from .base import VoronoiCellsMixin, as_rows, check_max_samples, sample_rows
+from .base import VoronoiCellsMixin, check_max_samples, fit_rows, keeps_labels, sample_rows
 
 __all__ = ["KMeansCells", "kmeans_centroids"]
 
@@ -70,8 +70,8 @@ class KMeansCells(VoronoiCellsMixin):
     max_samples : int, "auto" or None, default="auto"
         Rows of the training sample; ``"auto"`` is ``64 * n_clusters`` (faiss warns below 39 per
         centroid and samples up to 256), ``None`` all rows (in memory).
-    keep_labels : bool, default=False
-        Keep every row's cell in ``labels_``.
+    keep_labels : bool or "auto", default="auto"
+        Keep every row's cell in ``labels_``; ``"auto"``: for in-memory input only.
     random_state : int or None, default=0
         Seed of the sample and the initial centroids.
 
@@ -81,6 +81,11 @@ class KMeansCells(VoronoiCellsMixin):
         As for :class:`~veob_dask.partition.PartitionTree`.
     n_iter_ : int
         Lloyd iterations run (``KMeans.n_iter_``).
+    labels_ : ndarray of shape (n_samples,)
+        Cell of every row, when kept (see ``keep_labels``).
+    n_samples_seen_, n_features_in_, n_cells_ : int
+    n_passes_ : int
+        2: one pass drawing the sample (or reading every row), one assignment pass.
 
     Notes
     -----
@@ -90,7 +95,7 @@ class KMeansCells(VoronoiCellsMixin):
     """
 
     def __init__(self, n_clusters: int | str = "auto", *, max_iter: int = 10,
-                 max_samples: int | str | None = "auto", keep_labels: bool = False,
+                 max_samples: int | str | None = "auto", keep_labels: bool | str = "auto",
                  random_state: int | None = 0) -> None:
         self.n_clusters = n_clusters
         self.max_iter = max_iter
@@ -100,7 +105,8 @@ class KMeansCells(VoronoiCellsMixin):
 
     def fit(self, X: Any, y: Any = None) -> KMeansCells:
         """Find the centroids on a sample, then assign every row to its nearest centroid."""
-        x = as_rows(X)
+        x, in_memory = fit_rows(self, X)
+        keep_labels = keeps_labels(self.keep_labels, in_memory)
         n = int(x.shape[0])
         if self.n_clusters == "auto":
             k = max(1, round(math.sqrt(n)))
@@ -125,5 +131,6 @@ class KMeansCells(VoronoiCellsMixin):
             sample = sample_rows(x, m, self.random_state) if m < n else np.asarray(x.compute())
             centroids, self.n_iter_ = kmeans_centroids(sample, k, max_iter=self.max_iter,
                                                        random_state=self.random_state)
-            self._set_cells(x, centroids, self.keep_labels)
+            self._set_cells(x, centroids, keep_labels)
+        self.n_passes_ = 2  # the sample (or every row) and the assignment
         return self

@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from ..io.serialize import NONE, ArraySpec, EstimatorSpec, ScalarSpec, is_bool, is_choice, is_int
+from ..io.serialize import (
+    NONE,
+    ArraySpec,
+    EstimatorSpec,
+    ScalarSpec,
+    is_bool,
+    is_choice,
+    is_int,
+    rename_fitted,
+)
 from .kmeans import KMeansCells
 from .tree import PartitionTree
 
@@ -28,12 +37,17 @@ CELLS = {
     "neighbor_indptr_": ArraySpec(("cell_offset",), "iu", monotone=True, first=0,
                                   last="neighbor"),
     "neighbor_indices_": ArraySpec(("neighbor",), "iu", low=0, high="cell"),
+    "labels_": ArraySpec(("sample",), "iu", optional=True, low=0, high="cell"),
 }
 CELL_SCALARS = {
     "n_cells_": ScalarSpec(is_int(1), dim="cell"),
-    "n_samples_": ScalarSpec(is_int(0)),
+    "n_samples_seen_": ScalarSpec(is_int(0)),
     "n_features_in_": ScalarSpec(is_int(1), dim="feature"),
+    "n_passes_": ScalarSpec(is_int(1), optional=True),  # absent from files of release 0.1
 }
+KEEP_LABELS = is_bool() | is_choice("auto")
+#: Release 0.1 called the row count ``n_samples_``.
+UPGRADE = rename_fitted("n_samples_", "n_samples_seen_")
 
 
 def check_cells(est: Any) -> None:
@@ -64,7 +78,7 @@ SPECS = {
     "PartitionTree": EstimatorSpec(
         PartitionTree,
         params={"max_depth": NONE | is_int(0, 62), "min_samples": is_int(1),
-                "max_samples": MAX_SAMPLES, "keep_labels": is_bool(), "random_state": SEED},
+                "max_samples": MAX_SAMPLES, "keep_labels": KEEP_LABELS, "random_state": SEED},
         arrays={**CELLS,
                 "directions_": ArraySpec(("node", "feature")),
                 "thresholds_": ArraySpec(("node",)),
@@ -73,11 +87,11 @@ SPECS = {
                 "node_counts_": ArraySpec(("node",), "iu", low=0),
                 "node_centroids_": ArraySpec(("node", "feature")),
                 "cell_node_": ArraySpec(("cell",), "iu", low=0, high="node")},
-        scalars=CELL_SCALARS, check=check_tree),
+        scalars=CELL_SCALARS, check=check_tree, upgrade=UPGRADE),
     "KMeansCells": EstimatorSpec(
         KMeansCells,
         params={"n_clusters": is_choice("auto") | is_int(1), "max_iter": is_int(1),
-                "max_samples": MAX_SAMPLES, "keep_labels": is_bool(), "random_state": SEED},
+                "max_samples": MAX_SAMPLES, "keep_labels": KEEP_LABELS, "random_state": SEED},
         arrays=CELLS, scalars={**CELL_SCALARS, "n_iter_": ScalarSpec(is_int(0))},
-        check=check_cells),
+        check=check_cells, upgrade=UPGRADE),
 }

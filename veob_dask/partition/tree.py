@@ -39,7 +39,14 @@ from threadpoolctl import threadpool_limits
 from .._reduce import tree_reduce
 from .._validation import check_block_finite
 from ..errors import InvalidParameterError
-from .base import VoronoiCellsMixin, as_rows, check_max_samples, sample_rows
+from .base import (
+    VoronoiCellsMixin,
+    as_rows,
+    check_max_samples,
+    fit_rows,
+    keeps_labels,
+    sample_rows,
+)
 from .cells import group_sums
 
 __all__ = ["PartitionTree", "descend"]
@@ -115,6 +122,11 @@ def _level_block(block: np.ndarray, node: np.ndarray, frontier: np.ndarray, shif
     return out
 
 
+def _head_shift(block: np.ndarray) -> np.ndarray:
+    """The mean of a block's first 1024 rows, as a (1, d) float64 shift."""
+    return np.asarray(block[:1024], dtype=np.float64).mean(axis=0)[None, :]
+
+
 def _sum_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {key: sum(p[key] for p in parts[1:]) + parts[0][key] for key in parts[0]}
 
@@ -160,32 +172,47 @@ class _TreeBuilder:
         self.tables = (np.zeros((1, d)), np.zeros(1), np.full((1, 2), -1, dtype=np.int64))
         self.nodes: list[Any] = []
         self.redirect = np.zeros(1, dtype=np.int64)
+        self.passes = 0  # level passes made over x
 
-    def level_stats(self, frontier: np.ndarray, shifts: np.ndarray,
-                    want_gram: bool) -> dict[str, np.ndarray]:
-        """One pass: move every row one level down, then accumulate the frontier's statistics."""
+    def level_stats(self, frontier: np.ndarray, shifts: np.ndarray | None,
+                    want_gram: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """One pass: move every row one level down, then accumulate the frontier's statistics.
+
+        ``shifts=None`` (the root) shifts by the mean of the first chunk's first rows, read in
+        the same pass; the shifts used are returned. Node numbers and statistics come from one
+        graph, so each row chunk is read once.
+        """
         d = self.d
-        blocks = self.x.to_delayed().ravel()
+        # Unoptimised blocks: an optimised graph inlines each chunk's read into every task
+        # that uses it, and a chunk feeds two tasks here (its node numbers and its statistics).
+        blocks = self.x.to_delayed(optimize_graph=False).ravel()
         prev = self.nodes or [None] * len(blocks)
-        self.nodes = list(dask.persist(*[
-            dask.delayed(_step_block)(b, p, self.redirect, *self.tables)
-            for b, p in zip(blocks, prev, strict=True)]))
+        if shifts is None:
+            shifts = dask.delayed(_head_shift)(blocks[0])
+        nodes = [dask.delayed(_step_block)(b, p, self.redirect, *self.tables)
+                 for b, p in zip(blocks, prev, strict=True)]
         group = max(1, _GRAM_BUDGET // (d * d)) if want_gram else max(1, frontier.size)
         n_nodes = self.tables[2].shape[0]
         results = []
         for g in range(0, frontier.size, group):
             fr, sh = frontier[g:g + group], shifts[g:g + group]
             parts = [dask.delayed(_level_block)(b, nd, fr, sh, n_nodes, want_gram)
-                     for b, nd in zip(blocks, self.nodes, strict=True)]
+                     for b, nd in zip(blocks, nodes, strict=True)]
             results.append(tree_reduce(parts, _sum_parts, name="veob-tree-level"))
-        computed = dask.compute(*results)
-        return {key: np.concatenate([r[key] for r in computed]) for key in computed[0]}
+        # Persisting the node numbers (kept for the next pass) together with the statistics
+        # makes one graph: every row chunk is read once per level.
+        done = dask.persist(*nodes, *results, shifts)
+        self.nodes = list(done[:len(nodes)])
+        computed = dask.compute(*done[len(nodes):])
+        self.passes += 1
+        stats = {key: np.concatenate([r[key] for r in computed[:-1]]) for key in computed[0]}
+        return stats, np.asarray(computed[-1], dtype=np.float64)
 
     def grow(self, depth_limit: int) -> None:
         """Split breadth first until ``depth_limit`` levels or no node can split."""
-        root_shift = np.asarray(self.x[: min(self.x.shape[0], 1024)].mean(axis=0).compute(),
-                                dtype=np.float64)
-        self._record([0], root_shift[None, :], depth_limit > 0)
+        # The root's shift (a mean of the first rows, against float64 cancellation in its Gram
+        # matrix) is read in the root's own pass.
+        self._record([0], None, depth_limit > 0)
         frontier = [0]
         for level in range(depth_limit):
             parents = self._split(frontier, level)
@@ -200,9 +227,9 @@ class _TreeBuilder:
             self._record(new_nodes, shifts, level + 1 < depth_limit)
             frontier = self._keep_splits(parents)
 
-    def _record(self, nodes: list[int], shifts: np.ndarray, want_gram: bool) -> None:
+    def _record(self, nodes: list[int], shifts: np.ndarray | None, want_gram: bool) -> None:
         """The pass over a new level: counts, centroids and (to split them) Gram matrices."""
-        stats = self.level_stats(np.array(nodes), shifts, want_gram)
+        stats, shifts = self.level_stats(np.array(nodes), shifts, want_gram)
         for i, node in enumerate(nodes):
             self.counts[node] = int(stats["counts"][i])
             self.centroids[node] = shifts[i] + stats["sums"][i] / max(1, self.counts[node])
@@ -277,8 +304,9 @@ class PartitionTree(VoronoiCellsMixin):
         assignment pass always covers every row, so every row lands in exactly one cell.
     random_state : int or None, default=0
         Seed of the sample.
-    keep_labels : bool, default=False
-        Keep every row's cell in ``labels_`` (``n`` int64 values in memory).
+    keep_labels : bool or "auto", default="auto"
+        Keep every row's cell in ``labels_`` (``n`` int64 values in memory); ``"auto"``: for
+        in-memory input (as scikit-learn's clusterers do), not for dask input.
 
     Attributes
     ----------
@@ -297,6 +325,12 @@ class PartitionTree(VoronoiCellsMixin):
         largest squared distance of a member to its centroid.
     neighbor_indptr_, neighbor_indices_ : ndarrays
         CSR lists of neighbouring cells (cells sharing a populated Voronoi face).
+    labels_ : ndarray of shape (n_samples,)
+        Cell of every row, when kept (see ``keep_labels``).
+    n_samples_seen_, n_features_in_, n_cells_ : int
+    n_passes_ : int
+        Passes over the data ``fit`` made: the sample's (or, with ``max_samples=None``, one per
+        tree level), then the assignment pass.
 
     Notes
     -----
@@ -308,7 +342,7 @@ class PartitionTree(VoronoiCellsMixin):
     """
 
     def __init__(self, max_depth: int | None = None, *, min_samples: int = 100,
-                 max_samples: int | str | None = "auto", keep_labels: bool = False,
+                 max_samples: int | str | None = "auto", keep_labels: bool | str = "auto",
                  random_state: int | None = 0) -> None:
         self.max_depth = max_depth
         self.min_samples = min_samples
@@ -338,7 +372,8 @@ class PartitionTree(VoronoiCellsMixin):
             return self._fit(X)
 
     def _fit(self, X: Any) -> PartitionTree:
-        x_all = as_rows(X)
+        x_all, in_memory = fit_rows(self, X)
+        keep_labels = keeps_labels(self.keep_labels, in_memory)
         n = x_all.shape[0]
         depth_limit = self._check_params(n)
         m = n if self.max_samples is None else (
@@ -359,8 +394,10 @@ class PartitionTree(VoronoiCellsMixin):
         self.node_counts_ = np.array([builder.counts[o] for o in order], dtype=np.int64)
         self.node_centroids_ = np.array([builder.centroids[o] for o in order])
         leaves = np.flatnonzero(self.children_[:, 0] < 0)
-        remap = self._set_cells(x_all, self.node_centroids_[leaves], self.keep_labels)
+        remap = self._set_cells(x_all, self.node_centroids_[leaves], keep_labels)
         self.cell_node_ = leaves[remap >= 0]
+        # the sample's pass (its levels read no data) or one per level, and the assignment pass
+        self.n_passes_ = (1 if m < n else builder.passes) + 1
         return self
 
     def apply(self, X: Any) -> Any:

@@ -232,7 +232,8 @@ class SpectralTransform2D(LazyOutputMixin, ClassNamePrefixFeaturesOutMixin, Tran
         if isinstance(X, da.Array) and X.ndim == 3:
             X, h, w = _parse(X, self.image_shape if reset else None)
             shape = (h, w)
-        elif not isinstance(X, da.Array) and np.ndim(X) == 3:
+        elif not isinstance(X, da.Array) and getattr(X, "ndim", None) in (3, None) and \
+                np.asarray(X).ndim == 3:
             X = np.asarray(X)
             shape = (int(X.shape[1]), int(X.shape[2]))
             X = X.reshape(X.shape[0], -1)

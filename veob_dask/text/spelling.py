@@ -485,7 +485,7 @@ def spelling_neighbors(model: WordVectors, word: str, k: int = 10,
             return model.neighbors(word, k, metric)
         return model.neighbors_of_vector(encode_words(model, [word])[0], k, metric)
     vec = model.vector(word) if word in model else encode_words(model, [word])[0]
-    idx, dist = cells.kneighbors(np.asarray(vec, dtype=np.float64)[None, :], k=k)
+    dist, idx = cells.kneighbors(np.asarray(vec, dtype=np.float64)[None, :], k)
     return [(model.words[int(i)], float(d)) for i, d in zip(idx[0], dist[0], strict=True)
             if i >= 0]
 
