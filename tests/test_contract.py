@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from veob_dask.index import CellIndex, ExactIndex
 from veob_dask.index.adapters import VectorDBIndex
 from veob_dask.partition import KMeansCells, PartitionTree
-from veob_dask.spectral import SpectralTransform2D
+from veob_dask.spectral import SequenceTransform, SpectralTransform2D
 from veob_dask.subdomain import SubdomainEmbedding
 from veob_dask.svd import IncrementalSVDEmbedding, SVDEmbedding
 from veob_dask.testing import DaskEstimatorChecks, EstimatorCase
@@ -35,6 +35,9 @@ CASES = [
     EstimatorCase("SubdomainEmbedding", lambda: SubdomainEmbedding(n_components=3),
                   fit_params=_keys, method_params=_keys),
     EstimatorCase("SpectralTransform2D", lambda: SpectralTransform2D(image_shape=(3, 4))),
+    EstimatorCase("SequenceTransform", lambda: SequenceTransform(12, 4, basis="dct2")),
+    EstimatorCase("SequenceTransform-symbols", lambda: SequenceTransform(n_symbols=7),
+                  data=lambda rng: rng.integers(0, 7, size=(240, 9)), dense_output=False),
     EstimatorCase("PartitionTree", lambda: PartitionTree(min_samples=20), method="predict"),
     EstimatorCase("PartitionTree-all-rows",
                   lambda: PartitionTree(max_depth=3, min_samples=20, max_samples=None),
@@ -69,6 +72,7 @@ SKLEARN_CHECKED = [
     SubdomainEmbedding(n_components=1),
     SubdomainEmbedding(n_components=0.9, center=True, solver="incremental"),
     SpectralTransform2D(), SpectralTransform2D(basis="paper"),
+    SequenceTransform(), SequenceTransform(4, 3, basis="dct2"),
     PartitionTree(min_samples=5), KMeansCells(),
     ExactIndex(), CellIndex(min_samples=5), CellIndex("kmeans"),
     *([VectorDBIndex()] if HAS_HNSWLIB else []),

@@ -108,6 +108,9 @@ class EstimatorCase:
     every_chunk_each_pass : bool
         Every chunk is read exactly ``n_passes_`` times; False when a pass reads a sample of
         rows (chunks without sampled rows are skipped), then no chunk is read more often.
+    dense_output : bool
+        The transform gives dense rows; sparse output must be refused by
+        ``set_output(transform="pandas")``.
     """
 
     name: str
@@ -121,6 +124,7 @@ class EstimatorCase:
     load_params: Callable[[np.ndarray], dict[str, Any]] = field(default=lambda X: {})
     saves: bool = True
     every_chunk_each_pass: bool = True
+    dense_output: bool = True
 
     def __str__(self) -> str:
         return self.name
@@ -238,6 +242,16 @@ class DaskEstimatorChecks:
 
         X = self._X(case)
         est = case.fit(X).set_output(transform="pandas")
+        if not case.dense_output:
+            import pytest
+
+            from .errors import InvalidParameterError
+
+            with pytest.raises(ValueError, match="sparse"):
+                case.apply(est, X)
+            with pytest.raises(InvalidParameterError, match="sparse"):
+                case.apply(est, self._dask(case))
+            return
         frame = case.apply(est, X)
         assert isinstance(frame, pd.DataFrame)
         assert list(frame.columns) == list(est.get_feature_names_out())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from typing import Any
 
@@ -80,9 +81,19 @@ def make_model(args: argparse.Namespace) -> Any:
 
 
 def model_input(x: da.Array, model: Any) -> da.Array:
-    """Flatten samples with more than one axis unless the model starts with a spectral step."""
+    """Flatten samples with more than one axis unless the model starts with a spectral step.
+
+    A spectral step needs images: an ``(n, h, w)`` store, or rows of a square number of pixels
+    (the library would take any other width as 1 x d signals; on the command line that is
+    almost surely a table given by mistake).
+    """
     if x.ndim > 2 and not isinstance(model, Pipeline):
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+    if isinstance(model, Pipeline) and x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 != x.shape[1]:
+        raise InvalidParameterError(
+            f"--spectral needs images: a store of shape (n, h, w) or rows of a square number "
+            f"of pixels; got shape {x.shape}. Ingest the images with their shape, or fit "
+            "without --spectral.")
     return x
 
 

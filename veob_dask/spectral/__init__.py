@@ -2,6 +2,8 @@
 
 from .basis import BASES, cosine_basis, paper_cos
 from .image import SpectralTransform2D, inverse_spectral_transform_2d, spectral_transform_2d
+from .sequence import SequenceTransform, sequence_transform
 
-__all__ = ["BASES", "SpectralTransform2D", "cosine_basis", "inverse_spectral_transform_2d",
-           "paper_cos", "spectral_transform_2d"]
+__all__ = ["BASES", "SequenceTransform", "SpectralTransform2D", "cosine_basis",
+           "inverse_spectral_transform_2d", "paper_cos", "sequence_transform",
+           "spectral_transform_2d"]

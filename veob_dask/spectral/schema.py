@@ -29,5 +29,8 @@ SPECS = {
         params={"n": is_int(1), "m": is_int(1), "basis": is_choice(*BASES),
                 "n_symbols": NONE | is_int(1), "embedding": NONE,
                 "long": is_choice(*LONG_POLICIES), "chunk_sequences": is_int(1),
-                "dtype": is_choice("float64", "float32")}),
+                "dtype": is_choice("float64", "float32")},
+        scalars={"item_dim_": ScalarSpec(is_int(1), optional=True),
+                 "n_features_in_": ScalarSpec(is_int(1), optional=True),
+                 "n_passes_": ScalarSpec(is_int(0, 0), optional=True)}),
 }

@@ -49,8 +49,9 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from .._contract import FLOATS, LazyOutputMixin, check_input, finish
 from ..errors import DataError, InvalidParameterError
 from ..io.location import Location
 from ..io.ragged import Ragged, read_ragged
@@ -224,8 +225,29 @@ def _block_task(source: Any, lo: int, hi: int, weights: np.ndarray, kind: str, n
                                  dtype=dtype, first_row=lo)
 
 
-class SequenceTransform(TransformerMixin, BaseEstimator):
-    """Cosine spectral transform of ragged sequences into fixed-size rows.
+def _rows_block(block: Any, weights: np.ndarray, kind: str, n_symbols: int,
+                embedding: np.ndarray | None, long: str, dtype: Any) -> Any:
+    """Kernel: the rows of a 2-D block as equal-length sequences (one item per column)."""
+    block = np.asarray(block)
+    rows, length = block.shape
+    offsets = np.arange(0, rows * length + 1, max(1, length), dtype=np.int64)[:rows + 1]
+    if kind == "symbols":
+        return transform_block_symbols(block.ravel(), offsets, weights, n_symbols, long=long,
+                                       dtype=dtype)
+    values = block.ravel() if embedding is not None else block.reshape(-1, 1)
+    return transform_block_dense(values, offsets, weights, embedding=embedding, long=long,
+                                 dtype=dtype)
+
+
+class SequenceTransform(LazyOutputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                        BaseEstimator):
+    """Cosine spectral transform of sequences into fixed-size rows.
+
+    Sequences come ragged (a :class:`~veob_dask.io.ragged.Ragged`, its store path, or a
+    ``(values, offsets)`` tuple; the output is a lazy dask array) or as the rows of a 2-D array
+    (numpy or dask: one sequence per row, one item per column — a number, a symbol code with
+    ``n_symbols`` or a token id with ``embedding``; numpy in, numpy out; dask in, lazy dask out
+    with the row chunks).
 
     Parameters
     ----------
@@ -249,11 +271,23 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         Sequences per dask block.
     dtype : {"float64", "float32"}, default="float64"
 
+    Attributes
+    ----------
+    n_features_in_ : int
+        Items per row, when fitted on a 2-D array.
+    item_dim_ : int
+        Features per item: ``n_symbols``, the embedding's width, the width of ragged vector
+        items, or 1 for the numbers of a 2-D array. The output has ``m * item_dim_`` columns.
+    n_passes_ : int
+        Always 0: ``fit`` reads no data (the transform has no fitted state beyond shapes).
+
     Notes
     -----
-    Laziness: :meth:`transform` returns a dask array with one task per block of
+    Laziness: :meth:`transform` of ragged input returns a dask array with one task per block of
     ``chunk_sequences`` sequences; a Zarr-backed :class:`~veob_dask.io.ragged.Ragged` is
     read by each task for its own block (pass its path for multi-process schedulers).
+    ``transform`` needs no ``fit`` (a stateless transformer); ``fit`` checks the parameters and
+    records the shapes for ``get_feature_names_out``.
     Memory: one block of items plus its output. Determinism: exact arithmetic order per block.
 
     Examples
@@ -263,6 +297,8 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
     >>> st = SequenceTransform(n_symbols=127)
     >>> st.transform((codes, offsets)).compute().shape
     (2, 762)
+    >>> SequenceTransform(n=4, m=2, basis="dct2").fit_transform(np.ones((3, 4))).shape
+    (3, 2)
     """
 
     def __init__(self, n: int = 15, m: int = 6, *, basis: str = "paper",
@@ -302,10 +338,51 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         return cosine_basis(int(self.n), self.basis, keep=int(self.m))
 
     def fit(self, X: Any = None, y: Any = None) -> SequenceTransform:
-        """Check the parameters (the transform has no fitted state)."""
+        """Check the parameters and record the input's shapes (no data is read).
+
+        Parameters
+        ----------
+        X : Ragged, str, tuple, array-like or dask.array.Array, optional
+            Sequences as :meth:`transform` takes them.
+        y : None
+            Ignored. Present for API consistency.
+
+        Returns
+        -------
+        self
+        """
         self._check()
-        _ = self.weights
+        _ = self.weights  # checks m against n and the basis
+        if X is None:
+            self.item_dim_ = self.n_features_out(1) // int(self.m)
+        elif _is_ragged(X):
+            rag = _as_ragged(X)[0]
+            dim = rag.item_shape[0] if rag.item_shape else None
+            self.item_dim_ = self.n_features_out(dim) // int(self.m)
+        else:
+            self._rows(X, reset=True)
+            self.item_dim_ = self.n_features_out(1) // int(self.m)
+        self.n_passes_ = 0
         return self
+
+    def _rows(self, X: Any, *, reset: bool) -> tuple[Any, bool]:
+        """A 2-D array of sequences, checked (symbol codes and token ids must be integers)."""
+        dtype = FLOATS if self.n_symbols is None and self.embedding is None else "numeric"
+        x, lazy = check_input(self, X, reset=reset, dtype=dtype,
+                              check_fitted_width=hasattr(self, "n_features_in_"))
+        if dtype == "numeric" and np.dtype(x.dtype).kind not in "iu":
+            raise DataError(f"symbol codes and token ids must be integers; got dtype {x.dtype}.")
+        return x, lazy
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.m) * int(self.item_dim_)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
 
     def n_features_out(self, dim: int | None = None) -> int:
         """Columns of the output: ``M · n_symbols`` or ``M · dim``."""
@@ -329,35 +406,29 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
             total += int((rag.lengths(lo, hi) > int(self.n)).sum())
         return total
 
-    def transform(self, X: Any) -> da.Array:
-        """Spectral rows of the sequences ``X``, as a lazy dask array.
+    def transform(self, X: Any) -> Any:
+        """Spectral rows of the sequences ``X``.
 
         Parameters
         ----------
-        X : Ragged, str or tuple
+        X : Ragged, str, tuple, array-like or dask.array.Array
             A :class:`~veob_dask.io.ragged.Ragged` (in memory or from
             :func:`~veob_dask.io.ragged.read_ragged`), the path of a ragged Zarr store, or a
-            ``(values, offsets)`` tuple of numpy arrays.
+            ``(values, offsets)`` tuple of numpy arrays; or a 2-D array with one sequence per
+            row.
 
         Returns
         -------
-        dask.array.Array of shape (n_sequences, n_features_out)
-            Blocks are scipy CSR for symbol input, numpy otherwise.
+        dask.array.Array, ndarray or scipy.sparse.csr_matrix of shape (n_sequences, n_out)
+            Lazy for ragged or dask input (blocks are scipy CSR for symbol input), in memory
+            for in-memory 2-D input.
         """
         self._check()
+        if not _is_ragged(X):
+            return self._transform_rows(X)
         weights = np.ascontiguousarray(self.weights)
         dtype = np.dtype(self.dtype)
-        path: Location | None = None
-        if isinstance(X, (str, os.PathLike, Location)):
-            rag = read_ragged(X)
-            path = rag.location
-        elif isinstance(X, tuple):
-            rag = Ragged(X[0], X[1])
-        elif isinstance(X, Ragged):
-            rag, path = X, X.location
-        else:
-            raise DataError(f"X must be a Ragged, a ragged store path or (values, offsets); got "
-                            f"{type(X).__name__}.")
+        rag, path = _as_ragged(X)
         kind = "symbols" if self.n_symbols is not None else "dense"
         n_symbols = int(self.n_symbols or 0)
         emb = None if self.embedding is None else np.asarray(self.embedding)
@@ -373,10 +444,7 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
         emb_d = None if emb is None else dask.delayed(emb, pure=True, name=f"veob-emb-{token}")
         blocks = []
         for lo, hi in rag.iter_blocks(int(self.chunk_sequences)):
-            if path is not None:
-                src: Any = path
-            else:
-                src = rag.block(lo, hi)
+            src: Any = path if path is not None else rag.block(lo, hi)
             task = dask.delayed(_block_task, pure=True)(
                 src, lo, hi, weights, kind, n_symbols, emb_d, self.long, dtype,
                 (int(self.n), int(self.m), self.basis) if self.long == "extend" else None,
@@ -386,6 +454,38 @@ class SequenceTransform(TransformerMixin, BaseEstimator):
             blocks.append(da.from_delayed(task, shape=(hi - lo, n_out), dtype=dtype, meta=meta))
         out: da.Array = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
         return out
+
+    def _transform_rows(self, X: Any) -> Any:
+        x, lazy = self._rows(X, reset=False)
+        if self.long == "extend":
+            raise InvalidParameterError("long='extend' is for ragged sequences; rows of a 2-D "
+                                        "array have one length: use a basis of that length.")
+        kind = "symbols" if self.n_symbols is not None else "dense"
+        emb = None if self.embedding is None else np.asarray(self.embedding)
+        args = (np.ascontiguousarray(self.weights), kind, int(self.n_symbols or 0), emb,
+                self.long, np.dtype(self.dtype))
+        if not lazy:
+            return _rows_block(x, *args)
+        n_out = self.n_features_out(1)
+        meta = (sp.csr_matrix((0, n_out), dtype=self.dtype) if kind == "symbols"
+                else np.empty((0, n_out), dtype=self.dtype))
+        out: da.Array = da.map_blocks(_rows_block, x, *args, dtype=np.dtype(self.dtype),
+                                      chunks=(x.chunks[0], (n_out,)), meta=meta)
+        return finish(out, lazy)
+
+
+def _is_ragged(X: Any) -> bool:
+    return isinstance(X, (str, os.PathLike, Location, tuple, Ragged))
+
+
+def _as_ragged(X: Any) -> tuple[Ragged, Location | None]:
+    """A :class:`Ragged` view of ragged input, and its store location when it has one."""
+    if isinstance(X, (str, os.PathLike, Location)):
+        rag = read_ragged(X)
+        return rag, rag.location
+    if isinstance(X, tuple):
+        return Ragged(X[0], X[1]), None
+    return X, X.location
 
 
 def sequence_transform(X: Any, *, n: int = 15, m: int = 6, basis: str = "paper",
