@@ -3,7 +3,10 @@ dask checks of :class:`veob_dask.testing.DaskEstimatorChecks` over every estimat
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,8 @@ from veob_dask.spectral import SequenceTransform, SpectralTransform2D
 from veob_dask.subdomain import SubdomainEmbedding
 from veob_dask.svd import IncrementalSVDEmbedding, SVDEmbedding
 from veob_dask.testing import DaskEstimatorChecks, EstimatorCase
+from veob_dask.text.corpus import build_corpus
+from veob_dask.text.models import ContextEmbedding, SentenceEmbedding, SpellingEmbedding
 
 #: The vector-database adapter needs an optional package (the ``vectordb`` extra).
 HAS_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
@@ -24,6 +29,32 @@ _NEEDS_HNSWLIB = pytest.mark.skipif(not HAS_HNSWLIB, reason="needs hnswlib (vect
 
 def _keys(X: np.ndarray) -> dict[str, np.ndarray]:
     return {"domains": np.arange(X.shape[0]) % 3}
+
+
+_SENTENCES = ["The cat sat on the mat.", "The dog sat on the rug.", "A cat and a dog ran!",
+              "The dog ate.", "The cat ate the fish.", "A dog ran on the mat.",
+              "The fish sat on a rug.", "A cat ate and ran."]
+
+
+@functools.cache
+def _corpus() -> str:
+    """A small corpus store (built once per session, in a temporary folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="veob-contract-"))
+    reviews = [" ".join(np.random.default_rng(i).permutation(_SENTENCES)) for i in range(12)]
+    rows = "".join(f"train\tpos\t{i}\t9\t{t}\n" for i, t in enumerate(reviews))
+    (folder / "r.tsv").write_text("split\tlabel\tid\trating\ttext\n" + rows)
+    return build_corpus(folder / "r.tsv", folder / "c.zarr").path
+
+
+_WORDS = ["cat", "dog", "sat", "mat", "rug", "fish", "ate", "ran", "the", "on"]
+
+
+def _words(rng: np.random.Generator) -> np.ndarray:
+    return np.asarray(_WORDS)[rng.integers(0, len(_WORDS), size=240)]
+
+
+def _texts(rng: np.random.Generator) -> np.ndarray:
+    return np.asarray(_SENTENCES)[rng.integers(0, len(_SENTENCES), size=240)]
 
 
 CASES = [
@@ -49,6 +80,12 @@ CASES = [
                   method="kneighbors"),
     EstimatorCase("CellIndex-kmeans", lambda: CellIndex("kmeans", n_neighbors=4),
                   method="kneighbors"),
+    EstimatorCase("SpellingEmbedding", lambda: SpellingEmbedding(n_components=4), data=_words,
+                  source=lambda: [*_WORDS, "mats", "rugs", "fishes", "cats", "dogs"]),
+    EstimatorCase("ContextEmbedding", lambda: ContextEmbedding(n_components=3), data=_words,
+                  source=_corpus),
+    EstimatorCase("SentenceEmbedding", lambda: SentenceEmbedding(n_components=3, n=4, m=2),
+                  data=_texts, source=_corpus),
     pytest.param(EstimatorCase("VectorDBIndex-hnswlib", lambda: VectorDBIndex(n_neighbors=4),
                                method="kneighbors", saves=False),
                  marks=_NEEDS_HNSWLIB, id="VectorDBIndex-hnswlib"),
@@ -151,3 +188,21 @@ def test_other_containers_are_refused_clearly():
     svd.set_output(transform="polars")
     with pytest.raises(InvalidParameterError, match="lazy output of dask input"):
         svd.transform(da.from_array(X, chunks=60))
+
+
+TEXT_MODELS = [SpellingEmbedding(), ContextEmbedding(), SentenceEmbedding()]
+
+
+@pytest.mark.parametrize("est", TEXT_MODELS, ids=lambda e: type(e).__name__)
+def test_text_models_pass_sklearns_api_checks(est):
+    """scikit-learn's data checks feed 2-D numbers, which text models do not take (their tags
+    say so: parametrize_with_checks yields nothing for them); its API checks all apply."""
+    from sklearn.utils import estimator_checks as ec
+
+    for check in (ec.check_estimator_cloneable, ec.check_estimator_tags_renamed,
+                  ec.check_valid_tag_types, ec.check_estimator_repr,
+                  ec.check_no_attributes_set_in_init, ec.check_estimators_unfitted,
+                  ec.check_do_not_raise_errors_in_init_or_set_params, ec.check_mixin_order,
+                  ec.check_get_params_invariance, ec.check_set_params,
+                  ec.check_parameters_default_constructible):
+        check(type(est).__name__, est)

@@ -24,6 +24,7 @@ from .spectral.schema import SPECS as _SPECTRAL
 from .subdomain.schema import SPECS as _SUBDOMAIN
 from .supervised.schema import SPECS as _SUPERVISED
 from .svd.schema import SPECS as _SVD
+from .text.schema import SPECS as _TEXT
 from .text.sentences import SentenceModel
 from .text.wordvectors import WordVectors
 
@@ -31,7 +32,7 @@ __all__ = ["MODELS", "load", "save"]
 
 #: Every class a model file may name, by the short kind name stored in the file.
 MODELS: ModelTable = {
-    **_SVD, **_SPECTRAL, **_PARTITION, **_SUBDOMAIN, **_SUPERVISED,
+    **_SVD, **_SPECTRAL, **_PARTITION, **_SUBDOMAIN, **_SUPERVISED, **_TEXT,
     "Pipeline": EstimatorSpec(Pipeline),
 }
 
