@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,12 @@ from veob_dask.subdomain import SubdomainEmbedding
 from veob_dask.svd import IncrementalSVDEmbedding, SVDEmbedding
 from veob_dask.testing import DaskEstimatorChecks, EstimatorCase
 from veob_dask.text.corpus import build_corpus
-from veob_dask.text.models import ContextEmbedding, SentenceEmbedding, SpellingEmbedding
+from veob_dask.text.models import (
+    ContextEmbedding,
+    DictionaryEmbedding,
+    SentenceEmbedding,
+    SpellingEmbedding,
+)
 
 #: The vector-database adapter needs an optional package (the ``vectordb`` extra).
 HAS_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
@@ -51,6 +57,24 @@ _WORDS = ["cat", "dog", "sat", "mat", "rug", "fish", "ate", "ran", "the", "on"]
 
 def _words(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(_WORDS)[rng.integers(0, len(_WORDS), size=240)]
+
+
+_ENTRIES = {"CAT": ["Feline", "Kitty"], "DOG": ["Hound", "Canine"], "RUG": ["Mat", "Carpet"],
+            "MAT": ["Rug"], "FISH": ["Trout"], "RAN": ["Sprinted"], "SAT": ["Rested"],
+            "ATE": ["Dined"], "HOUND": ["Dog"], "KITTY": ["Cat"]}
+
+
+@functools.cache
+def _dictionary() -> str:
+    """A small Simple-English-Dictionary file (written once per session)."""
+    folder = Path(tempfile.mkdtemp(prefix="veob-contract-"))
+    data = {w: {"MEANINGS": [], "SYNONYMS": syn, "ANTONYMS": []} for w, syn in _ENTRIES.items()}
+    (folder / "merged.json").write_text(json.dumps(data))
+    return str(folder / "merged.json")
+
+
+def _entry_words(rng: np.random.Generator) -> np.ndarray:
+    return np.asarray([w.lower() for w in _ENTRIES])[rng.integers(0, len(_ENTRIES), size=240)]
 
 
 def _texts(rng: np.random.Generator) -> np.ndarray:
@@ -86,6 +110,12 @@ CASES = [
                   source=_corpus),
     EstimatorCase("SentenceEmbedding", lambda: SentenceEmbedding(n_components=3, n=4, m=2),
                   data=_texts, source=_corpus),
+    EstimatorCase("DictionaryEmbedding-definitions",
+                  lambda: DictionaryEmbedding(n_components=4, k_ratio=0.0), data=_entry_words,
+                  source=_dictionary),
+    EstimatorCase("DictionaryEmbedding-paper",
+                  lambda: DictionaryEmbedding(n_components=4, recipe="paper"),
+                  data=_entry_words, source=_dictionary),
     pytest.param(EstimatorCase("VectorDBIndex-hnswlib", lambda: VectorDBIndex(n_neighbors=4),
                                method="kneighbors", saves=False),
                  marks=_NEEDS_HNSWLIB, id="VectorDBIndex-hnswlib"),
@@ -190,7 +220,8 @@ def test_other_containers_are_refused_clearly():
         svd.transform(da.from_array(X, chunks=60))
 
 
-TEXT_MODELS = [SpellingEmbedding(), ContextEmbedding(), SentenceEmbedding()]
+TEXT_MODELS = [SpellingEmbedding(), ContextEmbedding(), DictionaryEmbedding(),
+               SentenceEmbedding()]
 
 
 @pytest.mark.parametrize("est", TEXT_MODELS, ids=lambda e: type(e).__name__)

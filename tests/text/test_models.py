@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from veob_dask.errors import InvalidParameterError
 from veob_dask.text.context import build_context
 from veob_dask.text.corpus import build_corpus
-from veob_dask.text.models import ContextEmbedding, SentenceEmbedding, SpellingEmbedding
+from veob_dask.text.models import (
+    ContextEmbedding,
+    DictionaryEmbedding,
+    SentenceEmbedding,
+    SpellingEmbedding,
+)
 from veob_dask.text.sentences import build_sentences
 from veob_dask.text.spelling import build_spelling
 from veob_dask.text.wordvectors import UnknownWordError
@@ -57,3 +63,25 @@ def test_sentence_estimator_fits_its_own_word_model_by_default(corpus):
     est = SentenceEmbedding(n_components=3, n=6, m=2).fit(corpus)
     assert isinstance(est.words_, ContextEmbedding)
     assert clone(est).get_params() == est.get_params()
+
+
+@pytest.mark.parametrize("recipe", ["definitions", "paper"])
+def test_dictionary_estimator_equals_builder(tmp_path, recipe):
+    from veob_dask.text.definitions import build_definitions
+    from veob_dask.text.dictionary import build_dictionary
+
+    from .test_dictionary import ENTRIES, _write
+
+    path = _write(tmp_path, ENTRIES)
+    if recipe == "paper":
+        built, _ = build_dictionary(path, n_components=4)
+    else:
+        built, _ = build_definitions(path, max_components=4)
+    est = DictionaryEmbedding(n_components=4, recipe=recipe).fit(path)
+    assert est.vocabulary_.tolist() == built.words
+    np.testing.assert_allclose(est.vectors_, built.vectors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(est.transform(["bus", "car"]),
+                                  est.vectors_[[built.words.index("bus"),
+                                                built.words.index("car")]])
+    with pytest.raises(InvalidParameterError, match="recipe must be"):
+        DictionaryEmbedding(recipe="nope").fit(path)

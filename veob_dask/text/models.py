@@ -7,7 +7,8 @@ estimator              ``fit(X)``: X is                      ``transform(X)``: X
 SpellingEmbedding      words, a word-list file or a corpus   any words (spelled out: also words
                        store (§6.2)                          outside the vocabulary)
 ContextEmbedding       a corpus store (§6.3)                 vocabulary words
-DictionaryEmbedding    dictionary files (§6.4)               vocabulary words
+DictionaryEmbedding    dictionary files (definitions, or     vocabulary words
+                       the §6.4 recipe)
 SentenceEmbedding      a corpus store, and word vectors      sentences (§6.5)
                        (``words=``, else a context model
                        fitted on the same corpus)
@@ -36,10 +37,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from .._contract import LazyOutputMixin, as_array_input
-from ..errors import DataError
+from ..errors import DataError, InvalidParameterError
 from ..svd import SVDEmbedding
 from .context import build_context
 from .corpus import Corpus
+from .definitions import build_definitions
 from .dictionary import build_dictionary
 from .sentences import SentenceModel, _sentence_rows
 from .spelling import encode_words, load_word_list, spelling_embedding
@@ -323,24 +325,37 @@ class ContextEmbedding(_WordModel):
 
 
 class DictionaryEmbedding(_WordModel):
-    """§6.4 dictionary embedding: synonyms, antonyms and spelling → sparse matrix → SVD.
+    """Dictionary embedding: the ``"definitions"`` recipe (default) or the paper's §6.4 recipe.
 
     Parameters
     ----------
     n_components : int, default=300
+        ``"definitions"``: singular triplets computed, of which those with ``σ >= k_ratio · σ₁``
+        are kept (``n_components_`` may be smaller); ``"paper"``: the embedding dimension.
+    recipe : {"definitions", "paper"}, default="definitions"
+        Definitions, related terms, synonyms and signed antonyms → PPMI → randomized SVD
+        (:func:`veob_dask.text.definitions.build_definitions`, the ``veob words build
+        dictionary`` default), or spelling + synonyms + antonyms → SVD
+        (:func:`veob_dask.text.dictionary.build_dictionary`).
+    k_ratio : float, default=0.28
+        ``"definitions"`` only: keep the singular values at least ``k_ratio · σ₁``.
+    scale_exponent : float, default=0.5
+        ``"definitions"`` only: the vectors are ``U Σ^p`` (then unit length).
     spelling_components : int, default=30
+        ``"paper"`` only: width of the orthography slice.
     n, m, basis
-        Spectral transform of the spelling part.
-    solver, n_iter, random_state
-        Of the SVD.
+        ``"paper"`` only: spectral transform of the spelling part.
+    solver : str, default="randomized"
+        ``"paper"`` only: of the SVD (``"definitions"`` always uses the randomized solver).
+    n_iter, random_state
+        Of the randomized SVD.
     limit : int, optional
         Keep only the first ``limit`` entries (a size knob).
     chunk_rows : int, optional
     merge_columns : bool, default=True
+        ``"paper"`` only.
     strict : bool, default=False
         Refuse malformed dictionary entries instead of skipping them.
-
-    See :func:`veob_dask.text.dictionary.build_dictionary` for each parameter's meaning.
 
     Attributes
     ----------
@@ -351,12 +366,16 @@ class DictionaryEmbedding(_WordModel):
     n_components_ : int
     """
 
-    def __init__(self, n_components: int = 300, *, spelling_components: int = 30, n: int = 15,
-                 m: int = 6, basis: str = "paper", solver: str = "randomized", n_iter: int = 1,
-                 limit: int | None = None, chunk_rows: int | None = None,
-                 merge_columns: bool = True, strict: bool = False,
-                 random_state: int = 0) -> None:
+    def __init__(self, n_components: int = 300, *, recipe: str = "definitions",
+                 k_ratio: float = 0.28, scale_exponent: float = 0.5,
+                 spelling_components: int = 30, n: int = 15, m: int = 6, basis: str = "paper",
+                 solver: str = "randomized", n_iter: int = 1, limit: int | None = None,
+                 chunk_rows: int | None = None, merge_columns: bool = True,
+                 strict: bool = False, random_state: int = 0) -> None:
         self.n_components = n_components
+        self.recipe = recipe
+        self.k_ratio = k_ratio
+        self.scale_exponent = scale_exponent
         self.spelling_components = spelling_components
         self.n = n
         self.m = m
@@ -374,8 +393,8 @@ class DictionaryEmbedding(_WordModel):
 
         Parameters
         ----------
-        X : path or Dictionary
-            WordNet's folder or a Simple English Dictionary file (see
+        X : path, list of paths or Dictionary
+            Simple English Dictionary JSON files or WordNet folders (several are combined; see
             :func:`veob_dask.text.dictionary.load_dictionary`).
         y : None
             Ignored. Present for API consistency.
@@ -384,7 +403,20 @@ class DictionaryEmbedding(_WordModel):
         -------
         self
         """
-        wv, seconds = build_dictionary(X, **self.get_params(deep=False))
+        common = {"n_iter": self.n_iter, "limit": self.limit, "chunk_rows": self.chunk_rows,
+                  "strict": self.strict, "random_state": self.random_state}
+        if self.recipe == "definitions":
+            wv, seconds = build_definitions(
+                X, max_components=self.n_components, k_ratio=self.k_ratio,
+                scale_exponent=self.scale_exponent, **common)
+        elif self.recipe == "paper":
+            wv, seconds = build_dictionary(
+                X, n_components=self.n_components, spelling_components=self.spelling_components,
+                n=self.n, m=self.m, basis=self.basis, solver=self.solver,
+                merge_columns=self.merge_columns, **common)
+        else:
+            raise InvalidParameterError(f"recipe must be 'definitions' or 'paper'; got "
+                                        f"{self.recipe!r}.")
         self._set_words(wv, seconds)
         return self
 

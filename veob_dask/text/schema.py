@@ -57,7 +57,9 @@ SPECS = {
         arrays=_WORDS, scalars=_WORD_STATE, check=_distinct_words),
     "DictionaryEmbedding": EstimatorSpec(
         DictionaryEmbedding,
-        params={"n_components": is_int(1), "spelling_components": is_int(1), **_SPECTRAL,
+        params={"n_components": is_int(1), "recipe": is_choice("definitions", "paper"),
+                "k_ratio": is_float(0.0, 1.0), "scale_exponent": is_float(),
+                "spelling_components": is_int(1), **_SPECTRAL,
                 "solver": is_str(64), "n_iter": is_int(0), "limit": NONE | is_int(1),
                 "chunk_rows": NONE | is_int(1), "merge_columns": is_bool(), "strict": is_bool(),
                 "random_state": is_int(0)},
