@@ -3,9 +3,11 @@ dask checks of :class:`veob_dask.testing.DaskEstimatorChecks` over every estimat
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,10 +44,17 @@ _SENTENCES = ["The cat sat on the mat.", "The dog sat on the rug.", "A cat and a
               "The fish sat on a rug.", "A cat ate and ran."]
 
 
+def _scratch() -> Path:
+    """A temporary folder removed when the test session ends."""
+    folder = Path(tempfile.mkdtemp(prefix="veob-contract-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 @functools.cache
 def _corpus() -> str:
     """A small corpus store (built once per session, in a temporary folder)."""
-    folder = Path(tempfile.mkdtemp(prefix="veob-contract-"))
+    folder = _scratch()
     reviews = [" ".join(np.random.default_rng(i).permutation(_SENTENCES)) for i in range(12)]
     rows = "".join(f"train\tpos\t{i}\t9\t{t}\n" for i, t in enumerate(reviews))
     (folder / "r.tsv").write_text("split\tlabel\tid\trating\ttext\n" + rows)
@@ -67,7 +76,7 @@ _ENTRIES = {"CAT": ["Feline", "Kitty"], "DOG": ["Hound", "Canine"], "RUG": ["Mat
 @functools.cache
 def _dictionary() -> str:
     """A small Simple-English-Dictionary file (written once per session)."""
-    folder = Path(tempfile.mkdtemp(prefix="veob-contract-"))
+    folder = _scratch()
     data = {w: {"MEANINGS": [], "SYNONYMS": syn, "ANTONYMS": []} for w, syn in _ENTRIES.items()}
     (folder / "merged.json").write_text(json.dumps(data))
     return str(folder / "merged.json")
