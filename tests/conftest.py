@@ -53,3 +53,43 @@ def process_client():
 
     with local_cluster(2) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3-compatible server (moto's server mode) on 127.0.0.1 for the whole session.
+
+    Yields the ``storage_options`` that reach it (endpoint and dummy credentials, passed
+    explicitly: nothing is read from the environment).
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer  # the test extra installs moto[server] and s3fs
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield {"key": "testing", "secret": "testing", "endpoint_url": f"http://{host}:{port}",
+           "client_kwargs": {"region_name": "us-east-1"}}
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh, empty bucket: yields ``(fs, bucket, storage_options)``; the bucket is emptied
+    and deleted afterwards."""
+    import re
+    import uuid
+
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    fs.call_s3("create_bucket", Bucket=bucket)
+    yield fs, bucket, s3_server
+    fs.invalidate_cache()
+    if fs.exists(bucket):
+        fs.rm(bucket, recursive=True)
+

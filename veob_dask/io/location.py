@@ -8,6 +8,7 @@ beside them. It pickles as plain data, so Dask workers reopen the store themselv
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from collections.abc import Mapping
@@ -36,10 +37,15 @@ class Location:
         Absolute local path (no ``file://``), or an fsspec URL such as ``s3://bucket/x.zarr``.
     options : tuple of (str, value)
         ``storage_options`` as sorted pairs (hashable); see :attr:`storage_options`.
+    held_root : str
+        Set only while a store is written in place on an object store: the name of the object
+        that stands in for the root ``zarr.json``, which is written last as the commit marker
+        (see :mod:`veob_dask.io.objectstore`). Relatives (``child``, ``parent``) do not keep it.
     """
 
     url: str
     options: tuple[tuple[str, Any], ...] = field(default=())
+    held_root: str = field(default="")
 
     # -- what it is ---------------------------------------------------------------------------
     @property
@@ -63,6 +69,11 @@ class Location:
         if not self.is_local:
             raise InvalidParameterError(f"{self.url!r} is not a local path.")
         return Path(self.url)
+
+    @property
+    def root_meta(self) -> str:
+        """Name of the object that holds the root metadata now (``zarr.json`` unless held)."""
+        return self.held_root or "zarr.json"
 
     @property
     def fs_path(self) -> str:
@@ -114,8 +125,13 @@ class Location:
 
         if self.is_local:
             return LocalStore(self.url, read_only=read_only)
-        return FsspecStore.from_url(self.url, storage_options=self.storage_options or None,
-                                    read_only=read_only)
+        store = FsspecStore.from_url(self.url, storage_options=self.storage_options or None,
+                                     read_only=read_only)
+        if self.held_root:
+            from .objectstore import HeldRootStore
+
+            return HeldRootStore(store, self.held_root)
+        return store
 
     def __str__(self) -> str:
         return self.url
@@ -144,7 +160,8 @@ def as_location(path: PathLike | Location, storage_options: Mapping[str, Any] | 
     if isinstance(path, Location):
         if not storage_options:
             return path
-        return Location(path.url, _freeze({**path.storage_options, **storage_options}))
+        return dataclasses.replace(
+            path, options=_freeze({**path.storage_options, **storage_options}))
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidParameterError(
             f"a store path must be a str or path-like; got {type(path).__name__}.")

@@ -32,7 +32,10 @@ The rules, in one place:
   ``EROFS``, ``EACCES``/``EPERM`` during writing become one-line :class:`StoreError` naming the
   path (cleanup still runs).
 
-Object stores (any fsspec URL) follow the same API with :class:`ObjectStorePublisher`.
+Object stores (any fsspec URL) follow the same API with
+:class:`~veob_dask.io.objectstore.ObjectStorePublisher`: a lock object created only if absent, a
+new store written in place with its root ``zarr.json`` written last as the commit marker, a
+replacement written under a temporary prefix and copied (see :mod:`veob_dask.io.objectstore`).
 """
 
 from __future__ import annotations
@@ -284,8 +287,8 @@ class Publication:
 
     @property
     def sentinel(self) -> Location:
-        """The temporary store's root ``zarr.json``; chunk writers stop once it is gone."""
-        return self.tmp.child("zarr.json")
+        """The temporary store's root metadata object; chunk writers stop once it is gone."""
+        return self.tmp.child(self.tmp.root_meta)
 
     def require_space(self, nbytes: int) -> None:
         """Raise :class:`StoreError` unless ``nbytes`` (+ a margin) fit where the store goes."""
@@ -337,7 +340,7 @@ def publishing(path: PathLike | Location, *, overwrite: bool = False,
         message = refusal(target, state, detail, overwrite)
         if message:
             raise StoreExistsError(message)
-        pub = Publication(target, strategy.make_temp(), strategy)
+        pub = Publication(target, strategy.make_temp(replace=(state == "ours")), strategy)
         yield pub
         strategy.publish(pub.tmp, replace=(state == "ours"), empty=(state == "empty"))
     except BaseException as err:

@@ -2,7 +2,8 @@
 
 Both classes have the same methods (``state``, ``prepare``, ``require_space``, ``lock``,
 ``unlock``, ``make_temp``, ``publish``, ``discard``, ``remove``); :mod:`veob_dask.io.publish`
-chooses one per target and applies the rules.
+chooses one per target and applies the rules. The object-store one is in
+:mod:`veob_dask.io.objectstore`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..errors import StoreError, StoreExistsError
 from .location import Location
+from .objectstore import ObjectStorePublisher
 from .targets import (
     HOST_ID,
     LOCK_SUFFIX,
@@ -129,7 +131,8 @@ class LocalPublisher:
         self._locked = False
 
     # -- temp, publish, discard ---------------------------------------------------------------
-    def make_temp(self) -> Location:
+    def make_temp(self, *, replace: bool = False) -> Location:
+        """A hidden sibling folder (whether or not a store is replaced)."""
         tmp = self.parent / self._temp
         tmp.mkdir()
         return Location(str(tmp), self.target.options)
@@ -172,96 +175,3 @@ class LocalPublisher:
         if twice:  # a distributed task past its sentinel check may still have been writing
             time.sleep(0.5)
             remove_tree(tmp.path)
-
-
-
-
-class ObjectStorePublisher:
-    """Publishing on an object store (any fsspec URL): temp prefix, copy, root metadata last.
-
-    Object stores have no rename and (through plain fsspec) no create-if-absent, so: the store
-    is written under a temporary prefix beside the target; publishing deletes a replaced store's
-    root ``zarr.json`` first (readers then see no store rather than a mix), removes its objects,
-    copies the new objects into place with the root ``zarr.json`` last (the commit marker), and
-    deletes the temporary prefix. The lock object ``.NAME.lock`` is checked, then written: it
-    keeps cooperating writers apart but is not atomic (a later version can use conditional puts).
-    This class is the one place to change for a given object store.
-    """
-
-    def __init__(self, target: Location) -> None:
-        self.target = target
-        self.fs, root = target.filesystem()
-        self.root = root.rstrip("/")
-        self.parent = self.root.rsplit("/", 1)[0] if "/" in self.root else ""
-        self.lock_path = f"{self.parent}/.{target.name}{LOCK_SUFFIX}"
-        self._locked = False
-        self._temp = ""
-
-    def state(self) -> tuple[str, str]:
-        return target_state(self.target)
-
-    def prepare(self) -> None:
-        return None
-
-    def require_space(self, target: Location, nbytes: int) -> None:
-        return None  # object stores have no fixed capacity to check
-
-    def lock(self) -> None:
-        fs = self.fs
-        self._temp = temp_name(self.target.name)
-        if fs.exists(self.lock_path):
-            try:
-                info = json.loads(fs.cat_file(self.lock_path))
-            except (ValueError, OSError):
-                info = {}
-            stale = info.get("host_id") == HOST_ID and not alive(int(info.get("pid", -1)),
-                                                                  info.get("started"))
-            if not stale:
-                raise StoreExistsError(
-                    f"{str(self.target)!r} is being written by process {info.get('pid')} on "
-                    f"{info.get('host')}; wait for it to finish or write elsewhere (lock "
-                    f"{self.lock_path!r}).")
-        fs.pipe_file(self.lock_path, json.dumps({**writer_info(), "temp": self._temp}).encode())
-        self._locked = True
-
-    def unlock(self) -> None:
-        if self._locked:
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(self.lock_path)
-            self._locked = False
-
-    def make_temp(self) -> Location:
-        parent = self.target.parent
-        return parent.child(self._temp)
-
-    def publish(self, tmp: Location, *, replace: bool, empty: bool) -> None:
-        fs, root = self.fs, self.root
-        src = tmp.filesystem()[1].rstrip("/")
-        files = sorted(fs.find(src))
-        if replace:
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm_file(f"{root}/zarr.json")
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm(root, recursive=True)
-        marker = f"{src}/zarr.json"
-        for f in [f for f in files if f != marker] + [marker]:
-            fs.cp_file(f, root + f[len(src):])
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(src, recursive=True)
-
-    def remove(self) -> None:
-        """Remove our store at the target, its root ``zarr.json`` first."""
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(f"{self.root}/zarr.json")
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self.root, recursive=True)
-
-    def discard(self, tmp: Location, *, twice: bool) -> None:
-        fs, src = self.fs, tmp.filesystem()[1].rstrip("/")
-        for i in range(2 if twice else 1):
-            if i:
-                time.sleep(0.5)
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm_file(f"{src}/zarr.json")
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm(src, recursive=True)

@@ -109,8 +109,9 @@ def target_state(loc: Location) -> tuple[str, str]:
     """What is at ``loc``: ``(state, detail)``.
 
     ``state`` is ``"absent"``, ``"empty"`` (an empty folder), ``"ours"`` (detail: the kind),
-    ``"foreign"`` (a Zarr store veob_dask did not write), ``"file"``, ``"link"`` or
-    ``"folder"`` (detail: a few of its entries).
+    ``"foreign"`` (a Zarr store veob_dask did not write), ``"file"``, ``"link"``,
+    ``"folder"`` (detail: a few of its entries) or, on object stores, ``"writing"`` (a store
+    being written in place; detail: its held root object).
     """
     if not loc.is_local:
         return _object_state(loc)
@@ -143,6 +144,12 @@ def refusal(loc: Location, state: str, detail: str, overwrite: bool) -> str | No
             return None
         return (f"{where} already exists (a veob_dask {detail} store); pass overwrite=True "
                 "(CLI: --overwrite) to replace it.")
+    if state == "writing":
+        host, pid = _held_writer(detail) or ("", -1)
+        if host == HOST_ID and not alive(pid):
+            return None  # a dead writer's partial store: the next writer's lock removes it
+        return (f"{where} is being written by process {pid} (host id {host}); wait for it to "
+                "finish or write elsewhere.")
     if state == "foreign":
         return (f"{where} holds a Zarr store that veob_dask did not write; it is never "
                 "replaced. Choose another output path (or remove it yourself).")
@@ -290,4 +297,15 @@ def _object_state(loc: Location) -> tuple[str, str]:
     if not entries:
         return "absent", ""
     names = sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+    held = [n for n in names if _held_writer(n) is not None]
+    if held:  # a store being written in place (see veob_dask.io.objectstore)
+        return "writing", held[0]
     return "folder", ", ".join(repr(e) for e in names[:3])
+
+
+def _held_writer(name: str) -> tuple[str, int] | None:
+    """``(host_id, pid)`` of the writer whose held root object is ``name``, else None."""
+    if not name.endswith(".zarr.json"):
+        return None
+    m = TEMP_RE.match(name[: -len(".zarr.json")])
+    return (m["host"], int(m["pid"])) if m and m["what"] == "tmp" else None

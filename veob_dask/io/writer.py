@@ -35,7 +35,8 @@ ALL_CHUNKS_WRITTEN = {"write_empty_chunks": True}
 
 class _GuardedTarget:
     """``da.store`` target that writes one region of a temporary array, only while the
-    temporary store's sentinel (its root ``zarr.json``) exists. Pickles as plain data."""
+    temporary store's sentinel (its root metadata object: ``zarr.json``, or the held one of a
+    store written in place on an object store) exists. Pickles as plain data."""
 
     def __init__(self, tmp: Location, array_path: str, array: zarr.Array | None = None) -> None:
         self.tmp = tmp
@@ -50,7 +51,7 @@ class _GuardedTarget:
 
     def _open(self) -> zarr.Array:
         if self._array is None:
-            key = (self.tmp.url, self.array_path)
+            key = (self.tmp.url, self.tmp.held_root, self.array_path)
             with _TARGETS_LOCK:
                 arr = _TARGETS.get(key)
             if arr is None:
@@ -67,7 +68,10 @@ class _GuardedTarget:
         if self.tmp.is_local:
             return os.path.isfile(os.path.join(self.tmp.url, "zarr.json"))
         fs, root = self.tmp.filesystem()
-        return bool(fs.exists(f"{root.rstrip('/')}/zarr.json"))
+        sentinel = f"{root.rstrip('/')}/{self.tmp.root_meta}"
+        with contextlib.suppress(Exception):
+            fs.invalidate_cache(sentinel)  # listings cached by this process may be stale
+        return bool(fs.exists(sentinel))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if not self._sentinel_exists():
@@ -76,7 +80,7 @@ class _GuardedTarget:
         self._open()[key] = value
 
 
-_TARGETS: dict[tuple[str, str], zarr.Array] = {}
+_TARGETS: dict[tuple[str, str, str], zarr.Array] = {}
 _TARGETS_LOCK = threading.Lock()
 
 
