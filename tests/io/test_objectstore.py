@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import dask.array as da
 import numpy as np
@@ -191,3 +192,32 @@ def test_a_live_in_place_writer_is_named(s3_bucket) -> None:
     fs.pipe_file(f"{bucket}/x.zarr/.x.zarr.tmp-{HOST_ID}-{os.getpid()}-0123abcd.zarr.json", b"{}")
     with pytest.raises(StoreExistsError, match=f"being written by process {os.getpid()}"):
         write_array(np.ones((2, 2)), f"s3://{bucket}/x.zarr", storage_options=opts)
+
+
+def _fail_on_block_2(block: np.ndarray, block_id=None) -> np.ndarray:
+    if block_id[0] == 2:
+        raise ZeroDivisionError("simulated failure on a worker")
+    return block
+
+
+@pytest.mark.cluster
+def test_a_process_cluster_writes_in_place_and_cleans_up(process_client, s3_bucket) -> None:
+    import dask
+
+    fs, bucket, opts = s3_bucket
+    x = np.arange(400.0).reshape(200, 2)
+    with dask.config.set(scheduler=process_client):
+        write_array(da.from_array(x, chunks=20), f"s3://{bucket}/ok.zarr", storage_options=opts)
+        np.testing.assert_array_equal(
+            read_array(f"s3://{bucket}/ok.zarr", storage_options=opts).compute(), x)
+        bad = da.from_array(np.ones((200, 2)), chunks=5).map_blocks(_fail_on_block_2,
+                                                                  dtype=float)
+        for overwrite in (False, True):
+            with pytest.raises(ZeroDivisionError):
+                write_array(bad, f"s3://{bucket}/{'ok' if overwrite else 'bad'}.zarr",
+                            overwrite=overwrite, storage_options=opts)
+    time.sleep(1.0)  # a worker task still running would have written by now
+    assert [o for o in _objects(fs, bucket) if not o.startswith("ok.zarr/X/c/")] == [
+        "ok.zarr/X/zarr.json", "ok.zarr/zarr.json"]
+    np.testing.assert_array_equal(
+        read_array(f"s3://{bucket}/ok.zarr", storage_options=opts).compute(), x)
