@@ -19,14 +19,15 @@ from typing import Any
 from ._parallelism import parallelism
 from .errors import SchedulerError
 
-__all__ = ["SCHEDULER_KEYWORDS", "check_address", "connect", "local_cluster", "parallelism",
-           "scheduler_context"]
+__all__ = ["SCHEDULER_KEYWORDS", "check_address", "connect", "dashboard_link", "local_cluster",
+           "parallelism", "scheduler_address", "scheduler_context", "tls_security"]
 
 #: Values of ``scheduler`` that name a way of computing rather than an address.
 SCHEDULER_KEYWORDS = ("threads", "sync", "local")
 
-#: Address schemes of ``distributed`` (``distributed.comm.registry``) this module accepts.
-SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+#: Address schemes of ``distributed`` (``distributed.comm.registry``) this module accepts;
+#: ``gateway://HOST:PORT/CLUSTER`` is dask-gateway's proxy (its transport comes with dask-gateway).
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc", "gateway")
 
 _HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
 
@@ -86,13 +87,14 @@ def _check_tls(address: str, security: Any) -> None:
             "file), or use tcp://.")
 
 
-def check_address(address: str, *, security: Any = None) -> str:
+def check_address(address: str, *, security: Any = None, certificates: bool = True) -> str:
     """Check that ``address`` is a well-formed scheduler address, without connecting.
 
     Accepts ``SCHEME://HOST:PORT`` for the schemes of :data:`SCHEMES`, and ``HOST:PORT`` (taken
     as ``tcp://``). ``tls://`` needs certificates (``security``, a ``distributed.Security``, or
-    dask's ``distributed.comm.tls`` configuration); ``inproc://`` addresses only exist inside
-    the process that made them.
+    dask's ``distributed.comm.tls`` configuration) unless ``certificates=False`` (when they come
+    from command-line files read later); ``inproc://`` addresses only exist inside the process
+    that made them. A scheduler file is not an address: read it with :func:`scheduler_address`.
 
     Returns
     -------
@@ -111,7 +113,8 @@ def check_address(address: str, *, security: Any = None) -> str:
     scheme, sep, rest = address.partition("://")
     if not sep:
         if address.startswith((".", "/", "~")) or address.endswith(".json"):
-            raise _bad(address, "it looks like a file path (scheduler files are not supported)")
+            raise _bad(address, "it looks like a file path (give a scheduler file with "
+                       "--scheduler-file)")
         scheme, rest = "tcp", address
     scheme = scheme.lower()
     if scheme not in SCHEMES:
@@ -122,8 +125,9 @@ def check_address(address: str, *, security: Any = None) -> str:
             raise _bad(address, "an inproc:// address only works inside the process that "
                        "started that scheduler")
         return f"{scheme}://{rest}"
-    _check_host_port(address, rest.split("/", 1)[0] if scheme in ("ws", "wss") else rest)
-    if scheme == "tls":
+    _check_host_port(address, rest.split("/", 1)[0] if scheme in ("ws", "wss", "gateway")
+                     else rest)
+    if scheme == "tls" and certificates:
         _check_tls(address, security)
     return f"{scheme}://{rest}"
 
@@ -132,7 +136,7 @@ def _refused(address: str, timeout: float) -> None:
     """Fail fast when nothing listens on a TCP address (distributed would retry until the
     timeout)."""
     scheme, _, rest = address.partition("://")
-    if scheme not in ("tcp", "tls", "ws", "wss"):
+    if scheme not in ("tcp", "tls", "ws", "wss", "gateway"):
         return
     host, port = _check_host_port(address, rest.split("/", 1)[0])
     try:
@@ -217,6 +221,99 @@ def connect(address: str, *, timeout: float = 10.0, security: Any = None) -> Any
         ) from err
 
 
+def tls_security(ca_file: str | None = None, cert: str | None = None,
+                 key: str | None = None) -> Any:
+    """A client's ``distributed.Security`` from certificate files, or None when none are given.
+
+    With None, ``distributed`` takes certificates from dask's configuration
+    (``distributed.comm.tls.ca-file``, ``distributed.comm.tls.client.cert`` / ``.key``), as
+    every Dask client does; files given here override those settings one by one. The key may
+    be appended to the certificate file (then omit ``key``).
+
+    Raises
+    ------
+    SchedulerError
+        A file does not exist, or the CA file or the client certificate is missing (TLS in
+        Dask authenticates both ends: both are needed).
+    """
+    given = {"--tls-ca-file": ca_file, "--tls-cert": cert, "--tls-key": key}
+    if not any(given.values()):
+        return None
+    for flag, path in given.items():
+        if path and not os.path.isfile(path):
+            raise SchedulerError(f"{flag} {path!r}: no such file; give the PEM file's path.")
+    from distributed.security import Security
+
+    files = {name: os.path.abspath(path) for name, path in
+             (("tls_ca_file", ca_file), ("tls_client_cert", cert), ("tls_client_key", key))
+             if path}
+    security = Security(require_encryption=True, **files)  # unset fields: dask's config
+    missing = [flag for flag, field in (("--tls-ca-file", "tls_ca_file"),
+                                        ("--tls-cert", "tls_client_cert"))
+               if not getattr(security, field, None)]
+    if missing:
+        raise SchedulerError(f"TLS needs both the CA file and the client certificate; "
+                             f"{' and '.join(missing)} missing (give it, or set "
+                             "distributed.comm.tls.* in dask's configuration).")
+    return security
+
+
+def scheduler_address(scheduler: str | None = None, scheduler_file: str | None = None
+                      ) -> str | None:
+    """Where to compute: ``scheduler`` if given, else the address in ``scheduler_file``, else
+    dask's ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``), else None (local threads).
+
+    A scheduler file is the JSON that ``dask scheduler --scheduler-file PATH`` (or
+    ``cluster/local.py --scheduler-file PATH``) writes; its ``address`` is used.
+
+    Raises
+    ------
+    SchedulerError
+        Both ``scheduler`` and ``scheduler_file`` given, or the file is missing, not JSON or
+        has no address.
+    """
+    if scheduler and scheduler_file:
+        raise SchedulerError(f"give either --scheduler ({scheduler!r}) or --scheduler-file "
+                             f"({scheduler_file!r}), not both.")
+    if scheduler:
+        return scheduler
+    if scheduler_file:
+        return _address_in(scheduler_file)
+    import dask
+
+    configured = dask.config.get("scheduler-address", None)
+    return str(configured) if configured else None
+
+
+def _address_in(path: str) -> str:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except FileNotFoundError:
+        raise SchedulerError(f"scheduler file {path!r} does not exist; start the scheduler "
+                             "with --scheduler-file first, or check the path.") from None
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise SchedulerError(f"scheduler file {path!r} is not readable JSON ({err}).") from err
+    address = info.get("address") if isinstance(info, dict) else None
+    if not isinstance(address, str) or not address:
+        raise SchedulerError(f"scheduler file {path!r} has no 'address'; it should be the file "
+                             "`dask scheduler --scheduler-file` writes.")
+    return address
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The dashboard URL of ``client``'s scheduler, or None when it serves no dashboard."""
+    try:
+        services = client.scheduler_info().get("services", {})
+    except (OSError, TimeoutError, AttributeError):
+        return None
+    if "dashboard" not in services:
+        return None
+    return str(client.dashboard_link)
+
+
 @contextlib.contextmanager
 def local_cluster(
     n_workers: int | None = None,
@@ -224,18 +321,22 @@ def local_cluster(
     threads_per_worker: int = 1,
     processes: bool = True,
     memory_limit: str | int | None = None,
+    dashboard: bool = False,
 ) -> Iterator[Any]:
     """Start a ``LocalCluster`` bound to 127.0.0.1 and yield a connected ``Client``.
 
     Workers run one BLAS thread each (distributed pins it), so ``n_workers`` defaults to the
     number of cores. Call this under ``if __name__ == "__main__":`` in scripts: worker processes
-    re-import the main module.
+    re-import the main module. ``dashboard=True`` serves the dashboard on a free port of
+    127.0.0.1 when bokeh is installed (``client.dashboard_link``).
     """
     from distributed import Client, LocalCluster
 
     n = n_workers or max(1, os.cpu_count() or 1)
     kwargs: dict[str, Any] = {"n_workers": n, "threads_per_worker": threads_per_worker,
-                              "processes": processes, "dashboard_address": None}
+                              "processes": processes,
+                              "dashboard_address": "127.0.0.1:0" if dashboard and _has_bokeh()
+                              else None}
     if processes:
         kwargs["host"] = "127.0.0.1"
     if memory_limit is not None:
@@ -244,24 +345,46 @@ def local_cluster(
         yield client
 
 
-@contextlib.contextmanager
-def scheduler_context(scheduler: str | None) -> Iterator[Any]:
-    """Run the body on the scheduler named by ``scheduler``.
+def _load_transport(address: str) -> None:
+    """Import what registers a ``gateway://`` address's transport (dask-gateway's proxy)."""
+    if not address.startswith("gateway://"):
+        return
+    try:
+        import dask_gateway  # noqa: F401 - registers the "gateway" comm backend
+    except ImportError:
+        raise SchedulerError(f"{address!r} is a dask-gateway address; install the gateway "
+                             'extra (pip install "veob_dask[gateway]").') from None
 
-    ``None`` or ``"threads"`` uses dask's threaded scheduler (no client), ``"sync"`` the
-    single-threaded one, ``"local"`` a fresh process-based ``LocalCluster`` on 127.0.0.1, and any
-    other value is taken as the address of an existing scheduler (``tcp://host:8786``).
+
+def _has_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+@contextlib.contextmanager
+def scheduler_context(scheduler: str | None, *, scheduler_file: str | None = None,
+                      security: Any = None, dashboard: bool = False) -> Iterator[Any]:
+    """Run the body on the scheduler named by ``scheduler`` (see :func:`scheduler_address`).
+
+    ``None`` (with no scheduler file and no ``scheduler-address`` configured) or ``"threads"``
+    uses dask's threaded scheduler (no client), ``"sync"`` the single-threaded one, ``"local"`` a
+    fresh process-based ``LocalCluster`` on 127.0.0.1 (with its dashboard when ``dashboard``),
+    and any other value is taken as the address of an existing scheduler (``tcp://host:8786``,
+    ``tls://host:8786`` with ``security`` from :func:`tls_security` or dask's configuration).
     """
     import dask
 
+    scheduler = scheduler_address(scheduler, scheduler_file)
     if scheduler in (None, "threads", "sync"):
         with dask.config.set(scheduler=scheduler or "threads"):
             yield None
     elif scheduler == "local":
-        with local_cluster() as client:
+        with local_cluster(dashboard=dashboard) as client:
             yield client
     else:
-        client = connect(scheduler)
+        _load_transport(scheduler)
+        client = connect(scheduler, security=security)
         try:
             yield client
         finally:

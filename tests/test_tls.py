@@ -1,0 +1,203 @@
+"""A TLS-secured Dask cluster on 127.0.0.1: a fit through it, and a client without the right
+certificates refused with one line in bounded time.
+
+The test makes a private CA and certificates with ``cryptography``, starts ``dask scheduler``
+and ``dask worker`` with ``--tls-ca-file/--tls-cert/--tls-key`` (the commands a real deployment
+runs), and connects as the ``veob`` command line does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from veob_dask.errors import SchedulerError
+from veob_dask.runtime import scheduler_address, tls_security
+
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def _key_and_cert(name: str, issuer: tuple | None, *, ca: bool) -> tuple:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_key, issuer_cert = issuer if issuer else (key, None)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(subject)
+               .issuer_name(issuer_cert.subject if issuer_cert else subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    return key, builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write_pem(folder: Path, name: str, key, cert) -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+
+    k, c = folder / f"{name}.key", folder / f"{name}.pem"
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(c), str(k)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> dict[str, str]:
+    """A private CA, a certificate it signed (for scheduler, workers and client), and a
+    certificate from another CA (a client the cluster must refuse)."""
+    folder = tmp_path_factory.mktemp("tls")
+    ca = _key_and_cert("veob test CA", None, ca=True)
+    node = _key_and_cert("veob node", ca, ca=False)
+    rogue_ca = _key_and_cert("someone else's CA", None, ca=True)
+    rogue = _key_and_cert("veob node", rogue_ca, ca=False)
+    out = {}
+    out["ca"], _ = _write_pem(folder, "ca", *ca)
+    out["cert"], out["key"] = _write_pem(folder, "node", *node)
+    out["rogue_cert"], out["rogue_key"] = _write_pem(folder, "rogue", *rogue)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(certs, tmp_path_factory):
+    """``dask scheduler`` (TLS only) and a ``dask worker`` with 2 processes on 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("tls-cluster")
+    sched_file = folder / "scheduler.json"
+    tls = ["--tls-ca-file", certs["ca"], "--tls-cert", certs["cert"], "--tls-key", certs["key"]]
+    log = (folder / "cluster.log").open("wb")
+    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--protocol", "tls", "--no-dashboard", "--scheduler-file",
+                               str(sched_file), *tls], stdout=log, stderr=log)]
+    try:
+        deadline = time.monotonic() + 90
+        while not sched_file.exists():
+            assert procs[0].poll() is None, (folder / "cluster.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the TLS scheduler did not start in 90 s"
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tls://127.0.0.1:")
+        procs.append(subprocess.Popen([DASK, "worker", address, "--nworkers", "2", "--nthreads",
+                                       "1", "--host", "127.0.0.1", "--no-dashboard",
+                                       "--memory-limit", "2GB", *tls], stdout=log, stderr=log))
+        yield address, str(sched_file)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+
+def _wait_for_workers(client, n: int) -> None:
+    client.wait_for_workers(n, timeout=90)
+
+
+@pytest.mark.cluster
+def test_a_fit_runs_through_a_tls_cluster(certs, tls_cluster, tmp_path) -> None:
+    from veob_dask import SVDEmbedding, load
+    from veob_dask.io import read_array, write_array
+    from veob_dask.persistence import save
+    from veob_dask.runtime import scheduler_context
+
+    _, sched_file = tls_cluster
+    x = np.random.default_rng(0).normal(size=(4000, 16)).astype(np.float32)
+    write_array(x, tmp_path / "x.zarr", chunk_rows=500)
+    security = tls_security(certs["ca"], certs["cert"], certs["key"])
+    with scheduler_context(None, scheduler_file=sched_file, security=security) as client:
+        assert client.scheduler.address.startswith("tls://")
+        _wait_for_workers(client, 2)
+        model = SVDEmbedding(4, solver="tsqr").fit(read_array(tmp_path / "x.zarr"))
+        assert len(client.nthreads()) == 2
+    save(model, tmp_path / "m.zarr")
+    local = SVDEmbedding(4).fit(x)
+    np.testing.assert_allclose(load(tmp_path / "m.zarr").singular_values_,
+                               local.singular_values_, rtol=1e-5)
+
+
+_REFUSE = """
+import sys, time
+from veob_dask.errors import SchedulerError
+from veob_dask.runtime import connect, tls_security
+sec = tls_security(*sys.argv[2:5]) if len(sys.argv) > 2 else None
+t0 = time.monotonic()
+try:
+    connect(sys.argv[1], timeout=5, security=sec)
+except SchedulerError as err:
+    print(f"{time.monotonic() - t0:.1f}", file=sys.stderr)
+    print(err)
+    sys.exit(2)
+sys.exit(0)
+"""
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("how", ["plain tcp", "certificate of another CA"])
+def test_a_client_without_the_clusters_certificates_is_refused(certs, tls_cluster, how) -> None:
+    address, _ = tls_cluster
+    if how == "plain tcp":
+        args = [address.replace("tls://", "tcp://")]
+    else:
+        args = [address, certs["ca"], certs["rogue_cert"], certs["rogue_key"]]
+    res = subprocess.run([sys.executable, "-c", _REFUSE, *args], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1 and "no Dask scheduler answered at" in lines[0], res.stdout
+    assert float(res.stderr.strip().splitlines()[-1]) < 30
+
+
+def test_tls_files_are_checked_before_connecting(certs, tmp_path) -> None:
+    assert tls_security() is None
+    with pytest.raises(SchedulerError, match=r"--tls-cert .*no such file"):
+        tls_security(certs["ca"], str(tmp_path / "absent.pem"))
+    with pytest.raises(SchedulerError, match="--tls-ca-file is missing"):
+        tls_security(None, certs["cert"], certs["key"])
+    sec = tls_security(certs["ca"], certs["cert"], certs["key"])
+    assert sec.require_encryption and sec.tls_client_cert == certs["cert"]
+
+
+def test_the_scheduler_is_found_by_flag_file_or_configuration(tmp_path) -> None:
+    import dask
+
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"address": "tls://10.0.0.5:8786", "type": "Scheduler"}))
+    assert scheduler_address("tcp://a:1") == "tcp://a:1"
+    assert scheduler_address(None, str(f)) == "tls://10.0.0.5:8786"
+    assert scheduler_address() is None
+    with dask.config.set({"scheduler-address": "tcp://10.0.0.6:8786"}):
+        assert scheduler_address() == "tcp://10.0.0.6:8786"
+        assert scheduler_address("threads") == "threads"
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": "tcp://10.0.0.7:8786"}
+    code = "from veob_dask.runtime import scheduler_address; print(scheduler_address())"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert res.stdout.strip() == "tcp://10.0.0.7:8786"
+    with pytest.raises(SchedulerError, match="not both"):
+        scheduler_address("tcp://a:1", str(f))
+    with pytest.raises(SchedulerError, match="does not exist"):
+        scheduler_address(None, str(tmp_path / "none.json"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SchedulerError, match="has no 'address'"):
+        scheduler_address(None, str(tmp_path / "bad.json"))
