@@ -83,3 +83,106 @@ def test_fit_recovers_when_a_worker_is_killed_mid_run(tmp_path):
         got = fut.result(timeout=120)
     np.testing.assert_allclose(got.singular_values_, expected.singular_values_, rtol=1e-6)
     np.testing.assert_allclose(got.components_, expected.components_, atol=1e-5)
+
+
+# -- SSH: cluster/ssh/start.py against a real sshd on 127.0.0.1 ------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{path.name} not written in {seconds:g} s: " + \
+            log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """Debian's OpenSSH server on a free port of 127.0.0.1, accepting one key made here."""
+    import os
+    import shutil
+
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    assert Path(sshd_bin).exists(), "openssh-server is not installed (.ci/run installs it)"
+    folder = tmp_path / "ssh"
+    folder.mkdir()
+    for name in ("host", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(folder / name)], check=True)
+    (folder / "authorized_keys").write_text((folder / "user.pub").read_text())
+    port = _free_port()
+    (folder / "sshd_config").write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {folder / 'host'}",
+        f"PidFile {folder / 'sshd.pid'}", f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "StrictModes no",
+        "UsePAM no", ""]))
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    log = folder / "sshd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(folder / "sshd_config")],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "Server listening" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield {"port": port, "key": str(folder / "user"), "log": log}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _python_with_this_checkout(folder: Path) -> str:
+    """The interpreter the remote side runs, seeing this checkout of veob_dask first (as the
+    tests do) — on real hosts this is simply the environment's python."""
+    import os
+
+    wrapper = folder / "python"
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{path}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.cluster
+def test_ssh_recipe_serves_a_fit(sshd, tmp_path, capsys):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# scheduler, then two workers\n127.0.0.1\n127.0.0.1\n127.0.0.1\n")
+    sched = tmp_path / "sched.json"
+    log = tmp_path / "ssh-cluster.log"
+    cmd = [sys.executable, str(ROOT / "cluster" / "ssh" / "start.py"), "--hosts", str(hosts),
+           "--python", _python_with_this_checkout(tmp_path), "--ssh-port", str(sshd["port"]),
+           "--ssh-key", sshd["key"], "--known-hosts", "none", "--scheduler-port", "0",
+           "--dashboard-address", "none", "--memory-limit", "2GB", "--scheduler-file",
+           str(sched)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    try:
+        _wait_for_file(sched, proc, log, 120)
+        address = json.loads(sched.read_text())["address"]
+        assert "with 2 workers" in log.read_text()
+        assert sshd["log"].read_text().count("Accepted publickey") >= 3
+        x = np.random.default_rng(2).normal(size=(3000, 12)).astype(np.float32)
+        np.save(tmp_path / "x.npy", x)
+        assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"),
+                     "--chunk-rows", "500"]) == 0
+        assert main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "4",
+                     "--solver", "tsqr", "--scheduler", address]) == 0
+        np.testing.assert_allclose(load(tmp_path / "m.zarr").singular_values_,
+                                   SVDEmbedding(4).fit(x).singular_values_, rtol=1e-5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert not sched.exists()  # removed on shutdown
+    assert capsys.readouterr()
