@@ -186,3 +186,45 @@ def test_ssh_recipe_serves_a_fit(sshd, tmp_path, capsys):
         proc.wait(timeout=60)
     assert not sched.exists()  # removed on shutdown
     assert capsys.readouterr()
+
+
+# -- SLURM: the batch script cluster/jobqueue/slurm.py generates (no SLURM needed) -------------
+
+def _options_of(command: list[str]) -> list[str]:
+    return [a.split("=", 1)[0] for a in command if a.startswith("--")]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("tls", [False, True])
+def test_slurm_recipe_job_script(certs, tls):
+    cmd = [sys.executable, str(ROOT / "cluster" / "jobqueue" / "slurm.py"), "--dry-run",
+           "--host", "127.0.0.1", "--queue", "normal", "--account", "proj", "--cores", "4",
+           "--memory", "16GB", "--walltime", "01:30:00", "--python", "/shared/veob/bin/python",
+           "--local-directory", "/scratch/veob"]
+    if tls:
+        cmd += ["--tls-ca-file", certs["ca"], "--tls-cert", certs["cert"], "--tls-key",
+                certs["key"]]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    script = res.stdout
+    assert script.startswith("#!/usr/bin/env bash\n")
+    for line in ("#SBATCH -p normal", "#SBATCH -A proj", "#SBATCH --cpus-per-task=4",
+                 "#SBATCH --mem=15G", "#SBATCH -t 01:30:00", "#SBATCH --exclusive",
+                 "export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"):
+        assert line in script.splitlines(), (line, script)
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)  # valid shell
+    worker = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
+    argv = worker.split()
+    assert argv[:3] == ["/shared/veob/bin/python", "-m", "distributed.cli.dask_worker"]
+    assert argv[3].startswith("tls://127.0.0.1:" if tls else "tcp://127.0.0.1:")
+    assert {"--nthreads", "--nworkers", "--memory-limit", "--local-directory"} <= set(
+        _options_of(argv))
+    assert argv[argv.index("--nthreads") + 1] == "1" and argv[argv.index("--nworkers") + 1] == "4"
+    if tls:
+        assert argv[argv.index("--tls-ca-file") + 1] == certs["ca"]
+        assert argv[argv.index("--tls-cert") + 1] == certs["cert"]
+    # every option of the worker command exists in the installed distributed
+    help_text = subprocess.run([sys.executable, "-m", "distributed.cli.dask_worker", "--help"],
+                               capture_output=True, text=True, check=True, timeout=120).stdout
+    for opt in _options_of(argv):
+        assert opt in help_text, opt

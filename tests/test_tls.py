@@ -8,8 +8,6 @@ runs), and connects as the ``veob`` command line does.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import os
 import subprocess
@@ -24,57 +22,6 @@ from veob_dask.errors import SchedulerError
 from veob_dask.runtime import scheduler_address, tls_security
 
 DASK = str(Path(sys.executable).with_name("dask"))
-
-
-def _key_and_cert(name: str, issuer: tuple | None, *, ca: bool) -> tuple:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_key, issuer_cert = issuer if issuer else (key, None)
-    now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer_cert.subject if issuer_cert else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
-    return key, builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write_pem(folder: Path, name: str, key, cert) -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-
-    k, c = folder / f"{name}.key", folder / f"{name}.pem"
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
-    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return str(c), str(k)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory) -> dict[str, str]:
-    """A private CA, a certificate it signed (for scheduler, workers and client), and a
-    certificate from another CA (a client the cluster must refuse)."""
-    folder = tmp_path_factory.mktemp("tls")
-    ca = _key_and_cert("veob test CA", None, ca=True)
-    node = _key_and_cert("veob node", ca, ca=False)
-    rogue_ca = _key_and_cert("someone else's CA", None, ca=True)
-    rogue = _key_and_cert("veob node", rogue_ca, ca=False)
-    out = {}
-    out["ca"], _ = _write_pem(folder, "ca", *ca)
-    out["cert"], out["key"] = _write_pem(folder, "node", *node)
-    out["rogue_cert"], out["rogue_key"] = _write_pem(folder, "rogue", *rogue)
-    return out
 
 
 @pytest.fixture(scope="module")
