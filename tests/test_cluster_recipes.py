@@ -228,3 +228,122 @@ def test_slurm_recipe_job_script(certs, tls):
                                capture_output=True, text=True, check=True, timeout=120).stdout
     for opt in _options_of(argv):
         assert opt in help_text, opt
+
+
+# -- Kubernetes: manifests, image, pinned versions ------------------------------------------
+
+K8S = ROOT / "cluster" / "kubernetes"
+
+
+def _containers(node) -> list[dict]:
+    """Every container spec inside a manifest (scheduler, workers, job runner)."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "containers" and isinstance(value, list):
+                found.extend(value)
+            else:
+                found.extend(_containers(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_containers(item))
+    return found
+
+
+def _manifests() -> dict[str, list[dict]]:
+    import yaml
+
+    return {p.name: [d for d in yaml.safe_load_all(p.read_text()) if d]
+            for p in sorted(K8S.glob("*.yaml"))}
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments) of the Dockerfile, continuation lines joined."""
+    text = (K8S / "Dockerfile").read_text()
+    lines = [ln for ln in text.replace("\\\n", " ").splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1].strip()) for ln in lines]
+
+
+def test_kubernetes_manifests_are_well_formed():
+    manifests = _manifests()
+    assert {"daskcluster.yaml", "daskjob.yaml"} <= set(manifests)
+    kinds = {d["kind"] for docs in manifests.values() for d in docs}
+    assert kinds == {"DaskCluster", "DaskJob"}
+    images = set()
+    for name, docs in manifests.items():
+        for doc in docs:
+            assert doc["apiVersion"] == "kubernetes.dask.org/v1", name
+            for c in _containers(doc):
+                images.add(c["image"])
+                assert c["args"][0] in ("dask", "veob"), (name, c["args"])
+                assert c["args"][:2] not in (["dask-scheduler"], ["dask-worker"])
+                for env in c.get("env", []):  # credentials only through Secrets
+                    assert not any(w in env["name"] for w in ("SECRET", "PASSWORD", "TOKEN")), env
+    assert len(images) == 1  # one image for scheduler, workers and the veob runner
+    cluster = manifests["daskcluster.yaml"][0]["spec"]
+    assert cluster["scheduler"]["service"]["selector"]["dask.org/cluster-name"] == \
+        manifests["daskcluster.yaml"][0]["metadata"]["name"]
+
+
+def _help(args: list[str]) -> str:
+    if args[0] == "dask":
+        cmd = [str(Path(sys.executable).with_name("dask")), args[1], "--help"]
+    else:
+        cmd = [sys.executable, "-m", "veob_dask", args[1], "--help"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, (cmd, res.stderr[-2000:])
+    return res.stdout
+
+
+@pytest.mark.cluster
+def test_every_container_command_runs_with_the_installed_packages():
+    """Each container's command and options exist in the installed distributed / veob_dask."""
+    seen = {}
+    for name, docs in _manifests().items():
+        for c in (c for d in docs for c in _containers(d)):
+            key = tuple(c["args"][:2])
+            if key not in seen:
+                seen[key] = _help(c["args"])
+            options = [a for a in c["args"] if a.startswith("--")]
+            missing = [o for o in options if o not in seen[key]]
+            assert not missing, (name, key, missing)
+    assert {("dask", "scheduler"), ("dask", "worker"), ("veob", "fit")} <= set(seen)
+
+
+def _load_constraints_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("veob_constraints", K8S / "constraints.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_image_is_pinned_to_the_tested_environment():
+    import tomllib
+
+    steps = _dockerfile()
+    base = next(a for i, a in steps if i == "FROM")
+    assert base.startswith(f"python:{sys.version_info.major}.{sys.version_info.minor}-"), base
+    copies = [a.split() for i, a in steps if i == "COPY"]
+    for *sources, _ in copies:
+        for src in sources:
+            assert (ROOT / src).exists(), src  # the build context is the repository root
+    dest = next(d for *s, d in copies if s == ["cluster/kubernetes/constraints.txt"])
+    run = " ".join(a for i, a in steps if i == "RUN")
+    assert f"pip install --constraint {dest} " in run
+    mod = _load_constraints_module()
+    extras = ",".join(mod.EXTRAS)
+    assert f'"/src/veob_dask[{extras}]"' in run
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert set(mod.EXTRAS) <= set(optional)
+    env = " ".join(a for i, a in steps if i == "ENV")
+    assert "OMP_NUM_THREADS=1" in env and "OPENBLAS_NUM_THREADS=1" in env
+    # every package the image installs is pinned, at the version these tests run with
+    pinned = mod.read_pins((K8S / "constraints.txt").read_text())
+    here = mod.closure(mod.root_requirements())
+    here.pop("veob-dask", None)
+    assert pinned == here, ("regenerate: python cluster/kubernetes/constraints.py",
+                            sorted(set(pinned.items()) ^ set(here.items())))
