@@ -347,3 +347,72 @@ def test_the_image_is_pinned_to_the_tested_environment():
     here.pop("veob-dask", None)
     assert pinned == here, ("regenerate: python cluster/kubernetes/constraints.py",
                             sorted(set(pinned.items()) ^ set(here.items())))
+
+
+# -- dask-gateway: a local gateway server, cluster/gateway/start.py, a fit through the proxy --
+
+@pytest.fixture
+def gateway_server(tmp_path):
+    """``dask-gateway-server -f cluster/gateway/config.py`` on free ports of 127.0.0.1."""
+    import os
+
+    ports = {k: str(_free_port()) for k in ("VEOB_GATEWAY_API_PORT", "VEOB_GATEWAY_PORT",
+                                              "VEOB_GATEWAY_SCHEDULER_PORT")}
+    env = {**os.environ, **ports, "VEOB_GATEWAY_PASSWORD": "test-password",
+           "VEOB_GATEWAY_WORKER_MEMORY": "1.5 G", "PYTHONPATH": os.pathsep.join(
+               [str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    log = tmp_path / "gateway.log"
+    server = str(Path(sys.executable).with_name("dask-gateway-server"))
+    with log.open("wb") as out:
+        proc = subprocess.Popen([server, "-f", str(ROOT / "cluster" / "gateway" / "config.py")],
+                                stdout=out, stderr=out, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while "Dask-Gateway server started" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield {"address": f"http://127.0.0.1:{ports['VEOB_GATEWAY_PORT']}",
+               "proxy": f"gateway://127.0.0.1:{ports['VEOB_GATEWAY_SCHEDULER_PORT']}",
+               "env": env, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.cluster
+def test_gateway_recipe_serves_a_fit(gateway_server, tmp_path):
+    from veob_dask.io import read_array, write_array
+    from veob_dask.runtime import scheduler_context, tls_security
+
+    out = tmp_path / "creds"
+    log = tmp_path / "start.log"
+    env = {**gateway_server["env"], "DASK_GATEWAY_PASSWORD": "test-password"}
+    cmd = [sys.executable, str(ROOT / "cluster" / "gateway" / "start.py"), "--address",
+           gateway_server["address"], "--proxy-address", gateway_server["proxy"], "--auth",
+           "basic", "--username", "alice", "--workers", "2", "--out", str(out)]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env=env)
+    try:
+        _wait_for_file(out / "scheduler.json", proc, log, 240)
+        _wait_for_file(out / "cluster.key", proc, log, 30)
+        assert json.loads((out / "scheduler.json").read_text())["address"].startswith(
+            gateway_server["proxy"] + "/")
+        assert (out / "cluster.key").stat().st_mode & 0o077 == 0  # private to the user
+        x = np.random.default_rng(3).normal(size=(3000, 12)).astype(np.float32)
+        write_array(x, tmp_path / "x.zarr", chunk_rows=500)
+        security = tls_security(str(out / "cluster.pem"), str(out / "cluster.pem"),
+                                str(out / "cluster.key"))
+        with scheduler_context(None, scheduler_file=str(out / "scheduler.json"),
+                               security=security) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+            model = SVDEmbedding(4, solver="tsqr").fit(read_array(tmp_path / "x.zarr"))
+        np.testing.assert_allclose(model.singular_values_,
+                                   SVDEmbedding(4).fit(x).singular_values_, rtol=1e-5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    assert not (out / "cluster.key").exists() and not (out / "scheduler.json").exists()
