@@ -11,7 +11,7 @@
 - :mod:`~veob_dask.io.ingest` — ``.npy``, IDX and sparse files into dataset stores.
 """
 
-from .location import Location, as_location
+from .location import Location, as_location, storage_defaults
 from .matrix import describe_store, read_matrix
 from .publish import (
     check_output,
@@ -37,6 +37,7 @@ __all__ = [
     "read_array",
     "read_matrix",
     "read_ragged",
+    "storage_defaults",
     "store_exists",
     "termination_as_exception",
     "write_array",

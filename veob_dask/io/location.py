@@ -8,17 +8,19 @@ beside them. It pickles as plain data, so Dask workers reopen the store themselv
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidParameterError
 
-__all__ = ["Location", "PathLike", "as_location"]
+__all__ = ["Location", "PathLike", "as_location", "storage_defaults"]
 
 PathLike = str | os.PathLike  # what public io functions accept beside a Location
 
@@ -142,12 +144,32 @@ class Location:
         return self.url
 
 
+_DEFAULT_OPTIONS: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar(
+    "veob_storage_defaults", default=())
+
+
+@contextlib.contextmanager
+def storage_defaults(options: Mapping[str, Any] | None) -> Iterator[None]:
+    """Within the block, URLs parsed without ``storage_options`` get ``options``.
+
+    The command line's ``--storage-option KEY=VALUE`` works this way: every URL a command
+    names (inputs, outputs, checkpoints) is opened with the same options, which the
+    :class:`Location` then carries to the Dask workers. Local paths are not affected.
+    """
+    token = _DEFAULT_OPTIONS.set(_freeze(options))
+    try:
+        yield
+    finally:
+        _DEFAULT_OPTIONS.reset(token)
+
+
 def as_location(path: PathLike | Location, storage_options: Mapping[str, Any] | None = None
                 ) -> Location:
     """Parse ``path`` (a local path, ``file://...``, an fsspec URL or a Location).
 
     Local paths become absolute (against the current directory, at parse time). A Location
-    passed with ``storage_options`` gets those options merged over its own.
+    passed with ``storage_options`` gets those options merged over its own. A URL parsed
+    without ``storage_options`` gets those of an enclosing :func:`storage_defaults`.
 
     Raises
     ------
@@ -176,7 +198,9 @@ def as_location(path: PathLike | Location, storage_options: Mapping[str, Any] | 
         if not protocol or not rest.strip("/"):
             raise InvalidParameterError(
                 f"{text!r} is not a usable URL (expected protocol://bucket/path).")
-        return Location(text.rstrip("/") if rest.rstrip("/") else text, _freeze(storage_options))
+        options = _freeze(storage_options) if storage_options is not None \
+            else _DEFAULT_OPTIONS.get()
+        return Location(text.rstrip("/") if rest.rstrip("/") else text, options)
     if storage_options:
         raise InvalidParameterError(
             f"storage_options apply to URLs (s3://..., gs://...); {text!r} is a local path.")
