@@ -48,6 +48,42 @@ def test_local_recipe_serves_a_fit(tmp_path, capsys):
     assert capsys.readouterr()
 
 
+@pytest.mark.cluster
+def test_relative_paths_reach_workers_started_elsewhere(tmp_path, monkeypatch, capsys):
+    """Workers run in another directory: every relative path is made absolute on the client
+    before a graph leaves it (issue 12: 'no Zarr store at data/x.zarr' on the workers)."""
+    elsewhere, work = tmp_path / "elsewhere", tmp_path / "work"
+    elsewhere.mkdir()
+    (work / "data").mkdir(parents=True)
+    sched = tmp_path / "sched.json"
+    log = tmp_path / "cluster.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "cluster" / "local.py"), "--workers",
+                                 "2", "--scheduler-file", str(sched)], stdout=out, stderr=out,
+                                cwd=elsewhere)
+    try:
+        _wait_for_file(sched, proc, log, 90)
+        address = json.loads(sched.read_text())["address"]
+        monkeypatch.chdir(work)
+        x = np.random.default_rng(4).normal(size=(2000, 10)).astype(np.float32)
+        np.save("data/x.npy", x)
+        assert main(["ingest", "data/x.npy", "data/x.zarr", "--chunk-rows", "250"]) == 0
+        assert main(["fit", "data/x.zarr", "m.zarr", "-k", "3", "--solver", "tsqr",
+                     "--scheduler", address]) == 0
+        assert main(["transform", "m.zarr", "data/x.zarr", "e.zarr", "--scheduler",
+                     address]) == 0
+        from veob_dask.io import read_array
+
+        emb = read_array(work / "e.zarr").compute()
+        np.testing.assert_allclose(np.abs(emb), np.abs(SVDEmbedding(3).fit_transform(x)),
+                                   atol=2e-3)
+        assert sorted(p.name for p in elsewhere.iterdir()) == []  # nothing written there
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert capsys.readouterr()
+
+
 def test_unanswering_scheduler_is_a_clear_error(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.ones((10, 2)))
     assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr")]) == 0
