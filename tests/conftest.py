@@ -108,7 +108,7 @@ def _key_and_cert(name: str, issuer: tuple | None, *, ca: bool) -> tuple:
 
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_key, issuer_cert = issuer if issuer else (key, None)
+    issuer_key, issuer_cert = issuer or (key, None)
     now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateBuilder().subject_name(subject)
                .issuer_name(issuer_cert.subject if issuer_cert else subject)

@@ -1,6 +1,6 @@
-"""Start a Dask cluster through a dask-gateway server and hand its address to ``veob``.
+r"""Start a Dask cluster through a dask-gateway server and hand its address to ``veob``.
 
-    python cluster/gateway/start.py --address https://gateway.example.org --workers 4 \\
+    python cluster/gateway/start.py --address https://gateway.example.org --workers 4 \
         --out ~/.veob-gateway
 
 A gateway (e.g. the ``dask/daskhub`` Helm chart, or ``dask-gateway-server -f
@@ -10,8 +10,8 @@ writes into ``--out`` (readable by you only): ``scheduler.json`` (the ``gateway:
 ``cluster.pem`` and ``cluster.key`` (the credentials). It prints the options to add to any
 ``veob`` command::
 
-    veob fit s3://bucket/x.zarr -o s3://bucket/m.zarr --scheduler-file ~/.veob-gateway/scheduler.json \\
-        --tls-ca-file ~/.veob-gateway/cluster.pem --tls-cert ~/.veob-gateway/cluster.pem \\
+    veob fit s3://bucket/x.zarr -o s3://bucket/m.zarr --scheduler-file ~/.veob-gateway/scheduler.json \
+        --tls-ca-file ~/.veob-gateway/cluster.pem --tls-cert ~/.veob-gateway/cluster.pem \
         --tls-key ~/.veob-gateway/cluster.key
 
 and keeps the cluster until Ctrl-C or SIGTERM, then shuts it down and deletes the files. Needs

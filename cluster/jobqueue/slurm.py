@@ -1,6 +1,6 @@
-"""Run veob_dask on a SLURM cluster with dask-jobqueue (``pip install "veob_dask[hpc]"``).
+r"""Run veob_dask on a SLURM cluster with dask-jobqueue (``pip install "veob_dask[hpc]"``).
 
-    python cluster/jobqueue/slurm.py --jobs 4 --queue normal --account myproj \\
+    python cluster/jobqueue/slurm.py --jobs 4 --queue normal --account myproj \
         --python /shared/veob/.venv/bin/python --scheduler-file ~/veob-scheduler.json
 
 The scheduler runs in this process (on the login node); each SLURM job starts ``--cores``

@@ -1,6 +1,6 @@
-"""Start a Dask cluster over SSH on the hosts listed in a hosts file, and keep it up.
+r"""Start a Dask cluster over SSH on the hosts listed in a hosts file, and keep it up.
 
-    python cluster/ssh/start.py --hosts cluster/ssh/hosts --python /opt/veob/.venv/bin/python \\
+    python cluster/ssh/start.py --hosts cluster/ssh/hosts --python /opt/veob/.venv/bin/python \
         --scheduler-file ~/veob-scheduler.json
 
 The first host runs the scheduler, every other line one worker process (repeat a host to run

@@ -16,7 +16,8 @@ import zarr
 
 from veob_dask.errors import StoreExistsError, StoreNotFoundError
 from veob_dask.io import create_artifact, open_group, read_array, store_exists, write_array
-from veob_dask.io.objectstore import HeldRootStore, create_only, delete_if_unchanged
+from veob_dask.io.location import HeldRootStore
+from veob_dask.io.objectstore import create_only, delete_if_unchanged
 from veob_dask.io.targets import HOST_ID
 
 

@@ -13,14 +13,16 @@ import contextvars
 import dataclasses
 import os
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zarr.storage import WrapperStore
+
 from ..errors import InvalidParameterError
 
-__all__ = ["Location", "PathLike", "as_location", "storage_defaults"]
+__all__ = ["HeldRootStore", "Location", "PathLike", "as_location", "storage_defaults"]
 
 PathLike = str | os.PathLike  # what public io functions accept beside a Location
 
@@ -130,8 +132,6 @@ class Location:
         store = FsspecStore.from_url(self.url, storage_options=self.storage_options or None,
                                      read_only=read_only)
         if self.held_root:
-            from .objectstore import HeldRootStore
-
             return HeldRootStore(store, self.held_root)
         return store
 
@@ -142,6 +142,79 @@ class Location:
         if not self.is_local:
             raise TypeError(f"{self.url!r} is a URL, not a local path.")
         return self.url
+
+
+_ROOT = "zarr.json"
+
+
+class HeldRootStore(WrapperStore[Any]):
+    """A zarr store that keeps its root ``zarr.json`` under another key (``held``).
+
+    Everything else passes through unchanged; listing shows the held object as ``zarr.json``.
+    Used while a store is written in place on an object store, so that its real root
+    ``zarr.json`` — the commit marker — appears only when the store is complete.
+    """
+
+    def __init__(self, store: Any, held: str) -> None:
+        super().__init__(store)
+        self._held = held
+
+    def _with_store(self, store: Any) -> HeldRootStore:
+        return type(self)(store, self._held)
+
+    def _key(self, key: str) -> str:
+        return self._held if key == _ROOT else key
+
+    def _name(self, key: str) -> str:
+        return _ROOT if key == self._held else key
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, HeldRootStore) and value._held == self._held and \
+            super().__eq__(value)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        return await self._store.get(self._key(key), prototype, byte_range)
+
+    async def get_partial_values(self, prototype: Any,
+                                 key_ranges: Iterable[tuple[str, Any]]) -> list[Any]:
+        return await self._store.get_partial_values(
+            prototype, [(self._key(k), r) for k, r in key_ranges])
+
+    async def exists(self, key: str) -> bool:
+        return await self._store.exists(self._key(key))
+
+    async def set(self, key: str, value: Any) -> None:
+        await self._store.set(self._key(key), value)
+
+    async def set_if_not_exists(self, key: str, value: Any) -> None:
+        await self._store.set_if_not_exists(self._key(key), value)
+
+    async def _set_many(self, values: Iterable[tuple[str, Any]]) -> None:
+        await self._store._set_many([(self._key(k), v) for k, v in values])
+
+    async def delete(self, key: str) -> None:
+        await self._store.delete(self._key(key))
+
+    async def _get_many(self, requests: Iterable[tuple[str, Any, Any]]
+                        ) -> AsyncGenerator[tuple[str, Any], None]:
+        async for key, value in self._store._get_many(
+                [(self._key(k), p, r) for k, p, r in requests]):
+            yield self._name(key), value
+
+    async def _renamed(self, keys: AsyncIterator[str]) -> AsyncGenerator[str, None]:
+        async for key in keys:
+            yield self._name(key)
+
+    def list(self) -> AsyncIterator[str]:
+        return self._renamed(self._store.list())
+
+    def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        return self._renamed(self._store.list_prefix(prefix))
+
+    def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        return self._renamed(self._store.list_dir(prefix))
 
 
 _DEFAULT_OPTIONS: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar(

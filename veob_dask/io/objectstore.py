@@ -13,7 +13,8 @@ rules built on that:
   two writers taking over the same stale lock cannot delete each other's fresh one.
 * **A new store is written in place.** Every object goes to its final key except the root
   ``zarr.json``: zarr writes it under a held name inside the prefix
-  (``NAME/.NAME.tmp-HOST-PID-ID.zarr.json``, see :class:`HeldRootStore`), and publishing copies
+  (``NAME/.NAME.tmp-HOST-PID-ID.zarr.json``, see
+  :class:`~veob_dask.io.location.HeldRootStore`); publishing copies
   it to ``NAME/zarr.json`` with a create-only put — the commit marker — then deletes the held
   object. Until then readers (veob_dask, zarr, xarray) find no store at ``NAME``; afterwards,
   the whole store. Each chunk is written once and never copied.
@@ -38,10 +39,7 @@ import contextlib
 import errno
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
-
-from zarr.storage import WrapperStore
 
 from ..errors import StoreExistsError
 from .location import Location
@@ -55,7 +53,7 @@ from .targets import (
     writer_info,
 )
 
-__all__ = ["HeldRootStore", "ObjectStorePublisher", "create_only", "delete_if_unchanged"]
+__all__ = ["ObjectStorePublisher", "create_only", "delete_if_unchanged"]
 
 ROOT = "zarr.json"
 
@@ -139,77 +137,6 @@ def _remove_prefix(fs: Any, root: str, first: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         fs.rm(root, recursive=True)
     _forget(fs, root)
-
-
-# -- the zarr store that holds the root metadata back ----------------------------------------
-class HeldRootStore(WrapperStore[Any]):
-    """A zarr store that keeps its root ``zarr.json`` under another key (``held``).
-
-    Everything else passes through unchanged; listing shows the held object as ``zarr.json``.
-    Used while a store is written in place on an object store, so that its real root
-    ``zarr.json`` — the commit marker — appears only when the store is complete.
-    """
-
-    def __init__(self, store: Any, held: str) -> None:
-        super().__init__(store)
-        self._held = held
-
-    def _with_store(self, store: Any) -> HeldRootStore:
-        return type(self)(store, self._held)
-
-    def _key(self, key: str) -> str:
-        return self._held if key == ROOT else key
-
-    def _name(self, key: str) -> str:
-        return ROOT if key == self._held else key
-
-    def __eq__(self, value: object) -> bool:
-        return isinstance(value, HeldRootStore) and value._held == self._held and \
-            super().__eq__(value)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        return await self._store.get(self._key(key), prototype, byte_range)
-
-    async def get_partial_values(self, prototype: Any,
-                                 key_ranges: Iterable[tuple[str, Any]]) -> list[Any]:
-        return await self._store.get_partial_values(
-            prototype, [(self._key(k), r) for k, r in key_ranges])
-
-    async def exists(self, key: str) -> bool:
-        return await self._store.exists(self._key(key))
-
-    async def set(self, key: str, value: Any) -> None:
-        await self._store.set(self._key(key), value)
-
-    async def set_if_not_exists(self, key: str, value: Any) -> None:
-        await self._store.set_if_not_exists(self._key(key), value)
-
-    async def _set_many(self, values: Iterable[tuple[str, Any]]) -> None:
-        await self._store._set_many([(self._key(k), v) for k, v in values])
-
-    async def delete(self, key: str) -> None:
-        await self._store.delete(self._key(key))
-
-    async def _get_many(self, requests: Iterable[tuple[str, Any, Any]]
-                        ) -> AsyncGenerator[tuple[str, Any], None]:
-        async for key, value in self._store._get_many(
-                [(self._key(k), p, r) for k, p, r in requests]):
-            yield self._name(key), value
-
-    async def _renamed(self, keys: AsyncIterator[str]) -> AsyncGenerator[str, None]:
-        async for key in keys:
-            yield self._name(key)
-
-    def list(self) -> AsyncIterator[str]:
-        return self._renamed(self._store.list())
-
-    def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        return self._renamed(self._store.list_prefix(prefix))
-
-    def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        return self._renamed(self._store.list_dir(prefix))
 
 
 # -- the publisher ---------------------------------------------------------------------------
