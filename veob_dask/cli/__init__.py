@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..errors import Terminated, VeobError
-from ..io import termination_as_exception
+from ..io import storage_defaults, termination_as_exception
+from ._options import add_storage_option, storage_options
 
 __all__ = ["COMMANDS", "ArgumentParser", "UsageError", "build_parser", "describe_error", "main"]
 
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    for leaf in _leaves(parser):
+        add_storage_option(leaf)
     return parser
 
 
@@ -124,6 +127,12 @@ def describe_error(err: BaseException) -> tuple[int, str]:
     if isinstance(err, ValueError):
         return 2, f"{err} ({name})"
     return 1, (f"{name}: {err} (this is a bug; run with VEOB_DEBUG=1 for the traceback)")
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers that run a command (those without subcommands of their own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    return [leaf for child in dict(subs[0].choices).values() for leaf in _leaves(child)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     where = f"veob {args.command}"
     try:
-        with termination_as_exception():
+        with termination_as_exception(), storage_defaults(storage_options(args)):
             return int(func(args) or 0)
     except Terminated:
         print(f"{where}: terminated (SIGTERM); nothing partial was left", file=sys.stderr)

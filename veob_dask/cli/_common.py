@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["Stages", "check_text", "parse_n_components", "to_json"]
+__all__ = ["Stages", "check_text", "computing", "parse_n_components", "to_json"]
 
 
 def parse_n_components(text: str) -> int | float:
@@ -84,12 +84,20 @@ class Stages:
             print(json.dumps(payload, default=to_json), flush=True)
 
     @contextlib.contextmanager
-    def stage(self, name: str, what: str) -> Iterator[None]:
+    def stage(self, name: str, what: str, *, progress: bool = True) -> Iterator[Any]:
+        """Time a stage and show the progress of the Dask tasks it runs (stderr: a bar on a
+        terminal, a line every 10 s otherwise; see :mod:`veob_dask.cli._progress`).
+
+        Yields the stage's renderer: ``update(done, total)`` reports progress that is not a
+        Dask computation (rows streamed by ``ingest``).
+        """
+        from ._progress import Renderer, progress_for
+
         self.say(f"[{name}] {what} ...")
         t0 = time.perf_counter()
-        bar = _progress_bar()
-        with bar:
-            yield
+        display = progress_for(name) if progress and not self.quiet else None
+        with display or contextlib.nullcontext():
+            yield display.renderer if display else Renderer(name, tty=False, every=1e9)
         self.seconds[name] = round(time.perf_counter() - t0, 3)
         self.say(f"[{name}] done in {self.seconds[name]:.2f} s")
 
@@ -98,19 +106,47 @@ class Stages:
         return round(time.perf_counter() - self.start, 3)
 
 
-def _progress_bar() -> Any:
-    """dask's text progress bar on an interactive terminal with a local scheduler, else nothing."""
-    if not sys.stderr.isatty():
-        return contextlib.nullcontext()
+@contextlib.contextmanager
+def computing(args: Any, stages: Stages) -> Iterator[Any]:
+    """Compute where the options say (``--scheduler``, ``--scheduler-file``, TLS files,
+    ``DASK_SCHEDULER_ADDRESS``, the command's default), yielding the ``distributed`` client or
+    None.
+
+    Starting or connecting to a cluster and shutting it down (or disconnecting) are timed as
+    their own stages, ``cluster_start`` and ``cluster_stop``; the dashboard's address is printed
+    when the scheduler serves one.
+    """
+    from ..runtime import dashboard_link, scheduler_address, scheduler_context, tls_security
+
+    security = tls_security(getattr(args, "tls_ca_file", None), getattr(args, "tls_cert", None),
+                            getattr(args, "tls_key", None))
+    where = scheduler_address(getattr(args, "scheduler", None),
+                              getattr(args, "scheduler_file", None)) \
+        or getattr(args, "_scheduler_default", None)
+    if where in (None, "threads", "sync"):
+        with scheduler_context(where):
+            yield None
+        return
+    what = ("starting a LocalCluster of worker processes on 127.0.0.1" if where == "local"
+            else f"connecting to the scheduler at {where}")
+    context = scheduler_context(where, security=security, dashboard=True)
+    with stages.stage("cluster_start", what, progress=False):
+        client = context.__enter__()
+        workers = client.scheduler_info().get("workers", {})
+        stages.say(f"[cluster_start] {len(workers)} workers, "
+                   f"{sum(w.get('nthreads', 0) for w in workers.values())} threads")
+        link = dashboard_link(client)
+        if link:
+            stages.say(f"[cluster_start] dashboard: {link}")
     try:
-        from distributed import get_client
-
-        get_client()
-        return contextlib.nullcontext()  # the distributed dashboard shows progress
-    except (ImportError, ValueError):
-        from dask.diagnostics import ProgressBar
-
-        return ProgressBar(minimum=2.0, out=sys.stderr)
+        yield client
+    except BaseException:
+        if not context.__exit__(*sys.exc_info()):
+            raise
+    else:
+        verb = "shutting the LocalCluster down" if where == "local" else "disconnecting"
+        with stages.stage("cluster_stop", verb, progress=False):
+            context.__exit__(None, None, None)
 
 
 def to_json(value: Any) -> Any:

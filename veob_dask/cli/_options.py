@@ -8,7 +8,10 @@ The grammar, for every command:
 - ``-o/--out`` names what the command writes (a store, a model, an index, a report) and
   ``--overwrite`` lets it replace a store this library wrote before;
 - ``--json`` prints one JSON document on stdout and nothing else (human text goes to stderr);
-- ``--scheduler`` chooses where Dask computes.
+- ``--scheduler`` chooses where Dask computes (with ``--scheduler-file`` and the TLS files
+  ``--tls-ca-file/--tls-cert/--tls-key``; with none of them, ``DASK_SCHEDULER_ADDRESS`` or dask's
+  ``scheduler-address`` setting is used when set);
+- ``--storage-option KEY=VALUE`` (every command) passes fsspec options to every URL it names.
 
 Old spellings keep working for one release and print one deprecation line on stderr: an output
 given as the last positional argument (``veob fit STORE MODEL``) and ``-k`` for neighbours
@@ -18,6 +21,7 @@ given as the last positional argument (``veob fit STORE MODEL``) and ``-k`` for 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -33,12 +37,14 @@ __all__ = [
     "add_overwrite",
     "add_scheduler",
     "add_seed",
+    "add_storage_option",
     "deprecated",
     "int_or",
     "nonnegative_int",
     "output_path",
     "positive_int",
     "scheduler_address",
+    "storage_options",
 ]
 
 _LEGACY_OUT = "_legacy_out"
@@ -83,14 +89,15 @@ def int_or(*words: str) -> Any:
 
 def scheduler_address(text: str) -> str:
     """argparse type for ``--scheduler``: a keyword, or a well-formed scheduler address
-    (checked without connecting, see :func:`veob_dask.runtime.check_address`)."""
+    (checked without connecting, see :func:`veob_dask.runtime.check_address`; a ``tls://``
+    address's certificates are checked when connecting, since ``--tls-*`` may give them)."""
     from ..errors import SchedulerError
     from ..runtime import SCHEDULER_KEYWORDS, check_address
 
     if text in SCHEDULER_KEYWORDS:
         return text
     try:
-        check_address(text)
+        check_address(text, certificates=False)
     except SchedulerError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
     return text
@@ -196,13 +203,70 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def add_scheduler(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """``--scheduler``: where Dask computes (the command enters
-    :func:`veob_dask.runtime.scheduler_context` with it)."""
+    """``--scheduler``, ``--scheduler-file`` and the TLS files: where Dask computes (the command
+    enters :func:`veob_dask.cli._common.computing` with them)."""
     parser.add_argument(
-        "--scheduler", default=default, metavar="ADDRESS", type=scheduler_address,
+        "--scheduler", default=None, metavar="ADDRESS", type=scheduler_address,
         help="where to compute: 'threads' (dask's threaded scheduler), 'sync', 'local' (a "
         "LocalCluster of worker processes on 127.0.0.1) or the address of a running scheduler, "
-        f"e.g. tcp://10.0.0.5:8786 (default: {default or 'threads'})")
+        "e.g. tcp://10.0.0.5:8786 or tls://... (default: --scheduler-file, else "
+        f"$DASK_SCHEDULER_ADDRESS or dask's scheduler-address setting, else {default or 'threads'})")
+    parser.add_argument(
+        "--scheduler-file", metavar="FILE",
+        help="JSON file holding the scheduler's address, as `dask scheduler --scheduler-file` "
+        "and the cluster/ recipes write it")
+    parser.add_argument("--tls-ca-file", metavar="PEM",
+                        help="TLS: the CA certificate that signed the cluster's certificates "
+                        "(default: dask config distributed.comm.tls.ca-file)")
+    parser.add_argument("--tls-cert", metavar="PEM",
+                        help="TLS: this client's certificate (default: dask config "
+                        "distributed.comm.tls.client.cert)")
+    parser.add_argument("--tls-key", metavar="PEM",
+                        help="TLS: this client's private key, unless appended to --tls-cert")
+    parser.set_defaults(_scheduler_default=default)
+
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    """``--storage-option KEY=VALUE`` (repeatable): fsspec options for every URL the command
+    names; read them with :func:`storage_options`."""
+    parser.add_argument(
+        "--storage-option", action="append", default=[], metavar="KEY=VALUE",
+        help="fsspec option for every URL (s3://, gs://...) the command reads or writes, e.g. "
+        "endpoint_url=http://10.0.0.9:9000, anon=true, client_kwargs.region_name=eu-west-1; "
+        "repeatable; a VALUE that parses as JSON is taken as JSON")
+
+
+def storage_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``--storage-option`` pairs as a (nested, for dotted keys) dict, or None.
+
+    Raises
+    ------
+    InvalidParameterError
+        An item is not ``KEY=VALUE``, or a key is both a value and a group.
+    """
+    items = getattr(args, "storage_option", None) or []
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or any(not k for k in key.strip().split(".")):
+            raise InvalidParameterError(
+                f"--storage-option {item!r} is not KEY=VALUE; write e.g. "
+                "--storage-option endpoint_url=http://10.0.0.9:9000")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        *groups, last = key.strip().split(".")
+        node = out
+        for g in groups:
+            node = node.setdefault(g, {})
+            if not isinstance(node, dict):
+                raise InvalidParameterError(f"--storage-option {item!r}: {g!r} already has a "
+                                            "value; it cannot also hold keys.")
+        node[last] = value
+    return out
 
 
 def add_seed(parser: argparse.ArgumentParser, default: int = 0) -> None:

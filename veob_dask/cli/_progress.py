@@ -38,11 +38,14 @@ class Renderer:
         self._last = self.start
         self._drawn = False
         self._state = (0, 0)
+        self._unit = "tasks"
         self._lock = threading.Lock()
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, unit: str = "tasks") -> None:
+        """Show ``done`` of ``total`` (``unit``: what is counted)."""
         with self._lock:
             self._state = (done, total)
+            self._unit = unit
             now = time.monotonic()
             if self.tty:
                 if now - self._last < 0.1 and done < total:
@@ -51,7 +54,7 @@ class Renderer:
                 frac = done / total if total else 1.0
                 bar = "#" * int(self.width * frac)
                 self._write(f"\r[{self.label}] [{bar:<{self.width}}] {100 * frac:3.0f}% "
-                            f"{done}/{total} tasks {now - self.start:6.1f} s")
+                            f"{done}/{total} {unit} {now - self.start:6.1f} s")
                 self._drawn = True
             elif now - self._last >= self.every:
                 self._last = now
@@ -59,7 +62,7 @@ class Renderer:
 
     def _line(self, done: int, total: int, now: float) -> None:
         pct = 100.0 * done / total if total else 100.0
-        self._write(f"[{self.label}] {pct:.0f}% ({done}/{total} tasks) after "
+        self._write(f"[{self.label}] {pct:.0f}% ({done}/{total} {self._unit}) after "
                     f"{now - self.start:.1f} s\n")
 
     def finish(self) -> None:

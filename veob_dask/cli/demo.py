@@ -21,10 +21,9 @@ from ..datasets import DEFAULT_FASHION_MNIST, idx_files, load_digits_split
 from ..evaluation import evaluate_retrieval
 from ..io import describe_store, read_array, write_array
 from ..io.ingest import ingest
-from ..runtime import scheduler_context
 from ..spectral import spectral_transform_2d
 from ..svd import SVDEmbedding
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import (
     add_json,
     add_n_components,
@@ -146,10 +145,9 @@ def run(args: argparse.Namespace) -> int:
     overwrite = args.overwrite or not args.workdir  # a fresh temporary folder holds nothing
     work.mkdir(parents=True, exist_ok=True)
     try:
-        with scheduler_context(args.scheduler) as client:
+        with computing(args, stages) as client:
             if client is not None:
-                stages.say(f"Dask cluster: {len(client.scheduler_info()['workers'])} workers, "
-                           f"dashboard off, scheduler {client.scheduler.address}")
+                stages.say(f"Dask cluster: scheduler {client.scheduler.address}")
             with stages.stage("ingest", f"{args.dataset} images into Zarr under {work}"):
                 train, test = _ingest(args, work, overwrite)
             x_tr, x_te = read_array(train), read_array(test)

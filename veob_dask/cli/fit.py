@@ -14,11 +14,10 @@ from sklearn.pipeline import Pipeline
 from ..errors import InvalidParameterError
 from ..io import check_output, describe_store, read_matrix
 from ..persistence import save
-from ..runtime import scheduler_context
 from ..spectral import SpectralTransform2D
 from ..svd import SVDEmbedding
 from ..svd.checkpoint import fit_checkpointed, remove_checkpoint
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import (
     add_json,
     add_n_components,
@@ -127,7 +126,7 @@ def run_incremental(args: argparse.Namespace, stages: Stages) -> int:
     x = model_input(read_matrix(args.store), None)
     source = str(args.store) if "://" in str(args.store) else os.path.abspath(args.store)
     stages.say(f"[incremental] input {args.store}")
-    with scheduler_context(args.scheduler), stages.stage("fit", "incremental merge tree"):
+    with computing(args, stages), stages.stage("fit", "incremental merge tree"):
         fitted = fit_checkpointed(
             x, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
             n_components=args.n_components, n_oversamples=args.n_oversamples,
@@ -159,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
     model = make_model(args)
     x = model_input(read_matrix(args.store), model)
     stages.say(f"input {args.store}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} chunks")
-    with scheduler_context(args.scheduler), stages.stage("fit", "fitting (one pass per solver "
-                                                         "sweep over the store)"):
+    with computing(args, stages), stages.stage("fit", "fitting (one pass per solver sweep "
+                                               "over the store)"):
         model.fit(x)
     svd = model[-1] if isinstance(model, Pipeline) else model
     with stages.stage("save", f"saving model to {args.out}"):

@@ -6,8 +6,7 @@ import argparse
 
 from ..index import CellIndex
 from ..io import check_output, read_array
-from ..runtime import scheduler_context
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import (
     add_json,
     add_output,
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     index = CellIndex(method, n_probe=args.n_probe, max_depth=args.max_depth,
                       min_samples=args.min_samples, n_clusters=args.n_clusters,
                       max_samples=max_samples, random_state=args.seed)
-    with scheduler_context(args.scheduler), stages.stage("build", f"{method} cells over "
+    with computing(args, stages), stages.stage("build", f"{method} cells over "
                                                          f"{args.embedding} {emb.shape}"):
         index.fit(emb)
     with stages.stage("write", f"writing {out}"):

@@ -34,14 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out = output_path(args)
     stages = Stages(json=args.json)
-    with stages.stage("ingest", f"{args.source} -> {out}"):
+    with stages.stage("ingest", f"{args.source} -> {out}") as progress:
         if args.coo:
             from ..io.sparse import ingest_coo
 
             ingest_coo(args.source, out, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
         else:
             ingest(args.source, out, labels=args.labels, domains=args.domains,
-                   chunk_rows=args.chunk_rows, overwrite=args.overwrite)
+                   chunk_rows=args.chunk_rows, overwrite=args.overwrite,
+                   progress=lambda done, rows: progress.update(done, rows, "rows"))
     x = read_matrix(out)
     stages.show(f"wrote {out}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} row chunks "
                 f"of {x.chunks[0][0]} rows")
@@ -49,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
                  "domains": args.domains,
                  "shape": list(x.shape), "dtype": str(x.dtype),
                  "n_chunks": int(x.numblocks[0]), "chunk_rows": int(x.chunks[0][0]),
-                 "seconds": stages.total})
+                 "seconds": stages.total, "stage_seconds": stages.seconds})
     return 0

@@ -10,8 +10,7 @@ from ..errors import InvalidParameterError
 from ..index import ExactIndex, load_index
 from ..io import check_output, read_array, write_array
 from ..io.store import provenance
-from ..runtime import scheduler_context
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import (
     add_json,
     add_neighbors,
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         queries, first = read_array(args.queries), 0
     n_probe = args.n_probe
-    with scheduler_context(args.scheduler):
+    with computing(args, stages):
         with stages.stage("load", "reading queries and index"):
             if args.index:
                 index = load_index(args.index, embedding=emb)

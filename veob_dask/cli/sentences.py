@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import Stages, check_text
+from ._common import Stages, check_text, computing
 from ._options import (
     add_deprecated_alias,
     add_json,
@@ -107,7 +107,6 @@ def run_build(args: argparse.Namespace) -> int:
     """Build (corpus →) word vectors → sentence model, and save it."""
     from ..errors import InvalidParameterError
     from ..io import check_output
-    from ..runtime import scheduler_context
     from ..text.context import build_context
     from ..text.corpus import ensure_corpus
     from ..text.sentences import build_sentences
@@ -125,7 +124,7 @@ def run_build(args: argparse.Namespace) -> int:
         corpus = ensure_corpus(args.source, corpus_path, limit=args.limit,
                                overwrite=args.overwrite)
     stages.show(f"corpus: {corpus}")
-    with scheduler_context(args.scheduler):
+    with computing(args, stages):
         if args.words:
             words = WordVectors.load(args.words)
         else:

@@ -8,8 +8,7 @@ from ..errors import DataError
 from ..io import check_output, open_group, read_array, read_matrix, write_array
 from ..io.store import provenance
 from ..persistence import load
-from ..runtime import scheduler_context
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import add_json, add_output, add_overwrite, add_scheduler, output_path
 from .fit import model_input
 
@@ -45,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
                             f"{x.shape[0]} rows; one label per row is needed. The store is "
                             "damaged: re-ingest it.")
         extra["y"] = y
-    with scheduler_context(args.scheduler), stages.stage("transform", f"writing {out}"):
+    with computing(args, stages), stages.stage("transform", f"writing {out}"):
         write_array(emb, out, extra=extra, overwrite=args.overwrite, inputs=inputs,
                     attrs=provenance(f"veob transform {args.model} {args.store}", emb.shape,
                                      emb.dtype, model=str(args.model)))
     stages.show(f"wrote {out}: shape {emb.shape}, dtype {emb.dtype} in {stages.total:.2f} s")
     stages.emit({"model": args.model, "store": args.store, "out": out,
-                 "shape": list(emb.shape), "dtype": str(emb.dtype), "seconds": stages.total})
+                 "shape": list(emb.shape), "dtype": str(emb.dtype), "seconds": stages.total,
+                 "stage_seconds": stages.seconds})
     return 0

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DataError, InvalidParameterError
 from ..io import check_output
-from ._common import Stages, check_text
+from ._common import Stages, check_text, computing
 from ._options import (
     add_json,
     add_n_components,
@@ -220,13 +220,11 @@ def _build(args: argparse.Namespace) -> tuple[WordVectors, dict[str, float]]:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build a spelling, dictionary or context model and save it."""
-    from ..runtime import scheduler_context
-
     output_path(args)
     out = Stages(json=args.json)
     sources = args.source if isinstance(args.source, list) else [args.source]
     check_output(args.out, overwrite=args.overwrite, inputs=sources)
-    with scheduler_context(args.scheduler), out.stage("build", f"{args.kind} model"):
+    with computing(args, out), out.stage("build", f"{args.kind} model"):
         model, timings = _build(args)
     with out.stage("save", f"saving model to {args.out}"):
         model.save(args.out, overwrite=args.overwrite)
@@ -239,5 +237,5 @@ def run_build(args: argparse.Namespace) -> int:
     out.emit({"kind": args.kind, "source": args.source, "model": args.out,
               "n_words": len(model), "n_components": model.dim,
               "seconds": {k: round(v, 3) for k, v in timings.items()}, "total": out.total,
-              "read_report": report})
+              "read_report": report, "stage_seconds": out.seconds})
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,8 @@ def _array_source(source: Any, kind: str) -> tuple[Any, str]:
 def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int, ...], np.dtype,
                    Iterable[np.ndarray]]], chunk_rows: int, attrs: dict[str, dict[str, Any]],
                    overwrite: bool, inputs: list[Any],
-                   storage_options: Mapping[str, Any] | None) -> None:
+                   storage_options: Mapping[str, Any] | None,
+                   progress: Callable[[int, int], None] | None = None) -> None:
     nbytes = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
                  for shape, dtype, _ in streams.values())
     with create_artifact(out, "dataset", overwrite=overwrite, inputs=inputs,
@@ -134,6 +135,8 @@ def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int,
                     raise DataError(f"{name} holds NaN or inf in rows {done}-{done + len(block)}.")
                 arr[done : done + len(block)] = block
                 done += len(block)
+                if progress is not None:
+                    progress(done, shape[0])
             if done != shape[0]:
                 raise DataError(f"{name}: expected {shape[0]} rows, read {done}.")
 
@@ -147,6 +150,7 @@ def ingest(
     chunk_rows: int | None = None,
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Write ``source`` (and optional ``labels`` and subdomain keys) to a dataset store at ``out``.
 
@@ -169,6 +173,10 @@ def ingest(
         Replace an existing veob_dask store (never anything else).
     storage_options : dict, optional
         fsspec options when ``out`` is a URL.
+    progress : callable, optional
+        Called as ``progress(rows_written, rows)`` after each block of a streamed source (IDX
+        files, or any source with labels); ``.npy`` sources without labels are written by one
+        dask computation, whose tasks a dask callback can follow instead.
 
     Returns
     -------
@@ -213,7 +221,7 @@ def ingest(
         attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
     for name, values in extras.items():
         streams[name], attrs[name] = _key_stream(name, values, rows, streams["X"][0][0])
-    _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options)
+    _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options, progress)
     return str(out)
 
 
