@@ -1,4 +1,5 @@
-"""cluster/local.py starts a real cluster that `veob fit --scheduler ADDRESS` uses."""
+"""The cluster/ recipes work as written: local, SSH (a real sshd), SLURM (the job script),
+Kubernetes (manifests, image), dask-gateway (a local gateway server) — each serving `veob`."""
 
 from __future__ import annotations
 
@@ -36,12 +37,26 @@ def test_local_recipe_serves_a_fit(tmp_path, capsys):
         assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr"),
                      "--chunk-rows", "500"]) == 0
         assert main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "4",
-                     "--scheduler", address]) == 0
+                     "--scheduler-file", str(sched)]) == 0
         remote = load(tmp_path / "m.zarr")
         local = SVDEmbedding(4).fit(x)
         np.testing.assert_allclose(remote.singular_values_, local.singular_values_, rtol=1e-6)
         # float32 products over another chunking: float32-level agreement
         np.testing.assert_allclose(remote.components_, local.components_, atol=5e-5)
+        # with no flag, DASK_SCHEDULER_ADDRESS names the cluster
+        import os
+
+        res = subprocess.run([sys.executable, "-m", "veob_dask", "transform",
+                              str(tmp_path / "m.zarr"), str(tmp_path / "x.zarr"), "-o",
+                              str(tmp_path / "e.zarr"), "--json"], capture_output=True,
+                             text=True, timeout=300, check=False,
+                             env={**os.environ, "DASK_SCHEDULER_ADDRESS": address,
+                                  "PYTHONPATH": os.pathsep.join(
+                                      [str(ROOT), os.environ.get("PYTHONPATH", "")])})
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert f"[cluster_start] connecting to the scheduler at {address}" in res.stderr
+        assert {"cluster_start", "transform", "cluster_stop"} <= set(
+            json.loads(res.stdout)["stage_seconds"])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -211,10 +226,11 @@ def test_ssh_recipe_serves_a_fit(sshd, tmp_path, capsys):
         assert sshd["log"].read_text().count("Accepted publickey") >= 3
         x = np.random.default_rng(2).normal(size=(3000, 12)).astype(np.float32)
         np.save(tmp_path / "x.npy", x)
-        assert main(["ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"),
+        assert main(["ingest", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.zarr"),
                      "--chunk-rows", "500"]) == 0
-        assert main(["fit", str(tmp_path / "x.zarr"), str(tmp_path / "m.zarr"), "-k", "4",
-                     "--solver", "tsqr", "--scheduler", address]) == 0
+        assert address.startswith("tcp://")
+        assert main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "4",
+                     "--solver", "tsqr", "--scheduler-file", str(sched)]) == 0
         np.testing.assert_allclose(load(tmp_path / "m.zarr").singular_values_,
                                    SVDEmbedding(4).fit(x).singular_values_, rtol=1e-5)
     finally:
@@ -420,9 +436,8 @@ def gateway_server(tmp_path):
 
 
 @pytest.mark.cluster
-def test_gateway_recipe_serves_a_fit(gateway_server, tmp_path):
-    from veob_dask.io import read_array, write_array
-    from veob_dask.runtime import scheduler_context, tls_security
+def test_gateway_recipe_serves_a_fit(gateway_server, tmp_path, capsys):
+    from veob_dask.io import write_array
 
     out = tmp_path / "creds"
     log = tmp_path / "start.log"
@@ -440,13 +455,16 @@ def test_gateway_recipe_serves_a_fit(gateway_server, tmp_path):
         assert (out / "cluster.key").stat().st_mode & 0o077 == 0  # private to the user
         x = np.random.default_rng(3).normal(size=(3000, 12)).astype(np.float32)
         write_array(x, tmp_path / "x.zarr", chunk_rows=500)
-        security = tls_security(str(out / "cluster.pem"), str(out / "cluster.pem"),
-                                str(out / "cluster.key"))
-        with scheduler_context(None, scheduler_file=str(out / "scheduler.json"),
-                               security=security) as client:
-            assert len(client.scheduler_info()["workers"]) == 2
-            model = SVDEmbedding(4, solver="tsqr").fit(read_array(tmp_path / "x.zarr"))
-        np.testing.assert_allclose(model.singular_values_,
+        # the options start.py prints
+        flags = log.read_text().split("add to veob commands: ", 1)[1].splitlines()[0].split()
+        assert flags == ["--scheduler-file", str(out / "scheduler.json"), "--tls-ca-file",
+                         str(out / "cluster.pem"), "--tls-cert", str(out / "cluster.pem"),
+                         "--tls-key", str(out / "cluster.key")]
+        capsys.readouterr()
+        assert main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "4",
+                     "--solver", "tsqr", *flags]) == 0
+        assert "[cluster_start] 2 workers" in capsys.readouterr().err
+        np.testing.assert_allclose(load(tmp_path / "m.zarr").singular_values_,
                                    SVDEmbedding(4).fit(x).singular_values_, rtol=1e-5)
     finally:
         proc.terminate()

@@ -57,62 +57,72 @@ def tls_cluster(certs, tmp_path_factory):
         log.close()
 
 
-def _wait_for_workers(client, n: int) -> None:
-    client.wait_for_workers(n, timeout=90)
-
-
 @pytest.mark.cluster
-def test_a_fit_runs_through_a_tls_cluster(certs, tls_cluster, tmp_path) -> None:
+def test_a_fit_runs_through_a_tls_cluster(certs, tls_cluster, tmp_path, capsys) -> None:
     from veob_dask import SVDEmbedding, load
-    from veob_dask.io import read_array, write_array
-    from veob_dask.persistence import save
-    from veob_dask.runtime import scheduler_context
+    from veob_dask.cli import main
+    from veob_dask.io import write_array
 
-    _, sched_file = tls_cluster
+    address, sched_file = tls_cluster
     x = np.random.default_rng(0).normal(size=(4000, 16)).astype(np.float32)
     write_array(x, tmp_path / "x.zarr", chunk_rows=500)
-    security = tls_security(certs["ca"], certs["cert"], certs["key"])
-    with scheduler_context(None, scheduler_file=sched_file, security=security) as client:
-        assert client.scheduler.address.startswith("tls://")
-        _wait_for_workers(client, 2)
-        model = SVDEmbedding(4, solver="tsqr").fit(read_array(tmp_path / "x.zarr"))
-        assert len(client.nthreads()) == 2
-    save(model, tmp_path / "m.zarr")
-    local = SVDEmbedding(4).fit(x)
+    _wait_for_workers(address, certs, 2)
+    capsys.readouterr()
+    code = main(["fit", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "m.zarr"), "-k", "4",
+                 "--solver", "tsqr", "--scheduler-file", sched_file, "--tls-ca-file",
+                 certs["ca"], "--tls-cert", certs["cert"], "--tls-key", certs["key"], "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    assert {"cluster_start", "fit", "cluster_stop"} <= set(json.loads(out)["stage_seconds"])
+    assert f"[cluster_start] connecting to the scheduler at {address}" in err
+    assert "[cluster_start] 2 workers" in err
     np.testing.assert_allclose(load(tmp_path / "m.zarr").singular_values_,
-                               local.singular_values_, rtol=1e-5)
+                               SVDEmbedding(4).fit(x).singular_values_, rtol=1e-5)
 
 
-_REFUSE = """
-import sys, time
-from veob_dask.errors import SchedulerError
-from veob_dask.runtime import connect, tls_security
-sec = tls_security(*sys.argv[2:5]) if len(sys.argv) > 2 else None
-t0 = time.monotonic()
-try:
-    connect(sys.argv[1], timeout=5, security=sec)
-except SchedulerError as err:
-    print(f"{time.monotonic() - t0:.1f}", file=sys.stderr)
-    print(err)
-    sys.exit(2)
-sys.exit(0)
-"""
+def _wait_for_workers(address: str, certs: dict[str, str], n: int) -> None:
+    from veob_dask.runtime import connect
+
+    client = connect(address, security=tls_security(certs["ca"], certs["cert"], certs["key"]))
+    try:
+        client.wait_for_workers(n, timeout=90)
+    finally:
+        client.close()
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("how", ["plain tcp", "certificate of another CA"])
-def test_a_client_without_the_clusters_certificates_is_refused(certs, tls_cluster, how) -> None:
+@pytest.mark.parametrize("how", ["no certificates (tcp://)", "certificate of another CA",
+                                 "no client certificate"])
+def test_a_client_without_the_clusters_certificates_is_refused(certs, tls_cluster, tmp_path,
+                                                               how) -> None:
+    """``veob fit`` against the TLS cluster without the right certificates: exit 2 and one
+    line on stderr, within the connection timeout (not a hang)."""
     address, _ = tls_cluster
-    if how == "plain tcp":
-        args = [address.replace("tls://", "tcp://")]
+    np.save(tmp_path / "x.npy", np.ones((10, 3)))
+    from veob_dask.io import write_array
+
+    write_array(np.ones((10, 3)), tmp_path / "x.zarr")
+    if how.startswith("no certificates"):
+        flags = ["--scheduler", address.replace("tls://", "tcp://")]
+    elif how == "certificate of another CA":
+        flags = ["--scheduler", address, "--tls-ca-file", certs["ca"], "--tls-cert",
+                 certs["rogue_cert"], "--tls-key", certs["rogue_key"]]
     else:
-        args = [address, certs["ca"], certs["rogue_cert"], certs["rogue_key"]]
-    res = subprocess.run([sys.executable, "-c", _REFUSE, *args], capture_output=True, text=True,
-                         timeout=60, check=False)
-    assert res.returncode == 2, res.stderr[-2000:]
-    lines = res.stdout.strip().splitlines()
-    assert len(lines) == 1 and "no Dask scheduler answered at" in lines[0], res.stdout
-    assert float(res.stderr.strip().splitlines()[-1]) < 30
+        flags = ["--scheduler", address, "--tls-ca-file", certs["ca"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    t0 = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "veob_dask", "fit", str(tmp_path / "x.zarr"),
+                          "-o", str(tmp_path / "m.zarr"), "-k", "1", *flags],
+                         capture_output=True, text=True, timeout=120, check=False, env=env)
+    seconds = time.monotonic() - t0
+    lines = res.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("veob fit: error: ")]
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert len(errors) == 1 and lines[-1] == errors[0], res.stderr  # one line, last
+    assert seconds < 60, seconds  # refused within the connection timeout, not hanging
+    assert not (tmp_path / "m.zarr").exists()
+    print(f"{how}: {errors[0]} ({seconds:.1f} s)")
 
 
 def test_tls_files_are_checked_before_connecting(certs, tmp_path) -> None:
