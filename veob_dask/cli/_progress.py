@@ -188,10 +188,11 @@ class ClusterProgress:
 
 
 def progress_for(label: str, *, out: TextIO | None = None, tty: bool | None = None,
-                 every: float = PLAIN_EVERY) -> Any:
+                 every: float | None = None) -> Any:
     """The progress display for a stage: on the current ``distributed`` client if there is
-    one, else on dask's local schedulers."""
-    renderer = Renderer(label, out=out, tty=tty, every=every)
+    one, else on dask's local schedulers (``every``: seconds between plain lines, default
+    :data:`PLAIN_EVERY`)."""
+    renderer = Renderer(label, out=out, tty=tty, every=PLAIN_EVERY if every is None else every)
     client = _current_client()
     if client is not None:
         return ClusterProgress(client, renderer)
