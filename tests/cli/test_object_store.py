@@ -144,3 +144,54 @@ def test_fit_on_s3_with_a_local_cluster_times_its_start_and_stop(s3_bucket, tmp_
 
     np.testing.assert_allclose(doc["singular_values"], SVDEmbedding(3).fit(x).singular_values_,
                                rtol=1e-5)
+
+
+def test_incremental_fit_checkpoints_on_s3(s3_bucket, tmp_path, capsys) -> None:
+    """The checkpoint of a resumable fit lives beside the model on the object store and is
+    removed once the model is written."""
+    fs, bucket, opts = s3_bucket
+    flags = _flags(opts)
+    rng = np.random.default_rng(8)
+    x = ((rng.normal(size=(1600, 3)) * [10.0, 5.0, 2.0]) @ rng.normal(size=(3, 10))
+         + 0.01 * rng.normal(size=(1600, 10))).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    root = f"s3://{bucket}"
+    assert main(["ingest", str(tmp_path / "x.npy"), "-o", f"{root}/x.zarr", "--chunk-rows",
+                 "200", *flags]) == 0
+    capsys.readouterr()
+    assert main(["fit", f"{root}/x.zarr", "-o", f"{root}/m.zarr", "-k", "3", "--solver",
+                 "incremental", "--checkpoint-every", "2", *flags]) == 0
+    assert "[incremental]" in capsys.readouterr().err
+    fs.invalidate_cache()
+    assert {p.split("/")[1] for p in fs.find(bucket)} == {"x.zarr", "m.zarr"}
+    from veob_dask import SVDEmbedding
+
+    np.testing.assert_allclose(load(f"{root}/m.zarr", storage_options=opts).singular_values_,
+                               SVDEmbedding(3).fit(x).singular_values_, rtol=1e-3)
+
+
+def test_text_models_on_s3(s3_bucket, tmp_path, capsys) -> None:
+    from ..text.test_sentences import random_reviews, write_reviews
+
+    fs, bucket, opts = s3_bucket
+    flags = _flags(opts)
+    root = f"s3://{bucket}"
+    words = tmp_path / "words.txt"
+    words.write_text("frown\nfrowns\nfrowned\nfrowning\nfrog\nfrogs\ntwig\ntwigs\ncat\ncats\n")
+    assert main(["words", "build", "spelling", str(words), "-o", f"{root}/w.zarr", "-k", "5",
+                 *flags]) == 0
+    capsys.readouterr()
+    assert main(["words", "neighbors", "frowning", "--model", f"{root}/w.zarr", "-n", "2",
+                 "--json", *flags]) == 0
+    near = json.loads(capsys.readouterr().out)
+    assert near["neighbors"][1]["word"] in ("frowned", "frowns", "frown")  # after itself
+    source = write_reviews(tmp_path, random_reviews(20, seed=2))
+    assert main(["sentences", "build", str(source), "-o", f"{root}/s.zarr", "-k", "6",
+                 "--scheduler", "sync", *flags]) == 0
+    capsys.readouterr()
+    assert main(["sentences", "neighbors", "good film", "--model", f"{root}/s.zarr", "-n", "3",
+                 "--json", *flags]) == 0
+    assert len(json.loads(capsys.readouterr().out)["neighbors"]) == 3
+    fs.invalidate_cache()
+    assert {p.split("/")[1] for p in fs.find(bucket)} == {"w.zarr", "s.zarr",
+                                                          "s.zarr.corpus.zarr"}
