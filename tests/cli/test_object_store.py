@@ -45,6 +45,7 @@ def _local_files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.cluster  # a whole pipeline against the S3 server: CI runs it
 def test_the_cli_pipeline_on_s3_matches_local_paths(s3_bucket, tmp_path, capsys) -> None:
     fs, bucket, opts = s3_bucket
     rng = np.random.default_rng(5)
@@ -146,6 +147,7 @@ def test_fit_on_s3_with_a_local_cluster_times_its_start_and_stop(s3_bucket, tmp_
                                rtol=1e-5)
 
 
+@pytest.mark.cluster  # a whole pipeline against the S3 server: CI runs it
 def test_incremental_fit_checkpoints_on_s3(s3_bucket, tmp_path, capsys) -> None:
     """The checkpoint of a resumable fit lives beside the model on the object store and is
     removed once the model is written."""
@@ -170,6 +172,7 @@ def test_incremental_fit_checkpoints_on_s3(s3_bucket, tmp_path, capsys) -> None:
                                SVDEmbedding(3).fit(x).singular_values_, rtol=1e-3)
 
 
+@pytest.mark.cluster  # a whole pipeline against the S3 server: CI runs it
 def test_text_models_on_s3(s3_bucket, tmp_path, capsys) -> None:
     from ..text.test_sentences import random_reviews, write_reviews
 
