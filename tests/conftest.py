@@ -14,7 +14,7 @@ import pytest
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
     parser.addoption("--runcluster", action="store_true",
-                     help="also run tests marked cluster (multi-process Dask on 127.0.0.1)")
+                     help="also run tests marked cluster (multi-process Dask, S3/sshd/gateway servers on 127.0.0.1)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
