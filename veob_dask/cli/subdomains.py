@@ -28,10 +28,9 @@ from ..index import SubdomainIndex
 from ..io import check_output, open_group, read_array, read_matrix, write_array
 from ..io.store import provenance, store_header
 from ..persistence import load, save
-from ..runtime import scheduler_context
 from ..subdomain import SubdomainEmbedding
 from ..subdomain.metadata import parse_value
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import (
     add_json,
     add_n_components,
@@ -114,7 +113,7 @@ def run_fit(args: argparse.Namespace) -> int:
                                random_state=args.seed)
     stages.say(f"input {args.store}: shape {x.shape}, {x.numblocks[0]} chunks; keys "
                f"{args.domains!r}")
-    with scheduler_context(args.scheduler), stages.stage("fit", "one basis per subdomain"):
+    with computing(args, stages), stages.stage("fit", "one basis per subdomain"):
         model.fit(x, domains=keys)
     with stages.stage("save", f"saving model to {out}"):
         save(model, out, overwrite=args.overwrite)
@@ -173,7 +172,7 @@ def run_index(args: argparse.Namespace) -> int:
     keys = read_keys(args.store, args.domains)
     params = {"random_state": args.seed} if args.method in ("cells", "kmeans") else None
     index = SubdomainIndex(args.method, routes=args.routes, n_probe=args.n_probe, params=params)
-    with scheduler_context(args.scheduler), stages.stage(
+    with computing(args, stages), stages.stage(
             "build", f"{args.method} index per subdomain over {args.store} {x.shape}"):
         index.fit(model, x, keys)
     with stages.stage("write", f"writing {out}"):
@@ -211,7 +210,7 @@ def run_query(args: argparse.Namespace) -> int:
         raise InvalidParameterError(
             f"-o/--out writes neighbours, which need an index store; {args.model!r} is a "
             "model. Build one with veob subdomains index MODEL STORE -o INDEX --domains KEYS.")
-    with scheduler_context(args.scheduler):
+    with computing(args, stages):
         (q,) = dask.compute(_flat(read_matrix(args.queries)))
     q = np.asarray(q, dtype=np.float64)
     where = args.where or None
