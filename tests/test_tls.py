@@ -80,6 +80,29 @@ def test_a_fit_runs_through_a_tls_cluster(certs, tls_cluster, tmp_path, capsys) 
                                SVDEmbedding(4).fit(x).singular_values_, rtol=1e-5)
 
 
+@pytest.mark.cluster
+def test_certificates_from_dask_configuration(certs, tls_cluster, tmp_path) -> None:
+    """No --tls flags: the client takes its certificates from dask's distributed.comm.tls
+    configuration (here its environment-variable form), as any Dask client does."""
+    from veob_dask.io import write_array
+
+    address, _ = tls_cluster
+    write_array(np.random.default_rng(1).normal(size=(600, 5)), tmp_path / "x.zarr",
+                chunk_rows=200)
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": certs["ca"],
+           "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": certs["cert"],
+           "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": certs["key"],
+           "DASK_SCHEDULER_ADDRESS": address,
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "veob_dask", "fit", str(tmp_path / "x.zarr"),
+                          "-o", str(tmp_path / "m.zarr"), "-k", "2", "--json"],
+                         capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"connecting to the scheduler at {address}" in res.stderr
+    assert json.loads(res.stdout)["n_components"] == 2
+
+
 def _wait_for_workers(address: str, certs: dict[str, str], n: int) -> None:
     from veob_dask.runtime import connect
 
@@ -129,7 +152,7 @@ def test_tls_files_are_checked_before_connecting(certs, tmp_path) -> None:
     assert tls_security() is None
     with pytest.raises(SchedulerError, match=r"--tls-cert .*no such file"):
         tls_security(certs["ca"], str(tmp_path / "absent.pem"))
-    with pytest.raises(SchedulerError, match="--tls-ca-file is missing"):
+    with pytest.raises(SchedulerError, match="--tls-ca-file missing"):
         tls_security(None, certs["cert"], certs["key"])
     sec = tls_security(certs["ca"], certs["cert"], certs["key"])
     assert sec.require_encryption and sec.tls_client_cert == certs["cert"]
