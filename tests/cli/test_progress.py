@@ -84,3 +84,15 @@ def test_every_command_takes_the_shared_cluster_and_storage_flags() -> None:
         assert "--storage-option" in flags, leaf.prog
         if "--scheduler" in flags:
             assert {"--scheduler-file", "--tls-ca-file", "--tls-cert", "--tls-key"} <= flags
+
+
+def test_every_command_computes_through_the_shared_cluster_helper() -> None:
+    """No command enters the scheduler itself: the flags above only matter through
+    ``computing`` (scheduler file, TLS, start/stop stages, dashboard link, progress)."""
+    from pathlib import Path
+
+    from veob_dask import cli
+
+    for path in Path(cli.__file__).parent.glob("*.py"):
+        if path.name != "_common.py":
+            assert "scheduler_context(" not in path.read_text(encoding="utf-8"), path.name

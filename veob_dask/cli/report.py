@@ -6,8 +6,7 @@ import argparse
 import importlib.util
 
 from ..errors import MissingDependencyError
-from ..runtime import scheduler_context
-from ._common import Stages
+from ._common import Stages, computing
 from ._options import (
     add_json,
     add_neighbors,
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args)
     stages = Stages(json=args.json)
     check_report_path(out, overwrite=args.overwrite)
-    with scheduler_context(args.scheduler), stages.stage(
+    with computing(args, stages), stages.stage(
             "report", f"figures of {args.model}" + (f" and one pass over {args.store}"
                                                     if args.store else "")):
         rep = build_report(args.model, store=args.store, labels=args.labels, title=args.title,
@@ -80,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
     stages.emit({"report": str(path), "model": args.model, "store": args.store,
                  "kind": rep.summary.kind, "n_components": rep.summary.n_components,
                  "rule": rep.summary.rule, "figures": list(rep.figures),
-                 "seconds": rep.seconds})
+                 "seconds": rep.seconds, "stage_seconds": stages.seconds})
     return 0
