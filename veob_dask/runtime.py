@@ -156,7 +156,11 @@ def _handshake(address: str, timeout: float, security: Any) -> dict[str, Any]:
 
     from distributed.comm import connect as comm_connect
 
-    kwargs = security.get_connection_args("client") if security is not None else {}
+    if security is None:  # as distributed's Client: certificates from dask's configuration
+        from distributed.security import Security
+
+        security = Security()
+    kwargs = security.get_connection_args("client")
 
     async def ask() -> Any:
         comm = await comm_connect(address, timeout=timeout, **kwargs)
