@@ -174,9 +174,7 @@ def ingest(
     storage_options : dict, optional
         fsspec options when ``out`` is a URL.
     progress : callable, optional
-        Called as ``progress(rows_written, rows)`` after each block of a streamed source (IDX
-        files, or any source with labels); ``.npy`` sources without labels are written by one
-        dask computation, whose tasks a dask callback can follow instead.
+        ``progress(rows_written, rows)`` per block streamed (IDX sources, or with labels).
 
     Returns
     -------
