@@ -52,3 +52,17 @@ def test_word_model_tables_and_sample():
     s = describe(wv)
     assert (s.kind, s.n_components) == ("words", 5) and "set when the model was built" in s.rule
     np.testing.assert_allclose(s.cumulative_energy()[-1], 1.0)
+
+
+def test_built_word_models_record_the_energy_they_left_out():
+    from veob_dask.text.spelling import build_spelling
+
+    words = ["bus", "buses", "omnibus", "happiness", "felicity", "joy", "jump", "jumped",
+             "spectral", "spectrum", "matrix", "matrices"]
+    wv, _ = build_spelling(words, n_components=4)
+    x_energy = wv.metadata["total_energy"]
+    kept = np.sum(np.square(wv.metadata["singular_values"]))
+    assert 0 < kept < x_energy  # 4 of many components: energy left out
+    s = describe(wv)
+    np.testing.assert_allclose(s.cumulative_energy()[-1], kept / x_energy, rtol=1e-9)
+    assert s.cumulative_energy()[-1] < 1.0

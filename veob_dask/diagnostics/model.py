@@ -21,6 +21,7 @@ from ..errors import InvalidParameterError, StoreFormatError
 from ..io import open_group
 from ..io.layout import KIND_NAMES
 from ..io.store import store_header
+from ..svd.embedding import total_energy
 from ..svd.kernels import cumulative_energy
 from ..text.wordvectors import UnknownWordError
 
@@ -158,17 +159,6 @@ def _rule(param: Any, k: int) -> tuple[str, float | None]:
     return f"n_components={k}, fixed by the caller", None
 
 
-def _total_energy(svd: Any) -> float | None:
-    total = getattr(svd, "total_energy_", None)
-    if total is not None:
-        return float(total)
-    ratio = np.asarray(getattr(svd, "explained_energy_ratio_", []), dtype=np.float64)
-    energy = np.asarray(getattr(svd, "explained_energy_", []), dtype=np.float64)
-    if ratio.size and ratio.sum() > 0:
-        return float(energy.sum() / ratio.sum())
-    return None
-
-
 def _step_name(step: Any) -> str:
     basis = getattr(step, "basis", None)
     return f"{type(step).__name__}({basis})" if isinstance(basis, str) else type(step).__name__
@@ -186,7 +176,7 @@ def _describe_svd(model: Any, provenance: dict[str, Any]) -> ModelSummary:
         shape = getattr(step, "image_shape_", None)
         if shape is not None:
             image_shape = (int(shape[0]), int(shape[1]))
-    total = _total_energy(svd)
+    total = total_energy(svd)
     kept = float(np.sum(spectrum[:k] ** 2) / total) if total else None
     facts: dict[str, Any] = {
         "model": " → ".join(_step_name(s) for s in steps),

@@ -1,7 +1,7 @@
 """SVD solvers (Gram, TSQR, randomized, incremental) and the embedding estimators."""
 
 from ._signs import flip_signs
-from .embedding import SVDEmbedding, project
+from .embedding import SVDEmbedding, project, total_energy
 from .gram import gram_matrix, gram_svd
 from .incremental_embedding import IncrementalSVDEmbedding
 from .incremental_solver import incremental_svd
@@ -38,5 +38,6 @@ __all__ = [
     "project",
     "project_block",
     "randomized_svd",
+    "total_energy",
     "tsqr_svd",
 ]

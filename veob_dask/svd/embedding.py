@@ -24,7 +24,29 @@ from .kernels import choose_k, project_block
 from .result import SVDResult
 from .solvers import SOLVERS, choose_solver
 
-__all__ = ["SVDEmbedding", "check_svd_params", "project"]
+__all__ = ["SVDEmbedding", "check_svd_params", "project", "total_energy"]
+
+
+def total_energy(est: Any) -> float | None:
+    """The energy ``‖X‖²_F`` (``‖X − mean‖²_F`` when centred) of the data a fitted SVD estimator
+    saw, from its ``total_energy_`` attribute or, failing that, from its kept energies and their
+    shares (``explained_energy_`` / ``explained_energy_ratio_``); None when neither says it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> emb = SVDEmbedding(n_components=1).fit(np.diag([3.0, 1.0]))
+    >>> round(total_energy(emb), 6)  # 3² + 1²
+    10.0
+    """
+    total = getattr(est, "total_energy_", None)
+    if total is not None:
+        return float(total)
+    ratio = np.asarray(getattr(est, "explained_energy_ratio_", []), dtype=np.float64)
+    energy = np.asarray(getattr(est, "explained_energy_", []), dtype=np.float64)
+    if ratio.size and ratio.sum() > 0:
+        return float(energy.sum() / ratio.sum())
+    return None
 
 
 def _check_int(est: Any, name: str, low: int) -> None:

@@ -47,6 +47,7 @@ import scipy.sparse as sp
 
 from veob_dask._reduce import tree_reduce
 from veob_dask.errors import InvalidParameterError
+from veob_dask.svd.embedding import total_energy
 from veob_dask.text.corpus import Corpus
 from veob_dask.text.weighting import ppmi
 from veob_dask.text.wordvectors import WordVectors
@@ -254,6 +255,7 @@ def build_context(corpus: Corpus | str | os.PathLike[str], *, n_components: int 
         "n_components": k, "solver": emb.solver_, "shape": [int(weighted.shape[0]),
                                                             int(weighted.shape[1])],
         "nnz": int(weighted.nnz), "singular_values": [float(v) for v in s],
+        "total_energy": total_energy(emb),
         "corpus": corpus.path, "seconds": {key: round(v, 3) for key, v in seconds.items()},
     }
     return WordVectors([vocab[i] for i in kept], proj.astype(np.float32), meta), seconds

@@ -71,7 +71,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidParameterError
-from ..svd import SVDEmbedding, project
+from ..svd import SVDEmbedding, project, total_energy
 from .dictionary import Dictionary, load_dictionary
 from .morphology import Lemmatizer
 from .weighting import ppmi
@@ -405,7 +405,8 @@ def build_definitions(source: str | os.PathLike[str] | Iterable[str | os.PathLik
             "solver": emb.solver_, "n_iter": n_iter, "random_state": random_state,
             "n_entries": len(dic), **counts, "read_report": dic.report,
             "malformed_examples": [list(p) for p in dic.problems[:5]],
-            "singular_values": [float(v) for v in s], "timings": timings}
+            "singular_values": [float(v) for v in s], "total_energy": total_energy(emb),
+            "timings": timings}
     return WordVectors(words, vecs.astype(np.float32), meta), timings
 
 

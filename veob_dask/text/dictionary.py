@@ -57,7 +57,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, InvalidParameterError
-from ..svd import SVDEmbedding
+from ..svd import SVDEmbedding, total_energy
 from .spelling import spelling_embedding
 from .tokenize import read_text_file
 from .wordvectors import WordVectors
@@ -591,5 +591,6 @@ def build_dictionary(source: str | os.PathLike[str] | Iterable[str | os.PathLike
             "dropped_chars": sp_stats["dropped_chars"], "read_report": dic.report,
             "malformed_examples": [list(p) for p in dic.problems[:5]],
             "singular_values": [float(v) for v in emb.singular_values_],
+            "total_energy": total_energy(emb),
             "timings": timings}
     return WordVectors(words, np.asarray(vecs, dtype=np.float32), meta), timings

@@ -50,7 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import DataError, InvalidParameterError
 from ..spectral.sequence import N_ASCII, SequenceTransform, letter_codes
-from ..svd import SVDEmbedding, project
+from ..svd import SVDEmbedding, project, total_energy
 from ..svd.gram import gram_matrix, spectrum_from_gram
 from ..svd.kernels import project_block
 from .tokenize import decode_text_file
@@ -380,6 +380,7 @@ def spelling_embedding(words: Sequence[str], *, n_components: int = 40, n: int =
              "n_symbols": N_ASCII + len(alpha),
              "truncated_words": int(sum(len(w) > n for w in words)),
              "singular_values": [float(v) for v in emb.singular_values_],
+             "total_energy": total_energy(emb),
              "scale_factor": factor, "solver": solver}
     return vecs, emb, stats
 
