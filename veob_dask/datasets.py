@@ -1,4 +1,8 @@
-"""Real datasets the demo and tests use: scikit-learn's digits, MNIST / Fashion-MNIST IDX files."""
+"""Datasets: scikit-learn's digits, MNIST / Fashion-MNIST IDX files, synthetic benchmark matrices.
+
+:class:`SyntheticMatrix` (from :mod:`veob_dask.synthetic`) is the benchmark source of any size
+with an exact closed-form SVD; :func:`make_low_rank` is the smaller noisy one.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import StoreNotFoundError
+from .synthetic import SyntheticMatrix
 
-__all__ = ["DEFAULT_FASHION_MNIST", "idx_files", "load_digits_split", "make_low_rank"]
+__all__ = ["DEFAULT_FASHION_MNIST", "SyntheticMatrix", "idx_files", "load_digits_split",
+           "make_low_rank"]
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files.
 DEFAULT_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
