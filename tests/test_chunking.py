@@ -1,0 +1,64 @@
+"""The default chunk-size rule: its four rules, each where it binds."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+from veob_dask.errors import InvalidParameterError
+from veob_dask.io import chunking
+from veob_dask.io.chunking import MAX_TASKS, MIN_CHUNK_BYTES, TARGET_CHUNK_BYTES, chunk_rows
+
+
+@pytest.mark.parametrize(("shape", "dtype"), [(64, "float32"), (256, "float32"), (784, "float64"),
+                                              ((28, 28), "uint8"), (10**8, "float64")])
+def test_target_bytes_without_a_row_count(shape, dtype):
+    rows = chunk_rows(shape, dtype)
+    row_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    assert rows >= 1
+    if row_bytes <= TARGET_CHUNK_BYTES:
+        assert rows * row_bytes <= TARGET_CHUNK_BYTES < (rows + 1) * row_bytes
+    else:
+        assert rows == 1  # one row is bigger than the target: one row per chunk
+
+
+@pytest.mark.parametrize("n_rows", [1, 1000, 10**5, 10**6, 10**7, 10**9, 10**10, 10**12])
+@pytest.mark.parametrize(("workers", "threads"), [(1, 1), (2, 1), (10, 4), (1000, 2)])
+def test_rules_hold_for_any_size(n_rows, workers, threads):
+    d = 64
+    rows = chunk_rows(d, n_rows=n_rows, workers=workers, threads_per_worker=threads)
+    tasks = -(-n_rows // rows)
+    assert 1 <= rows <= n_rows
+    assert tasks <= MAX_TASKS                                    # rule 4 always
+    if rows * d * 4 > TARGET_CHUNK_BYTES:                        # only rule 4 makes it bigger
+        assert rows == -(-n_rows // MAX_TASKS)
+    if n_rows * d * 4 >= MIN_CHUNK_BYTES and tasks < MAX_TASKS:  # rule 2 when the data allows
+        assert rows * d * 4 >= MIN_CHUNK_BYTES or rows == n_rows
+    below_target = rows < TARGET_CHUNK_BYTES // (d * 4)
+    if below_target and rows * d * 4 > MIN_CHUNK_BYTES and tasks < MAX_TASKS:  # rule 3 binds
+        assert rows == -(-n_rows // (chunking.TASKS_PER_SLOT * workers * threads))
+
+
+def test_more_slots_never_mean_bigger_chunks():
+    sizes = [chunk_rows(64, n_rows=10**7, workers=w) for w in (1, 2, 4, 8, 16, 64)]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] > sizes[-1]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"row_shape": 0}, "row_shape must be an int >= 1"),
+    ({"row_shape": (28, 0)}, "row_shape must be"),
+    ({"row_shape": 8, "dtype": "not-a-dtype"}, "dtype must be a numpy dtype"),
+    ({"row_shape": 8, "n_rows": 0}, "n_rows must be"),
+    ({"row_shape": 8, "n_rows": 10, "workers": 0}, "workers must be"),
+    ({"row_shape": 8, "target_bytes": True}, "target_bytes must be"),
+])
+def test_invalid_arguments(kwargs, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        chunk_rows(**kwargs)
+
+
+def test_docstring_examples():
+    assert doctest.testmod(chunking, raise_on_error=False).failed == 0

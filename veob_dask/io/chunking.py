@@ -1,0 +1,104 @@
+"""The default row-chunk size of dense row-chunked data: one rule from features, dtype and workers.
+
+The rule comes from the cost model in ``benchmarks/cost_model.py`` (see the "Cost model" section
+of ``benchmarks/README.md``), measured on the 2-core development machine:
+
+1. **Target 24 MiB per chunk.** Every task allocates its chunk afresh (the decoded read, the
+   generated block). glibc serves allocations up to its mmap threshold — which adapts upward to
+   at most 32 MiB on 64-bit Linux — from a heap it reuses; larger ones are fresh ``mmap``s whose
+   pages fault in on first touch. Allocating and filling 33–256 MiB arrays cost 1.7–2.1x as
+   much per byte as 8–31 MiB ones, and a one-pass Gram fit of 64 features was fastest with
+   24 MiB chunks among 6, 24, 61, 244 and 977 MiB.
+2. **At least 4 MiB.** A task costs the scheduler about 0.1–0.3 ms (threaded) or 1–3 ms
+   (distributed) on top of its compute; a one-pass kernel processes 100–300 MB/s per core, so
+   a chunk below a few MiB spends more than a few per cent of its time in overhead.
+3. **At least 4 chunks per task slot** (workers x threads) when the data is large enough, so
+   the last wave of tasks leaves slots idle for at most a quarter of the run's per-slot work.
+4. **At most 100,000 chunks per pass.** The distributed scheduler handles a few thousand tasks
+   a second, so beyond ~1e5 tasks its time rivals the compute of a pass at any cluster size
+   (and the graph costs about a kilobyte of scheduler memory per task).
+
+Rules 4, then 2, then 3 take precedence over 1, in that order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidParameterError
+
+__all__ = ["MAX_TASKS", "MIN_CHUNK_BYTES", "TARGET_CHUNK_BYTES", "TASKS_PER_SLOT", "chunk_rows"]
+
+#: Target uncompressed bytes of one row chunk (below glibc's 32 MiB maximum mmap threshold).
+TARGET_CHUNK_BYTES = 24 * 2**20
+#: Smallest chunk worth a task.
+MIN_CHUNK_BYTES = 4 * 2**20
+#: Chunks per task slot wanted for load balance.
+TASKS_PER_SLOT = 4
+#: Most chunks one pass should have.
+MAX_TASKS = 100_000
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidParameterError(f"{name} must be an int >= 1; got {value!r}.")
+    return int(value)
+
+
+def chunk_rows(row_shape: int | tuple[int, ...], dtype: Any = "float32", *,
+               n_rows: int | None = None, workers: int = 1, threads_per_worker: int = 1,
+               target_bytes: int = TARGET_CHUNK_BYTES) -> int:
+    """Rows per chunk for data whose rows have ``row_shape`` values of ``dtype``.
+
+    Parameters
+    ----------
+    row_shape : int or tuple of int
+        Features per row (``n_features``), or the shape of one row (e.g. ``(28, 28)``).
+    dtype : dtype-like, default="float32"
+        Element type (its item size sets the bytes per row).
+    n_rows : int, optional
+        Total rows; when given, the load-balance and task-count rules apply and the result is
+        at most ``n_rows``.
+    workers, threads_per_worker : int, default=1
+        The cluster the data will be processed on (task slots = their product).
+    target_bytes : int, default=24 MiB
+        The preferred chunk size (rule 1 of the module docstring).
+
+    Returns
+    -------
+    int
+        Rows per chunk, at least 1.
+
+    Examples
+    --------
+    >>> chunk_rows(64)                      # 24 MiB of 64 float32 features
+    98304
+    >>> chunk_rows(64, n_rows=10**10)       # capped at 100,000 chunks
+    100000
+    >>> chunk_rows(64, n_rows=200_000, workers=2)    # 4 chunks per task slot
+    25000
+    >>> chunk_rows(64, n_rows=50_000, workers=2)     # but at least 4 MiB
+    16384
+    """
+    shape = (row_shape,) if isinstance(row_shape, (int, np.integer)) else tuple(row_shape)
+    values = 1
+    for s in shape:
+        values *= _positive_int("row_shape", s)
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError as err:
+        raise InvalidParameterError(f"dtype must be a numpy dtype; got {dtype!r}.") from err
+    row_bytes = max(1, values * itemsize)
+    rows = max(1, _positive_int("target_bytes", target_bytes) // row_bytes)
+    if n_rows is None:
+        return rows
+    n = _positive_int("n_rows", n_rows)
+    slots = _positive_int("workers", workers) * _positive_int("threads_per_worker",
+                                                              threads_per_worker)
+    rows = min(rows, math.ceil(n / (TASKS_PER_SLOT * slots)))       # rule 3
+    rows = max(rows, MIN_CHUNK_BYTES // row_bytes)                   # rule 2
+    rows = max(rows, math.ceil(n / MAX_TASKS))                       # rule 4
+    return max(1, min(rows, n))
