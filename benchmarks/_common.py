@@ -27,12 +27,16 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 __all__ = [
     "PeakRSS",
+    "drop_page_cache",
     "machine_info",
     "principal_angle_deg",
     "print_table",
+    "store_bytes",
     "sv_relerr",
     "timeit_median",
+    "tree_cpu_s",
     "write_result_json",
+    "write_sharded_store",
 ]
 
 
@@ -172,3 +176,79 @@ def print_table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None
     print("  ".join("-" * w for w in widths), file=out)
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=out)
+
+
+def tree_cpu_s() -> float:
+    """User + system CPU seconds of this process and its live children (e.g. a cluster)."""
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def drop_page_cache() -> bool:
+    """Write dirty pages and drop the page cache (root only); return whether it was dropped.
+
+    Without it a store smaller than memory is served from RAM on its second read, so a "cold"
+    pass would be warm. The drop affects every process on the machine (their files re-read from
+    disk), nothing else.
+    """
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def write_sharded_store(matrix: Any, path: str | os.PathLike[str], *, chunk_rows: int,
+                        chunks_per_shard: int, attrs: dict[str, Any] | None = None) -> int:
+    """Write ``matrix`` (a ``SyntheticMatrix``) as a sharded Zarr v3 array ``X`` in group ``path``.
+
+    Inner chunks of ``chunk_rows`` rows (what one task reads), shards of ``chunks_per_shard``
+    chunks (one file each, so the file count stays small at any size); zarr's default codec
+    (zstd). Written shard by shard on the threaded scheduler, to a temporary sibling renamed into
+    place at the end. Returns the bytes on disk.
+    """
+    import shutil
+    import uuid
+
+    import dask
+    import zarr
+
+    final = Path(path)
+    if final.exists() and not (final / "zarr.json").exists():
+        raise FileExistsError(f"{final} exists and is not a Zarr store; choose another path.")
+    if final.exists() and "synthetic" not in json.loads((final / "zarr.json").read_text()).get(
+            "attributes", {}):
+        raise FileExistsError(f"{final} is a Zarr store this script did not write; choose "
+                              "another path.")
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    n, d = matrix.shape
+    shard_rows = chunk_rows * chunks_per_shard
+    group = zarr.open_group(tmp, mode="w")
+    group.attrs.update({"synthetic": matrix.describe(), **(attrs or {})})
+    arr = group.create_array("X", shape=(n, d), dtype=matrix.dtype, chunks=(chunk_rows, d),
+                             shards=(shard_rows, d), dimension_names=("sample", "feature"))
+    try:
+        x = matrix.to_dask(shard_rows)  # one task per shard: each shard written whole, once
+        with dask.config.set(scheduler="threads"):
+            x.store(arr, lock=False)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return store_bytes(final)
+
+
+def store_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes on disk under ``path``."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

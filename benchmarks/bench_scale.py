@@ -1,0 +1,447 @@
+"""Scale: a billion rows, a store larger than memory, workers x threads, against a cost model.
+
+Usage (parts are selectable; sizes on the command line; results of parts not re-run are kept
+in the JSON, so parts can be run on different days)::
+
+    python benchmarks/bench_scale.py --parts a --a-rows 1e6,1e7,1e8
+    python benchmarks/bench_scale.py --parts a --a-rows 1e9 --repeat 1        # quiet machine
+    python benchmarks/bench_scale.py --parts b --b-rows 1e7 --keys 1000
+    python benchmarks/bench_scale.py --parts c --c-rows 32e6 --c-cols 256     # 32.8 GB store
+    python benchmarks/bench_scale.py --parts d --d-rows 2e6
+
+(a) ``veob_dask.datasets.SyntheticMatrix`` rows x 64 float32, generated chunk by chunk (no
+disk), through the exact one-pass Gram fit on the threaded scheduler (2 threads), against the
+generation-only pass (``x.sum()``, the floor) and the closed-form singular values.
+(b) the same source with ``--keys`` subdomain keys, fitted by today's ``SubdomainEmbedding`` in
+one pass; accuracy against the closed-form per-key Gram matrices.
+(c) the source written once as a sharded Zarr v3 store (inner chunks = one task's read,
+``CHUNKS_PER_SHARD`` chunks per shard file); the page cache is dropped before every timed
+repetition when the process may (root), else the output says the reads were warm; one read
+pass, the Gram fit on the threaded scheduler and on a 2-worker LocalCluster, and the transform
+of the whole store to Zarr.
+(d) a small store, warm, on LocalClusters of 1x1, 1x2 and 2x1 workers x threads: read pass,
+Gram, randomized (``n_iter=4``) and incremental fits.
+
+Every run is a fresh child process (imports and cluster start-up are not timed); ``peak_mb`` is
+the peak RSS of the child's whole process tree (client + scheduler + nannies + workers, sampled
+every 20 ms), ``idle_mb`` the same before the first call, ``cpu_s`` the CPU seconds of that tree
+during the call. ``read_pass_ratio`` divides by the floor of the same part: the generation pass
+(a, b), the cold threaded read pass (c), the read pass of the same configuration (d).
+``predicted_s`` is the cost model's prediction (``cost_model.py``, calibrated on this machine
+at the start unless ``--calibration`` names a calibration that covers the sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    RESULTS_DIR,
+    PeakRSS,
+    drop_page_cache,
+    machine_info,
+    principal_angle_deg,
+    print_table,
+    store_bytes,
+    sv_relerr,
+    tree_cpu_s,
+    write_result_json,
+    write_sharded_store,
+)
+from cost_model import (
+    CHUNKS_PER_SHARD,
+    DEFAULT_K,
+    DEFAULT_Q,
+    load_or_calibrate,
+    op_callable,
+    predict,
+)
+
+NAME = "bench_scale"
+FIT_OPS = ("gram", "randomized", "incremental")
+
+
+# --------------------------------------------------------------------------- child process side
+def _source(spec: dict[str, Any]) -> tuple[Any, Any]:
+    """(SyntheticMatrix, dask array) of a run's source."""
+    from veob_dask.datasets import SyntheticMatrix
+
+    src = spec["source"]
+    if src["kind"] == "gen":
+        matrix = SyntheticMatrix(**src["matrix"])
+        return matrix, matrix.to_dask(spec["chunk_rows"])
+    import dask.array as da
+    import zarr
+
+    group = zarr.open_group(src["path"], mode="r")
+    params = dict(group.attrs["synthetic"])
+    params["spectrum"] = None if params["spectrum"] is None else tuple(params["spectrum"])
+    return SyntheticMatrix(**params), da.from_zarr(group["X"])
+
+
+def _accuracy(op: str, matrix: Any, model: Any, k: int) -> dict[str, float]:
+    if op in FIT_OPS:
+        s_ref, v_ref = matrix.exact_svd()
+        return {"sv_relerr": sv_relerr(model.singular_values_, s_ref[:k]),
+                "angle_deg": principal_angle_deg(model.components_[:k], v_ref[:k])}
+    if op == "subdomain":
+        keys, grams, _ = matrix.key_grams()
+        errs, angles = [], []
+        for j, key in enumerate(keys):
+            pos = int(np.searchsorted(model.domains_, key))
+            lam, vec = np.linalg.eigh(grams[j])
+            order = np.argsort(lam)[::-1][:k]
+            s_ref = np.sqrt(np.clip(lam[order], 0, None))
+            errs.append(sv_relerr(model.singular_values_[pos], s_ref))
+            if j < 50:  # angles of the first 50 keys (each a small SVD)
+                angles.append(principal_angle_deg(model.components_[pos], vec[:, order].T))
+        return {"sv_relerr": max(errs), "angle_deg": max(angles), "keys_checked": len(keys)}
+    return {}
+
+
+def _warm(client: Any, matrix: Any, x: Any) -> None:
+    """Imports and per-process caches before timing, everywhere tasks will run."""
+    def warm(params: dict[str, Any]) -> None:
+        from veob_dask.datasets import SyntheticMatrix
+
+        params = dict(params, spectrum=None if params["spectrum"] is None
+                      else tuple(params["spectrum"]))
+        SyntheticMatrix(**params).rows(0, 1)
+        import veob_dask.subdomain
+        import veob_dask.svd  # noqa: F401
+    if client is not None:
+        client.run(warm, matrix.describe())
+    else:
+        warm(matrix.describe())
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    import contextlib
+
+    import dask
+
+    from veob_dask.runtime import local_cluster
+
+    matrix, x = _source(spec)
+    keys = matrix.keys(spec["chunk_rows"]) if spec["op"] == "subdomain" else None
+    if spec["source"]["kind"] == "store" and keys is not None:
+        raise SystemExit("subdomain runs use the generated source")
+    work = Path(spec["work"])
+    work.mkdir(parents=True, exist_ok=True)
+    if spec["scheduler"] == "cluster":
+        ctx: Any = local_cluster(spec["workers"], threads_per_worker=spec["threads"])
+    else:
+        ctx = contextlib.nullcontext(None)
+    with ctx as client, dask.config.set(
+            {"scheduler": "threads", "num_workers": spec["threads"]} if client is None else {}):
+        _warm(client, matrix, x)
+        with PeakRSS() as idle:
+            time.sleep(0.3)
+        call = op_callable(spec["op"], x, k=spec["k"], q=spec["q"], keys=keys,
+                           out=work / "embedding.zarr")
+        times, cpus, peak, res, dropped = [], [], 0.0, None, None
+        for _ in range(spec["repeat"]):
+            if spec.get("cold"):
+                dropped = drop_page_cache()
+            with PeakRSS() as mem:
+                c0, t0 = tree_cpu_s(), time.perf_counter()
+                res = call()
+                times.append(time.perf_counter() - t0)
+                cpus.append(tree_cpu_s() - c0)
+            peak = max(peak, mem.peak_mb)
+    out: dict[str, Any] = {"median_s": statistics.median(times), "times": times,
+                           "cpu_s": statistics.median(cpus), "peak_mb": peak,
+                           "idle_mb": idle.peak_mb, "load": os.getloadavg()[0]}
+    if dropped is not None:
+        out["cache_dropped"] = dropped
+    out.update(_accuracy(spec["op"], matrix, res, spec["k"]))
+    return out
+
+
+# -------------------------------------------------------------------------- parent process side
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line.removeprefix("RESULT "))
+    err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    print(f"  {spec['op']} failed: {err}", file=sys.stderr)
+    return {"error": err[:300]}
+
+
+def _spec(args: argparse.Namespace, op: str, source: dict[str, Any], chunk_rows: int, *,
+          scheduler: str = "threads", workers: int = 1, threads: int = 2,
+          cold: bool = False, repeat: int | None = None) -> dict[str, Any]:
+    return {"op": op, "source": source, "chunk_rows": int(chunk_rows), "scheduler": scheduler,
+            "workers": workers, "threads": threads, "cold": cold,
+            "repeat": repeat or args.repeat, "k": args.k, "q": args.q, "work": str(args.work)}
+
+
+def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
+         spec: dict[str, Any], *, rows: int, cols: int, source: str, store_bytes: int = 0,
+         subdomains: int = 0) -> dict[str, Any]:
+    sched, w, t = spec["scheduler"], spec["workers"], spec["threads"]
+    pred = predict(cal, op=spec["op"], rows=rows, cols=cols, chunk_rows=spec["chunk_rows"],
+                   source=source, scheduler=sched, workers=w if sched == "cluster" else 1,
+                   threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q)
+    r = run_child(spec)
+    row = {"part": part, "method": label, "ours": True, "op": spec["op"], "rows": rows,
+           "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
+           "workers": w if sched == "cluster" else 1, "threads_per_worker": t,
+           "subdomains": subdomains, "store_bytes": store_bytes, "repeat": spec["repeat"],
+           "predicted_s": pred["predicted_s"], **r}
+    if "median_s" in row:
+        row["rows_per_s"] = rows / row["median_s"]
+        row["pred_err"] = pred["predicted_s"] / row["median_s"] - 1
+    print(f"  [{part}] {label} rows={rows:.3g}: {row.get('median_s', 'failed')} s "
+          f"(predicted {pred['predicted_s']:.3g} s)", flush=True)
+    return row
+
+
+def _ratio(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
+    for r in rows:
+        if "median_s" in r and floor.get("median_s"):
+            r["read_pass_ratio"] = r["median_s"] / floor["median_s"]
+
+
+def _gen_source(rows: int, cols: int, n_keys: int = 0) -> dict[str, Any]:
+    from veob_dask.datasets import SyntheticMatrix
+
+    return {"kind": "gen", "matrix": SyntheticMatrix(rows, cols, n_keys=n_keys).describe()}
+
+
+def part_a(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]]:
+    from veob_dask.io.chunking import chunk_rows
+
+    out = []
+    for n in args.a_rows:
+        c = chunk_rows(args.a_cols, n_rows=n, threads_per_worker=2)
+        src = _gen_source(n, args.a_cols)
+        floor = _run(args, cal, "a", "generation pass x.sum() (floor)", _spec(args, "gen", src, c),
+                     rows=n, cols=args.a_cols, source="gen")
+        fit = _run(args, cal, "a", "veob fit solver=gram (exact, 1 pass)",
+                   _spec(args, "gram", src, c), rows=n, cols=args.a_cols, source="gen")
+        _ratio([floor, fit], floor)
+        out += [floor, fit]
+    return out
+
+
+def part_b(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]]:
+    from veob_dask.io.chunking import chunk_rows
+
+    out = []
+    for n in args.b_rows:
+        c = chunk_rows(args.a_cols, n_rows=n, threads_per_worker=2)
+        src = _gen_source(n, args.a_cols, args.keys)
+        floor = _run(args, cal, "b", "generation pass x.sum() (floor)", _spec(args, "gen", src, c),
+                     rows=n, cols=args.a_cols, source="gen")
+        fit = _run(args, cal, "b", f"SubdomainEmbedding, {args.keys} keys, 1 pass",
+                   _spec(args, "subdomain", src, c), rows=n, cols=args.a_cols, source="gen",
+                   subdomains=args.keys)
+        _ratio([floor, fit], floor)
+        out += [floor, fit]
+    return out
+
+
+def _store(args: argparse.Namespace, rows: int, cols: int, chunk: int) -> tuple[dict[str, Any],
+                                                                                 int]:
+    from veob_dask.datasets import SyntheticMatrix
+
+    path = Path(args.store_dir) / f"synthetic_{rows}x{cols}_c{chunk}_s{CHUNKS_PER_SHARD}.zarr"
+    if not (path / "X" / "zarr.json").exists():
+        t0 = time.perf_counter()
+        write_sharded_store(SyntheticMatrix(rows, cols), path, chunk_rows=chunk,
+                            chunks_per_shard=CHUNKS_PER_SHARD)
+        print(f"  wrote {path} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return {"kind": "store", "path": str(path)}, store_bytes(path)
+
+
+def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]]:
+    from veob_dask.io.chunking import chunk_rows
+
+    n, d = args.c_rows, args.c_cols
+    c = chunk_rows(d, n_rows=n, workers=2)
+    src, nbytes = _store(args, n, d, c)
+    print(f"  store: {n:,} x {d} float32 = {n * d * 4 / 1e9:.2f} GB logical, "
+          f"{nbytes / 1e9:.2f} GB on disk", flush=True)
+    kw = {"rows": n, "cols": d, "source": "read", "store_bytes": nbytes}
+    runs = [("read", "read pass da.from_zarr(...).sum(), threaded", "threads", 1, 2),
+            ("read", "read pass, LocalCluster 2x1", "cluster", 2, 1),
+            ("gram", "veob fit solver=gram, threaded", "threads", 1, 2),
+            ("gram", "veob fit solver=gram, LocalCluster 2x1", "cluster", 2, 1),
+            ("transform", "veob transform -> Zarr, threaded", "threads", 1, 2)]
+    out = [_run(args, cal, "c", label, _spec(args, op, src, c, scheduler=s, workers=w, threads=t,
+                                              cold=True), **kw)
+           for op, label, s, w, t in runs]
+    _ratio(out, out[0])
+    if not out[0].get("cache_dropped", True):
+        print("  NOTE: the page cache could not be dropped (not root): the passes were warm "
+              "where the store fits in memory.", flush=True)
+    return out
+
+
+def part_d(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]]:
+    from veob_dask.io.chunking import chunk_rows
+
+    n, d = args.d_rows, args.a_cols
+    c = chunk_rows(d, n_rows=n, workers=2)
+    src, nbytes = _store(args, n, d, c)
+    out = []
+    for cfg in args.configs:
+        w, t = (int(v) for v in cfg.split("x"))
+        kw = {"rows": n, "cols": d, "source": "read", "store_bytes": nbytes}
+        rows = [_run(args, cal, "d", f"read pass, LocalCluster {cfg}",
+                     _spec(args, "read", src, c, scheduler="cluster", workers=w, threads=t), **kw)]
+        for op in FIT_OPS:
+            label = f"veob fit solver={op}" + (f" n_iter={args.q}" if op == "randomized" else "")
+            rows.append(_run(args, cal, "d", f"{label}, LocalCluster {cfg}",
+                             _spec(args, op, src, c, scheduler="cluster", workers=w, threads=t),
+                             **kw))
+        _ratio(rows, rows[0])
+        out += rows
+    return out
+
+
+# ------------------------------------------------------------------------------------- plots
+def plot_rows(results: list[dict[str, Any]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = [r for r in results if r["part"] == "a" and "median_s" in r]
+    if not a:
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for op, style, label in (("gram", "o-", "Gram fit (exact, 1 pass)"),
+                             ("gen", "s--", "generation-only pass (floor)")):
+        pts = sorted((r["rows"], r["median_s"], r["predicted_s"]) for r in a if r["op"] == op)
+        if not pts:
+            continue
+        xs, ys, ps = zip(*pts)
+        line = ax.plot(xs, ys, style, label=f"{label}, measured")[0]
+        ax.plot(xs, ps, ":", color=line.get_color(), label=f"{label}, cost model")
+    r0 = a[0]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"rows ({r0['cols']} float32 features; chunks of up to {r0['chunk_rows']:,} "
+                  "rows)")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(f"(a) time against rows: threaded scheduler, {r0['threads_per_worker']} "
+                 f"threads, {os.cpu_count()} CPUs", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dd = [r for r in results if r["part"] == "d" and "median_s" in r]
+    if not dd:
+        return
+    configs = list(dict.fromkeys(f"{r['workers']}x{r['threads_per_worker']}" for r in dd))
+    xs = np.arange(len(configs))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for op in ("read", *FIT_OPS):
+        by = {f"{r['workers']}x{r['threads_per_worker']}": r for r in dd if r["op"] == op}
+        ys = [by[c]["median_s"] if c in by else np.nan for c in configs]
+        ps = [by[c]["predicted_s"] if c in by else np.nan for c in configs]
+        name = "read pass (floor)" if op == "read" else f"{op} fit"
+        line = ax.plot(xs, ys, "o-", label=f"{name}, measured")[0]
+        ax.plot(xs, ps, "x:", color=line.get_color(), label=f"{name}, cost model")
+    r0 = dd[0]
+    ax.set_xticks(xs, [f"{c.split('x')[0]} worker(s) x {c.split('x')[1]} thread(s)"
+                       for c in configs], fontsize=8)
+    ax.set_xlabel(f"LocalCluster configuration ({os.cpu_count()} CPUs)")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(f"(d) time against workers: {r0['rows']:,} x {r0['cols']} float32 store, "
+                 f"chunks of {r0['chunk_rows']:,} rows", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+# -------------------------------------------------------------------------------------- main
+def _sizes(text: str) -> list[int]:
+    return [int(float(v)) for v in text.split(",") if v]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--parts", default="abcd", help="any of a, b, c, d")
+    p.add_argument("--a-rows", type=_sizes, default=_sizes("1e6,1e7,1e8"))
+    p.add_argument("--a-cols", type=int, default=64, help="features of (a), (b), (d)")
+    p.add_argument("--b-rows", type=_sizes, default=_sizes("1e6"))
+    p.add_argument("--keys", type=int, default=1000, help="subdomain keys of (b)")
+    p.add_argument("--c-rows", type=lambda v: int(float(v)), default=4_000_000)
+    p.add_argument("--c-cols", type=int, default=256)
+    p.add_argument("--d-rows", type=lambda v: int(float(v)), default=2_000_000)
+    p.add_argument("--configs", type=lambda v: v.split(","), default=["1x1", "1x2", "2x1"])
+    p.add_argument("--k", type=int, default=DEFAULT_K)
+    p.add_argument("--q", type=int, default=DEFAULT_Q, help="n_iter of the randomized fit")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--store-dir", default="/tmp/veob_scale")
+    p.add_argument("--work", default=None)
+    p.add_argument("--calibration", default=str(RESULTS_DIR / "cost_model.json"))
+    p.add_argument("--recalibrate", action="store_true")
+    p.add_argument("--json", default=None)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(child(json.loads(args.child)), default=float))
+        return
+    args.work = Path(args.work or Path(args.store_dir) / "work")
+    args.work.mkdir(parents=True, exist_ok=True)
+    parts = [c for c in "abcd" if c in args.parts]
+    cols = sorted({args.a_cols} | ({args.c_cols} if "c" in parts else set()))
+    cal = load_or_calibrate(Path(args.calibration), cols, recalibrate=args.recalibrate,
+                            k=args.k, q=args.q, n_keys=args.keys)
+    load0 = os.getloadavg()
+    results: list[dict[str, Any]] = []
+    for part in parts:
+        print(f"part ({part}); load average {os.getloadavg()}", flush=True)
+        results += {"a": part_a, "b": part_b, "c": part_c, "d": part_d}[part](args, cal)
+    out = Path(args.json) if args.json else RESULTS_DIR / f"{NAME}.json"
+    config: dict[str, Any] = {}
+    if out.exists():  # keep the parts not re-run now
+        old = json.loads(out.read_text())
+        config = old.get("config", {})
+        results = [r for r in old["results"] if r.get("part") not in parts] + results
+    config.setdefault("parts", {})
+    for part in parts:
+        config["parts"][part] = {
+            "argv": sys.argv[1:], "load_before": load0, "load_after": os.getloadavg(),
+            "calibration": args.calibration, "calibration_created": cal["created"],
+            "repeat": args.repeat, "k": args.k, "q": args.q, "machine": machine_info()}
+    write_result_json(NAME, config, results, out)
+    cols_out = ["part", "method", "rows", "cols", "workers", "threads_per_worker", "median_s",
+                "predicted_s", "pred_err", "read_pass_ratio", "cpu_s", "peak_mb", "sv_relerr",
+                "angle_deg", "error"]
+    print_table(sorted(results, key=lambda r: r["part"]), cols_out)
+    plot_rows(results, out.with_name(out.stem + "_rows.png"))
+    plot_workers(results, out.with_name(out.stem + "_workers.png"))
+    print(f"json: {out}")
+
+
+if __name__ == "__main__":
+    main()

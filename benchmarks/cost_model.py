@@ -1,0 +1,512 @@
+"""A cost model of one-pass (and q-pass) fits over row chunks: calibrated here, predicts anywhere.
+
+Usage::
+
+    python benchmarks/cost_model.py                       # calibrate (~1-2 min), print constants
+                                                          # and the extrapolation table
+    python benchmarks/cost_model.py --cols 64,256 --objstore-mbps 100,1000
+    python benchmarks/cost_model.py --load results/cost_model.json   # reuse a calibration
+
+The model (stated in full in ``benchmarks/README.md``, section "Cost model"): a pass over ``n``
+rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads costs
+
+    T_pass = max(n (s_src + s_op) / E(W, T),  bytes_cold / B_disk)
+             + (n / c) (t_task(sched) - t_task(sync))
+
+with ``s_src`` the per-row cost of producing a chunk (generating it, or reading and decoding it),
+``s_op`` the per-row cost of the solver's kernel including its share of the merge tree (both
+measured single-threaded on the synchronous scheduler, from two sizes, so that fixed costs fall
+out), ``E`` the measured speed-up of the configuration over one thread, ``B_disk`` the cold
+read bandwidth, ``t_task`` the per-task overhead of each scheduler; a fit is ``fixed_op +
+passes x T_pass`` (the randomized solver makes ``n_iter + 1`` passes, all others one). The
+extrapolation to many workers replaces ``E`` by per-core efficiency times cores, adds the
+object-store bandwidth per worker, the central scheduler's serial time per task, the client's
+graph time per task and the merge tree's depth x level latency, and names the term that binds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    RESULTS_DIR,
+    drop_page_cache,
+    machine_info,
+    print_table,
+    write_sharded_store,
+)
+
+#: Ops with a per-row kernel cost measured on in-memory chunks.
+KERNEL_OPS = ("sum", "gram", "randomized", "incremental", "subdomain", "transform")
+DEFAULT_K, DEFAULT_Q, DEFAULT_KEYS = 16, 4, 1000
+#: Chunks per shard of the benchmark stores (a shard file holds this many task reads).
+CHUNKS_PER_SHARD = 16
+
+
+# ------------------------------------------------------------------------------- measurement
+def _median_time(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _costs(run: Callable[[int, int], Callable[[], Any]], c: int, n1: int, n2: int,
+           repeat: int) -> dict[str, float]:
+    """Seconds per row, per task (chunk) and fixed of ``run(n, chunk_rows)()``.
+
+    Three timings: ``n1`` and ``n2`` rows in chunks of ``c`` (per row), ``n1`` rows in chunks
+    of ``c / 4`` (per task: a chunk's fixed work, e.g. zeroing a partial result).
+    """
+    t1 = _median_time(run(n1, c), repeat)
+    t2 = _median_time(run(n2, c), repeat)
+    c4 = max(1, c // 4)
+    t3 = _median_time(run(n1, c4), repeat)
+    tasks1, tasks2, tasks3 = (math.ceil(n / ch) for n, ch in ((n1, c), (n2, c), (n1, c4)))
+    per_task = max(0.0, (t3 - t1) / (tasks3 - tasks1))
+    per_row = max((t2 - t1 - per_task * (tasks2 - tasks1)) / (n2 - n1), 1e-12)
+    fixed = max(0.0, t1 - per_row * n1 - per_task * tasks1)
+    return {"per_row": per_row, "per_task": per_task, "fixed": fixed}
+
+
+def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
+                out: Path | None = None) -> Callable[[], Any]:
+    """What a run of ``op`` times, on the dask array ``x`` (and ``keys`` for subdomains).
+
+    Shared with ``bench_scale.py`` so the calibration times the very calls the runs make.
+    """
+    from veob_dask import SVDEmbedding
+
+    if op in ("sum", "gen", "read"):
+        return lambda: float(x.sum().compute())
+    if op in ("gram", "randomized"):
+        return lambda: SVDEmbedding(k, solver=op, n_iter=q, random_state=0).fit(x)
+    if op == "incremental":
+        from veob_dask.svd import IncrementalSVDEmbedding
+
+        return lambda: IncrementalSVDEmbedding(k).fit(x)
+    if op == "subdomain":
+        from veob_dask.subdomain import SubdomainEmbedding
+
+        return lambda: SubdomainEmbedding(k).fit(x, domains=keys)
+    if op == "transform":
+        from veob_dask.io.store import write_array
+
+        head = x[: x.chunks[0][0]]
+        model = SVDEmbedding(k, solver="gram").fit(head)  # untimed: the basis hardly matters
+        assert out is not None
+        return lambda: write_array(model.transform(x), out, overwrite=True)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def passes(op: str, q: int) -> int:
+    """Passes over the data an op makes (the randomized solver's Gaussian start: q + 1)."""
+    return q + 1 if op == "randomized" else 1
+
+
+def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
+                  work: Path) -> dict[str, dict[str, float]]:
+    """Per-row and fixed seconds of each kernel op on in-memory chunks (sync scheduler)."""
+    import dask
+    import dask.array as da
+
+    from veob_dask.datasets import SyntheticMatrix
+
+    n1, n2 = 2 * c, 6 * c
+    m = SyntheticMatrix(n2, d, n_keys=n_keys)
+    xnp, keys_np = m.rows(0, n2), m.row_keys(0, n2)
+    out: dict[str, dict[str, float]] = {}
+    with dask.config.set(scheduler="sync"):
+        for op in KERNEL_OPS:
+            def run(n: int, ch: int, op: str = op) -> Callable[[], Any]:
+                x = da.from_array(xnp[:n], chunks=(ch, d))
+                keys = da.from_array(keys_np[:n], chunks=(ch,))
+                return op_callable(op, x, k=k, q=q, keys=keys, out=work / "emb.zarr")
+            # the subdomain kernel is ~50x the others: fewer chunks keep calibration short
+            sizes = (c, 3 * c) if op == "subdomain" else (n1, n2)
+            est = _costs(run, c, *sizes, repeat)
+            est["per_row"] /= passes(op, q)
+            est["per_task"] /= passes(op, q)
+            out[op] = est
+        # sources: generation (chunk allocated and filled), keys; the sum kernel subtracted
+        SyntheticMatrix(1, d).rows(0, 1)  # build the design cache (per process) before timing
+        for op in ("gen", "keys"):
+            def run_src(n: int, ch: int, op: str = op) -> Callable[[], Any]:
+                src = SyntheticMatrix(n, d, n_keys=n_keys)
+                x = src.to_dask(ch) if op == "gen" else src.keys(ch)
+                return lambda: float(x.sum().compute())
+            est = _costs(run_src, c, n1, n2, repeat)
+            est["floor_per_row"] = est["per_row"]
+            if op == "gen":
+                est["per_row"] = max(est["per_row"] - out["sum"]["per_row"], 1e-12)
+                est["per_task"] = max(est["per_task"] - out["sum"]["per_task"], 0.0)
+            out[op] = est
+    return out
+
+
+def _read_costs(d: int, c: int, *, repeat: int, work: Path,
+                sum_cost: dict[str, float]) -> dict[str, Any]:
+    """Warm decode per row (one thread) and cold disk bandwidth, from a small sharded store."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    from veob_dask.datasets import SyntheticMatrix
+
+    n = CHUNKS_PER_SHARD * c
+    m = SyntheticMatrix(n, d)
+    path = work / f"cal_{d}.zarr"
+    disk = write_sharded_store(m, path, chunk_rows=c, chunks_per_shard=CHUNKS_PER_SHARD)
+    arr = zarr.open_group(path, mode="r")["X"]
+
+    def run(rows: int, ch: int) -> Callable[[], Any]:
+        x = da.from_zarr(arr, chunks=(ch, d))[:rows]
+        return lambda: float(x.sum().compute())
+
+    with dask.config.set(scheduler="sync"):
+        run(n, c)()  # warm the page cache
+        est = _costs(run, c, 2 * c, n, repeat)
+    dropped = drop_page_cache()
+    t0 = time.perf_counter()
+    for f in sorted(Path(path).rglob("*")):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                while fh.read(16 << 20):
+                    pass
+    raw = time.perf_counter() - t0
+    return {"per_row": max(est["per_row"] - sum_cost["per_row"], 1e-12),
+            "per_task": max(est["per_task"] - sum_cost["per_task"], 0.0),
+            "floor_per_row": est["per_row"], "fixed": est["fixed"],
+            "compression": disk / m.nbytes,
+            "disk_bytes_per_s": disk / raw if dropped else None, "cache_dropped": dropped}
+
+
+def _task_overhead(n_tasks: int) -> float:
+    """Wall seconds per trivial task on the current scheduler (independent tasks)."""
+    import dask
+
+    tasks = [dask.delayed(int, pure=False)(i) for i in range(n_tasks)]
+    t0 = time.perf_counter()
+    dask.compute(*tasks)
+    return (time.perf_counter() - t0) / n_tasks
+
+
+def _tree_costs(d: int, scheduler_label: str) -> dict[str, Any]:
+    """Merge-tree cost by fan-in: one tree-sum of 256 partial (d+1)^2 float64 matrices."""
+    import dask.array as da
+
+    leaves = 64
+    parts = da.ones((leaves, d + 1, d + 1), chunks=(1, d + 1, d + 1))
+    out = {}
+    for fan_in in (2, 4, 16):
+        t = _median_time(lambda f=fan_in: parts.sum(axis=0, split_every=f).compute(), 2)
+        depth = math.ceil(math.log(leaves, fan_in) - 1e-9)
+        out[str(fan_in)] = {"seconds": t, "depth": depth}
+    return {"scheduler": scheduler_label, "leaves": leaves, "values": (d + 1) ** 2,
+            "by_fan_in": out}
+
+
+def _pipeline_time(d: int, c: int, n: int) -> float:
+    """Seconds of the (a) pipeline — generate + Gram fit — on the current scheduler."""
+    from veob_dask import SVDEmbedding
+    from veob_dask.datasets import SyntheticMatrix
+
+    x = SyntheticMatrix(n, d).to_dask(c)
+    return _median_time(lambda: SVDEmbedding(8, solver="gram").fit(x), 2)
+
+
+def _warm_workers(client: Any, d: int) -> None:
+    def warm(d: int = d) -> None:
+        from veob_dask.datasets import SyntheticMatrix
+
+        SyntheticMatrix(10, d).rows(0, 1)
+    client.run(warm)
+
+
+def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
+              n_keys: int = DEFAULT_KEYS, configs: tuple[str, ...] = ("1x1", "1x2", "2x1"),
+              repeat: int = 2, work: Path | None = None) -> dict[str, Any]:
+    """Measure every constant of the model on this machine; returns a JSON-ready dict."""
+    import dask
+
+    from veob_dask.io.chunking import chunk_rows
+    from veob_dask.runtime import local_cluster
+
+    t_start = time.perf_counter()
+    work = Path(work or tempfile.mkdtemp(prefix="veob_costmodel_"))
+    work.mkdir(parents=True, exist_ok=True)
+    cal: dict[str, Any] = {"version": 1, "created": dt.datetime.now(dt.UTC).isoformat(
+        timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
+        "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD},
+        "per_d": {}, "task_s": {}, "efficiency": {}, "tree": {}}
+    for d in cols:
+        c = chunk_rows(d)
+        ker = _kernel_costs(d, c, k=k, q=q, n_keys=n_keys, repeat=repeat, work=work)
+        ker["read"] = _read_costs(d, c, repeat=repeat, work=work, sum_cost=ker["sum"])
+        with dask.config.set(scheduler="sync"):
+            t_sync = _pipeline_time(d, c, 8 * c)
+        with dask.config.set(scheduler="threads", num_workers=2):
+            eff_threads = t_sync / _pipeline_time(d, c, 8 * c)
+        cal["per_d"][str(d)] = {"chunk_rows": c, "ops": ker, "pipeline_sync_s": t_sync,
+                                "efficiency": {"threads-2": eff_threads}}
+    with dask.config.set(scheduler="sync"):
+        cal["task_s"]["sync"] = _task_overhead(1000)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        cal["task_s"]["threads"] = _task_overhead(1000)
+        cal["tree"]["threads"] = _tree_costs(cols[0], "threads")
+    cal["graph_s_per_task"] = _graph_time(cols[0])
+    for cfg in configs:
+        w, t = (int(v) for v in cfg.split("x"))
+        t0 = time.perf_counter()
+        with local_cluster(w, threads_per_worker=t) as client:
+            cal.setdefault("cluster_start_s", time.perf_counter() - t0)
+            _task_overhead(50)  # first tasks import on the workers
+            cal["task_s"][f"cluster-{cfg}"] = _task_overhead(300)
+            if cfg == "2x1":
+                cal["tree"]["cluster"] = _tree_costs(cols[0], "cluster-2x1")
+            for d in cols:
+                _warm_workers(client, d)
+                entry = cal["per_d"][str(d)]
+                c = entry["chunk_rows"]
+                t_run = _pipeline_time(d, c, 8 * c)
+                entry["efficiency"][f"cluster-{cfg}"] = entry["pipeline_sync_s"] / max(
+                    t_run - 8 * (cal["task_s"][f"cluster-{cfg}"] - cal["task_s"]["sync"]),
+                    1e-9)
+    cal["load_after"] = os.getloadavg()
+    cal["calibration_s"] = time.perf_counter() - t_start
+    return cal
+
+
+def _graph_time(d: int) -> float:
+    """Client seconds per task to build and optimise a Gram-fit graph (no compute)."""
+    import dask
+
+    from veob_dask.datasets import SyntheticMatrix
+    from veob_dask.svd import gram_matrix
+
+    n_tasks = 5000
+    t0 = time.perf_counter()
+    g = gram_matrix(SyntheticMatrix(n_tasks * 100, d).to_dask(100))
+    (opt,) = dask.optimize(g)
+    dict(opt.__dask_graph__())  # materialise the tasks, as submitting them does
+    return (time.perf_counter() - t0) / n_tasks
+
+
+# -------------------------------------------------------------------------------- prediction
+def efficiency(cal: dict[str, Any], d: int, scheduler: str, workers: int, threads: int) -> float:
+    """Measured speed-up of a configuration over one thread (1.0 for sync)."""
+    eff = cal["per_d"][str(d)]["efficiency"]
+    if scheduler == "sync":
+        return 1.0
+    if scheduler == "threads":
+        return eff["threads-2"] if threads >= 2 else 1.0
+    key = f"cluster-{workers}x{threads}"
+    if key in eff:
+        return eff[key]
+    slots = min(workers * threads, cal["machine"]["cpus"] or 1)
+    return eff.get("cluster-2x1", 1.0) * slots / 2
+
+
+def task_overhead(cal: dict[str, Any], scheduler: str, workers: int, threads: int) -> float:
+    ts = cal["task_s"]
+    if scheduler == "cluster":
+        key = f"cluster-{workers}x{threads}"
+        return ts.get(key, ts.get("cluster-2x1", 0.0))
+    return ts.get(scheduler, 0.0)
+
+
+def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
+            source: str = "gen", scheduler: str = "threads", workers: int = 1,
+            threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q) -> dict[str, float]:
+    """Predicted seconds of one run and its terms.
+
+    ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
+    "gen" (synthetic, keys too for "subdomain") or "read" (a Zarr store; ``cold_bytes`` of it
+    come from disk each pass when the cache was dropped).
+    """
+    d = str(cols)
+    ops = cal["per_d"][d]["ops"]
+    n, tasks = rows, math.ceil(rows / chunk_rows)
+    srcs = [ops["read" if source == "read" else "gen"]]
+    if op == "subdomain" and source == "gen":
+        srcs.append(ops["keys"])
+    kern = ops["sum"] if op in ("gen", "read") else ops[op]
+    n_pass = passes(op, q)
+    eff = efficiency(cal, cols, scheduler, workers, threads)
+    cpu = sum(n * e["per_row"] + tasks * e.get("per_task", 0.0) for e in [*srcs, kern]) / eff
+    disk_bw = ops["read"].get("disk_bytes_per_s")
+    io = cold_bytes / disk_bw if (cold_bytes and disk_bw) else 0.0
+    over = tasks * max(0.0, task_overhead(cal, scheduler, workers, threads) - cal["task_s"]["sync"])
+    per_pass = max(cpu, io) + over
+    total = kern["fixed"] + n_pass * per_pass
+    return {"predicted_s": total, "cpu_s": n_pass * cpu, "io_s": n_pass * io,
+            "overhead_s": n_pass * over, "fixed_s": kern["fixed"], "passes": n_pass,
+            "efficiency": eff}
+
+
+# ----------------------------------------------------------------------------- extrapolation
+def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int],
+                threads: int, objstore_mbps: list[float], aggregate_gbps: float,
+                net_mbps: float = 1000.0, op: str = "gram") -> list[dict[str, Any]]:
+    """Predicted time of one ``op`` fit of a ``rows x cols`` float32 store in object storage.
+
+    Per worker: ``threads`` cores at this machine's per-core efficiency, reading at most
+    ``objstore_mbps`` MB/s (compressed bytes); all workers together at most
+    ``aggregate_gbps``. The central scheduler spends ``t_task(cluster)`` per task serially,
+    the client ``graph_s_per_task`` per task; the merge tree adds depth x (level latency +
+    partial bytes / network).
+    """
+    from veob_dask.io.chunking import MAX_TASKS, chunk_rows
+
+    d = str(cols)
+    ops = cal["per_d"][d]["ops"]
+    comp = ops["read"]["compression"]
+    eff2 = cal["per_d"][d]["efficiency"].get("cluster-2x1", 1.0)
+    per_core = eff2 / 2  # this machine's efficiency per core of a 2-worker cluster
+    n_pass = passes(op, DEFAULT_Q)
+    row_cpu = (ops["read"]["per_row"] + ops[op]["per_row"]) * n_pass
+    task_cpu = (ops["read"].get("per_task", 0.0) + ops[op].get("per_task", 0.0)) * n_pass
+    sched = cal["task_s"].get("cluster-2x1", 1e-3)
+    level = cal["tree"].get("cluster", cal["tree"].get("threads"))
+    fan = 4
+    node = level["by_fan_in"][str(fan)]["seconds"] / max(1, level["by_fan_in"][str(fan)]["depth"])
+    partial_bytes = {"gram": (cols + 1) ** 2 * 8, "incremental": 2 * DEFAULT_K * (cols + 1) * 8,
+                     "randomized": cols * (DEFAULT_K + 20) * 8,
+                     "subdomain": DEFAULT_KEYS * (cols + 1) ** 2 * 8}.get(op, 8)
+    out = []
+    for w in workers:
+        c = chunk_rows(cols, "float32", n_rows=rows, workers=w, threads_per_worker=threads)
+        tasks = math.ceil(rows / c)
+        depth = math.ceil(math.log(tasks, fan) - 1e-9) if tasks > 1 else 0
+        for mbps in objstore_mbps:
+            stored_row = cols * 4 * comp
+            t_cpu = (rows * row_cpu + tasks * task_cpu) / (w * threads * per_core)
+            t_io = rows * stored_row * n_pass / (w * mbps * 1e6)
+            t_agg = rows * stored_row * n_pass / (aggregate_gbps * 1e9)
+            slots = w * threads
+            waves = math.ceil(tasks / slots) / (tasks / slots)
+            t_work = max(max(t_cpu, t_io) * waves, t_agg)
+            t_sched = tasks * n_pass * sched
+            t_graph = tasks * n_pass * cal["graph_s_per_task"]
+            t_tree = depth * (node + partial_bytes / (net_mbps * 1e6))
+            total = max(t_work, t_sched) + t_graph + t_tree
+            terms = {"workers (compute)": t_work if t_cpu >= t_io else 0,
+                     "object store": t_work if t_cpu < t_io else 0,
+                     "aggregate bandwidth": t_agg, "scheduler": t_sched,
+                     "client graph": t_graph, "merge tree": t_tree}
+            binding = max(terms, key=lambda k: terms[k])
+            notes = []
+            if tasks >= MAX_TASKS:
+                notes.append("task cap: chunks grow past 24 MiB")
+            if c * cols * 4 * 3 * threads > 4e9:
+                notes.append("chunk x threads near a 4 GB worker")
+            if t_sched > 0.2 * total:
+                notes.append("scheduler-bound")
+            if partial_bytes * fan > 1e9:
+                notes.append("merge partials > 1 GB per node")
+            out.append({"rows": rows, "cols": cols, "op": op, "workers": w,
+                        "threads_per_worker": threads, "objstore_mbps": mbps,
+                        "chunk_rows": c, "tasks": tasks, "predicted_s": total,
+                        "work_s": t_work, "scheduler_s": t_sched, "graph_s": t_graph,
+                        "tree_s": t_tree, "binding": binding, "notes": "; ".join(notes)})
+    return out
+
+
+def constants_table(cal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calibrated constants as rows for printing."""
+    rows = []
+    for d, entry in cal["per_d"].items():
+        row_bytes = int(d) * 4
+        for op, v in entry["ops"].items():
+            mbps = row_bytes / v["per_row"] / 1e6
+            rows.append({"cols": int(d), "chunk_rows": entry["chunk_rows"], "constant": op,
+                         "us_per_row": v["per_row"] * 1e6, "MB_per_s_1thread": mbps,
+                         "fixed_s": v.get("fixed")})
+        read = entry["ops"]["read"]
+        if read.get("disk_bytes_per_s"):
+            rows.append({"cols": int(d), "constant": "cold disk read (all threads)",
+                         "MB_per_s_1thread": read["disk_bytes_per_s"] / 1e6})
+        for cfg, e in entry["efficiency"].items():
+            rows.append({"cols": int(d), "constant": f"speed-up {cfg}", "us_per_row": None,
+                         "MB_per_s_1thread": None, "fixed_s": e})
+    for sched, t in cal["task_s"].items():
+        rows.append({"constant": f"task overhead {sched}", "us_per_row": t * 1e6})
+    rows.append({"constant": "client graph per task", "us_per_row": cal["graph_s_per_task"] * 1e6})
+    for label, tree in cal["tree"].items():
+        for f, v in tree["by_fan_in"].items():
+            rows.append({"constant": f"tree {label} fan-in {f} ({tree['leaves']} leaves, "
+                                     f"depth {v['depth']})", "fixed_s": v["seconds"]})
+    return rows
+
+
+def load_or_calibrate(path: Path, cols: list[int], *, recalibrate: bool = False,
+                      **kwargs: Any) -> dict[str, Any]:
+    """The calibration at ``path`` if it covers ``cols``; else calibrate and save it there."""
+    if path.exists() and not recalibrate:
+        cal = json.loads(path.read_text())
+        if all(str(d) in cal["per_d"] for d in cols):
+            return cal
+    cal = calibrate(cols, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cal, indent=1))
+    os.replace(tmp, path)
+    return cal
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cols", default="64,256", help="feature counts to calibrate")
+    p.add_argument("--load", default=None, help="reuse this calibration JSON")
+    p.add_argument("--out", default=str(RESULTS_DIR / "cost_model.json"))
+    p.add_argument("--rows", type=float, default=1e10)
+    p.add_argument("--workers", default="10,100,1000")
+    p.add_argument("--threads-per-worker", type=int, default=2)
+    p.add_argument("--objstore-mbps", default="100,400",
+                   help="object-store read bandwidth per worker, MB/s (compressed)")
+    p.add_argument("--aggregate-gbps", type=float, default=100.0,
+                   help="object-store bandwidth of all workers together, GB/s")
+    p.add_argument("--ops", default="gram,subdomain")
+    p.add_argument("--configs", default="1x1,1x2,2x1", help="LocalCluster configs to calibrate")
+    args = p.parse_args()
+    cols = [int(v) for v in args.cols.split(",")]
+    if args.load:
+        cal = json.loads(Path(args.load).read_text())
+    else:
+        cal = load_or_calibrate(Path(args.out), cols, recalibrate=True,
+                                configs=tuple(args.configs.split(",")))
+        print(f"calibration: {cal['calibration_s']:.1f} s, load {cal['load_before']} -> "
+              f"{cal['load_after']}; saved to {args.out}")
+    print_table(constants_table(cal), ["cols", "chunk_rows", "constant", "us_per_row",
+                                       "MB_per_s_1thread", "fixed_s"])
+    rows = []
+    for op in args.ops.split(","):
+        for d in cols:
+            rows += extrapolate(cal, rows=int(args.rows), cols=d,
+                                workers=[int(w) for w in args.workers.split(",")],
+                                threads=args.threads_per_worker,
+                                objstore_mbps=[float(v) for v in args.objstore_mbps.split(",")],
+                                aggregate_gbps=args.aggregate_gbps, op=op)
+    print(f"\nextrapolation: {args.rows:.0e} rows, {args.threads_per_worker} threads per worker, "
+          f"aggregate object store {args.aggregate_gbps} GB/s")
+    print_table(rows, ["op", "cols", "workers", "objstore_mbps", "chunk_rows", "tasks",
+                       "predicted_s", "work_s", "scheduler_s", "graph_s", "tree_s", "binding",
+                       "notes"])
+
+
+if __name__ == "__main__":
+    main()
