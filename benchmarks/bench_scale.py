@@ -201,10 +201,11 @@ def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
            "workers": w if sched == "cluster" else 1, "threads_per_worker": t,
            "subdomains": subdomains, "store_bytes": store_bytes, "repeat": spec["repeat"],
-           "predicted_s": pred["predicted_s"], **r}
+           "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"], **r}
     if "median_s" in row:
         row["rows_per_s"] = rows / row["median_s"]
         row["pred_err"] = pred["predicted_s"] / row["median_s"] - 1
+        row["cpu_pred_err"] = pred["predicted_cpu_s"] / row["cpu_s"] - 1
     print(f"  [{part}] {label} rows={rows:.3g}: {row.get('median_s', 'failed')} s "
           f"(predicted {pred['predicted_s']:.3g} s)", flush=True)
     return row
@@ -435,8 +436,8 @@ def main() -> None:
             "repeat": args.repeat, "k": args.k, "q": args.q, "machine": machine_info()}
     write_result_json(NAME, config, results, out)
     cols_out = ["part", "method", "rows", "cols", "workers", "threads_per_worker", "median_s",
-                "predicted_s", "pred_err", "read_pass_ratio", "cpu_s", "peak_mb", "sv_relerr",
-                "angle_deg", "error"]
+                "predicted_s", "pred_err", "read_pass_ratio", "cpu_s", "predicted_cpu_s",
+                "cpu_pred_err", "peak_mb", "sv_relerr", "angle_deg", "load", "error"]
     print_table(sorted(results, key=lambda r: r["part"]), cols_out)
     plot_rows(results, out.with_name(out.stem + "_rows.png"))
     plot_workers(results, out.with_name(out.stem + "_workers.png"))

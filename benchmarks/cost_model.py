@@ -45,6 +45,7 @@ from _common import (
     drop_page_cache,
     machine_info,
     print_table,
+    tree_cpu_s,
     write_sharded_store,
 )
 
@@ -65,17 +66,31 @@ def _median_time(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _median_cpu(fn: Callable[[], Any], repeat: int) -> float:
+    """Median CPU seconds of this process (all its threads) per call.
+
+    CPU time rather than wall time: on a shared machine other jobs stretch the wall time of a
+    single-threaded call but hardly its CPU time, so the per-row costs stay those of the code.
+    """
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
 def _costs(run: Callable[[int, int], Callable[[], Any]], c: int, n1: int, n2: int,
            repeat: int) -> dict[str, float]:
-    """Seconds per row, per task (chunk) and fixed of ``run(n, chunk_rows)()``.
+    """CPU seconds per row, per task (chunk) and fixed of ``run(n, chunk_rows)()``.
 
     Three timings: ``n1`` and ``n2`` rows in chunks of ``c`` (per row), ``n1`` rows in chunks
     of ``c / 4`` (per task: a chunk's fixed work, e.g. zeroing a partial result).
     """
-    t1 = _median_time(run(n1, c), repeat)
-    t2 = _median_time(run(n2, c), repeat)
+    t1 = _median_cpu(run(n1, c), repeat)
+    t2 = _median_cpu(run(n2, c), repeat)
     c4 = max(1, c // 4)
-    t3 = _median_time(run(n1, c4), repeat)
+    t3 = _median_cpu(run(n1, c4), repeat)
     tasks1, tasks2, tasks3 = (math.ceil(n / ch) for n, ch in ((n1, c), (n2, c), (n1, c4)))
     per_task = max(0.0, (t3 - t1) / (tasks3 - tasks1))
     per_row = max((t2 - t1 - per_task * (tasks2 - tasks1)) / (n2 - n1), 1e-12)
@@ -173,13 +188,16 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path,
     disk = write_sharded_store(m, path, chunk_rows=c, chunks_per_shard=CHUNKS_PER_SHARD)
     arr = zarr.open_group(path, mode="r")["X"]
 
-    def run(rows: int, ch: int) -> Callable[[], Any]:
-        x = da.from_zarr(arr, chunks=(ch, d))[:rows]
+    def run(rows: int) -> Callable[[], Any]:
+        x = da.from_zarr(arr)[:rows]  # dask chunks = stored chunks (a task decodes one)
         return lambda: float(x.sum().compute())
 
     with dask.config.set(scheduler="sync"):
-        run(n, c)()  # warm the page cache
-        est = _costs(run, c, 2 * c, n, repeat)
+        run(n)()  # warm the page cache
+        # two sizes only: chunks smaller than the stored ones would decode a chunk per task
+        t1, t2 = _median_cpu(run(2 * c), repeat), _median_cpu(run(n), repeat)
+    per_row = max((t2 - t1) / (n - 2 * c), 1e-12)
+    est = {"per_row": per_row, "per_task": 0.0, "fixed": max(0.0, t1 - 2 * c * per_row)}
     dropped = drop_page_cache()
     t0 = time.perf_counter()
     for f in sorted(Path(path).rglob("*")):
@@ -196,13 +214,14 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path,
 
 
 def _task_overhead(n_tasks: int) -> float:
-    """Wall seconds per trivial task on the current scheduler (independent tasks)."""
+    """CPU seconds (this process and its children: client, scheduler, workers) per trivial
+    task on the current scheduler (independent tasks)."""
     import dask
 
     tasks = [dask.delayed(int, pure=False)(i) for i in range(n_tasks)]
-    t0 = time.perf_counter()
+    c0 = tree_cpu_s()
     dask.compute(*tasks)
-    return (time.perf_counter() - t0) / n_tasks
+    return (tree_cpu_s() - c0) / n_tasks
 
 
 def _tree_costs(d: int, scheduler_label: str) -> dict[str, Any]:
@@ -220,13 +239,20 @@ def _tree_costs(d: int, scheduler_label: str) -> dict[str, Any]:
             "by_fan_in": out}
 
 
-def _pipeline_time(d: int, c: int, n: int) -> float:
-    """Seconds of the (a) pipeline — generate + Gram fit — on the current scheduler."""
+def _pipeline_time(d: int, c: int, n: int) -> tuple[float, float]:
+    """(wall s, CPU s of the process tree) of the (a) pipeline — generate + Gram fit — on the
+    current scheduler (medians of 2)."""
     from veob_dask import SVDEmbedding
     from veob_dask.datasets import SyntheticMatrix
 
     x = SyntheticMatrix(n, d).to_dask(c)
-    return _median_time(lambda: SVDEmbedding(8, solver="gram").fit(x), 2)
+    walls, cpus = [], []
+    for _ in range(2):
+        c0, t0 = tree_cpu_s(), time.perf_counter()
+        SVDEmbedding(8, solver="gram").fit(x)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(tree_cpu_s() - c0)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def _warm_workers(client: Any, d: int) -> None:
@@ -258,11 +284,13 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
         ker = _kernel_costs(d, c, k=k, q=q, n_keys=n_keys, repeat=repeat, work=work)
         ker["read"] = _read_costs(d, c, repeat=repeat, work=work, sum_cost=ker["sum"])
         with dask.config.set(scheduler="sync"):
-            t_sync = _pipeline_time(d, c, 8 * c)
+            _, t_sync = _pipeline_time(d, c, 8 * c)  # CPU seconds: the work itself
         with dask.config.set(scheduler="threads", num_workers=2):
-            eff_threads = t_sync / _pipeline_time(d, c, 8 * c)
-        cal["per_d"][str(d)] = {"chunk_rows": c, "ops": ker, "pipeline_sync_s": t_sync,
-                                "efficiency": {"threads-2": eff_threads}}
+            wall, cpu = _pipeline_time(d, c, 8 * c)
+        # efficiency: work per wall second; inflation: CPU spent per unit of work
+        cal["per_d"][str(d)] = {"chunk_rows": c, "ops": ker, "pipeline_sync_cpu_s": t_sync,
+                                "efficiency": {"threads-2": t_sync / wall},
+                                "inflation": {"threads-2": cpu / t_sync}}
     with dask.config.set(scheduler="sync"):
         cal["task_s"]["sync"] = _task_overhead(1000)
     with dask.config.set(scheduler="threads", num_workers=2):
@@ -282,10 +310,11 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
                 _warm_workers(client, d)
                 entry = cal["per_d"][str(d)]
                 c = entry["chunk_rows"]
-                t_run = _pipeline_time(d, c, 8 * c)
-                entry["efficiency"][f"cluster-{cfg}"] = entry["pipeline_sync_s"] / max(
-                    t_run - 8 * (cal["task_s"][f"cluster-{cfg}"] - cal["task_s"]["sync"]),
-                    1e-9)
+                wall, cpu = _pipeline_time(d, c, 8 * c)
+                over = 8 * (cal["task_s"][f"cluster-{cfg}"] - cal["task_s"]["sync"])
+                entry["efficiency"][f"cluster-{cfg}"] = entry["pipeline_sync_cpu_s"] / max(
+                    wall - over, 1e-9)
+                entry["inflation"][f"cluster-{cfg}"] = cpu / entry["pipeline_sync_cpu_s"]
     cal["load_after"] = os.getloadavg()
     cal["calibration_s"] = time.perf_counter() - t_start
     return cal
@@ -350,12 +379,16 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     cpu = sum(n * e["per_row"] + tasks * e.get("per_task", 0.0) for e in [*srcs, kern]) / eff
     disk_bw = ops["read"].get("disk_bytes_per_s")
     io = cold_bytes / disk_bw if (cold_bytes and disk_bw) else 0.0
-    over = tasks * max(0.0, task_overhead(cal, scheduler, workers, threads) - cal["task_s"]["sync"])
+    over = tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
+                       - cal["task_s"]["sync"]) / eff
     per_pass = max(cpu, io) + over
     total = kern["fixed"] + n_pass * per_pass
-    return {"predicted_s": total, "cpu_s": n_pass * cpu, "io_s": n_pass * io,
-            "overhead_s": n_pass * over, "fixed_s": kern["fixed"], "passes": n_pass,
-            "efficiency": eff}
+    key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
+    inflation = cal["per_d"][d].get("inflation", {}).get(key, 1.0)
+    work_cpu = cpu * eff  # CPU seconds of the work itself (one thread's worth)
+    return {"predicted_s": total, "predicted_cpu_s": kern["fixed"] + n_pass * work_cpu * inflation,
+            "work_s": n_pass * cpu, "io_s": n_pass * io, "overhead_s": n_pass * over,
+            "fixed_s": kern["fixed"], "passes": n_pass, "efficiency": eff}
 
 
 # ----------------------------------------------------------------------------- extrapolation
@@ -435,16 +468,18 @@ def constants_table(cal: dict[str, Any]) -> list[dict[str, Any]]:
             mbps = row_bytes / v["per_row"] / 1e6
             rows.append({"cols": int(d), "chunk_rows": entry["chunk_rows"], "constant": op,
                          "us_per_row": v["per_row"] * 1e6, "MB_per_s_1thread": mbps,
+                         "ms_per_task": v.get("per_task", 0.0) * 1e3,
                          "fixed_s": v.get("fixed")})
         read = entry["ops"]["read"]
         if read.get("disk_bytes_per_s"):
             rows.append({"cols": int(d), "constant": "cold disk read (all threads)",
                          "MB_per_s_1thread": read["disk_bytes_per_s"] / 1e6})
         for cfg, e in entry["efficiency"].items():
-            rows.append({"cols": int(d), "constant": f"speed-up {cfg}", "us_per_row": None,
-                         "MB_per_s_1thread": None, "fixed_s": e})
+            infl = entry.get("inflation", {}).get(cfg)
+            rows.append({"cols": int(d), "constant": f"speed-up {cfg} (CPU inflation "
+                                                     f"{infl or 1:.2f})", "fixed_s": e})
     for sched, t in cal["task_s"].items():
-        rows.append({"constant": f"task overhead {sched}", "us_per_row": t * 1e6})
+        rows.append({"constant": f"task overhead {sched} (CPU)", "ms_per_task": t * 1e3})
     rows.append({"constant": "client graph per task", "us_per_row": cal["graph_s_per_task"] * 1e6})
     for label, tree in cal["tree"].items():
         for f, v in tree["by_fan_in"].items():
@@ -492,7 +527,7 @@ def main() -> None:
         print(f"calibration: {cal['calibration_s']:.1f} s, load {cal['load_before']} -> "
               f"{cal['load_after']}; saved to {args.out}")
     print_table(constants_table(cal), ["cols", "chunk_rows", "constant", "us_per_row",
-                                       "MB_per_s_1thread", "fixed_s"])
+                                       "MB_per_s_1thread", "ms_per_task", "fixed_s"])
     rows = []
     for op in args.ops.split(","):
         for d in cols:
