@@ -382,6 +382,39 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
     plt.close(fig)
 
 
+def repredict(path: Path, calibration: Path) -> None:
+    """Recompute the predictions of a results JSON with another calibration; rewrite it."""
+    doc = json.loads(path.read_text())
+    cal = json.loads(calibration.read_text())
+    for r in doc["results"]:
+        if r.get("op") is None:
+            continue
+        source = "read" if r["part"] in ("c", "d") else "gen"
+        cold = r["store_bytes"] if r["part"] == "c" and r.get("cache_dropped") else 0
+        pred = predict(cal, op=r["op"], rows=r["rows"], cols=r["cols"],
+                       chunk_rows=r["chunk_rows"], source=source, scheduler=r["scheduler"],
+                       workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
+                       q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q))
+        r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
+        if "median_s" in r:
+            r["pred_err"] = r["predicted_s"] / r["median_s"] - 1
+            r["cpu_pred_err"] = r["predicted_cpu_s"] / r["cpu_s"] - 1
+    for part in doc["config"].get("parts", {}).values():
+        part["calibration"], part["calibration_created"] = str(calibration), cal["created"]
+    write_result_json(NAME, doc["config"], doc["results"], path)
+    _report(doc["results"], path)
+
+
+def _report(results: list[dict[str, Any]], out: Path) -> None:
+    cols_out = ["part", "method", "rows", "cols", "workers", "threads_per_worker", "median_s",
+                "predicted_s", "pred_err", "read_pass_ratio", "cpu_s", "predicted_cpu_s",
+                "cpu_pred_err", "peak_mb", "sv_relerr", "angle_deg", "load", "error"]
+    print_table(sorted(results, key=lambda r: r["part"]), cols_out)
+    plot_rows(results, out.with_name(out.stem + "_rows.png"))
+    plot_workers(results, out.with_name(out.stem + "_workers.png"))
+    print(f"json: {out}")
+
+
 # -------------------------------------------------------------------------------------- main
 def _sizes(text: str) -> list[int]:
     return [int(float(v)) for v in text.split(",") if v]
@@ -406,10 +439,15 @@ def main() -> None:
     p.add_argument("--calibration", default=str(RESULTS_DIR / "cost_model.json"))
     p.add_argument("--recalibrate", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--repredict", action="store_true",
+                   help="run nothing: recompute predicted_s of the JSON's rows with --calibration")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(json.loads(args.child)), default=float))
+        return
+    if args.repredict:
+        repredict(Path(args.json or RESULTS_DIR / f"{NAME}.json"), Path(args.calibration))
         return
     args.work = Path(args.work or Path(args.store_dir) / "work")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -435,13 +473,7 @@ def main() -> None:
             "calibration": args.calibration, "calibration_created": cal["created"],
             "repeat": args.repeat, "k": args.k, "q": args.q, "machine": machine_info()}
     write_result_json(NAME, config, results, out)
-    cols_out = ["part", "method", "rows", "cols", "workers", "threads_per_worker", "median_s",
-                "predicted_s", "pred_err", "read_pass_ratio", "cpu_s", "predicted_cpu_s",
-                "cpu_pred_err", "peak_mb", "sv_relerr", "angle_deg", "load", "error"]
-    print_table(sorted(results, key=lambda r: r["part"]), cols_out)
-    plot_rows(results, out.with_name(out.stem + "_rows.png"))
-    plot_workers(results, out.with_name(out.stem + "_workers.png"))
-    print(f"json: {out}")
+    _report(results, out)
 
 
 if __name__ == "__main__":

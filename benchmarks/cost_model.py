@@ -11,17 +11,20 @@ The model (stated in full in ``benchmarks/README.md``, section "Cost model"): a 
 rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads costs
 
     T_pass = max(n (s_src + s_op) / E(W, T),  bytes_cold / B_disk)
-             + (n / c) (t_task(sched) - t_task(sync))
+             + (n / c) (t_task(sched) - t_task(sync)) / E(W, T)
 
-with ``s_src`` the per-row cost of producing a chunk (generating it, or reading and decoding it),
-``s_op`` the per-row cost of the solver's kernel including its share of the merge tree (both
-measured single-threaded on the synchronous scheduler, from two sizes, so that fixed costs fall
-out), ``E`` the measured speed-up of the configuration over one thread, ``B_disk`` the cold
-read bandwidth, ``t_task`` the per-task overhead of each scheduler; a fit is ``fixed_op +
-passes x T_pass`` (the randomized solver makes ``n_iter + 1`` passes, all others one). The
-extrapolation to many workers replaces ``E`` by per-core efficiency times cores, adds the
-object-store bandwidth per worker, the central scheduler's serial time per task, the client's
-graph time per task and the merge tree's depth x level latency, and names the term that binds.
+with ``s_src`` the CPU seconds per row of producing a chunk (generating it, or reading and
+decoding it), ``s_op`` those of the solver's kernel including its share of the merge tree (both
+measured single-threaded on the synchronous scheduler in CPU time, least of 3, from two sizes so
+that fixed costs fall out), ``E`` the measured wall-time speed-up of the configuration over one
+thread's CPU work (on a shared machine it also holds the share other jobs leave), ``B_disk``
+the cold read bandwidth and ``t_task`` the CPU per task of each scheduler; a fit is ``fixed_op +
+passes x T_pass`` (the randomized solver makes ``n_iter + 1`` passes, all others one), and its
+CPU seconds ``passes x n (s_src + s_op) x inflation`` (the measured CPU cost of running
+beside other threads). The extrapolation to many workers gives each worker dedicated cores at
+this CPU cost, adds the object-store bandwidth per worker and in total, the central
+scheduler's serial time per task, the client's graph time per task and the merge tree's depth
+x level latency, and names the term that binds.
 """
 
 from __future__ import annotations
@@ -66,36 +69,29 @@ def _median_time(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def _median_cpu(fn: Callable[[], Any], repeat: int) -> float:
-    """Median CPU seconds of this process (all its threads) per call.
+def _min_cpu(fn: Callable[[], Any], repeat: int) -> float:
+    """Least CPU seconds of this process (all its threads) per call, over ``repeat`` calls.
 
-    CPU time rather than wall time: on a shared machine other jobs stretch the wall time of a
-    single-threaded call but hardly its CPU time, so the per-row costs stay those of the code.
+    CPU time rather than wall time, and the least rather than the median: on a shared machine
+    other jobs stretch the wall time of a single-threaded call and, through shared caches and
+    cores, inflate its CPU time too, but never shrink it.
     """
     times = []
     for _ in range(repeat):
         t0 = time.process_time()
         fn()
         times.append(time.process_time() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def _costs(run: Callable[[int, int], Callable[[], Any]], c: int, n1: int, n2: int,
            repeat: int) -> dict[str, float]:
-    """CPU seconds per row, per task (chunk) and fixed of ``run(n, chunk_rows)()``.
-
-    Three timings: ``n1`` and ``n2`` rows in chunks of ``c`` (per row), ``n1`` rows in chunks
-    of ``c / 4`` (per task: a chunk's fixed work, e.g. zeroing a partial result).
-    """
-    t1 = _median_cpu(run(n1, c), repeat)
-    t2 = _median_cpu(run(n2, c), repeat)
-    c4 = max(1, c // 4)
-    t3 = _median_cpu(run(n1, c4), repeat)
-    tasks1, tasks2, tasks3 = (math.ceil(n / ch) for n, ch in ((n1, c), (n2, c), (n1, c4)))
-    per_task = max(0.0, (t3 - t1) / (tasks3 - tasks1))
-    per_row = max((t2 - t1 - per_task * (tasks2 - tasks1)) / (n2 - n1), 1e-12)
-    fixed = max(0.0, t1 - per_row * n1 - per_task * tasks1)
-    return {"per_row": per_row, "per_task": per_task, "fixed": fixed}
+    """CPU seconds per row (at chunks of ``c`` rows: the per-chunk work is spread over its
+    rows) and fixed, of ``run(n, chunk_rows)()``, from ``n1`` and ``n2`` rows."""
+    t1 = _min_cpu(run(n1, c), repeat)
+    t2 = _min_cpu(run(n2, c), repeat)
+    per_row = max((t2 - t1) / (n2 - n1), 1e-12)
+    return {"per_row": per_row, "fixed": max(0.0, t1 - per_row * n1)}
 
 
 def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
@@ -155,7 +151,6 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
             sizes = (c, 3 * c) if op == "subdomain" else (n1, n2)
             est = _costs(run, c, *sizes, repeat)
             est["per_row"] /= passes(op, q)
-            est["per_task"] /= passes(op, q)
             out[op] = est
         # sources: generation (chunk allocated and filled), keys; the sum kernel subtracted
         SyntheticMatrix(1, d).rows(0, 1)  # build the design cache (per process) before timing
@@ -168,7 +163,6 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
             est["floor_per_row"] = est["per_row"]
             if op == "gen":
                 est["per_row"] = max(est["per_row"] - out["sum"]["per_row"], 1e-12)
-                est["per_task"] = max(est["per_task"] - out["sum"]["per_task"], 0.0)
             out[op] = est
     return out
 
@@ -195,9 +189,9 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path,
     with dask.config.set(scheduler="sync"):
         run(n)()  # warm the page cache
         # two sizes only: chunks smaller than the stored ones would decode a chunk per task
-        t1, t2 = _median_cpu(run(2 * c), repeat), _median_cpu(run(n), repeat)
+        t1, t2 = _min_cpu(run(2 * c), repeat), _min_cpu(run(n), repeat)
     per_row = max((t2 - t1) / (n - 2 * c), 1e-12)
-    est = {"per_row": per_row, "per_task": 0.0, "fixed": max(0.0, t1 - 2 * c * per_row)}
+    est = {"per_row": per_row, "fixed": max(0.0, t1 - 2 * c * per_row)}
     dropped = drop_page_cache()
     t0 = time.perf_counter()
     for f in sorted(Path(path).rglob("*")):
@@ -207,7 +201,6 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path,
                     pass
     raw = time.perf_counter() - t0
     return {"per_row": max(est["per_row"] - sum_cost["per_row"], 1e-12),
-            "per_task": max(est["per_task"] - sum_cost["per_task"], 0.0),
             "floor_per_row": est["per_row"], "fixed": est["fixed"],
             "compression": disk / m.nbytes,
             "disk_bytes_per_s": disk / raw if dropped else None, "cache_dropped": dropped}
@@ -265,7 +258,7 @@ def _warm_workers(client: Any, d: int) -> None:
 
 def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
               n_keys: int = DEFAULT_KEYS, configs: tuple[str, ...] = ("1x1", "1x2", "2x1"),
-              repeat: int = 2, work: Path | None = None) -> dict[str, Any]:
+              repeat: int = 3, work: Path | None = None) -> dict[str, Any]:
     """Measure every constant of the model on this machine; returns a JSON-ready dict."""
     import dask
 
@@ -376,7 +369,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     kern = ops["sum"] if op in ("gen", "read") else ops[op]
     n_pass = passes(op, q)
     eff = efficiency(cal, cols, scheduler, workers, threads)
-    cpu = sum(n * e["per_row"] + tasks * e.get("per_task", 0.0) for e in [*srcs, kern]) / eff
+    cpu = n * sum(e["per_row"] for e in [*srcs, kern]) / eff
     disk_bw = ops["read"].get("disk_bytes_per_s")
     io = cold_bytes / disk_bw if (cold_bytes and disk_bw) else 0.0
     over = tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
@@ -397,7 +390,7 @@ def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int]
                 net_mbps: float = 1000.0, op: str = "gram") -> list[dict[str, Any]]:
     """Predicted time of one ``op`` fit of a ``rows x cols`` float32 store in object storage.
 
-    Per worker: ``threads`` cores at this machine's per-core efficiency, reading at most
+    Per worker: ``threads`` dedicated cores (CPU costs as calibrated here), reading at most
     ``objstore_mbps`` MB/s (compressed bytes); all workers together at most
     ``aggregate_gbps``. The central scheduler spends ``t_task(cluster)`` per task serially,
     the client ``graph_s_per_task`` per task; the merge tree adds depth x (level latency +
@@ -408,11 +401,13 @@ def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int]
     d = str(cols)
     ops = cal["per_d"][d]["ops"]
     comp = ops["read"]["compression"]
-    eff2 = cal["per_d"][d]["efficiency"].get("cluster-2x1", 1.0)
-    per_core = eff2 / 2  # this machine's efficiency per core of a 2-worker cluster
+    # A dedicated core does one CPU second of work per second, less what running beside
+    # another worker costs (memory bandwidth, caches): the CPU inflation measured here on the
+    # 2-worker cluster. (The wall-time efficiency measured here also holds the share of the
+    # machine other jobs left us, which says nothing about a cluster.)
+    per_core = 1.0 / max(1.0, cal["per_d"][d].get("inflation", {}).get("cluster-2x1", 1.0))
     n_pass = passes(op, DEFAULT_Q)
     row_cpu = (ops["read"]["per_row"] + ops[op]["per_row"]) * n_pass
-    task_cpu = (ops["read"].get("per_task", 0.0) + ops[op].get("per_task", 0.0)) * n_pass
     sched = cal["task_s"].get("cluster-2x1", 1e-3)
     level = cal["tree"].get("cluster", cal["tree"].get("threads"))
     fan = 4
@@ -427,7 +422,7 @@ def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int]
         depth = math.ceil(math.log(tasks, fan) - 1e-9) if tasks > 1 else 0
         for mbps in objstore_mbps:
             stored_row = cols * 4 * comp
-            t_cpu = (rows * row_cpu + tasks * task_cpu) / (w * threads * per_core)
+            t_cpu = rows * row_cpu / (w * threads * per_core)
             t_io = rows * stored_row * n_pass / (w * mbps * 1e6)
             t_agg = rows * stored_row * n_pass / (aggregate_gbps * 1e9)
             slots = w * threads
@@ -468,7 +463,6 @@ def constants_table(cal: dict[str, Any]) -> list[dict[str, Any]]:
             mbps = row_bytes / v["per_row"] / 1e6
             rows.append({"cols": int(d), "chunk_rows": entry["chunk_rows"], "constant": op,
                          "us_per_row": v["per_row"] * 1e6, "MB_per_s_1thread": mbps,
-                         "ms_per_task": v.get("per_task", 0.0) * 1e3,
                          "fixed_s": v.get("fixed")})
         read = entry["ops"]["read"]
         if read.get("disk_bytes_per_s"):

@@ -9,7 +9,14 @@ import pytest
 
 from veob_dask.errors import InvalidParameterError
 from veob_dask.io import chunking
-from veob_dask.io.chunking import MAX_TASKS, MIN_CHUNK_BYTES, TARGET_CHUNK_BYTES, chunk_rows
+from veob_dask.io.chunking import (
+    MAX_CHUNK_BYTES,
+    MAX_TASKS,
+    MIN_CHUNK_BYTES,
+    SLOT_CHUNK_BYTES,
+    TARGET_CHUNK_BYTES,
+    chunk_rows,
+)
 
 
 @pytest.mark.parametrize(("shape", "dtype"), [(64, "float32"), (256, "float32"), (784, "float64"),
@@ -27,22 +34,30 @@ def test_target_bytes_without_a_row_count(shape, dtype):
 @pytest.mark.parametrize("n_rows", [1, 1000, 10**5, 10**6, 10**7, 10**9, 10**10, 10**12])
 @pytest.mark.parametrize(("workers", "threads"), [(1, 1), (2, 1), (10, 4), (1000, 2)])
 def test_rules_hold_for_any_size(n_rows, workers, threads):
-    d = 64
+    d, slots = 64, workers * threads
     rows = chunk_rows(d, n_rows=n_rows, workers=workers, threads_per_worker=threads)
     tasks = -(-n_rows // rows)
+    target = max(TARGET_CHUNK_BYTES, min(MAX_CHUNK_BYTES, SLOT_CHUNK_BYTES * slots))  # 1, 5
     assert 1 <= rows <= n_rows
     assert tasks <= MAX_TASKS                                    # rule 4 always
-    if rows * d * 4 > TARGET_CHUNK_BYTES:                        # only rule 4 makes it bigger
+    if rows * d * 4 > target:                                    # only rule 4 makes it bigger
         assert rows == -(-n_rows // MAX_TASKS)
     if n_rows * d * 4 >= MIN_CHUNK_BYTES and tasks < MAX_TASKS:  # rule 2 when the data allows
         assert rows * d * 4 >= MIN_CHUNK_BYTES or rows == n_rows
-    below_target = rows < TARGET_CHUNK_BYTES // (d * 4)
-    if below_target and rows * d * 4 > MIN_CHUNK_BYTES and tasks < MAX_TASKS:  # rule 3 binds
-        assert rows == -(-n_rows // (chunking.TASKS_PER_SLOT * workers * threads))
+    if rows < target // (d * 4) and rows * d * 4 > MIN_CHUNK_BYTES and tasks < MAX_TASKS:
+        assert rows == -(-n_rows // (chunking.TASKS_PER_SLOT * slots))  # rule 3 binds
 
 
-def test_more_slots_never_mean_bigger_chunks():
-    sizes = [chunk_rows(64, n_rows=10**7, workers=w) for w in (1, 2, 4, 8, 16, 64)]
+def test_large_clusters_get_larger_chunks():
+    """Rule 5: enough work per task for the central scheduler to keep every slot busy."""
+    rows = [chunk_rows(64, workers=w, threads_per_worker=2) for w in (1, 10, 100, 1000)]
+    assert rows[0] * 256 == TARGET_CHUNK_BYTES
+    assert rows[1] * 256 == 20 * SLOT_CHUNK_BYTES and rows[2] * 256 == 200 * SLOT_CHUNK_BYTES
+    assert rows[3] * 256 == MAX_CHUNK_BYTES
+
+
+def test_more_slots_split_a_small_matrix_finer():
+    sizes = [chunk_rows(64, n_rows=10**6, workers=w) for w in (1, 2, 4, 8)]
     assert sizes == sorted(sizes, reverse=True)
     assert sizes[0] > sizes[-1]
 

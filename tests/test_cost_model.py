@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 cost_model = pytest.importorskip("cost_model")
 
 
-def _op(per_row: float, per_task: float = 0.0, fixed: float = 0.0) -> dict[str, float]:
-    return {"per_row": per_row, "per_task": per_task, "fixed": fixed}
+def _op(per_row: float, fixed: float = 0.0) -> dict[str, float]:
+    return {"per_row": per_row, "fixed": fixed}
 
 
 CAL = {
@@ -20,8 +20,8 @@ CAL = {
     "per_d": {"64": {
         "chunk_rows": 100_000,
         "ops": {"sum": _op(1e-8), "gen": _op(1e-7), "keys": _op(1e-9),
-                "gram": _op(1e-7, 1e-3, 0.05), "randomized": _op(2e-7, 0.0, 0.1),
-                "incremental": _op(3e-7), "subdomain": _op(1e-5, 0.02),
+                "gram": _op(1e-7, 0.05), "randomized": _op(2e-7, 0.1),
+                "incremental": _op(3e-7), "subdomain": _op(1e-5),
                 "transform": _op(5e-7),
                 "read": {**_op(4e-7), "compression": 0.9, "disk_bytes_per_s": 5e8}},
         "efficiency": {"threads-2": 1.8, "cluster-2x1": 1.6, "cluster-1x1": 0.95}}},
@@ -37,8 +37,8 @@ def _p(**kw):
 
 
 def test_prediction_adds_up():
-    # (1e8 rows x (gen + gram) + 1000 tasks x (1 ms kernel + scheduler overhead)) / 1.8 + fixed
-    expected = (1e8 * 2e-7 + 1000 * 1e-3 + 1000 * (1e-4 - 1e-5)) / 1.8 + 0.05
+    # (1e8 rows x (gen + gram) + 1000 tasks x scheduler overhead) / 1.8 + fixed
+    expected = (1e8 * 2e-7 + 1000 * (1e-4 - 1e-5)) / 1.8 + 0.05
     assert _p() == pytest.approx(expected)
 
 

@@ -17,8 +17,15 @@ of ``benchmarks/README.md``), measured on the 2-core development machine:
 4. **At most 100,000 chunks per pass.** The distributed scheduler handles a few thousand tasks
    a second, so beyond ~1e5 tasks its time rivals the compute of a pass at any cluster size
    (and the graph costs about a kilobyte of scheduler memory per task).
+5. **At least 2 MiB per task slot, up to 512 MiB.** The central scheduler hands out tasks one
+   at a time (about 1 ms of its time each); a one-pass kernel costs about 1–1.5 ns per byte
+   on one core, so ``S`` slots finish a chunk of ``b`` bytes every ``1.5 b / S`` ns on
+   average, and the scheduler keeps up only while that is well above 1 ms: ``b >= ~2 MiB x
+   S`` with a factor 2 of headroom. It binds from 13 slots on; past ~250 slots even 512 MiB
+   chunks (the most a worker thread should hold, with the copies a task makes) leave the
+   scheduler the bottleneck, and fewer, larger tasks (several chunks per task) are the way on.
 
-Rules 4, then 2, then 3 take precedence over 1, in that order.
+Rules 4, then 2, then 3, then 5 take precedence over 1, in that order.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["MAX_TASKS", "MIN_CHUNK_BYTES", "TARGET_CHUNK_BYTES", "TASKS_PER_SLOT", "chunk_rows"]
+__all__ = ["MAX_CHUNK_BYTES", "MAX_TASKS", "MIN_CHUNK_BYTES", "SLOT_CHUNK_BYTES",
+           "TARGET_CHUNK_BYTES", "TASKS_PER_SLOT", "chunk_rows"]
 
 #: Target uncompressed bytes of one row chunk (below glibc's 32 MiB maximum mmap threshold).
 TARGET_CHUNK_BYTES = 24 * 2**20
@@ -40,6 +48,10 @@ MIN_CHUNK_BYTES = 4 * 2**20
 TASKS_PER_SLOT = 4
 #: Most chunks one pass should have.
 MAX_TASKS = 100_000
+#: Chunk bytes per task slot that keep the central scheduler from binding (rule 5) ...
+SLOT_CHUNK_BYTES = 2 * 2**20
+#: ... up to this size of chunk.
+MAX_CHUNK_BYTES = 512 * 2**20
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -65,7 +77,8 @@ def chunk_rows(row_shape: int | tuple[int, ...], dtype: Any = "float32", *,
     workers, threads_per_worker : int, default=1
         The cluster the data will be processed on (task slots = their product).
     target_bytes : int, default=24 MiB
-        The preferred chunk size (rule 1 of the module docstring).
+        The preferred chunk size (rule 1 of the module docstring); raised to 2 MiB per task
+        slot, up to 512 MiB, on large clusters (rule 5).
 
     Returns
     -------
@@ -82,6 +95,8 @@ def chunk_rows(row_shape: int | tuple[int, ...], dtype: Any = "float32", *,
     25000
     >>> chunk_rows(64, n_rows=50_000, workers=2)     # but at least 4 MiB
     16384
+    >>> chunk_rows(64, n_rows=10**10, workers=100, threads_per_worker=2)  # 400 MiB chunks
+    1638400
     """
     shape = (row_shape,) if isinstance(row_shape, (int, np.integer)) else tuple(row_shape)
     values = 1
@@ -92,12 +107,14 @@ def chunk_rows(row_shape: int | tuple[int, ...], dtype: Any = "float32", *,
     except TypeError as err:
         raise InvalidParameterError(f"dtype must be a numpy dtype; got {dtype!r}.") from err
     row_bytes = max(1, values * itemsize)
-    rows = max(1, _positive_int("target_bytes", target_bytes) // row_bytes)
+    slots = _positive_int("workers", workers) * _positive_int("threads_per_worker",
+                                                              threads_per_worker)
+    target = max(_positive_int("target_bytes", target_bytes),
+                 min(MAX_CHUNK_BYTES, SLOT_CHUNK_BYTES * slots))     # rule 5
+    rows = max(1, target // row_bytes)
     if n_rows is None:
         return rows
     n = _positive_int("n_rows", n_rows)
-    slots = _positive_int("workers", workers) * _positive_int("threads_per_worker",
-                                                              threads_per_worker)
     rows = min(rows, math.ceil(n / (TASKS_PER_SLOT * slots)))       # rule 3
     rows = max(rows, MIN_CHUNK_BYTES // row_bytes)                   # rule 2
     rows = max(rows, math.ceil(n / MAX_TASKS))                       # rule 4
