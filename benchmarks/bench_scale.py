@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -126,6 +126,40 @@ def _warm(client: Any, matrix: Any, x: Any) -> None:
         warm(matrix.describe())
 
 
+class Runnable:
+    """Mean number of runnable threads on the machine (``procs_running`` of ``/proc/stat``,
+    ours included) while the body runs, sampled every 0.1 s: the contention for the cores."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                with open("/proc/stat") as f:
+                    for line in f:
+                        if line.startswith("procs_running"):
+                            self.samples.append(int(line.split()[1]) - 1)  # not the sampler
+            except OSError:
+                return
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.samples) if self.samples else None
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     import contextlib
 
@@ -150,19 +184,23 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             time.sleep(0.3)
         call = op_callable(spec["op"], x, k=spec["k"], q=spec["q"], keys=keys,
                            out=work / "embedding.zarr")
-        times, cpus, peak, res, dropped = [], [], 0.0, None, None
+        times, cpus, runnable, peak, res, dropped = [], [], [], 0.0, None, None
         for _ in range(spec["repeat"]):
             if spec.get("cold"):
                 dropped = drop_page_cache()
-            with PeakRSS() as mem:
+            with PeakRSS() as mem, Runnable() as run:
                 c0, t0 = tree_cpu_s(), time.perf_counter()
                 res = call()
                 times.append(time.perf_counter() - t0)
                 cpus.append(tree_cpu_s() - c0)
             peak = max(peak, mem.peak_mb)
+            if run.mean is not None:
+                runnable.append(run.mean)
     out: dict[str, Any] = {"median_s": statistics.median(times), "times": times,
                            "cpu_s": statistics.median(cpus), "peak_mb": peak,
                            "idle_mb": idle.peak_mb, "load": os.getloadavg()[0]}
+    if runnable:
+        out["runnable"] = statistics.median(runnable)
     if dropped is not None:
         out["cache_dropped"] = dropped
     out.update(_accuracy(spec["op"], matrix, res, spec["k"]))
@@ -201,14 +239,34 @@ def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
            "workers": w if sched == "cluster" else 1, "threads_per_worker": t,
            "subdomains": subdomains, "store_bytes": store_bytes, "repeat": spec["repeat"],
-           "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"], **r}
-    if "median_s" in row:
-        row["rows_per_s"] = rows / row["median_s"]
-        row["pred_err"] = pred["predicted_s"] / row["median_s"] - 1
-        row["cpu_pred_err"] = pred["predicted_cpu_s"] / row["cpu_s"] - 1
+           "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"],
+           "predicted_io_s": pred["io_s"], **r}
+    _errors(row, cal)
     print(f"  [{part}] {label} rows={rows:.3g}: {row.get('median_s', 'failed')} s "
           f"(predicted {pred['predicted_s']:.3g} s)", flush=True)
     return row
+
+
+def _errors(row: dict[str, Any], cal: dict[str, Any]) -> None:
+    """Prediction errors of a run, and the load-aware prediction (``predicted_load_s``).
+
+    The load-aware prediction divides the predicted CPU seconds by the cores the run could
+    have had: its task slots (at most the CPUs), scaled down by ``CPUs / runnable`` when more
+    threads were runnable on the machine than there are CPUs (a fair share of the cores),
+    with ``runnable`` measured during the run; a cold read is at least the predicted disk
+    time. On a quiet machine it equals the work over the slots.
+    """
+    if "median_s" not in row:
+        return
+    cpus = cal["machine"]["cpus"] or 1
+    slots = min(row["workers"] * row["threads_per_worker"], cpus)
+    share = min(1.0, cpus / row["runnable"]) if row.get("runnable") else 1.0
+    row["predicted_load_s"] = max(row["predicted_cpu_s"] / (slots * share),
+                                  row.get("predicted_io_s", 0.0))
+    row["rows_per_s"] = row["rows"] / row["median_s"]
+    row["pred_err"] = row["predicted_s"] / row["median_s"] - 1
+    row["load_pred_err"] = row["predicted_load_s"] / row["median_s"] - 1
+    row["cpu_pred_err"] = row["predicted_cpu_s"] / row["cpu_s"] - 1
 
 
 def _ratio(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
@@ -396,9 +454,8 @@ def repredict(path: Path, calibration: Path) -> None:
                        workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
                        q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q))
         r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
-        if "median_s" in r:
-            r["pred_err"] = r["predicted_s"] / r["median_s"] - 1
-            r["cpu_pred_err"] = r["predicted_cpu_s"] / r["cpu_s"] - 1
+        r["predicted_io_s"] = pred["io_s"]
+        _errors(r, cal)
     for part in doc["config"].get("parts", {}).values():
         part["calibration"], part["calibration_created"] = str(calibration), cal["created"]
     write_result_json(NAME, doc["config"], doc["results"], path)
@@ -406,9 +463,10 @@ def repredict(path: Path, calibration: Path) -> None:
 
 
 def _report(results: list[dict[str, Any]], out: Path) -> None:
-    cols_out = ["part", "method", "rows", "cols", "workers", "threads_per_worker", "median_s",
-                "predicted_s", "pred_err", "read_pass_ratio", "cpu_s", "predicted_cpu_s",
-                "cpu_pred_err", "peak_mb", "sv_relerr", "angle_deg", "load", "error"]
+    cols_out = ["part", "method", "rows", "workers", "threads_per_worker", "median_s",
+                "predicted_s", "pred_err", "predicted_load_s", "load_pred_err",
+                "read_pass_ratio", "cpu_s", "predicted_cpu_s", "cpu_pred_err", "peak_mb",
+                "sv_relerr", "angle_deg", "runnable", "error"]
     print_table(sorted(results, key=lambda r: r["part"]), cols_out)
     plot_rows(results, out.with_name(out.stem + "_rows.png"))
     plot_workers(results, out.with_name(out.stem + "_workers.png"))
