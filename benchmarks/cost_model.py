@@ -115,7 +115,7 @@ def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
 
         return lambda: SubdomainEmbedding(k).fit(x, domains=keys)
     if op == "transform":
-        from veob_dask.io.store import write_array
+        from veob_dask.io import write_array
 
         head = x[: x.chunks[0][0]]
         model = SVDEmbedding(k, solver="gram").fit(head)  # untimed: the basis hardly matters

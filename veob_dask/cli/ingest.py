@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="subdomain keys (.npy, IDX, or text with one key per line; integers or "
                    "text) stored as array 'domains' (veob subdomains fit --domains domains)")
     p.add_argument("--chunk-rows", type=positive_int,
-                   help="rows per chunk (default: ~64 MiB chunks)")
+                   help="rows per chunk (default: ~24 MiB chunks, veob_dask.io.chunking)")
     p.add_argument("--coo", action="store_true", help="source is a Zarr COO triple (row/col/data)")
     add_overwrite(p)
     add_json(p)

@@ -168,7 +168,7 @@ def ingest(
         One subdomain key per sample (integers or text; same sources as ``labels``), stored as
         array ``domains`` (see :class:`~veob_dask.subdomain.SubdomainEmbedding`).
     chunk_rows : int, optional
-        Rows per Zarr chunk (default: about 64 MiB per chunk).
+        Rows per Zarr chunk (default: :func:`~veob_dask.io.chunking.chunk_rows`, ~24 MiB).
     overwrite : bool, default=False
         Replace an existing veob_dask store (never anything else).
     storage_options : dict, optional

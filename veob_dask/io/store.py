@@ -24,6 +24,7 @@ from dask.base import tokenize
 
 from ..errors import StoreFormatError, StoreNotFoundError
 from . import layout
+from .chunking import TARGET_CHUNK_BYTES, chunk_rows
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
 from .metadata import check_chunks_written, check_row_array, check_store_metadata
@@ -42,14 +43,16 @@ __all__ = [
     "store_header",
 ]
 
-#: Target uncompressed size of one row chunk when the caller gives none.
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: Target uncompressed size of one row chunk when the caller gives none (see
+#: :mod:`veob_dask.io.chunking`, which owns the rule).
+DEFAULT_CHUNK_BYTES = TARGET_CHUNK_BYTES
 
 
 def default_chunk_rows(row_shape: tuple[int, ...], dtype: Any, n_rows: int) -> int:
-    """Rows per chunk so that one chunk is about 64 MiB uncompressed (at least 1 row)."""
-    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    return int(max(1, min(n_rows, DEFAULT_CHUNK_BYTES // max(1, row_bytes))))
+    """Rows per chunk by the library's chunk rule (:func:`veob_dask.io.chunking.chunk_rows`):
+    about 24 MiB uncompressed, at least 4 MiB, at least 4 chunks when the data allows."""
+    values = max(1, int(np.prod(row_shape, dtype=np.int64)))
+    return chunk_rows((values,), dtype, n_rows=max(1, int(n_rows)))
 
 
 def provenance(source: str, shape: tuple[int, ...], dtype: Any, **extra: Any) -> dict[str, Any]:

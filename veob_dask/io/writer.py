@@ -291,7 +291,8 @@ def write_array(
         :func:`~veob_dask.io.layout.dataset_dims`) and ``("sample", "<name>_1", ...)`` for
         extras.
     chunk_rows : int, optional
-        Rows per chunk; defaults to the dask row chunks, or ~64 MiB chunks for numpy input.
+        Rows per chunk; defaults to the dask row chunks, or the chunk rule's (~24 MiB) for
+        numpy input.
     overwrite : bool, default=False
         Replace an existing veob_dask store (never anything else).
     inputs : iterable of paths, optional
