@@ -386,13 +386,19 @@ def plot_rows(results: list[dict[str, Any]], png: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for op, style, label in (("gram", "o-", "Gram fit (exact, 1 pass)"),
                              ("gen", "s--", "generation-only pass (floor)")):
-        pts = sorted((r["rows"], r["median_s"], r["predicted_s"]) for r in a if r["op"] == op)
+        pts = sorted((r["rows"], r["median_s"], r.get("predicted_load_s", r["predicted_s"]))
+                     for r in a if r["op"] == op)
         if not pts:
             continue
         xs, ys, ps = zip(*pts)
         line = ax.plot(xs, ys, style, label=f"{label}, measured")[0]
         ax.plot(xs, ps, ":", color=line.get_color(), label=f"{label}, cost model")
     r0 = a[0]
+    busy = [r["runnable"] for r in a if r.get("runnable")]
+    if busy and max(busy) > (os.cpu_count() or 1):
+        ax.text(0.98, 0.02, f"shared machine: {min(busy):.0f}-{max(busy):.0f} runnable threads; "
+                "model = CPU prediction / fair share", transform=ax.transAxes, ha="right",
+                fontsize=7, color="gray")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"rows ({r0['cols']} float32 features; chunks of up to {r0['chunk_rows']:,} "
@@ -422,7 +428,8 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
     for op in ("read", *FIT_OPS):
         by = {f"{r['workers']}x{r['threads_per_worker']}": r for r in dd if r["op"] == op}
         ys = [by[c]["median_s"] if c in by else np.nan for c in configs]
-        ps = [by[c]["predicted_s"] if c in by else np.nan for c in configs]
+        ps = [by[c].get("predicted_load_s", by[c]["predicted_s"]) if c in by else np.nan
+              for c in configs]
         name = "read pass (floor)" if op == "read" else f"{op} fit"
         line = ax.plot(xs, ys, "o-", label=f"{name}, measured")[0]
         ax.plot(xs, ps, "x:", color=line.get_color(), label=f"{name}, cost model")
