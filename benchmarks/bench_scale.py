@@ -434,6 +434,11 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
         line = ax.plot(xs, ys, "o-", label=f"{name}, measured")[0]
         ax.plot(xs, ps, "x:", color=line.get_color(), label=f"{name}, cost model")
     r0 = dd[0]
+    busy = [r["runnable"] for r in dd if r.get("runnable")]
+    if busy and max(busy) > (os.cpu_count() or 1):
+        ax.text(0.98, 0.02, f"shared machine: {min(busy):.0f}-{max(busy):.0f} runnable threads; "
+                "model = CPU prediction / fair share", transform=ax.transAxes, ha="right",
+                fontsize=7, color="gray")
     ax.set_xticks(xs, [f"{c.split('x')[0]} worker(s) x {c.split('x')[1]} thread(s)"
                        for c in configs], fontsize=8)
     ax.set_xlabel(f"LocalCluster configuration ({os.cpu_count()} CPUs)")
