@@ -106,7 +106,8 @@ def _accuracy(op: str, matrix: Any, model: Any, k: int) -> dict[str, float]:
             errs.append(sv_relerr(model.singular_values_[pos], s_ref))
             if j < 50:  # angles of the first 50 keys (each a small SVD)
                 angles.append(principal_angle_deg(model.components_[pos], vec[:, order].T))
-        return {"sv_relerr": max(errs), "angle_deg": max(angles), "keys_checked": len(keys)}
+        return {"sv_relerr": max(errs), "angle_deg": max(angles), "keys_checked": len(keys),
+                "passes": int(model.n_passes_), "solver": model.solver_}
     return {}
 
 
@@ -118,7 +119,7 @@ def _warm(client: Any, matrix: Any, x: Any) -> None:
         params = dict(params, spectrum=None if params["spectrum"] is None
                       else tuple(params["spectrum"]))
         SyntheticMatrix(**params).rows(0, 1)
-        import veob_dask.subdomain
+        import veob_dask.subdomain  # noqa: F401
         import veob_dask.svd  # noqa: F401
     if client is not None:
         client.run(warm, matrix.describe())
@@ -478,7 +479,7 @@ def _report(results: list[dict[str, Any]], out: Path) -> None:
     cols_out = ["part", "method", "rows", "workers", "threads_per_worker", "median_s",
                 "predicted_s", "pred_err", "predicted_load_s", "load_pred_err",
                 "read_pass_ratio", "cpu_s", "predicted_cpu_s", "cpu_pred_err", "peak_mb",
-                "sv_relerr", "angle_deg", "runnable", "error"]
+                "sv_relerr", "angle_deg", "passes", "runnable", "error"]
     print_table(sorted(results, key=lambda r: r["part"]), cols_out)
     plot_rows(results, out.with_name(out.stem + "_rows.png"))
     plot_workers(results, out.with_name(out.stem + "_workers.png"))

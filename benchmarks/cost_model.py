@@ -149,7 +149,7 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
                 x = da.from_array(xnp[:n], chunks=(ch, d))
                 keys = da.from_array(keys_np[:n], chunks=(ch,))
                 return op_callable(op, x, k=k, q=q, keys=keys, out=work / "emb.zarr")
-            # the subdomain kernel is ~50x the others: fewer chunks keep calibration short
+            # the subdomain kernel is ~10x the others: fewer chunks keep calibration short
             sizes = (c, 3 * c) if op == "subdomain" else (n1, n2)
             est = _costs(run, c, *sizes, repeat)
             est["per_row"] /= passes(op, q)
