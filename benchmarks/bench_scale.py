@@ -307,7 +307,7 @@ def part_b(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
         src = _gen_source(n, args.a_cols, args.keys)
         floor = _run(args, cal, "b", "generation pass x.sum() (floor)", _spec(args, "gen", src, c),
                      rows=n, cols=args.a_cols, source="gen")
-        fit = _run(args, cal, "b", f"SubdomainEmbedding, {args.keys} keys, 1 pass",
+        fit = _run(args, cal, "b", f"SubdomainEmbedding, {args.keys} keys, one fit",
                    _spec(args, "subdomain", src, c), rows=n, cols=args.a_cols, source="gen",
                    subdomains=args.keys)
         _ratio([floor, fit], floor)
