@@ -395,11 +395,6 @@ def plot_rows(results: list[dict[str, Any]], png: Path) -> None:
         line = ax.plot(xs, ys, style, label=f"{label}, measured")[0]
         ax.plot(xs, ps, ":", color=line.get_color(), label=f"{label}, cost model")
     r0 = a[0]
-    busy = [r["runnable"] for r in a if r.get("runnable")]
-    if busy and max(busy) > (os.cpu_count() or 1):
-        ax.text(0.98, 0.02, f"shared machine: {min(busy):.0f}-{max(busy):.0f} runnable threads; "
-                "model = CPU prediction / fair share", transform=ax.transAxes, ha="right",
-                fontsize=7, color="gray")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"rows ({r0['cols']} float32 features; chunks of up to {r0['chunk_rows']:,} "
@@ -409,9 +404,21 @@ def plot_rows(results: list[dict[str, Any]], png: Path) -> None:
                  f"threads, {os.cpu_count()} CPUs", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _layout(fig, a)
     fig.savefig(png, dpi=110)
     plt.close(fig)
+
+
+def _layout(fig: Any, runs: list[dict[str, Any]]) -> None:
+    """Tight layout; on a shared machine, a note under the axes (never over the data)."""
+    busy = [r["runnable"] for r in runs if r.get("runnable")]
+    if busy and max(busy) > (os.cpu_count() or 1):
+        fig.text(0.99, 0.01, f"shared machine: {min(busy):.0f}-{max(busy):.0f} runnable threads; "
+                 "model = CPU prediction / fair share", ha="right", va="bottom", fontsize=7,
+                 color="gray")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+    else:
+        fig.tight_layout()
 
 
 def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
@@ -435,11 +442,6 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
         line = ax.plot(xs, ys, "o-", label=f"{name}, measured")[0]
         ax.plot(xs, ps, "x:", color=line.get_color(), label=f"{name}, cost model")
     r0 = dd[0]
-    busy = [r["runnable"] for r in dd if r.get("runnable")]
-    if busy and max(busy) > (os.cpu_count() or 1):
-        ax.text(0.98, 0.02, f"shared machine: {min(busy):.0f}-{max(busy):.0f} runnable threads; "
-                "model = CPU prediction / fair share", transform=ax.transAxes, ha="right",
-                fontsize=7, color="gray")
     ax.set_xticks(xs, [f"{c.split('x')[0]} worker(s) x {c.split('x')[1]} thread(s)"
                        for c in configs], fontsize=8)
     ax.set_xlabel(f"LocalCluster configuration ({os.cpu_count()} CPUs)")
@@ -448,7 +450,7 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
                  f"chunks of {r0['chunk_rows']:,} rows", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    _layout(fig, dd)
     fig.savefig(png, dpi=110)
     plt.close(fig)
 
