@@ -1,250 +1,291 @@
-"""Supervised learning with VEOB (§8): a joint embedding of x and y, cells, a linear map per cell.
+"""The §8 estimators: :class:`CellMapClassifier` and :class:`CellMapRegressor`.
 
-Training, with rows as samples:
-
-1. ``P_x = X V_xᵀ`` — the SVD embedding of the inputs (:class:`~veob_dask.svd.SVDEmbedding`).
-2. ``P_y`` — the one-hot labels for classification, or the targets themselves for regression.
-3. ``Z = [P_x, α P_y]``, with ``α`` chosen so both blocks carry the same energy; its SVD gives
-   ``P_z = Z V_zᵀ``, the joint embedding.
-4. ``P_z`` is split into Voronoi cells by the §5 partition tree.
-5. In each cell, an affine least-squares map ``P_z ≈ [P_x, 1] A_cᵀ`` (ridge-regularised).
-
-Prediction embeds ``x``, picks a cell, and maps: ``Z' = ([P_x, 1] A_cᵀ) V_z``, whose y-block
-over ``α`` is the prediction (arg-max for classes). The cell is the one whose centroid is nearest
-in its x-block (``routing="centroid"``), or — the paper's wording — the one whose reconstructed
-``P'_x`` is closest to ``P_x`` (``routing="reconstruction"``).
-
-Every step is a pass over row chunks: the input SVD, the joint Gram matrix, the tree, and one
-pass accumulating every cell's normal equations; no step holds more than a chunk of rows.
+The method (joint embedding, cells, a map per cell regularised toward its parent's, held-out
+pruning, routing) is described in :mod:`veob_dask.supervised._base` and
+:mod:`veob_dask.supervised._maps`; the defaults below were chosen by cross-validation on
+stratified splits (``benchmarks/README.md``, "Supervised defaults").
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 
-from .._validation import as_dask_2d, check_n_features
-from ..errors import DimensionMismatchError, InvalidParameterError
-from ..partition import PartitionTree
-from ..partition.cells import nearest_centroids
-from ..svd import SVDEmbedding, gram_matrix
+from ..errors import InvalidParameterError
 from ..svd.gram import spectrum_from_gram
+from ._base import CellMapBase, _choose_k
 
 __all__ = ["CellMapClassifier", "CellMapRegressor"]
 
 
-def _onehot(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    out = np.zeros((labels.shape[0], classes.size))
-    out[np.arange(labels.shape[0]), np.searchsorted(classes, labels.ravel())] = 1.0
+def _onehot_block(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((codes.shape[0], n_classes))
+    out[np.arange(codes.shape[0]), codes] = 1.0
     return out
 
 
-def _cell_normal_eqs(px: np.ndarray, pz: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Kernel: per-cell ``[P_x,1]ᵀ[P_x,1 | P_z]`` of one row block, shape (1, c, kx+1, kx+1+kz)."""
-    cells = nearest_centroids(np.asarray(pz, dtype=np.float64), centroids)[0]
-    a = np.hstack([np.asarray(px, dtype=np.float64), np.ones((px.shape[0], 1))])
-    rhs = np.hstack([a, np.asarray(pz, dtype=np.float64)])
-    out = np.zeros((1, centroids.shape[0], a.shape[1], rhs.shape[1]))
-    for c in np.unique(cells):
-        rows = cells == c
-        out[0, c] = a[rows].T @ rhs[rows]
-    return out
+def _codes_block(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return np.searchsorted(classes, labels).astype(np.int64)
 
 
-class _CellMapBase(BaseEstimator):
-    def __init__(self, n_components: int = 30, *, n_components_joint: int | None = None,
-                 alpha: float | None = None, max_depth: int | None = 3, min_samples: int = 200,
-                 ridge: float = 1e-3, routing: str = "centroid",
-                 random_state: int | None = 0) -> None:
-        self.n_components = n_components
-        self.n_components_joint = n_components_joint
-        self.alpha = alpha
-        self.max_depth = max_depth
-        self.min_samples = min_samples
-        self.ridge = ridge
-        self.routing = routing
-        self.random_state = random_state
-
-    def _targets(self, y: Any, n: int) -> da.Array:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _fit(self, X: Any, y: Any) -> Any:
-        if self.routing not in ("centroid", "reconstruction"):
-            raise InvalidParameterError(
-                f"routing must be 'centroid' or 'reconstruction'; got {self.routing!r}.")
-        x = as_dask_2d(X)
-        py = self._targets(y, x.shape[0]).rechunk((x.chunks[0], -1))
-        self.x_embedding_ = SVDEmbedding(self.n_components).fit(x)
-        px = self.x_embedding_.transform(x)
-        kx, ky = px.shape[1], py.shape[1]
-        # One pass: the joint Gram of [P_x, P_y]; α rescales its blocks without another pass.
-        (g_aug,) = dask.compute(gram_matrix(da.hstack([px, py]).rechunk({1: -1})))
-        g = np.asarray(g_aug)
-        alpha = self.alpha or float(np.sqrt(np.trace(g[:kx, :kx]) /
-                                            max(np.trace(g[kx:kx + ky, kx:kx + ky]), 1e-300)))
-        scale = np.r_[np.ones(kx), np.full(ky, alpha), 1.0]
-        joint = spectrum_from_gram(g * np.outer(scale, scale), center=False)
-        kz = self.n_components_joint or kx + ky
-        if not 1 <= kz <= kx + ky:
-            raise InvalidParameterError(
-                f"n_components_joint must be in [1, {kx + ky}]; got {kz}.")
-        vz = joint.components[:kz]
-        pz = da.hstack([px, py * alpha]).rechunk({1: -1}) @ vz.T
-        tree = PartitionTree(self.max_depth, min_samples=self.min_samples,
-                             random_state=self.random_state).fit(pz)
-        centroids = tree.cell_centroids_
-        eqs = da.map_blocks(_cell_normal_eqs, px, pz, centroids, dtype=np.float64,
-                            new_axis=[2, 3], chunks=((1,) * px.numblocks[0],
-                                                     (centroids.shape[0],), (kx + 1,),
-                                                     (kx + 1 + kz,))).sum(axis=0)
-        (normal,) = dask.compute(eqs)
-        maps = np.empty((centroids.shape[0], kz, kx + 1))
-        for c in range(centroids.shape[0]):
-            ata, atb = normal[c][:, : kx + 1], normal[c][:, kx + 1 :]
-            reg = self.ridge * max(np.trace(ata) / (kx + 1), 1e-12) * np.eye(kx + 1)
-            maps[c] = np.linalg.solve(ata + reg, atb).T
-        self.alpha_ = alpha
-        self.joint_components_ = vz
-        self.cell_centroids_ = centroids
-        self.cell_counts_ = tree.cell_counts_
-        self.cell_maps_ = maps
-        self.n_features_in_ = x.shape[1]
-        self.n_targets_ = ky
-        return self
-
-    def _predict_joint(self, X: Any) -> np.ndarray:
-        """The y-block of ``Z'`` (over α) for every row: numpy, (n, n_targets)."""
-        check_is_fitted(self, "cell_maps_")
-        x = as_dask_2d(X)
-        check_n_features(x.shape[1], self.n_features_in_, owner=type(self).__name__)
-        px = np.asarray(self.x_embedding_.transform(x).compute(), dtype=np.float64)
-        kx = px.shape[1]
-        a = np.hstack([px, np.ones((px.shape[0], 1))])
-        vz = self.joint_components_
-        if self.routing == "centroid":
-            cent_x = (self.cell_centroids_ @ vz)[:, :kx]
-            cells = nearest_centroids(px, cent_x)[0]
-        else:
-            err = np.stack([(((a @ m.T) @ vz)[:, :kx] - px) ** 2 for m in self.cell_maps_]).sum(-1)
-            cells = np.argmin(err, axis=0)
-        out = np.empty((px.shape[0], self.n_targets_))
-        for c in np.unique(cells):
-            rows = cells == c
-            z = (a[rows] @ self.cell_maps_[c].T) @ vz
-            out[rows] = z[:, kx:] / self.alpha_
-        return out
+def _label_block(scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return classes[np.argmax(scores, axis=1)]
 
 
-class CellMapClassifier(ClassifierMixin, _CellMapBase):
-    """§8 classifier: joint (x, one-hot y) embedding, cells, a linear map per cell.
+def _proba_block(scores: np.ndarray) -> np.ndarray:
+    p = np.clip(scores, 0.0, None)
+    return p / p.sum(axis=1, keepdims=True)
 
+
+def _targets_block(y: np.ndarray) -> np.ndarray:
+    y64 = np.asarray(y, dtype=np.float64)
+    return y64[:, None] if y64.ndim == 1 else y64
+
+
+def _back_block(p: np.ndarray, basis: np.ndarray | None, flat: bool) -> np.ndarray:
+    out = p if basis is None else p @ basis
+    return out[:, 0] if flat else out
+
+
+_COMMON_DOC = """
     Parameters
     ----------
-    n_components : int, default=30
-        Size of the input embedding ``P_x``.
-    n_components_joint : int, optional
-        Size of the joint embedding ``P_z`` (default: all ``n_components + n_classes``).
-    alpha : float, optional
-        Weight of the label block; default balances the energy of ``P_x`` and ``P_y``.
-    max_depth, min_samples : int
-        Partition tree of the joint embedding (at most ``2**max_depth`` cells). The label block
-        makes cells nearly class-pure, so deep trees put the routing of a query at the mercy of
-        one nearest-centroid decision; on the digits, depth 1 (2 cells) scored 0.90 against 0.86
-        for one global map, and depth 3 fell to 0.82 — hence the default 1.
-    ridge : float, default=1e-3
-        Ridge weight of each cell's least squares, relative to the mean diagonal.
-    routing : {"centroid", "reconstruction"}, default="centroid"
-        How a query picks its cell (see the module docstring).
+    n_components : int, float or None, default=None
+        Size of the input embedding ``P_x`` (the SVD of X, uncentred), or the fraction of its
+        energy to keep; None uses the inputs as they are (they already are an embedding, e.g.
+        after :class:`~veob_dask.svd.SVDEmbedding` in a Pipeline).
+    n_cells : int or "auto", default="auto"
+        First-level cells per partition; "auto" is one per 200 training rows.
+    max_depth : int, default=1
+        Further levels of subdivision below the first cells (kept only where held-out error
+        improves, when ``prune``).
+    branching : int, default=2
+        Children of a subdivided cell (``cells="kmeans"``; the tree is binary).
+    min_samples : int, default=50
+        A cell is subdivided only when it holds at least ``branching * min_samples`` rows.
+    cells : {"kmeans", "tree"}, default="kmeans"
+        Hierarchical k-means cells, or the §5 principal-direction tree, in the cell space.
+    routing : {"nearest", "descend", "reconstruction"}, default="nearest"
+        How a row picks its cell from ``P_x`` alone: nearest leaf centroid, nearest child
+        centroid level by level, or the paper's §8.2 reconstruction rule (needs ``alpha > 0``).
+    alpha : float or "balanced", default=0.0
+        Weight of ``P_y`` in the joint embedding ``Z = [P_x, α P_y]`` the cells are placed in;
+        "balanced" is the paper's equal energy; 0 places cells in ``P_x``.
+    n_components_joint : int or None, default=None
+        Components of ``P_z`` (all by default).
+    shrinkage : float or "auto", default="auto"
+        λ, the pull of a cell's map toward its parent's, in rows; "auto" picks it from
+        ``LAMBDA_GRID`` by held-out error.
+    local_model : {"linear", "constant"}, default="linear"
+        Affine map per cell, or the cell mean of ``P_y`` (class frequencies), shrunk likewise.
+    n_partitions : int, default=8
+        Independent partitions whose predictions are averaged.
+    prune : bool, default=True
+        Keep a subdivision only when it lowers held-out error.
+    val_fraction : float, default=0.2
+        Rows held out (a hash of the row number) to choose λ and the pruning; the final maps use
+        every row.
+    max_samples : int or "auto", default="auto"
+        Rows per partition the cells are built on (a uniform sample, in memory); "auto" is
+        ``max(10000, 64 * n_cells * branching**max_depth)``.
     random_state : int or None, default=0
+        Seed of the sample, the k-means starts and the held-out rows.
+"""
 
-    Attributes
-    ----------
-    classes_ : ndarray
-    x_embedding_ : SVDEmbedding
-    joint_components_ : ndarray of shape (n_components_joint, n_components + n_classes)
-    cell_centroids_, cell_counts_ : ndarrays
-    cell_maps_ : ndarray of shape (n_cells, n_components_joint, n_components + 1)
-    alpha_ : float
-
+_COMMON_NOTES = """
     Notes
     -----
-    Laziness: ``fit`` runs a few passes over row chunks (input SVD, joint Gram, tree, cell
-    normal equations); ``predict`` computes and returns numpy. Memory: one chunk plus
-    ``n_cells * (k+1)²`` floats per task.
+    Laziness: ``fit`` computes, in a fixed number of passes over the rows (see
+    :mod:`veob_dask.supervised._base`); ``predict`` and friends return numpy for numpy input and
+    lazy dask arrays, with the input's row chunks, for dask input.
+    Chunks: X may have any row chunks; columns are merged into one chunk.
+    Memory: one row chunk per task, plus per-cell sums of
+    ``n_leaves * 2 * (k+1) * (k+2+n_targets)`` float64 in ``fit``; the sample of
+    ``max_samples * n_partitions`` rows of ``[P_x, P_y]``.
+    Determinism: fixed by ``random_state``; the held-out rows do not depend on the chunking.
+"""
 
+
+class CellMapClassifier(ClassifierMixin, CellMapBase):
+    __doc__ = ("""§8 classifier: a linear map per cell from ``P_x`` to the one-hot labels.
+
+    The class is the arg-max of the averaged cell scores; ``predict_proba`` is those scores
+    (local linear estimates of the class probabilities, which sum to one; at a cell's mean they
+    are the cell's class frequencies) clipped at zero and renormalised. With
+    ``local_model="constant"`` they are the per-cell class frequencies themselves, shrunk
+    toward the parent cell's.
+""" + _COMMON_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    x_components_ : ndarray of shape (k, n_features) or None
+        ``V_x`` when ``n_components`` is set.
+    alpha_ : float
+        The α used.
+    joint_components_ : ndarray of shape (k_z, k + n_classes) or None
+        ``V_z`` when ``alpha_ > 0``.
+    node_parent_, node_first_child_, node_n_children_, node_depth_ : ndarrays of int
+        The cell hierarchies (all partitions, breadth-first, children consecutive).
+    node_centroids_ : ndarray of shape (n_nodes, k)
+        Routing centroids in ``P_x``.
+    node_counts_ : ndarray of shape (n_nodes,)
+        Training rows per cell.
+    node_maps_ : ndarray of shape (n_nodes, k + 1, n_classes)
+        Affine map of every cell (last row: the intercept).
+    node_target_ : ndarray of shape (n_nodes,)
+        The cell whose map serves the rows routed to a leaf (itself, or a pruned subtree's root).
+    partition_roots_ : ndarray of shape (n_partitions,)
+    shrinkage_ : float
+        λ used; ``shrinkage_scores_`` holds (λ, held-out squared error) for every λ tried.
+    n_cells_ : int
+        Cells in use, over all partitions.
+    n_features_in_ : int
+""" + _COMMON_NOTES + """
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = CellMapClassifier(20, min_samples=100).fit(X[:1400], y[:1400])
-    >>> bool(clf.score(X[1400:], y[1400:]) > 0.85)
+    >>> clf = CellMapClassifier().fit(X[:1400], y[:1400])
+    >>> bool(clf.score(X[1400:], y[1400:]) > 0.9)
     True
-    """
+    """)
 
-    def __init__(self, n_components: int = 30, *, n_components_joint: int | None = None,
-                 alpha: float | None = None, max_depth: int | None = 1, min_samples: int = 200,
-                 ridge: float = 1e-3, routing: str = "centroid",
-                 random_state: int | None = 0) -> None:
-        super().__init__(n_components, n_components_joint=n_components_joint, alpha=alpha,
-                         max_depth=max_depth, min_samples=min_samples, ridge=ridge,
-                         routing=routing, random_state=random_state)
+    _is_classifier = True
 
-    def _targets(self, y: Any, n: int) -> da.Array:
-        labels = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
-        if labels.ndim != 1 or labels.shape[0] != n:
-            raise DimensionMismatchError(f"y must hold one label per row ({n}); got shape "
-                                         f"{labels.shape}.")
-        (classes,) = dask.compute(da.unique(labels))
+    def _check_y_numpy(self, y: np.ndarray) -> np.ndarray:
+        """Labels of any type (strings too) become codes into ``classes_``."""
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        self._numpy_classes = classes
+        return codes.astype(np.int64)
+
+    def _encode_targets(self, y: da.Array) -> da.Array:
+        classes = self.__dict__.pop("_numpy_classes", None)
+        if classes is None:
+            (classes,) = dask.compute(da.unique(y))
+            codes = da.map_blocks(_codes_block, y, np.asarray(classes), dtype=np.int64)
+        else:
+            codes = y
+        classes = np.asarray(classes)
         if classes.size < 2:
-            raise InvalidParameterError(f"need at least 2 classes; got {classes.tolist()}.")
+            raise InvalidParameterError(
+                f"CellMapClassifier needs at least 2 classes in y; got the one class "
+                f"{classes.tolist()}.")
         self.classes_ = classes
-        return da.map_blocks(_onehot, labels[:, None], classes, dtype=np.float64,
-                             chunks=(labels.chunks[0], (classes.size,)))
+        return da.map_blocks(_onehot_block, codes, classes.size, dtype=np.float64, new_axis=1,
+                             chunks=(y.chunks[0], (classes.size,)))
 
     def fit(self, X: Any, y: Any) -> CellMapClassifier:
-        """Fit on inputs ``X`` (n, d) and labels ``y`` (n,)."""
-        return self._fit(X, y)
+        """Fit on inputs ``X`` (n, d) and labels ``y`` (n,), numpy or dask."""
+        self._fit(X, y)
+        return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Class of each row: the arg-max of the predicted label block."""
-        return self.classes_[np.argmax(self._predict_joint(X), axis=1)]
+    def predict(self, X: Any) -> Any:
+        """Class of each row; numpy in, numpy out; dask in, lazy dask out."""
+        s = self._scores(X)
+        if isinstance(s, da.Array):
+            return da.map_blocks(_label_block, s, self.classes_, drop_axis=1,
+                                 dtype=self.classes_.dtype)
+        return _label_block(s, self.classes_)
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities of each row, (n, n_classes), rows summing to one."""
+        s = self._scores(X)
+        if isinstance(s, da.Array):
+            return da.map_blocks(_proba_block, s, dtype=np.float64)
+        return _proba_block(s)
 
 
-class CellMapRegressor(RegressorMixin, _CellMapBase):
-    """§8 regressor: joint (x, y) embedding, cells, a linear map per cell.
+class CellMapRegressor(RegressorMixin, CellMapBase):
+    __doc__ = ("""§8 regressor: a linear map per cell from ``P_x`` to ``P_y``.
 
-    Same parameters and attributes as :class:`CellMapClassifier`, with the targets ``y`` (n,) or
-    (n, m) used directly as ``P_y``.
+    Single targets are used as they are; multi-output targets ``Y`` (n, m) can be embedded first,
+    ``P_y = Y V_yᵀ`` with the top ``n_components_y`` right singular vectors of ``Y`` (the
+    paper's ``P_y = U_yᵀ Y``), and predictions are mapped back, ``Ŷ = P̂_y V_y``.
+""" + _COMMON_DOC + """    n_components_y : int, float or None, default=None
+        Components of the SVD of a multi-output ``Y`` (or the energy fraction to keep); None uses
+        ``Y`` as it is.
 
+    Attributes
+    ----------
+    y_components_ : ndarray of shape (k_y, n_targets) or None
+        ``V_y`` when ``n_components_y`` is set.
+    target_ndim_ : int
+        1 or 2, the shape of ``y`` seen in ``fit`` (predictions have the same).
+    x_components_, alpha_, joint_components_, node_*, partition_roots_, shrinkage_, n_cells_
+        As for :class:`CellMapClassifier`, with ``k_y`` outputs per map.
+""" + _COMMON_NOTES + """
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-3, 3, size=(4000, 2)); y = np.abs(X[:, 0]) + X[:, 1]
-    >>> reg = CellMapRegressor(2, max_depth=3, min_samples=50).fit(X, y)
-    >>> bool(reg.score(X, y) > 0.95)
+    >>> reg = CellMapRegressor(n_partitions=1).fit(X, y)
+    >>> bool(reg.score(X, y) > 0.99)
     True
-    """
+    """)
 
-    def _targets(self, y: Any, n: int) -> da.Array:
-        t = y if isinstance(y, da.Array) else da.from_array(np.asarray(y, dtype=np.float64))
-        self.target_ndim_ = int(t.ndim)
-        t = t[:, None] if t.ndim == 1 else t
-        if t.ndim != 2 or t.shape[0] != n:
-            raise DimensionMismatchError(f"y must have one row per sample ({n}); got shape "
-                                         f"{t.shape}.")
-        return t.astype(np.float64)
+    def __init__(self, n_components: float | None = None, *,
+                 n_cells: int | str = "auto", max_depth: int = 1, branching: int = 2,
+                 min_samples: int = 50, cells: str = "kmeans", routing: str = "nearest",
+                 alpha: float | str = 0.0, n_components_joint: int | None = None,
+                 shrinkage: float | str = "auto", local_model: str = "linear",
+                 n_partitions: int = 8, prune: bool = True, val_fraction: float = 0.2,
+                 max_samples: int | str = "auto", random_state: int | None = 0,
+                 n_components_y: float | None = None) -> None:
+        super().__init__(n_components, n_cells=n_cells, max_depth=max_depth,
+                         branching=branching, min_samples=min_samples, cells=cells,
+                         routing=routing, alpha=alpha, n_components_joint=n_components_joint,
+                         shrinkage=shrinkage, local_model=local_model,
+                         n_partitions=n_partitions, prune=prune, val_fraction=val_fraction,
+                         max_samples=max_samples, random_state=random_state)
+        self.n_components_y = n_components_y
+
+    def _encode_targets(self, y: da.Array) -> da.Array:
+        self.target_ndim_ = int(y.ndim)
+        m = 1 if y.ndim == 1 else int(y.shape[1])
+        return da.map_blocks(_targets_block, y, dtype=np.float64,
+                             chunks=(y.chunks[0], (m,)),
+                             **({"new_axis": 1} if y.ndim == 1 else {}))
+
+    def _y_basis(self, g_yy: np.ndarray, s_y: np.ndarray, n: float) -> np.ndarray | None:
+        m = g_yy.shape[0]
+        k = self.n_components_y
+        ok = (isinstance(k, numbers.Integral) and not isinstance(k, bool) and 1 <= k <= m) or (
+            isinstance(k, float) and 0 < k <= 1)
+        if not ok:
+            raise InvalidParameterError(
+                f"n_components_y must be None, an int in [1, n_targets={m}] or a float in "
+                f"(0, 1]; got {k!r}.")
+        aug = np.zeros((m + 1, m + 1))
+        aug[:m, :m], aug[:m, m], aug[m, :m], aug[m, m] = g_yy, s_y, s_y, n
+        res = spectrum_from_gram(aug, center=False)
+        return res.components[:_choose_k(res.singular_values, k)]
 
     def fit(self, X: Any, y: Any) -> CellMapRegressor:
-        """Fit on inputs ``X`` (n, d) and targets ``y`` (n,) or (n, m)."""
-        return self._fit(X, y)
+        """Fit on inputs ``X`` (n, d) and targets ``y`` (n,) or (n, m), numpy or dask."""
+        self._fit(X, y)
+        return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets, shaped like the ``y`` seen in ``fit``."""
-        out = self._predict_joint(X)
-        return out[:, 0] if self.target_ndim_ == 1 else out
+    def predict(self, X: Any) -> Any:
+        """Predicted targets, shaped like the ``y`` seen in ``fit``; dask in, lazy dask out."""
+        p = self._scores(X)
+        flat = self.target_ndim_ == 1
+        basis = self.y_components_
+        if isinstance(p, da.Array):
+            m = int(p.shape[1] if basis is None else basis.shape[1])
+            kwargs: dict[str, Any] = {"drop_axis": 1} if flat else {
+                "chunks": (p.chunks[0], (m,))}
+            return da.map_blocks(_back_block, p, basis, flat, dtype=np.float64, **kwargs)
+        return _back_block(p, basis, flat)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,149 @@
+"""Choose the defaults of ``CellMapClassifier`` by cross-validation on stratified splits.
+
+Data: the 60,000 Fashion-MNIST training images only (the test set is never looked at here), as
+the issue's features (2-D DCT-II, uncentred 30-d SVD; ``_supervised_data.py``). Splits:
+``StratifiedKFold(--folds, shuffle=True, random_state=0)``; every configuration is fitted on the
+same folds and scored on the held-out fold; mean and standard deviation over the folds.
+
+Coordinate search: starting from ``BASE``, one parameter at a time is swept over its values
+(simplest or cheapest first) with the others at their current choice. The choice is the simplest
+value whose mean accuracy is within one standard error of the best mean (Breiman's one-SE rule),
+so a more expensive setting has to earn its cost. Then the chosen defaults are checked on
+scikit-learn's digits (1,797 images, raw pixels) with ``RepeatedStratifiedKFold(5, 2)``
+against one global map and a few cell counts, since ``n_cells="auto"`` must also suit small data.
+
+    python benchmarks/cv_supervised.py                 # the run recorded in benchmarks/README.md
+    python benchmarks/cv_supervised.py --limit 12000 --folds 2 --stages rows_per_cell  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_table, write_result_json
+from _supervised_data import fashion_features
+
+from veob_dask.supervised import CellMapClassifier
+
+#: The starting point: one partition, flat cells, every optional mechanism off but pruning.
+BASE: dict[str, Any] = {"rows_per_cell": 200, "max_depth": 0, "branching": 2, "routing": "nearest",
+                        "cells": "kmeans", "alpha": 0.0, "local_model": "linear",
+                        "shrinkage": "auto", "prune": True, "n_partitions": 1}
+
+#: Values per parameter, simplest (or cheapest) first; stages run in this order.
+STAGES: dict[str, list[Any]] = {
+    "rows_per_cell": [800, 400, 200, 100, 50],
+    "max_depth": [0, 1, 2, 3],
+    "branching": [2, 4],
+    "routing": ["nearest", "descend"],
+    "cells": ["kmeans", "tree"],
+    "alpha": [0.0, "balanced"],
+    "local_model": ["constant", "linear"],
+    "shrinkage": ["auto", 1.0, 10.0, 100.0],
+    "prune": [True, False],
+    "n_partitions": [1, 2, 4, 8, 16],
+}
+
+
+def make(cfg: dict[str, Any], n_train: int) -> CellMapClassifier:
+    params = {k: v for k, v in cfg.items() if k != "rows_per_cell"}
+    params["n_cells"] = max(1, round(n_train / cfg["rows_per_cell"]))
+    return CellMapClassifier(**params)
+
+
+def cv_score(cfg: dict[str, Any], x: np.ndarray, y: np.ndarray, splits: list[Any]) -> dict:
+    accs, fit_s = [], []
+    for tr, va in splits:
+        t0 = time.perf_counter()
+        clf = make(cfg, tr.size).fit(x[tr], y[tr])
+        fit_s.append(time.perf_counter() - t0)
+        accs.append(float(clf.score(x[va], y[va])))
+    return {"accuracy": statistics.mean(accs), "sd": statistics.stdev(accs) if len(accs) > 1
+            else 0.0, "folds": accs, "fit_s": statistics.median(fit_s)}
+
+
+def one_se_choice(rows: list[dict[str, Any]], n_folds: int) -> Any:
+    """The first (simplest) value within one standard error of the best mean."""
+    best = max(rows, key=lambda r: r["accuracy"])
+    se = best["sd"] / np.sqrt(n_folds)
+    return next(r["value"] for r in rows if r["accuracy"] >= best["accuracy"] - se)
+
+
+def coordinate_search(x: np.ndarray, y: np.ndarray, folds: int, stages: list[str]
+                      ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
+    cfg = dict(BASE)
+    results: list[dict[str, Any]] = []
+    for name in stages:
+        rows = []
+        for value in STAGES[name]:
+            trial = {**cfg, name: value}
+            res = cv_score(trial, x, y, splits)
+            row = {"method": f"{name}={value}", "stage": name, "value": value, "ours": True,
+                   **res, "config": dict(trial)}
+            rows.append(row)
+            print(f"  {name}={value!s:>9}: accuracy {res['accuracy']:.4f} ± {res['sd']:.4f} "
+                  f"(fit {res['fit_s']:.1f} s)", flush=True)
+        cfg[name] = one_se_choice(rows, folds)
+        print(f"stage {name}: chose {cfg[name]!r}", flush=True)
+        for r in rows:
+            r["chosen"] = r["value"] == cfg[name]
+        results += rows
+    return cfg, results
+
+
+def digits_check(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chosen defaults on the digits against one global map and other cell sizes."""
+    x, y = load_digits(return_X_y=True)
+    splits = list(RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=0).split(x, y))
+    rows = []
+    for label, change in [("chosen defaults", {}), ("one global map", {"rows_per_cell": 10**9}),
+                          ("rows_per_cell=50", {"rows_per_cell": 50}),
+                          ("rows_per_cell=400", {"rows_per_cell": 400})]:
+        res = cv_score({**cfg, **change}, x, y, splits)
+        rows.append({"method": f"digits: {label}", "stage": "digits", "ours": True, **res})
+        print(f"  digits {label}: {res['accuracy']:.4f} ± {res['sd']:.4f}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("-k", type=int, default=30, help="feature dimension (30)")
+    p.add_argument("--limit", type=int, default=None, help="first N training images (size knob)")
+    p.add_argument("--stages", nargs="*", default=list(STAGES), choices=list(STAGES))
+    p.add_argument("--skip-digits", action="store_true")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    dask.config.set(scheduler="threads")
+    feats = fashion_features(args.k)
+    x, y = feats["xtr"], feats["ytr"]
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    print(f"Fashion-MNIST training set {x.shape}, {args.folds} stratified folds", flush=True)
+    cfg, rows = coordinate_search(x, y, args.folds, args.stages)
+    if not args.skip_digits:
+        rows += digits_check(cfg)
+    print_table([{k: r.get(k) for k in ("method", "accuracy", "sd", "fit_s", "chosen")}
+                 for r in rows])
+    print(f"chosen: {cfg}")
+    config = {"folds": args.folds, "k": args.k, "n_train": int(x.shape[0]), "base": BASE,
+              "stages": {k: STAGES[k] for k in args.stages}, "chosen": cfg}
+    out = write_result_json("cv_supervised", config, rows, args.json)
+    print(f"wrote {out}")
+    return {"chosen": cfg, "results": rows}
+
+
+if __name__ == "__main__":
+    main()
