@@ -29,7 +29,7 @@ __all__ = ["COMMANDS", "ArgumentParser", "UsageError", "build_parser", "describe
 
 #: Subcommand modules of this package, in the order ``veob --help`` lists them.
 COMMANDS = ["demo", "ingest", "fit", "transform", "query", "index", "subdomains", "words",
-            "sentences", "report"]
+            "sentences", "supervised", "report"]
 
 
 class UsageError(Exception):

@@ -18,12 +18,13 @@ independent of chunking) is held out. The held-out squared error of any map ``A`
 
     e_c(A) = Σ‖P_y‖² − 2 ⟨A, B_c⟩ + ⟨A, G_c A⟩       (held-out sums),
 
-so choosing λ and pruning cost small solves, not passes: for each λ of a grid, the maps are fitted
-on the training fold top-down, and from the leaves up a cell keeps its children only when their
-held-out error (each child pruned the same way) is below that of the cell's own map (§8: "if a
-cell does not achieve the desired accuracy, it can be further subdivided" — read as subdivide
-while held-out error improves). The λ with the least held-out error over all partitions wins and
-the maps are refitted on all rows with the pruned structure.
+so choosing λ and pruning cost small solves, not passes. For each λ of a grid the maps are
+fitted on the training fold top-down; λ is chosen by the held-out error of the full tree's leaves
+(summed over the partitions). Then, from the leaves up, a cell keeps its children (each pruned the
+same way) only when their held-out error is below that of the cell's own map by more than the
+noise of that difference (§8: "if a cell does not achieve the desired accuracy, it can be
+further subdivided" — read as: subdivide while held-out error improves). Finally every map is
+refitted on all rows, with the chosen λ and the pruned structure.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ from ._cells import route
 __all__ = ["LAMBDA_GRID", "fit_maps", "leaf_sums_block", "node_totals"]
 
 #: Shrinkage strengths tried when ``shrinkage="auto"`` (in pseudo-rows of the parent).
-LAMBDA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+LAMBDA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+
+#: A subdivision is kept when it lowers held-out error by this many noise levels.
+PRUNE_Z = 1.0
 
 #: Relative ridge that keeps every solve well posed (roots, collinear or constant features).
 _EPS = 1e-9
@@ -45,8 +49,8 @@ _EPS = 1e-9
 
 def _fold_of(rows: np.ndarray, seed: int, val_fraction: float) -> np.ndarray:
     """1 for held-out rows, 0 for training rows: splitmix64 of the global row number."""
-    z = rows.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps on purpose
+        z = rows.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
@@ -144,17 +148,46 @@ def _held_out_error(s: np.ndarray, maps: np.ndarray) -> np.ndarray:
     return yy - 2.0 * np.einsum("nij,nij->n", maps, b) + np.einsum("nij,nij->n", maps, g @ maps)
 
 
-def _prune(err: np.ndarray, parent: np.ndarray, depth: np.ndarray,
+def _split_margin(held: np.ndarray, maps: np.ndarray, err: np.ndarray, parent: np.ndarray
+                  ) -> np.ndarray:
+    """Noise level of ``err(parent) − Σ err(children)`` on held-out rows, per parent node.
+
+    With residual variance ``σ²`` per output, replacing the parent's predictions by the
+    children's changes each held-out row's squared error by about ``2 ε δ`` (``δ`` the change of
+    prediction, ``ε`` the noise), so the difference has standard deviation
+    ``2 σ sqrt(Σ‖δ‖²)``, and ``Σ‖δ‖²`` over a child's held-out rows is ``⟨Δ, G Δ⟩`` with
+    ``Δ = A_child − A_parent``: computable from the sums. ``σ²`` is the parent map's held-out
+    mean squared error per output.
+    """
+    k1 = held.shape[1]
+    g = held[:, :, :k1]
+    child = np.flatnonzero(parent >= 0)
+    delta = maps[child] - maps[parent[child]]
+    q = np.zeros(parent.size)
+    np.add.at(q, parent[child], np.einsum("nij,nij->n", delta, g[child] @ delta))
+    rows = np.maximum(g[:, -1, -1] * maps.shape[2], 1.0)
+    return 2.0 * np.sqrt(np.maximum(err, 0.0) / rows * q)
+
+
+def _prune(err: np.ndarray, margin: np.ndarray, parent: np.ndarray, depth: np.ndarray,
            first_child: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bottom-up pruning: (best subtree error per node, keep-children flag per node)."""
+    """Bottom-up pruning: (best subtree error per node, keep-children flag per node).
+
+    A node keeps its children (each pruned the same way) only when their held-out error is
+    below its own by more than ``PRUNE_Z`` times the noise level ``margin`` of that difference:
+    a plain comparison keeps many splits that only look better by chance (their children,
+    refitted on every row, then overfit: R² 0.985 against 0.9995 for one map on a linear
+    function, 100 cells of 30 rows).
+    """
     best = err.copy()
     below = np.zeros_like(err)
+    keep = np.zeros(err.size, dtype=bool)
     for d in range(int(depth.max()), 0, -1):
         nodes = np.flatnonzero(depth == d)
         np.add.at(below, parent[nodes], best[nodes])
         parents = np.unique(parent[nodes])
-        best[parents] = np.minimum(err[parents], below[parents])
-    keep = (first_child >= 0) & (below < err)
+        keep[parents] = below[parents] < err[parents] - PRUNE_Z * margin[parents]
+        best[parents] = np.where(keep[parents], below[parents], err[parents])
     return best, keep
 
 
@@ -183,16 +216,17 @@ def fit_maps(node_sums: np.ndarray, parent: np.ndarray, depth: np.ndarray,
     grid = LAMBDA_GRID if shrinkage == "auto" else (float(shrinkage),)
     scores: dict[float, float] = {}
     structure: dict[float, np.ndarray] = {}
-    roots = np.flatnonzero(parent < 0)
     for lam in grid:
         maps = _solve_maps(train, parent, depth, lam, constant)
         err = _held_out_error(held, maps)
+        # λ is judged on the full tree's leaves: judging it after pruning on the same held-out
+        # rows rewards the λ whose pruning happened to fit their noise (measured: it chose
+        # λ=30 and kept 175 noisy cells on a linear function).
+        scores[lam] = float(err[first_child < 0].sum())
+        keep = first_child >= 0
         if prune:
-            best, keep = _prune(err, parent, depth, first_child)
-            scores[lam] = float(best[roots].sum())
-        else:
-            keep = first_child >= 0
-            scores[lam] = float(err[first_child < 0].sum())
+            keep = _prune(err, _split_margin(held, maps, err, parent), parent, depth,
+                          first_child)[1]
         structure[lam] = keep
     lam = min(scores, key=lambda v: (scores[v], -v))
     keep = structure[lam]

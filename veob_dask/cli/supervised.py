@@ -1,0 +1,192 @@
+"""``veob supervised fit|predict``: the §8 cell maps on Zarr dataset stores.
+
+``veob supervised fit STORE MODEL --target y`` fits a :class:`CellMapClassifier` (labels) or
+:class:`CellMapRegressor` (numeric targets) on array X of STORE, reading it chunk by chunk, and
+saves the model as a Zarr group. ``veob supervised predict MODEL STORE OUT`` writes the
+predictions (array ``y_pred``) and, for a classifier, the class probabilities (``proba``) of every
+row of STORE to a new store, in one pass. With ``--json`` stdout holds exactly one JSON line;
+progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from ..errors import InvalidParameterError
+from ..io import load, read_array, read_matrix, save, write_array
+from ..io.store import open_group, provenance
+from ..runtime import scheduler_context
+from ..spectral import SpectralTransform2D
+from ..supervised import CellMapClassifier, CellMapRegressor
+from ._common import Stages, add_scheduler_option, parse_n_components
+from .fit import model_input
+
+
+def _components(text: str) -> int | float | None:
+    return None if text in ("none", "0") else parse_n_components(text)
+
+
+def _int_or_auto(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
+def _float_or_balanced(text: str) -> float | str:
+    return text if text == "balanced" else float(text)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "supervised", help="fit or apply the §8 supervised cell maps",
+        description="Supervised learning with cells and a linear map per cell (§8 of the paper). "
+        "`fit` trains a classifier or regressor on a dataset store; `predict` writes its "
+        "predictions for another store to Zarr.")
+    ssub = p.add_subparsers(dest="supervised_command", metavar="ACTION", required=True)
+    f = ssub.add_parser("fit", help="fit a model on a dataset store and save it",
+                        description="Fit on array X of STORE with the target array named by "
+                        "--target, and save the model to MODEL (written to a temporary path, "
+                        "then renamed).")
+    f.add_argument("store", help="dataset store (Zarr group with array X and the target)")
+    f.add_argument("model", help="output model store")
+    f.add_argument("--target", default="y", help="target array in STORE (default y)")
+    f.add_argument("--task", choices=["auto", "classify", "regress"], default="auto",
+                   help="auto: classify integer, bool or string labels, regress floats")
+    f.add_argument("-k", "--n-components", type=_components, default=30,
+                   help="input embedding size (int), energy fraction (0-1], or 'none' to use X "
+                   "as it is (default 30)")
+    f.add_argument("--spectral", choices=["none", "dct2", "paper"], default="none",
+                   help="2-D cosine transform of images first (default none)")
+    f.add_argument("--cells", type=_int_or_auto, default="auto",
+                   help="first-level cells per partition (default auto)")
+    f.add_argument("--depth", type=int, default=None, help="subdivision levels (max_depth)")
+    f.add_argument("--partitions", type=int, default=None, help="partitions averaged")
+    f.add_argument("--routing", choices=["nearest", "descend", "reconstruction"], default=None)
+    f.add_argument("--alpha", type=_float_or_balanced, default=None,
+                   help="weight of y in the joint embedding cells are placed in ('balanced')")
+    f.add_argument("--n-components-y", type=_components, default=None,
+                   help="regression: SVD size of a multi-output target (default: all)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_scheduler_option(f)
+    f.add_argument("--overwrite", action="store_true", help="replace an existing model store")
+    f.add_argument("--json", action="store_true", help="print only one JSON line on stdout")
+    f.set_defaults(func=run_fit)
+    q = ssub.add_parser("predict", help="predict every row of a store, writing a Zarr store",
+                        description="Apply MODEL to array X of STORE and write y_pred (and proba "
+                        "for a classifier) to OUT in one pass over STORE.")
+    q.add_argument("model", help="model store written by `veob supervised fit`")
+    q.add_argument("store", help="input dataset store")
+    q.add_argument("out", help="output store")
+    q.add_argument("--target", default=None,
+                   help="also score against this array of STORE (accuracy or R²)")
+    add_scheduler_option(q)
+    q.add_argument("--overwrite", action="store_true", help="replace an existing output store")
+    q.add_argument("--json", action="store_true", help="print only one JSON line on stdout")
+    q.set_defaults(func=run_predict)
+
+
+def _estimator(args: argparse.Namespace, y_dtype: np.dtype, y_ndim: int) -> Any:
+    task = args.task
+    if task == "auto":
+        task = "classify" if y_ndim == 1 and y_dtype.kind in "biuUSO" else "regress"
+    kwargs: dict[str, Any] = {"n_components": args.n_components, "n_cells": args.cells,
+                              "random_state": args.seed}
+    for key, value in (("max_depth", args.depth), ("n_partitions", args.partitions),
+                       ("routing", args.routing), ("alpha", args.alpha)):
+        if value is not None:
+            kwargs[key] = value
+    if task == "classify":
+        if args.n_components_y is not None:
+            raise InvalidParameterError("--n-components-y applies to regression only; got a "
+                                        "classification target. Drop it or pass --task regress.")
+        est: Any = CellMapClassifier(**kwargs)
+    else:
+        est = CellMapRegressor(**kwargs, n_components_y=args.n_components_y)
+    if args.spectral == "none":
+        return est
+    return Pipeline([("spectral", SpectralTransform2D(basis=args.spectral)), ("cells", est)])
+
+
+def _say(args: argparse.Namespace, text: str, stages: Stages) -> None:
+    """Human-readable result lines: stdout normally, stderr under --json."""
+    if args.json:
+        stages.say(text)
+    else:
+        print(text)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    stages = Stages()
+    if args.target not in open_group(args.store).array_keys():
+        raise InvalidParameterError(
+            f"--target {args.target!r} is not an array of {args.store!r}; it holds "
+            f"{sorted(open_group(args.store).array_keys())}.")
+    y = read_array(args.store, args.target)
+    model = _estimator(args, np.dtype(y.dtype), y.ndim)
+    x = model_input(read_matrix(args.store), model)
+    stages.say(f"input {args.store}: X {x.shape}, {args.target} {y.shape} {y.dtype}")
+    with scheduler_context(args.scheduler), stages.stage("fit", "fitting (a fixed number of "
+                                                         "passes over the store)"):
+        model.fit(x, y)
+    est = model[-1] if isinstance(model, Pipeline) else model
+    with stages.stage("save", f"saving model to {args.model}"):
+        save(model, args.model, overwrite=args.overwrite)
+    kind = type(est).__name__
+    _say(args, f"{kind}: {est.n_cells_} cells in {len(est.partition_roots_)} partitions, "
+         f"shrinkage λ={est.shrinkage_:g}; model written to {args.model} in "
+         f"{stages.total:.2f} s", stages)
+    if args.json:
+        print(json.dumps({"store": args.store, "model": args.model, "kind": kind,
+                          "n_samples": int(x.shape[0]), "n_features": int(est.n_features_in_),
+                          "n_cells": est.n_cells_, "n_partitions": len(est.partition_roots_),
+                          "shrinkage": est.shrinkage_, "seconds": stages.total,
+                          "stage_seconds": stages.seconds}, default=float), flush=True)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    stages = Stages()
+    model = load(args.model)
+    est = model[-1] if isinstance(model, Pipeline) else model
+    if not isinstance(est, (CellMapClassifier, CellMapRegressor)):
+        raise InvalidParameterError(
+            f"{args.model!r} holds a {type(est).__name__}, not a model of `veob supervised "
+            "fit`; use `veob transform` for embeddings.")
+    x = model_input(read_matrix(args.store), model)
+    pred = model.predict(x)
+    extra = {}
+    if isinstance(est, CellMapClassifier):
+        extra["proba"] = model.predict_proba(x)
+    with scheduler_context(args.scheduler), stages.stage("predict", f"writing {args.out}"):
+        write_array(pred, args.out, "y_pred", extra=extra, overwrite=args.overwrite,
+                    attrs=provenance(f"veob supervised predict {args.model} {args.store}",
+                                     pred.shape, pred.dtype, model=str(args.model)))
+        score = None
+        if args.target is not None:
+            y_true = read_array(args.store, args.target).compute()
+            y_pred = read_array(args.out, "y_pred").compute()
+            score = _score(est, y_true, y_pred)
+    what = "accuracy" if isinstance(est, CellMapClassifier) else "R²"
+    _say(args, f"wrote {args.out}: y_pred {pred.shape}" + (
+        f", proba {extra['proba'].shape}" if extra else "") + (
+        f"; {what} {score:.4f} against {args.target}" if score is not None else "") +
+        f" in {stages.total:.2f} s", stages)
+    if args.json:
+        out = {"model": args.model, "store": args.store, "out": args.out,
+               "n_samples": int(pred.shape[0]), "arrays": ["y_pred", *extra],
+               "seconds": stages.total}
+        if score is not None:
+            out["accuracy" if what == "accuracy" else "r2"] = score
+        print(json.dumps(out, default=float), flush=True)
+    return 0
+
+
+def _score(est: Any, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score, r2_score
+
+    if isinstance(est, CellMapClassifier):
+        return float(accuracy_score(y_true, y_pred))
+    return float(r2_score(y_true, y_pred))
