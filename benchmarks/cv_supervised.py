@@ -5,10 +5,12 @@ the issue's features (2-D DCT-II, uncentred 30-d SVD; ``_supervised_data.py``). 
 ``StratifiedKFold(--folds, shuffle=True, random_state=0)``; every configuration is fitted on the
 same folds and scored on the held-out fold; mean and standard deviation over the folds.
 
-Coordinate search: starting from ``BASE``, one parameter at a time is swept over its values
-(simplest or cheapest first) with the others at their current choice. The choice is the simplest
-value whose mean accuracy is within one standard error of the best mean (Breiman's one-SE rule),
-so a more expensive setting has to earn its cost. Then the chosen defaults are checked on
+Coordinate search: starting from ``BASE`` (one partition), one parameter at a time is swept over
+its values (simplest or cheapest first) with the others at their current choice. The choice is
+the simplest value whose mean accuracy is within one standard error of the best mean (Breiman's
+one-SE rule), so a more expensive setting has to earn its cost. The sweep over the one-partition
+parameters is repeated until no choice changes (at most ``--rounds``), then the number of
+partitions (whose predictions are averaged) is chosen last. Then the chosen defaults are checked on
 scikit-learn's digits (1,797 images, raw pixels) with ``RepeatedStratifiedKFold(5, 2)``
 against one global map and a few cell counts, since ``n_cells="auto"`` must also suit small data.
 
@@ -37,14 +39,16 @@ from _supervised_data import fashion_features
 from veob_dask.supervised import CellMapClassifier
 
 #: The starting point: one partition, flat cells, every optional mechanism off but pruning.
-BASE: dict[str, Any] = {"rows_per_cell": 200, "max_depth": 0, "branching": 2, "routing": "nearest",
+BASE: dict[str, Any] = {"rows_per_cell": 200, "max_depth": 0, "min_samples": 50, "branching": 2,
+                        "routing": "nearest",
                         "cells": "kmeans", "alpha": 0.0, "local_model": "linear",
                         "shrinkage": "auto", "prune": True, "n_partitions": 1}
 
 #: Values per parameter, simplest (or cheapest) first; stages run in this order.
 STAGES: dict[str, list[Any]] = {
     "rows_per_cell": [800, 400, 200, 100, 50],
-    "max_depth": [0, 1, 2, 3],
+    "max_depth": [0, 1, 2, 3, 4, 5],
+    "min_samples": [100, 50, 25],
     "branching": [2, 4],
     "routing": ["nearest", "descend"],
     "cells": ["kmeans", "tree"],
@@ -80,25 +84,40 @@ def one_se_choice(rows: list[dict[str, Any]], n_folds: int) -> Any:
     return next(r["value"] for r in rows if r["accuracy"] >= best["accuracy"] - se)
 
 
-def coordinate_search(x: np.ndarray, y: np.ndarray, folds: int, stages: list[str]
+def sweep_stage(name: str, cfg: dict[str, Any], x: np.ndarray, y: np.ndarray,
+                splits: list[Any], label: str) -> list[dict[str, Any]]:
+    rows = []
+    for value in STAGES[name]:
+        trial = {**cfg, name: value}
+        res = cv_score(trial, x, y, splits)
+        rows.append({"method": f"{label}{name}={value}", "stage": name, "value": value,
+                     "ours": True, **res, "config": dict(trial)})
+        print(f"  {name}={value!s:>9}: accuracy {res['accuracy']:.4f} ± {res['sd']:.4f} "
+              f"(fit {res['fit_s']:.1f} s)", flush=True)
+    choice = one_se_choice(rows, len(splits))
+    for r in rows:
+        r["chosen"] = r["value"] == choice
+    print(f"stage {name}: chose {choice!r}", flush=True)
+    return rows
+
+
+def coordinate_search(x: np.ndarray, y: np.ndarray, folds: int, stages: list[str], rounds: int
                       ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
     cfg = dict(BASE)
     results: list[dict[str, Any]] = []
-    for name in stages:
-        rows = []
-        for value in STAGES[name]:
-            trial = {**cfg, name: value}
-            res = cv_score(trial, x, y, splits)
-            row = {"method": f"{name}={value}", "stage": name, "value": value, "ours": True,
-                   **res, "config": dict(trial)}
-            rows.append(row)
-            print(f"  {name}={value!s:>9}: accuracy {res['accuracy']:.4f} ± {res['sd']:.4f} "
-                  f"(fit {res['fit_s']:.1f} s)", flush=True)
-        cfg[name] = one_se_choice(rows, folds)
-        print(f"stage {name}: chose {cfg[name]!r}", flush=True)
-        for r in rows:
-            r["chosen"] = r["value"] == cfg[name]
+    single = [s for s in stages if s != "n_partitions"]
+    for r in range(rounds):
+        before = dict(cfg)
+        for name in single:
+            rows = sweep_stage(name, cfg, x, y, splits, f"round {r + 1}: ")
+            cfg[name] = next(row["value"] for row in rows if row["chosen"])
+            results += rows
+        if cfg == before:
+            break
+    if "n_partitions" in stages:
+        rows = sweep_stage("n_partitions", cfg, x, y, splits, "")
+        cfg["n_partitions"] = next(row["value"] for row in rows if row["chosen"])
         results += rows
     return cfg, results
 
@@ -123,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("-k", type=int, default=30, help="feature dimension (30)")
     p.add_argument("--limit", type=int, default=None, help="first N training images (size knob)")
     p.add_argument("--stages", nargs="*", default=list(STAGES), choices=list(STAGES))
+    p.add_argument("--rounds", type=int, default=2, help="sweeps of the one-partition stages")
     p.add_argument("--skip-digits", action="store_true")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -132,13 +152,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.limit:
         x, y = x[: args.limit], y[: args.limit]
     print(f"Fashion-MNIST training set {x.shape}, {args.folds} stratified folds", flush=True)
-    cfg, rows = coordinate_search(x, y, args.folds, args.stages)
+    cfg, rows = coordinate_search(x, y, args.folds, args.stages, args.rounds)
     if not args.skip_digits:
         rows += digits_check(cfg)
     print_table([{k: r.get(k) for k in ("method", "accuracy", "sd", "fit_s", "chosen")}
                  for r in rows])
     print(f"chosen: {cfg}")
-    config = {"folds": args.folds, "k": args.k, "n_train": int(x.shape[0]), "base": BASE,
+    config = {"folds": args.folds, "rounds": args.rounds, "k": args.k, "n_train": int(x.shape[0]), "base": BASE,
               "stages": {k: STAGES[k] for k in args.stages}, "chosen": cfg}
     out = write_result_json("cv_supervised", config, rows, args.json)
     print(f"wrote {out}")

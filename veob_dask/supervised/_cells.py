@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..partition import PartitionTree, lloyd, nearest_centroids
+from ..partition.cells import group_sums
 
 #: Rows per distance tile (tile x leaves float32 distances).
 _ROW_TILE = 2048
@@ -91,8 +92,7 @@ def _batched_kmeans(z: np.ndarray, gid: np.ndarray, n_groups: int, k: int, seed:
         labels = new
         key = gid * k + labels
         counts = np.bincount(key, minlength=n_groups * k).reshape(n_groups, k)
-        sums = np.zeros((n_groups * k, z.shape[1]))
-        np.add.at(sums, key, z)
+        sums = group_sums(z, key, n_groups * k)
         full = counts > 0
         cent[full] = sums.reshape(n_groups, k, -1)[full] / counts[full][:, None]
         cent[~full] = np.nan
@@ -200,19 +200,27 @@ def _nearest_per_tree(px: np.ndarray, cents: np.ndarray, bounds: np.ndarray) -> 
     """Column ``t``: the row of ``cents[bounds[t]:bounds[t+1]]`` nearest to each row of ``px``
     (as an index into ``cents``).
 
-    All trees in one float32 product per tile of rows, ``‖c‖² − 2 x·c`` about the centroids'
-    mean (which keeps the float32 cancellation small); ties go to the lower index.
+    All trees in one float32 product per tile of rows: ``[x, 1] · [−2c, ‖c‖²]`` is the squared
+    distance less ``‖x‖²`` (the same for every centroid), taken about the centroids' mean, which
+    keeps the float32 cancellation small; ties go to the lower index. Tiles of about 4 MB of
+    distances stay in cache for the arg-min.
     """
     shift = cents.mean(axis=0)
-    c = (cents - shift).astype(np.float32)
-    cc = np.einsum("ij,ij->i", c, c)
+    c = cents - shift
+    d = c.shape[1]
+    caug = np.empty((c.shape[0], d + 1), dtype=np.float32)
+    caug[:, :d] = -2.0 * c
+    caug[:, d] = np.einsum("ij,ij->i", c, c)
+    caug_t = np.ascontiguousarray(caug.T)
     out = np.empty((px.shape[0], bounds.size - 1), dtype=np.int64)
-    for a in range(0, px.shape[0], _ROW_TILE):
-        xa = (px[a:a + _ROW_TILE] - shift).astype(np.float32)
-        dist = cc - 2.0 * (xa @ c.T)
+    tile = max(64, min(_ROW_TILE, (1 << 20) // max(1, c.shape[0])))
+    xa = np.ones((min(tile, px.shape[0]), d + 1), dtype=np.float32)
+    for a in range(0, px.shape[0], tile):
+        m = min(tile, px.shape[0] - a)
+        xa[:m, :d] = px[a:a + m] - shift
+        dist = xa[:m] @ caug_t
         for t in range(bounds.size - 1):
-            out[a:a + xa.shape[0], t] = bounds[t] + np.argmin(dist[:, bounds[t]:bounds[t + 1]],
-                                                              axis=1)
+            out[a:a + m, t] = bounds[t] + np.argmin(dist[:, bounds[t]:bounds[t + 1]], axis=1)
     return out
 
 
@@ -220,8 +228,9 @@ def route(px: np.ndarray, first_child: np.ndarray, n_children: np.ndarray,
           centroid: np.ndarray, roots: np.ndarray, how: str) -> np.ndarray:
     """Leaf node of every row in every tree, shape (n, n_trees), by x-only routing ``how``.
 
-    ``"nearest"``: the nearest leaf centroid of the tree; ``"descend"``: the nearest child
-    centroid level by level. Rows are ``P_x``; ties go to the lower node number.
+    ``"nearest"``: the nearest leaf centroid of the tree (§5's Voronoi cells of the leaves);
+    ``"descend"``: the nearest child centroid level by level. Rows are ``P_x``; ties go to the
+    lower node number.
     """
     px = np.asarray(px, dtype=np.float64)
     if how == "descend":

@@ -111,13 +111,16 @@ def _prior(g: np.ndarray) -> np.ndarray:
 
 
 def _solve_maps(s: np.ndarray, parent: np.ndarray, depth: np.ndarray, lam: float,
-                constant: bool) -> np.ndarray:
-    """Maps of every node, top-down, from the node sums ``s`` (n_nodes, k+1, k+2+ky)."""
+                constant: bool, prior: np.ndarray | None = None) -> np.ndarray:
+    """Maps of every node, top-down, from the node sums ``s`` (n_nodes, k+1, k+2+ky).
+
+    ``prior`` (the per-row Gram matrices of ``s``'s nodes) may be passed when it is reused.
+    """
     k1 = s.shape[1]
     ky = s.shape[2] - k1 - 1
     g, b = s[:, :, :k1], s[:, :, k1:k1 + ky]
     maps = np.zeros((parent.size, k1, ky))
-    prior = _prior(g)
+    prior = _prior(g) if prior is None else prior
     for d in range(int(depth.max()) + 1):
         nodes = np.flatnonzero(depth == d)
         if constant:  # intercept only: cell means of P_y, shrunk toward the parent's
@@ -216,8 +219,9 @@ def fit_maps(node_sums: np.ndarray, parent: np.ndarray, depth: np.ndarray,
     grid = LAMBDA_GRID if shrinkage == "auto" else (float(shrinkage),)
     scores: dict[float, float] = {}
     structure: dict[float, np.ndarray] = {}
+    prior = _prior(train[:, :, :train.shape[1]])
     for lam in grid:
-        maps = _solve_maps(train, parent, depth, lam, constant)
+        maps = _solve_maps(train, parent, depth, lam, constant, prior)
         err = _held_out_error(held, maps)
         # λ is judged on the full tree's leaves: judging it after pruning on the same held-out
         # rows rewards the λ whose pruning happened to fit their noise (measured: it chose
