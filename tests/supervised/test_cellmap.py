@@ -321,3 +321,12 @@ def test_regressor_n_components_y_contract(rng):
     X = rng.normal(size=(60, 4))
     with pytest.raises(InvalidParameterError, match=r"n_components_y must be None, an int in"):
         CellMapRegressor(n_components_y=9).fit(X, X[:, :3])
+
+
+def test_oversized_cell_sums_are_refused_before_the_pass(rng, monkeypatch):
+    import veob_dask.supervised._base as base
+
+    monkeypatch.setattr(base, "SUMS_BUDGET", 10_000)
+    X = rng.normal(size=(400, 4))
+    with pytest.raises(InvalidParameterError, match=r"per-cell sums would take .*n_components_y"):
+        CellMapRegressor(n_cells=8).fit(X, rng.normal(size=(400, 30)))

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -52,8 +54,14 @@ from ._maps import fit_maps, leaf_sums_block, node_totals
 
 __all__ = ["AUTO_ROWS_PER_CELL", "CellMapBase"]
 
+#: Largest per-cell sums (bytes) one task may accumulate.
+SUMS_BUDGET = 1 << 30
+
 #: ``n_cells="auto"`` gives one first-level cell per this many training rows.
 AUTO_ROWS_PER_CELL = 200
+
+#: Fewest rows per thread when numpy input is predicted on several threads.
+_MIN_THREAD_ROWS = 2048
 
 _CELLS = ("kmeans", "tree")
 _ROUTES = ("nearest", "descend", "reconstruction")
@@ -119,12 +127,41 @@ def _scores_block(x: np.ndarray, components: np.ndarray | None, first_child: np.
     return _apply_maps(a, cells, maps) / roots.size
 
 
+def _threaded_rows(kernel: Any, x: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
+    """``kernel(x, *args)`` over row blocks, one thread per core, one BLAS thread each.
+
+    The kernels spend their time in BLAS and numpy loops that release the GIL, so threads over
+    rows use every core; BLAS's own threads on top made the routing product 10x slower on a
+    busy 2-core machine.
+    """
+    n_threads = max(1, min(os.cpu_count() or 1, x.shape[0] // _MIN_THREAD_ROWS))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_threads == 1:
+            return kernel(x, *args)  # type: ignore[no-any-return]
+        bounds = np.linspace(0, x.shape[0], n_threads + 1).astype(int)
+        with ThreadPoolExecutor(n_threads) as pool:
+            parts = list(pool.map(lambda ab: kernel(x[ab[0]:ab[1]], *args),
+                                  zip(bounds[:-1], bounds[1:], strict=True)))
+    return np.concatenate(parts)
+
+
 def _choose_k(s: np.ndarray, k: float) -> int:
     """Components for an int ``k`` or an energy fraction in (0, 1]."""
     if isinstance(k, numbers.Integral):
         return int(k)
     cum = np.cumsum(s**2) / max(float(np.sum(s**2)), 1e-300)
     return int(min(s.size, np.searchsorted(cum, float(k) - 1e-12) + 1))
+
+
+def _check_sums_size(n_leaves: int, kx: int, ky: int) -> None:
+    """Refuse per-cell sums too large for one task before the pass that would build them."""
+    size = n_leaves * 2 * (kx + 1) * (kx + 2 + ky) * 8
+    if size > SUMS_BUDGET:
+        raise InvalidParameterError(
+            f"the per-cell sums would take {size / 2**30:.1f} GiB per task ({n_leaves} cells, "
+            f"{kx} input and {ky} target components; the limit is "
+            f"{SUMS_BUDGET / 2**30:.0f} GiB). Embed the targets (n_components_y=30), or use "
+            "fewer cells (n_cells, max_depth, n_partitions).")
 
 
 def _is_int(v: Any, low: int) -> bool:
@@ -247,6 +284,7 @@ class CellMapBase(BaseEstimator):
             leaf_index[hier.leaves] = np.arange(hier.leaves.size)
             pxy = da.concatenate([px, py], axis=1).rechunk({1: -1})
             ky = int(py.shape[1])
+            _check_sums_size(hier.leaves.size, kx, ky)
             how = "nearest" if self.routing == "reconstruction" else self.routing
             parts = da.map_blocks(
                 leaf_sums_block, pxy, kx, hier.first_child, hier.n_children, hier.centroid,
@@ -371,6 +409,4 @@ class CellMapBase(BaseEstimator):
         x = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         if x.shape[0] == 0:
             raise DataError("X is empty: it needs at least one row.")
-        # One BLAS thread: on a busy 2-core machine two made the routing product 10x slower.
-        with threadpool_limits(limits=1, user_api="blas"):
-            return _scores_block(x, *args)
+        return _threaded_rows(_scores_block, x, args)
