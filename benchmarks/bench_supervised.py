@@ -8,9 +8,10 @@ dask-ml's ``LogisticRegression`` on dask arrays (binary only, so one-vs-rest ove
 standardised, lbfgs), and a plain numpy subspace classifier: one ``k``-d uncentred SVD basis per
 class of the 784 DCT coefficients (on the ``k``-d features a ``k``-d basis would span everything),
 predicting the class whose basis keeps most of a test image's energy. Ours: ``CellMapClassifier``
-with its defaults, with one partition, as one global map, and (at the first ``k``) the paper's
-variants: cells placed in the joint embedding (``alpha="balanced"``), the §8.2 reconstruction
-routing, per-cell class frequencies. Reported: accuracy, fit seconds and prediction seconds for
+with its defaults, with one partition, as one global map, and (at the first ``k``, one partition
+each) the paper's variants: k-means cells and §5 tree cells placed in the joint embedding
+(``alpha="balanced"``), the §8.2 reconstruction routing, routing by descending the tree, per-cell
+class frequencies. Reported: accuracy, fit seconds and prediction seconds for
 the 10,000 test images (medians of ``--repeat``; dask-ml once), ``qps`` (test images per second of
 prediction) and ``qps_vs_knn5``.
 
@@ -131,6 +132,10 @@ def classification(k: int, images: dict[str, np.ndarray], dct: tuple[np.ndarray,
         ours += [
             ("veob CellMap, one partition, cells in P_z (alpha balanced)",
              lambda: CellMapClassifier(n_partitions=1, alpha="balanced")),
+            ("veob CellMap, one partition, §5 tree cells in P_z (alpha balanced)",
+             lambda: CellMapClassifier(n_partitions=1, alpha="balanced", cells="tree")),
+            ("veob CellMap, one partition, descend routing",
+             lambda: CellMapClassifier(n_partitions=1, routing="descend")),
             ("veob CellMap, one partition, §8.2 reconstruction routing",
              lambda: CellMapClassifier(n_partitions=1, alpha="balanced",
                                        routing="reconstruction", n_components_joint=k)),
