@@ -9,8 +9,8 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from veob_dask import load, save
 from veob_dask.errors import DimensionMismatchError, InvalidParameterError, NotFittedError
-from veob_dask.io import load, save
 from veob_dask.supervised import CellMapClassifier, CellMapRegressor
 from veob_dask.supervised._cells import build_kmeans_tree, concat, route
 from veob_dask.supervised._maps import (

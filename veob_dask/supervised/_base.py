@@ -30,6 +30,7 @@ depth or the number of cells.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
@@ -141,7 +142,7 @@ def _threaded_rows(kernel: Any, x: np.ndarray, args: tuple[Any, ...]) -> np.ndar
         bounds = np.linspace(0, x.shape[0], n_threads + 1).astype(int)
         with ThreadPoolExecutor(n_threads) as pool:
             parts = list(pool.map(lambda ab: kernel(x[ab[0]:ab[1]], *args),
-                                  zip(bounds[:-1], bounds[1:], strict=True)))
+                                  itertools.pairwise(bounds)))
     return np.concatenate(parts)
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from veob_dask import load
 from veob_dask.cli import main
-from veob_dask.io import load, read_array, write_array
+from veob_dask.io import read_array, write_array
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +27,23 @@ def stores(tmp_path_factory):
     return t
 
 
-def _last_json(capsys):
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1  # --json: nothing but the JSON line on stdout
-    return json.loads(out[0])
+def _json_only(capsys):
+    out, err = capsys.readouterr()
+    assert err  # the people's text went to stderr
+    return json.loads(out)  # and stdout holds exactly one JSON document
 
 
 def test_classifier_round_trip(stores, capsys):
     t = stores
-    assert main(["supervised", "fit", str(t / "train.zarr"), str(t / "m.zarr"), "--target", "y",
-                 "-k", "20", "--spectral", "dct2", "--partitions", "2", "--scheduler", "sync",
-                 "--json"]) == 0
-    fit = _last_json(capsys)
+    assert main(["supervised", "fit", str(t / "train.zarr"), "-o", str(t / "m.zarr"), "--target",
+                 "y", "-k", "20", "--spectral", "dct2", "--partitions", "2", "--scheduler",
+                 "sync", "--json"]) == 0
+    fit = _json_only(capsys)
     assert fit["kind"] == "CellMapClassifier" and fit["n_samples"] == 1300
     assert fit["n_partitions"] == 2 and fit["n_cells"] >= 2
-    assert main(["supervised", "predict", str(t / "m.zarr"), str(t / "test.zarr"),
+    assert main(["supervised", "predict", str(t / "m.zarr"), str(t / "test.zarr"), "-o",
                  str(t / "p.zarr"), "--target", "y", "--scheduler", "sync", "--json"]) == 0
-    res = _last_json(capsys)
+    res = _json_only(capsys)
     assert res["arrays"] == ["y_pred", "proba"] and res["n_samples"] == 497
     assert res["accuracy"] > 0.9
     pred = read_array(t / "p.zarr", "y_pred").compute()
@@ -56,14 +57,14 @@ def test_classifier_round_trip(stores, capsys):
 
 def test_regressor_round_trip_with_svd_of_the_targets(stores, capsys):
     t = stores
-    assert main(["supervised", "fit", str(t / "top_train.zarr"), str(t / "r.zarr"), "--target",
-                 "bottom", "-k", "none", "--n-components-y", "8", "--partitions", "1",
+    assert main(["supervised", "fit", str(t / "top_train.zarr"), "-o", str(t / "r.zarr"),
+                 "--target", "bottom", "--raw", "--n-components-y", "8", "--partitions", "1",
                  "--scheduler", "sync", "--json"]) == 0
-    assert _last_json(capsys)["kind"] == "CellMapRegressor"
-    assert main(["supervised", "predict", str(t / "r.zarr"), str(t / "top_test.zarr"),
+    assert _json_only(capsys)["kind"] == "CellMapRegressor"
+    assert main(["supervised", "predict", str(t / "r.zarr"), str(t / "top_test.zarr"), "-o",
                  str(t / "rp.zarr"), "--target", "bottom", "--scheduler", "sync"]) == 0
     out = capsys.readouterr().out
-    assert "wrote" in out and "R²" in out
+    assert "wrote" in out and "r2" in out
     pred = read_array(t / "rp.zarr", "y_pred").compute()
     assert pred.shape == (497, 32)
     assert load(t / "r.zarr").y_components_.shape == (8, 32)
@@ -71,14 +72,14 @@ def test_regressor_round_trip_with_svd_of_the_targets(stores, capsys):
 
 def test_errors_exit_2(stores, capsys):
     t = stores
-    assert main(["supervised", "fit", str(t / "train.zarr"), str(t / "x.zarr"), "--target",
-                 "labels"]) == 2
+    assert main(["supervised", "fit", str(t / "train.zarr"), "-o", str(t / "x.zarr"),
+                 "--target", "labels"]) == 2
     assert "--target 'labels' is not an array" in capsys.readouterr().err
-    assert main(["supervised", "fit", str(t / "train.zarr"), str(t / "x.zarr"),
+    assert main(["supervised", "fit", str(t / "train.zarr"), "-o", str(t / "x.zarr"),
                  "--n-components-y", "3"]) == 2
     assert "--n-components-y applies to regression only" in capsys.readouterr().err
-    assert main(["fit", str(t / "top_train.zarr"), str(t / "svd.zarr"), "-k", "4"]) == 0
+    assert main(["fit", str(t / "top_train.zarr"), "-o", str(t / "svd.zarr"), "-k", "4"]) == 0
     capsys.readouterr()
-    assert main(["supervised", "predict", str(t / "svd.zarr"), str(t / "top_test.zarr"),
+    assert main(["supervised", "predict", str(t / "svd.zarr"), str(t / "top_test.zarr"), "-o",
                  str(t / "y.zarr")]) == 2
     assert "not a model of `veob supervised fit`" in capsys.readouterr().err
