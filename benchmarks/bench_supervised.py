@@ -32,6 +32,7 @@ set, with the default regularisation and without it (λ = 0.001, no pruning).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # LinearSVC at 1000 iters
     dask.config.set(scheduler="threads")
     t0 = time.perf_counter()
+    load_start = os.getloadavg()
     images = load_images()
     dct = (dct_images(images["xtr"][: args.limit]), dct_images(images["xte"]))
     rows: list[dict[str, Any]] = []
@@ -258,9 +260,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = {"components": args.components, "repeat": args.repeat, "limit": args.limit,
               "n_components_y": args.n_components_y, "sweep_folds": args.sweep_folds,
               "n_train": int(args.limit or images["xtr"].shape[0]), "n_test": 10000,
-              "total_s": time.perf_counter() - t0}
+              "total_s": time.perf_counter() - t0,
+              "loadavg_start": load_start, "loadavg_end": os.getloadavg()}
     out = write_result_json("bench_supervised", config, rows, args.json)
-    print(f"wrote {out} in {config['total_s']:.0f} s")
+    print(f"wrote {out} in {config['total_s']:.0f} s; load average (1, 5, 15 min) "
+          f"{load_start} at the start, {config['loadavg_end']} at the end")
     return {"config": config, "results": rows}
 
 

@@ -170,7 +170,8 @@ def digits_check(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     x, y = load_digits(return_X_y=True)
     splits = list(RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=0).split(x, y))
     rows = []
-    for label, change in [("chosen defaults", {}), ("one global map", {"rows_per_cell": 10**9}),
+    one_map = {"rows_per_cell": 10**9, "max_depth": 0, "n_partitions": 1}
+    for label, change in [("chosen defaults", {}), ("one global map", one_map),
                           ("rows_per_cell=50", {"rows_per_cell": 50}),
                           ("rows_per_cell=400", {"rows_per_cell": 400})]:
         res = cv_score({**cfg, **change}, x, y, splits)

@@ -59,7 +59,7 @@ __all__ = ["AUTO_ROWS_PER_CELL", "CellMapBase"]
 SUMS_BUDGET = 1 << 30
 
 #: ``n_cells="auto"`` gives one first-level cell per this many training rows.
-AUTO_ROWS_PER_CELL = 200
+AUTO_ROWS_PER_CELL = 800
 
 #: Fewest rows per thread when numpy input is predicted on several threads.
 _MIN_THREAD_ROWS = 2048
@@ -132,8 +132,8 @@ def _threaded_rows(kernel: Any, x: np.ndarray, args: tuple[Any, ...]) -> np.ndar
     """``kernel(x, *args)`` over row blocks, one thread per core, one BLAS thread each.
 
     The kernels spend their time in BLAS and numpy loops that release the GIL, so threads over
-    rows use every core; BLAS's own threads on top made the routing product 10x slower on a
-    busy 2-core machine.
+    rows use every core; BLAS's own threads on top oversubscribe a busy machine
+    (``benchmarks/README.md``, "Measurements behind choices in the code").
     """
     n_threads = max(1, min(os.cpu_count() or 1, x.shape[0] // _MIN_THREAD_ROWS))
     with threadpool_limits(limits=1, user_api="blas"):
@@ -175,11 +175,11 @@ class CellMapBase(BaseEstimator):
     _is_classifier = False
 
     def __init__(self, n_components: float | None = None, *,
-                 n_cells: int | str = "auto", max_depth: int = 1, branching: int = 2,
+                 n_cells: int | str = "auto", max_depth: int = 4, branching: int = 2,
                  min_samples: int = 50, cells: str = "kmeans", routing: str = "nearest",
                  alpha: float | str = 0.0, n_components_joint: int | None = None,
                  shrinkage: float | str = "auto", local_model: str = "linear",
-                 n_partitions: int = 8, prune: bool = True, val_fraction: float = 0.2,
+                 n_partitions: int = 8, prune: bool = False, val_fraction: float = 0.2,
                  max_samples: int | str = "auto", random_state: int | None = 0) -> None:
         self.n_components = n_components
         self.n_cells = n_cells

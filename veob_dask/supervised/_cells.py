@@ -73,7 +73,7 @@ def _batched_kmeans(z: np.ndarray, gid: np.ndarray, n_groups: int, k: int, seed:
     Starts from ``k`` distinct random rows of each group. Returns ``(labels, centroids)`` with
     ``centroids`` of shape (n_groups, k, d); slots that end up empty hold NaN. One call does a
     whole tree level, where :func:`~veob_dask.partition.lloyd` would need one call per cell
-    (measured 16 ms of overhead each: 17 of 24 s of a depth-1 fit with 4 partitions).
+    (``benchmarks/README.md``, "Measurements behind choices in the code").
     """
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(gid.size), gid))
@@ -253,8 +253,8 @@ def route(px: np.ndarray, first_child: np.ndarray, n_children: np.ndarray,
 
     ``"nearest"``: the nearest leaf centroid of the tree (§5's Voronoi cells of the leaves), all
     trees in one product per tile of rows; ``"descend"``: the nearest child centroid level by
-    level (fewer comparisons, but gathers instead of one product: not faster below some 10,000
-    leaves per tree, and less accurate). Rows are ``P_x``; ties go to the lower node number.
+    level (fewer comparisons, but gathers instead of one product, and less accurate). Rows are
+    ``P_x``; ties go to the lower node number.
     """
     px = np.asarray(px, dtype=np.float64)
     if how == "descend":

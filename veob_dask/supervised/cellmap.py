@@ -61,10 +61,10 @@ _COMMON_DOC = """
         energy to keep; None uses the inputs as they are (they already are an embedding, e.g.
         after :class:`~veob_dask.svd.SVDEmbedding` in a Pipeline).
     n_cells : int or "auto", default="auto"
-        First-level cells per partition; "auto" is one per 200 training rows.
-    max_depth : int, default=1
-        Further levels of subdivision below the first cells (kept only where held-out error
-        improves, when ``prune``).
+        First-level cells per partition; "auto" is one per 800 training rows.
+    max_depth : int, default=4
+        Further levels of subdivision below the first cells (with ``prune``, kept only where
+        held-out error improves).
     branching : int, default=2
         Children of a subdivided cell (``cells="kmeans"``; the tree is binary).
     min_samples : int, default=50
@@ -86,8 +86,10 @@ _COMMON_DOC = """
         Affine map per cell, or the cell mean of ``P_y`` (class frequencies), shrunk likewise.
     n_partitions : int, default=8
         Independent partitions whose predictions are averaged.
-    prune : bool, default=True
-        Keep a subdivision only when it lowers held-out error.
+    prune : bool, default=False
+        Keep a subdivision only when it lowers held-out error by more than its noise; off by
+        default, since the pull toward the parent's map (λ chosen on held-out rows) already
+        keeps fine cells from overfitting, and pruning cost accuracy in cross-validation.
     val_fraction : float, default=0.2
         Rows held out (a hash of the row number) to choose λ and the pruning; the final maps use
         every row.
@@ -232,11 +234,11 @@ class CellMapRegressor(RegressorMixin, CellMapBase):
     """)
 
     def __init__(self, n_components: float | None = None, *,
-                 n_cells: int | str = "auto", max_depth: int = 1, branching: int = 2,
+                 n_cells: int | str = "auto", max_depth: int = 4, branching: int = 2,
                  min_samples: int = 50, cells: str = "kmeans", routing: str = "nearest",
                  alpha: float | str = 0.0, n_components_joint: int | None = None,
                  shrinkage: float | str = "auto", local_model: str = "linear",
-                 n_partitions: int = 8, prune: bool = True, val_fraction: float = 0.2,
+                 n_partitions: int = 8, prune: bool = False, val_fraction: float = 0.2,
                  max_samples: int | str = "auto", random_state: int | None = 0,
                  n_components_y: float | None = None) -> None:
         super().__init__(n_components, n_cells=n_cells, max_depth=max_depth,
