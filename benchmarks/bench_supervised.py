@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sweep-folds", type=int, default=3)
     p.add_argument("--sweep-cells", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
     p.add_argument("--skip-dask-ml", action="store_true")
+    p.add_argument("--skip-classification", action="store_true",
+                   help="only the completion and the sweep (k = the first of --components)")
     p.add_argument("--skip-completion", action="store_true")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--json", default=None)
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     images = load_images()
     dct = (dct_images(images["xtr"][: args.limit]), dct_images(images["xte"]))
     rows: list[dict[str, Any]] = []
-    for i, k in enumerate(args.components):
+    for i, k in enumerate([] if args.skip_classification else args.components):
         rows += classification(k, images, dct, args, first=i == 0)
     if not args.skip_completion:
         rows += completion(args.components[0], images, args)

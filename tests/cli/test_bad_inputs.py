@@ -86,6 +86,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _ok(["transform", f"{d}/m.zarr", f"{d}/d.zarr", "-o", f"{d}/e.zarr"])
     _ok(["ingest", f"{d}/q.npy", "-o", f"{d}/q.zarr"])
     _ok(["index", "build", f"{d}/e.zarr", "-o", f"{d}/i.zarr", "--min-samples", "10"])
+    _ok(["supervised", "fit", f"{d}/d.zarr", "-o", f"{d}/sup.zarr", "-k", "3", "--partitions",
+         "1", "--scheduler", "sync"])
     imgs = rng.integers(0, 256, (40, 6, 6)).astype(np.uint8)
     labs = rng.integers(0, 10, 40).astype(np.uint8)
     _write_idx(d / "img-idx3-ubyte", imgs)
@@ -714,6 +716,24 @@ for label, argv, expect in [
     ("fit_checkpoint_every_zero", ("fit {d}/d.zarr -o {d}/o.zarr --solver incremental "
      "--checkpoint-every 0"), "checkpoint-every"),
     ("transform_missing_out", "transform {d}/m.zarr {d}/d.zarr", "out"),
+    ("supervised_cells_zero", "supervised fit {d}/d.zarr -o {d}/o.zarr --cells 0", "got '0'"),
+    ("supervised_cells_text", "supervised fit {d}/d.zarr -o {d}/o.zarr --cells many", "many"),
+    ("supervised_depth_negative", "supervised fit {d}/d.zarr -o {d}/o.zarr --depth -1", "-1"),
+    ("supervised_depth_huge", "supervised fit {d}/d.zarr -o {d}/o.zarr -k 2 --depth 99", "99"),
+    ("supervised_partitions_zero", "supervised fit {d}/d.zarr -o {d}/o.zarr --partitions 0",
+     "partitions"),
+    ("supervised_alpha_negative", "supervised fit {d}/d.zarr -o {d}/o.zarr --alpha -2", "-2"),
+    ("supervised_alpha_nan", "supervised fit {d}/d.zarr -o {d}/o.zarr --alpha nan", "nan"),
+    ("supervised_routing_unknown", "supervised fit {d}/d.zarr -o {d}/o.zarr --routing magic",
+     "magic"),
+    ("supervised_target_missing", "supervised fit {d}/d.zarr -o {d}/o.zarr --target labels",
+     "labels"),
+    ("supervised_y_components_for_labels",
+     "supervised fit {d}/d.zarr -o {d}/o.zarr --n-components-y 2", "regression only"),
+    ("supervised_k_above_features", "supervised fit {d}/d.zarr -o {d}/o.zarr -k 50", "50"),
+    ("supervised_predict_missing_out", "supervised predict {d}/sup.zarr {d}/d.zarr", "out"),
+    ("supervised_predict_wrong_width", "supervised predict {d}/sup.zarr {d}/q.zarr -o {d}/o.zarr",
+     "feature"),
     ("query_neighbors_zero", "query {d}/e.zarr --rows 0:2 -n 0", "neighbors"),
     ("query_neighbors_negative", "query {d}/e.zarr --rows 0:2 -n -3", "-3"),
     ("query_neighbors_text", "query {d}/e.zarr --rows 0:2 -n ten", "ten"),
@@ -953,6 +973,21 @@ case(M, "index_n_probe_zero", "query {d}/e.zarr --rows 0:2 --index {d}/i.zarr",
 case(M, "index_foreign_embedding", "query {d}/q.zarr --rows 0:2 --index {d}/i.zarr",
      expect="i.zarr")
 case(M, "index_is_model", "query {d}/e.zarr --rows 0:2 --index {d}/m.zarr", expect="m.zarr")
+SP = "supervised predict {d}/sup.zarr {d}/d.zarr -o {d}/o.zarr"
+case(M, "supervised_model_is_svd", "supervised predict {d}/m.zarr {d}/d.zarr -o {d}/o.zarr",
+     outs=["o.zarr"], expect="m.zarr")
+case(M, "supervised_model_is_dataset", "supervised predict {d}/d.zarr {d}/d.zarr -o {d}/o.zarr",
+     outs=["o.zarr"], expect="d.zarr")
+case(M, "supervised_tree_parent_out_of_range", SP,
+     _array("sup.zarr/node_parent_", lambda a: a * 0 + 10**6), outs=["o.zarr"], expect="sup.zarr")
+case(M, "supervised_tree_children_cycle", SP,
+     _array("sup.zarr/node_first_child_", lambda a: a * 0), outs=["o.zarr"], expect="sup.zarr")
+case(M, "supervised_maps_nan", SP, _array("sup.zarr/node_maps_", lambda a: a * np.nan),
+     outs=["o.zarr"], expect="sup.zarr")
+case(M, "supervised_maps_wrong_shape", SP, _array("sup.zarr/node_maps_", lambda a: a[:, :2]),
+     outs=["o.zarr"], expect="sup.zarr")
+case(M, "supervised_classes_dropped", SP, _array("sup.zarr/classes_", lambda a: a[:1]),
+     outs=["o.zarr"], expect="sup.zarr")
 case(M, "word_model_is_dataset", "words neighbors cat --model {d}/d.zarr", expect="d.zarr")
 case(M, "word_model_offsets_tampered", "words neighbors cat --model {d}/w.zarr",
      _array("w.zarr/words_offsets", lambda a: a[::-1].copy()), expect="w.zarr")
@@ -978,6 +1013,8 @@ for cmd, argv in [
     ("index_build", "index build {d}/e.zarr -o {d}/OUT"),
     ("query", "query {d}/e.zarr --rows 0:2 --out {d}/OUT"),
     ("words_build", "words build spelling {d}/words.txt --out {d}/OUT"),
+    ("supervised_fit", "supervised fit {d}/d.zarr -o {d}/OUT -k 2"),
+    ("supervised_predict", "supervised predict {d}/sup.zarr {d}/d.zarr -o {d}/OUT"),
 ]:
     case(U, f"{cmd}_existing_store", argv.replace("OUT", "q.zarr"), expect="q.zarr")
     case(U, f"{cmd}_folder_with_file", argv.replace("OUT", "fm"), expect="fm")
@@ -991,6 +1028,8 @@ case(U, "ingest_same_as_input_overwrite", "ingest {d}/coo.zarr -o {d}/coo.zarr -
      expect="coo.zarr")
 case(U, "transform_foreign_store_overwrite", "transform {d}/m.zarr {d}/d.zarr -o {d}/coo.zarr "
      "--overwrite", expect="coo.zarr")
+case(U, "supervised_predict_into_input",
+     "supervised predict {d}/sup.zarr {d}/d.zarr -o {d}/sup.zarr --overwrite", expect="sup.zarr")
 case(U, "fit_parent_is_file", "fit {d}/d.zarr -o {d}/x.npy/o.zarr -k 2", expect="is a file")
 case(U, "ingest_parent_is_file", "ingest {d}/x.npy -o {d}/pairs.txt/sub/o.zarr", expect="pairs.txt")
 case(U, "sentences_corpus_is_file", "sentences build {d}/r.tsv --out {d}/o.zarr --corpus "

@@ -31,18 +31,26 @@ from ._options import (
     add_overwrite,
     add_scheduler,
     add_seed,
+    int_or,
+    nonnegative_int,
     output_path,
     positive_int,
 )
 from .fit import model_input
 
 
-def _int_or_auto(text: str) -> int | str:
-    return text if text == "auto" else positive_int(text)
-
-
 def _float_or_balanced(text: str) -> float | str:
-    return text if text == "balanced" else float(text)
+    """argparse type for ``--alpha``: a number >= 0 or ``"balanced"``."""
+    if text == "balanced":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number >= 0 or 'balanced'; got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,9 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use X as it is instead of its SVD (X already is an embedding)")
     f.add_argument("--spectral", choices=["none", "dct2", "paper"], default="none",
                    help="2-D cosine transform of images first (default none)")
-    f.add_argument("--cells", type=_int_or_auto, default="auto",
+    f.add_argument("--cells", type=int_or("auto"), default="auto",
                    help="first-level cells per partition (default auto)")
-    f.add_argument("--depth", type=int, default=None,
+    f.add_argument("--depth", type=nonnegative_int, default=None,
                    help="levels of subdivision below the first cells (max_depth)")
     f.add_argument("--partitions", type=positive_int, default=None,
                    help="partitions whose predictions are averaged")
@@ -133,7 +141,8 @@ def run_fit(args: argparse.Namespace) -> int:
     y = read_array(args.store, args.target)
     model = _estimator(args, np.dtype(y.dtype), y.ndim)
     x = model_input(read_matrix(args.store), model)
-    stages.say(f"input {args.store}: X {x.shape}, {args.target} {y.shape} {y.dtype}")
+    stages.say(f"input {args.store}: shape {x.shape}, {x.numblocks[0]} chunks; target "
+               f"{args.target} {y.shape} {y.dtype}")
     with scheduler_context(args.scheduler), stages.stage("fit", "fitting (a fixed number of "
                                                          "passes over the store)"):
         model.fit(x, y)

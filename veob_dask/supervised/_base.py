@@ -208,7 +208,10 @@ class CellMapBase(BaseEstimator):
             (self.local_model in _LOCAL, "local_model", f"one of {_LOCAL}"),
             (self.n_cells == "auto" or _is_int(self.n_cells, 1), "n_cells",
              "'auto' or an int >= 1"),
-            (_is_int(self.max_depth, 0), "max_depth", "an int >= 0"),
+            # the saved model's schema bounds the depth (a loaded file cannot claim more);
+            # 62 levels is far beyond any tree data can fill
+            (_is_int(self.max_depth, 0) and self.max_depth <= 62, "max_depth",
+             "an int in [0, 62]"),
             (_is_int(self.branching, 2), "branching", "an int >= 2"),
             (_is_int(self.min_samples, 1), "min_samples", "an int >= 1"),
             (_is_int(self.n_partitions, 1), "n_partitions", "an int >= 1"),

@@ -63,7 +63,7 @@ _COMMON_DOC = """
     n_cells : int or "auto", default="auto"
         First-level cells per partition; "auto" is one per 800 training rows.
     max_depth : int, default=4
-        Further levels of subdivision below the first cells (with ``prune``, kept only where
+        Further levels of subdivision below the first cells, at most 62 (with ``prune``, kept only where
         held-out error improves).
     branching : int, default=2
         Children of a subdivided cell (``cells="kmeans"``; the tree is binary).
