@@ -48,6 +48,10 @@ def inputs(tmp_path: Path) -> Path:
     save(sub, tmp_path / "sm.zarr")
     SubdomainIndex().fit(sub, x, keys).save(tmp_path / "si.zarr")
     write_reviews(tmp_path, random_reviews(12, seed=3))
+    from veob_dask.supervised import CellMapClassifier
+
+    write_array(x, tmp_path / "xy.zarr", extra={"y": keys}, chunk_rows=50)
+    save(CellMapClassifier(n_partitions=1).fit(x, keys), tmp_path / "cm.zarr")
     return tmp_path
 
 
@@ -69,6 +73,10 @@ COMMANDS = {
                          "{t}/out.zarr", "--domains", "{t}/keys.npy"],
     "subdomains query": ["subdomains", "query", "{t}/si.zarr", "--queries", "{t}/x.zarr", "-n",
                          "2", "-o", "{t}/out.zarr"],
+    "supervised fit": ["supervised", "fit", "{t}/xy.zarr", "-o", "{t}/out.zarr", "-k", "3",
+                       "--partitions", "1"],
+    "supervised predict": ["supervised", "predict", "{t}/cm.zarr", "{t}/xy.zarr", "-o",
+                           "{t}/out.zarr"],
 }
 
 
