@@ -329,5 +329,23 @@ def test_oversized_cell_sums_are_refused_before_the_pass(rng, monkeypatch):
 
     monkeypatch.setattr(base, "SUMS_BUDGET", 10_000)
     X = rng.normal(size=(400, 4))
-    with pytest.raises(InvalidParameterError, match=r"per-cell sums would take .*n_components_y"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"sums of one partition would take .*n_components_y"):
         CellMapRegressor(n_cells=8).fit(X, rng.normal(size=(400, 30)))
+
+
+def test_partitions_over_the_budget_are_summed_in_more_passes(digits, monkeypatch):
+    import veob_dask.supervised._base as base
+
+    X_tr, X_te, y_tr, _ = digits
+    est = CellMapClassifier(20, n_cells=8, max_depth=1, n_partitions=3)
+    whole = est.fit(X_tr, y_tr).predict_proba(X_te)
+    per_leaf = 2 * 21 * (21 + 1 + 10) * 8
+    # room for the leaves of one partition only: three passes, the same sums
+    monkeypatch.setattr(base, "SUMS_BUDGET", per_leaf * (est.n_cells_ // 3 + 2))
+    src = CountingArray(X_tr)
+    xd = da.from_array(src, chunks=(200, -1), asarray=True, lock=False)
+    split = est.fit(xd, y_tr)
+    # the SVD's and the cells' passes, then one pass of sums per partition instead of one
+    assert len(src.reads) == (2 + 3) * xd.numblocks[0]
+    np.testing.assert_allclose(split.predict_proba(X_te), whole, atol=1e-10)

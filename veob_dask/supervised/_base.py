@@ -154,15 +154,25 @@ def _choose_k(s: np.ndarray, k: float) -> int:
     return int(min(s.size, np.searchsorted(cum, float(k) - 1e-12) + 1))
 
 
-def _check_sums_size(n_leaves: int, kx: int, ky: int) -> None:
-    """Refuse per-cell sums too large for one task before the pass that would build them."""
-    size = n_leaves * 2 * (kx + 1) * (kx + 2 + ky) * 8
-    if size > SUMS_BUDGET:
+def _partition_groups(leaves_per_tree: np.ndarray, kx: int, ky: int) -> list[tuple[int, int]]:
+    """Consecutive tree ranges ``(first, stop)`` whose per-leaf sums fit :data:`SUMS_BUDGET`
+    each (one pass over the data per range); refuses a single tree that does not fit."""
+    per_leaf = 2 * (kx + 1) * (kx + 2 + ky) * 8
+    worst = int(leaves_per_tree.max()) * per_leaf
+    if worst > SUMS_BUDGET:
         raise InvalidParameterError(
-            f"the per-cell sums would take {size / 2**30:.1f} GiB per task ({n_leaves} cells, "
-            f"{kx} input and {ky} target components; the limit is "
-            f"{SUMS_BUDGET / 2**30:.0f} GiB). Embed the targets (n_components_y=30), or use "
-            "fewer cells (n_cells, max_depth, n_partitions).")
+            f"the per-cell sums of one partition would take {worst / 2**30:.1f} GiB per task "
+            f"({int(leaves_per_tree.max())} cells, {kx} input and {ky} target components; the "
+            f"limit is {SUMS_BUDGET / 2**30:.0f} GiB). Embed the targets (n_components_y=30), "
+            "or use fewer cells (n_cells, max_depth).")
+    groups, start, size = [], 0, 0
+    for t, count in enumerate(leaves_per_tree.tolist()):
+        if size + count * per_leaf > SUMS_BUDGET:
+            groups.append((start, t))
+            start, size = t, 0
+        size += count * per_leaf
+    groups.append((start, leaves_per_tree.size))
+    return groups
 
 
 def _is_int(v: Any, low: int) -> bool:
@@ -269,6 +279,28 @@ class CellMapBase(BaseEstimator):
 
     # -- fit ----------------------------------------------------------------------------------
 
+    def _leaf_sums(self, pxy: da.Array, kx: int, hier: Any, seed: int) -> np.ndarray:
+        """Per-leaf sums of ``[P_x, P_y]`` (see :func:`leaf_sums_block`), one pass per group of
+        partitions whose sums fit :data:`SUMS_BUDGET` (one pass unless the cells are many and
+        the embeddings wide)."""
+        ky = int(pxy.shape[1]) - kx
+        how = "nearest" if self.routing == "reconstruction" else self.routing
+        # leaves are numbered tree by tree: the leaves of trees [t0, t1) are one slice
+        bounds = np.searchsorted(hier.leaves, np.append(hier.roots, hier.parent.size))
+        groups = _partition_groups(np.diff(bounds), kx, ky)
+        out = []
+        for t0, t1 in groups:
+            lo, hi = int(bounds[t0]), int(bounds[t1])
+            leaf_index = np.full(hier.parent.size, -1, dtype=np.int64)
+            leaf_index[hier.leaves[lo:hi]] = np.arange(hi - lo)
+            parts = da.map_blocks(
+                leaf_sums_block, pxy, kx, hier.first_child, hier.n_children, hier.centroid,
+                hier.roots, leaf_index, how, seed, float(self.val_fraction), (t0, t1),
+                dtype=np.float64, new_axis=[2, 3, 4],
+                chunks=((1,) * pxy.numblocks[0], (hi - lo,), (2,), (kx + 1,), (kx + 2 + ky,)))
+            out.append(dask.compute(parts.sum(axis=0, split_every=4))[0])
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
     def _fit(self, X: Any, y: Any) -> CellMapBase:
         x, yd = self._validate_fit(X, y)
         n = int(x.shape[0])
@@ -284,18 +316,8 @@ class CellMapBase(BaseEstimator):
             y_raw = self._encode_targets(yd)
             py = self._joint(px, y_raw)
             hier = self._build_cells(px, py, n_cells, seed)
-            leaf_index = np.full(hier.parent.size, -1, dtype=np.int64)
-            leaf_index[hier.leaves] = np.arange(hier.leaves.size)
             pxy = da.concatenate([px, py], axis=1).rechunk({1: -1})
-            ky = int(py.shape[1])
-            _check_sums_size(hier.leaves.size, kx, ky)
-            how = "nearest" if self.routing == "reconstruction" else self.routing
-            parts = da.map_blocks(
-                leaf_sums_block, pxy, kx, hier.first_child, hier.n_children, hier.centroid,
-                hier.roots, leaf_index, how, seed, float(self.val_fraction), dtype=np.float64,
-                new_axis=[2, 3, 4], chunks=((1,) * pxy.numblocks[0], (hier.leaves.size,), (2,),
-                                            (kx + 1,), (kx + 2 + ky,)))
-            (sums,) = dask.compute(parts.sum(axis=0, split_every=4))
+            sums = self._leaf_sums(pxy, kx, hier, seed)
         totals = node_totals(sums, hier.leaves, hier.parent, hier.depth)
         res = fit_maps(totals, hier.parent, hier.depth, hier.first_child,
                        shrinkage=self.shrinkage, constant=self.local_model == "constant",
@@ -313,7 +335,7 @@ class CellMapBase(BaseEstimator):
         self.shrinkage_ = float(res["lam"])
         self.shrinkage_scores_ = np.array(sorted(res["grid"].items()))
         self.n_cells_ = int(np.unique(res["target"][hier.leaves]).size)
-        self.n_targets_ = ky
+        self.n_targets_ = int(sums.shape[-1]) - kx - 2
         return self
 
     def _encode_targets(self, y: da.Array) -> da.Array:  # pragma: no cover - abstract

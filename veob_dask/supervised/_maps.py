@@ -60,13 +60,14 @@ def _fold_of(rows: np.ndarray, seed: int, val_fraction: float) -> np.ndarray:
 
 def leaf_sums_block(pxy: np.ndarray, kx: int, first_child: np.ndarray, n_children: np.ndarray,
                     centroid: np.ndarray, roots: np.ndarray, leaf_index: np.ndarray, how: str,
-                    seed: int, val_fraction: float,
+                    seed: int, val_fraction: float, trees: tuple[int, int] | None = None,
                     block_info: dict[Any, Any] | None = None) -> np.ndarray:
     """Kernel: per leaf and fold, ``[P_x,1]ᵀ [P_x, 1, P_y, ‖P_y‖²]`` of one row block.
 
     ``pxy`` holds ``[P_x, P_y]`` (``kx`` columns of ``P_x``). Returns shape
     (1, n_leaves, 2, kx+1, kx+2+ky), float64; fold 1 is held out. ``Σ‖P_y‖²`` of a cell is the
-    entry (kx, kx+1+ky) (ones row, last column).
+    entry (kx, kx+1+ky) (ones row, last column). ``trees = (first, stop)`` sums only those
+    trees' leaves (``leaf_index`` numbers them from 0, the others -1).
     """
     start = block_info[0]["array-location"][0][0] if block_info else 0
     px, py = pxy[:, :kx], pxy[:, kx:]
@@ -78,7 +79,7 @@ def leaf_sums_block(pxy: np.ndarray, kx: int, first_child: np.ndarray, n_childre
     leaves = route(a[:, :-1], first_child, n_children, centroid, roots, how)
     n_leaves = int(leaf_index.max()) + 1
     out = np.zeros((1, n_leaves * 2, a.shape[1], rhs.shape[1]))
-    for t in range(leaves.shape[1]):
+    for t in range(*(trees or (0, leaves.shape[1]))):
         key = leaf_index[leaves[:, t]] * 2 + fold
         order = np.argsort(key, kind="stable")
         ks = key[order]
