@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..partition import PartitionTree, lloyd, nearest_centroids
+from ..partition import PartitionTree, kmeans_centroids, nearest_centroids
 from ..partition.cells import group_sums
 
 #: Rows per distance tile (tile x leaves float32 distances).
@@ -72,7 +72,7 @@ def _batched_kmeans(z: np.ndarray, gid: np.ndarray, n_groups: int, k: int, seed:
 
     Starts from ``k`` distinct random rows of each group. Returns ``(labels, centroids)`` with
     ``centroids`` of shape (n_groups, k, d); slots that end up empty hold NaN. One call does a
-    whole tree level, where :func:`~veob_dask.partition.lloyd` would need one call per cell
+    whole tree level, where :func:`~veob_dask.partition.kmeans_centroids` would need one call per cell
     (``benchmarks/README.md``, "Measurements behind choices in the code").
     """
     rng = np.random.default_rng(seed)
@@ -125,7 +125,7 @@ def build_kmeans_tree(z: np.ndarray, to_route: np.ndarray, *, n_cells: int, max_
         pos[split] = np.arange(len(split))
         rows = np.flatnonzero((node_of_row >= 0) & (pos[np.maximum(node_of_row, 0)] >= 0))
         if first:
-            cents, _ = lloyd(z, min(k, z.shape[0]), max_iter=20, random_state=seed)
+            cents, _ = kmeans_centroids(z, min(k, z.shape[0]), max_iter=20, random_state=seed)
             cents = cents[None]
             labels = nearest_centroids(z, cents[0])[0]
         else:
