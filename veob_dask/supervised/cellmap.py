@@ -108,7 +108,8 @@ _COMMON_NOTES = """
     lazy dask arrays, with the input's row chunks, for dask input.
     Chunks: X may have any row chunks; columns are merged into one chunk.
     Memory: one row chunk per task, plus per-cell sums of
-    ``n_leaves * 2 * (k+1) * (k+2+n_targets)`` float64 in ``fit``; the sample of
+    ``n_leaves * 2 * (k+1) * (k+2+n_targets)`` float64 in ``fit``, at most 1 GiB per task (the
+    partitions are summed in one more pass per GiB beyond the first); the sample of
     ``max_samples * n_partitions`` rows of ``[P_x, P_y]``.
     Determinism: fixed by ``random_state``; the held-out rows do not depend on the chunking.
 """
