@@ -20,6 +20,7 @@ from veob_dask.index.adapters import VectorDBIndex
 from veob_dask.partition import KMeansCells, PartitionTree
 from veob_dask.spectral import SequenceTransform, SpectralTransform2D
 from veob_dask.subdomain import SubdomainEmbedding
+from veob_dask.supervised import CellMapClassifier, CellMapRegressor
 from veob_dask.svd import IncrementalSVDEmbedding, SVDEmbedding
 from veob_dask.testing import DaskEstimatorChecks, EstimatorCase
 from veob_dask.text.corpus import build_corpus
@@ -125,6 +126,10 @@ CASES = [
     EstimatorCase("DictionaryEmbedding-paper",
                   lambda: DictionaryEmbedding(n_components=4, recipe="paper"),
                   data=_entry_words, source=_dictionary),
+    EstimatorCase("CellMapClassifier", lambda: CellMapClassifier(4, n_partitions=2),
+                  method="predict", target=lambda X: (X[:, 0] > np.median(X[:, 0])).astype(int)),
+    EstimatorCase("CellMapRegressor", lambda: CellMapRegressor(4, n_partitions=2, alpha=1.0),
+                  method="predict", target=lambda X: X[:, :3] ** 2),
     pytest.param(EstimatorCase("VectorDBIndex-hnswlib", lambda: VectorDBIndex(n_neighbors=4),
                                method="kneighbors", saves=False),
                  marks=_NEEDS_HNSWLIB, id="VectorDBIndex-hnswlib"),
@@ -151,6 +156,8 @@ SKLEARN_CHECKED = [
     SequenceTransform(), SequenceTransform(4, 3, basis="dct2"),
     PartitionTree(min_samples=5), KMeansCells(),
     ExactIndex(), CellIndex(min_samples=5), CellIndex("kmeans"),
+    # one partition keeps the ~100 checks fast; the partitions only average more maps
+    CellMapClassifier(n_partitions=1), CellMapRegressor(n_partitions=1),
     *([VectorDBIndex()] if HAS_HNSWLIB else []),
 ]
 

@@ -20,10 +20,9 @@ from ..errors import InvalidParameterError
 from ..io import check_output, open_group, read_array, read_matrix, write_array
 from ..io.store import provenance
 from ..persistence import load, save
-from ..runtime import scheduler_context
 from ..spectral import SpectralTransform2D
 from ..supervised import CellMapClassifier, CellMapRegressor
-from ._common import Stages, parse_n_components
+from ._common import Stages, computing, parse_n_components
 from ._options import (
     add_json,
     add_n_components,
@@ -143,8 +142,8 @@ def run_fit(args: argparse.Namespace) -> int:
     x = model_input(read_matrix(args.store), model)
     stages.say(f"input {args.store}: shape {x.shape}, {x.numblocks[0]} chunks; target "
                f"{args.target} {y.shape} {y.dtype}")
-    with scheduler_context(args.scheduler), stages.stage("fit", "fitting (a fixed number of "
-                                                         "passes over the store)"):
+    with computing(args, stages), stages.stage("fit", "fitting (a fixed number of passes over "
+                                               "the store)"):
         model.fit(x, y)
     est = model[-1] if isinstance(model, Pipeline) else model
     with stages.stage("save", f"saving model to {out}"):
@@ -176,7 +175,7 @@ def run_predict(args: argparse.Namespace) -> int:
     x = model_input(read_matrix(args.store), model)
     pred = model.predict(x)
     extra = {"proba": model.predict_proba(x)} if isinstance(est, CellMapClassifier) else {}
-    with scheduler_context(args.scheduler), stages.stage("predict", f"writing {out}"):
+    with computing(args, stages), stages.stage("predict", f"writing {out}"):
         # predict and predict_proba share their graph: one pass over STORE for both
         write_array(pred, out, "y_pred", extra=extra, overwrite=args.overwrite, inputs=inputs,
                     attrs=provenance(f"veob supervised predict {args.model} {args.store}",

@@ -45,6 +45,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from .._contract import as_array_input
 from .._validation import as_dask_2d, check_n_features, parse_seed
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError
 from ..partition.base import sample_rows
@@ -258,6 +259,7 @@ class CellMapBase(BaseEstimator):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None.")
+        X = as_array_input(X)
         if not isinstance(X, da.Array):
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
                                  multi_output=not self._is_classifier,
@@ -279,7 +281,8 @@ class CellMapBase(BaseEstimator):
 
     # -- fit ----------------------------------------------------------------------------------
 
-    def _leaf_sums(self, pxy: da.Array, kx: int, hier: Any, seed: int) -> np.ndarray:
+    def _leaf_sums(self, pxy: da.Array, kx: int, hier: Any, seed: int
+                   ) -> tuple[np.ndarray, int]:
         """Per-leaf sums of ``[P_x, P_y]`` (see :func:`leaf_sums_block`), one pass per group of
         partitions whose sums fit :data:`SUMS_BUDGET` (one pass unless the cells are many and
         the embeddings wide)."""
@@ -299,7 +302,7 @@ class CellMapBase(BaseEstimator):
                 dtype=np.float64, new_axis=[2, 3, 4],
                 chunks=((1,) * pxy.numblocks[0], (hi - lo,), (2,), (kx + 1,), (kx + 2 + ky,)))
             out.append(dask.compute(parts.sum(axis=0, split_every=4))[0])
-        return out[0] if len(out) == 1 else np.concatenate(out)
+        return (out[0] if len(out) == 1 else np.concatenate(out)), len(out)
 
     def _fit(self, X: Any, y: Any) -> CellMapBase:
         x, yd = self._validate_fit(X, y)
@@ -307,17 +310,21 @@ class CellMapBase(BaseEstimator):
         n_cells = self._check_params(n)
         seed = parse_seed(self.random_state)
         with threadpool_limits(limits=1, user_api="blas"):
-            comps = None
+            comps, passes = None, 0
             if self.n_components is not None:
-                comps = SVDEmbedding(self.n_components, random_state=seed).fit(x).components_
+                svd = SVDEmbedding(self.n_components, random_state=seed).fit(x)
+                comps, passes = svd.components_, int(svd.n_passes_)
             kx = int(x.shape[1] if comps is None else comps.shape[0])
             px = da.map_blocks(_embed_block, x, comps, dtype=np.float64,
                                chunks=(x.chunks[0], (kx,)))
             y_raw = self._encode_targets(yd)
             py = self._joint(px, y_raw)
             hier = self._build_cells(px, py, n_cells, seed)
+            # the joint Gram pass (when P_z or the targets' SVD needs it), the sample pass
+            passes += int(self.alpha == "balanced" or self.alpha_ > 0
+                          or self.y_components_ is not None) + 1
             pxy = da.concatenate([px, py], axis=1).rechunk({1: -1})
-            sums = self._leaf_sums(pxy, kx, hier, seed)
+            sums, sum_passes = self._leaf_sums(pxy, kx, hier, seed)
         totals = node_totals(sums, hier.leaves, hier.parent, hier.depth)
         res = fit_maps(totals, hier.parent, hier.depth, hier.first_child,
                        shrinkage=self.shrinkage, constant=self.local_model == "constant",
@@ -336,6 +343,7 @@ class CellMapBase(BaseEstimator):
         self.shrinkage_scores_ = np.array(sorted(res["grid"].items()))
         self.n_cells_ = int(np.unique(res["target"][hier.leaves]).size)
         self.n_targets_ = int(sums.shape[-1]) - kx - 2
+        self.n_passes_ = passes + sum_passes
         return self
 
     def _encode_targets(self, y: da.Array) -> da.Array:  # pragma: no cover - abstract
@@ -421,6 +429,7 @@ class CellMapBase(BaseEstimator):
     def _scores(self, X: Any) -> Any:
         """``P̂_y`` of every row: numpy in, numpy out; dask in, lazy dask out."""
         check_is_fitted(self, "node_maps_")
+        X = as_array_input(X)
         args = (self.x_components_, self.node_first_child_, self.node_n_children_,
                 self.node_centroids_, self.partition_roots_, self.node_target_, self.node_maps_,
                 self.routing, self.alpha_, self.joint_components_)

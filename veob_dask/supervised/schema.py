@@ -68,6 +68,7 @@ _SCALARS = {
     "n_cells_": ScalarSpec(is_int(1)),
     "n_targets_": ScalarSpec(is_int(1), dim="map_out"),
     "n_features_in_": ScalarSpec(is_int(1)),
+    "n_passes_": ScalarSpec(is_int(1), optional=True),
 }
 
 
