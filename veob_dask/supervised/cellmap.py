@@ -148,6 +148,9 @@ class CellMapClassifier(ClassifierMixin, CellMapBase):
         λ used; ``shrinkage_scores_`` holds (λ, held-out squared error) for every λ tried.
     n_cells_ : int
         Cells in use, over all partitions.
+    n_passes_ : int
+        Passes ``fit`` made over X (the SVD's, the joint Gram's if any, the sample's, and one
+        per group of partitions whose sums fit the budget).
     n_features_in_ : int
 """ + _COMMON_NOTES + """
     Examples
