@@ -127,42 +127,55 @@ class RelationGraph:
         return out
 
 
-class _Ids(dict[str, int]):
-    """Term → id; a new term gets the next id."""
+class _Edges:
+    """Per-relation edge lists, kept as terms until the term order is known: ``heads[i]``
+    links to the next ``counts[i]`` terms of ``tails``."""
 
-    def __missing__(self, term: str) -> int:
-        i = self[term] = len(self)
-        return i
-
-
-class _Nodes:
-    """Term interning and per-relation edge lists."""
+    __slots__ = ("counts", "heads", "tails")
 
     def __init__(self) -> None:
-        self.ids = _Ids()
-        self.edges: dict[str, tuple[list[int], list[int]]] = {
-            name: ([], []) for name in (*RELATIONS, "antonym")}
+        self.heads: list[str] = []
+        self.counts: list[int] = []
+        self.tails: list[str] = []
 
-    def link(self, relation: str, a: str, terms: Iterable[str]) -> None:
-        rows, cols = self.edges[relation]
-        i = self.ids[a]
-        before = len(cols)
-        cols.extend(map(self.ids.__getitem__, terms))
-        rows.extend([i] * (len(cols) - before))
+    def link(self, a: str, terms: list[str]) -> None:
+        self.heads.append(a)
+        self.counts.append(len(terms))
+        self.tails.extend(terms)
 
 
-def _content_words(text: str, lem: Lemmatizer, stopwords: frozenset[str],
-                   forms: dict[str, str]) -> list[str]:
-    """Lemmas of the content words of ``text``; inflected forms met are noted in ``forms``."""
-    out = []
-    for t in _TOKEN.findall(text):
-        if len(t) < 2 or t in stopwords:
-            continue
-        lemma = lem(t)
-        if lemma != t:
-            forms.setdefault(t, lemma)
-        out.append(lemma)
-    return out
+class _ContentWords:
+    """Lemmas of the content words of a text (lower case, :data:`STOPWORDS` and one-letter
+    tokens left out), cached by text and by token; inflected forms met are noted in
+    ``forms``."""
+
+    def __init__(self, lem: Lemmatizer, stopwords: frozenset[str],
+                 forms: dict[str, str]) -> None:
+        self.lem, self.forms = lem, forms
+        #: token -> its lemma, or "" for a token left out
+        self.tokens: dict[str, str] = dict.fromkeys(stopwords, "")
+        self.texts: dict[str, list[str]] = {}
+
+    def _token(self, t: str) -> str:
+        lemma = "" if len(t) < 2 else self.lem(t)
+        if lemma and lemma != t:
+            self.forms.setdefault(t, lemma)
+        self.tokens[t] = lemma
+        return lemma
+
+    def __call__(self, text: str) -> list[str]:
+        hit = self.texts.get(text)
+        if hit is None:
+            get, new = self.tokens.get, self._token
+            hit = []
+            for t in _TOKEN.findall(text):
+                lemma = get(t)
+                if lemma is None:
+                    lemma = new(t)
+                if lemma:
+                    hit.append(lemma)
+            self.texts[text] = hit
+        return hit
 
 
 def relation_graph(dic: Dictionary, *, stopwords: Iterable[str] = STOPWORDS) -> RelationGraph:
@@ -179,51 +192,49 @@ def relation_graph(dic: Dictionary, *, stopwords: Iterable[str] = STOPWORDS) -> 
     >>> int(g.relations["inflection"][1, 0]), int(g.relations["definition"][0, 2])
     (1, 1)
     """
-    stop = frozenset(stopwords)
     lem = Lemmatizer(dic.glosses, dic.inflections)
-    nodes = _Nodes()
+    edges = {name: _Edges() for name in (*RELATIONS, "antonym")}
     forms: dict[str, str] = {}
-    cache: dict[str, list[str]] = {}
-
-    def words_of(text: str) -> list[str]:
-        hit = cache.get(text)
-        if hit is None:
-            hit = cache[text] = _content_words(text, lem, stop, forms)
-        return hit
-
-    for w in sorted(dic.entries):
-        nodes.link("synonym", w, ())  # every entry word is a term, linked or not
+    words_of = _ContentWords(lem, frozenset(stopwords), forms)
+    synonym, antonym, related, definition, example = (
+        edges[r] for r in ("synonym", "antonym", "related", "definition", "example"))
+    no_terms: list[str] = []
+    for w in sorted(dic.entries):  # every entry word is a term (a head), linked or not
         syn, ant = dic.entries[w]
-        nodes.link("synonym", w, (s for s in syn if s != w))
-        nodes.link("antonym", w, ant)
-        nodes.link("related", w, dic.related.get(w, ()))
-        for g in dic.glosses.get(w, ()):
-            nodes.link("definition", w, words_of(g))
+        synonym.link(w, [s for s in syn if s != w])
+        antonym.link(w, ant)
+        related.link(w, dic.related.get(w, no_terms))
+        glosses = dic.glosses.get(w)
+        for g in glosses or ():
+            definition.link(w, words_of(g))
         own = lem(w)
         for x in dic.examples.get(w, ()):
-            nodes.link("example", w, (t for t in words_of(x) if t != own))
-        if own != w and w not in dic.glosses:
+            example.link(w, [t for t in words_of(x) if t != own])
+        if own != w and glosses is None:
             forms[w] = own
     for form, lemmas in dic.inflections.items():  # irregular forms (children, ran, better)
         lemma = next((x for x in lemmas if x in dic.glosses), None)
         if lemma is not None and form not in dic.glosses:
             forms.setdefault(form, lemma)
     for f in sorted(forms):
-        nodes.link("inflection", f, [forms[f]])
-    return _finish(nodes)
+        edges["inflection"].link(f, [forms[f]])
+    return _finish(edges)
 
 
-def _finish(nodes: _Nodes) -> RelationGraph:
+def _finish(edges: dict[str, _Edges]) -> RelationGraph:
     """Sort the terms and turn the edge lists into 0/1 CSR matrices in that order."""
-    terms = list(nodes.ids)
-    order = np.argsort(np.array(terms, dtype=object), kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    n = len(terms)
+    terms: set[str] = set()
+    for e in edges.values():
+        terms.update(e.heads)
+        terms.update(e.tails)
+    words = sorted(terms)
+    ids = {w: i for i, w in enumerate(words)}
+    n = len(words)
     mats = {}
-    for name, (rows, cols) in nodes.edges.items():
-        r = rank[np.asarray(rows, dtype=np.int64)]
-        c = rank[np.asarray(cols, dtype=np.int64)]
+    for name, e in edges.items():
+        heads = np.fromiter(map(ids.__getitem__, e.heads), dtype=np.int64, count=len(e.heads))
+        r = np.repeat(heads, np.asarray(e.counts, dtype=np.int64))
+        c = np.fromiter(map(ids.__getitem__, e.tails), dtype=np.int64, count=len(e.tails))
         keep = r != c
         a = sp.csr_matrix((np.ones(int(keep.sum())), (r[keep], c[keep])), shape=(n, n))
         a.sum_duplicates()
@@ -231,7 +242,7 @@ def _finish(nodes: _Nodes) -> RelationGraph:
         mats[name] = a
     ant = mats.pop("antonym")
     ant = ((ant + ant.T) > 0).astype(np.float64).tocsr()
-    return RelationGraph([terms[i] for i in order], mats, ant)
+    return RelationGraph(words, mats, ant)
 
 
 def sign_antonyms(weighted: sp.csr_matrix, antonyms: sp.csr_matrix,
