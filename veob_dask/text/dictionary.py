@@ -128,6 +128,23 @@ def _normalize(term: str) -> str:
     return " ".join(term.split()).lower()
 
 
+def _normalize_all(terms: Iterable[str]) -> list[str]:
+    """:func:`_normalize` of each term (empty results kept). A term that is not a string
+    raises AttributeError: of the values JSON gives, only strings have ``split``."""
+    return [" ".join(t.split()).lower() for t in terms]
+
+
+def _string_lists(values: Iterable[Any]) -> list[list[str]] | None:
+    """:func:`_normalize_all` of each value, or None when one is not a list of strings."""
+    values = list(values)
+    if not all(isinstance(v, list) for v in values):
+        return None
+    try:
+        return [_normalize_all(v) for v in values]
+    except AttributeError:  # a term that is not a string
+        return None
+
+
 class _Builder:
     def __init__(self, source: str, strict: bool) -> None:
         self.entries: dict[str, tuple[set[str], set[str]]] = {}
@@ -155,36 +172,56 @@ class _Builder:
             self.report["bad_utf8"] += 1
         return t
 
-    def _cleaned(self, terms: Iterable[str]) -> list[str]:
-        out = list(map(self.clean if self.check_utf8 else _normalize, terms))
-        n_empty = out.count("")
-        if n_empty:
-            self.report["empty_terms"] += n_empty
-            out = [t for t in out if t]
+    def count_utf8(self, terms: list[str]) -> None:
+        """Count the terms holding U+FFFD (when checked)."""
+        if self.check_utf8:
+            self.report["bad_utf8"] += sum("\ufffd" in t for t in terms)
+
+    def normalized(self, terms: Iterable[str]) -> list[str]:
+        """:func:`_normalize_all`, with bad UTF-8 counted."""
+        out = _normalize_all(terms)
+        self.count_utf8(out)
         return out
+
+    def _nonempty(self, terms: list[str]) -> list[str]:
+        """``terms`` without the empty ones, which are counted."""
+        if "" not in terms:
+            return terms
+        self.report["empty_terms"] += terms.count("")
+        return [t for t in terms if t]
 
     def add(self, word: str, synonyms: Iterable[str], antonyms: Iterable[str]) -> None:
         w = self.clean(word)
         if not w:
             self.report["empty_terms"] += 1
             return
+        self.add_normalized(w, self.normalized(synonyms), self.normalized(antonyms))
+
+    def add_normalized(self, w: str, synonyms: list[str], antonyms: list[str]) -> None:
+        """:meth:`add` for a cleaned, non-empty word and normalized terms."""
         syn, ant = self.entries.setdefault(w, (set(), set()))
         syn.add(w)
-        syn.update(self._cleaned(synonyms))
-        ant.update(self._cleaned(antonyms))
+        syn.update(self._nonempty(synonyms))
+        ant.update(self._nonempty(antonyms))
 
     def add_sense(self, word: str, gloss: str, related: Iterable[str],
                   examples: Iterable[str]) -> None:
         w = self.clean(word)
-        if not w:
-            return
+        if w:
+            self.add_sense_normalized(w, gloss, self.normalized(related),
+                                      self.normalized(examples))
+
+    def add_sense_normalized(self, w: str, gloss: str, related: list[str],
+                             examples: list[str]) -> None:
+        """:meth:`add_sense` for a cleaned, non-empty word and normalized terms (empty ones
+        are dropped without counting)."""
         if gloss.strip():
             self.glosses.setdefault(w, []).append(gloss.lower())
         for target, values in ((self.related, related), (self.examples, examples)):
-            cleaned = [t for t in map(self.clean if self.check_utf8 else _normalize, values)
-                       if t]
-            if cleaned:
-                target.setdefault(w, []).extend(cleaned)
+            if "" in values:
+                values = [t for t in values if t]
+            if values:
+                target.setdefault(w, []).extend(values)
 
     def build(self) -> Dictionary:
         entries = {w: (sorted(s), sorted(a)) for w, (s, a) in self.entries.items()}
@@ -241,35 +278,44 @@ def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False
         if not isinstance(value, Mapping):
             b.bad(key, f"value is a {type(value).__name__}, not an object")
             continue
-        syn = value.get("SYNONYMS", [])
-        ant = value.get("ANTONYMS", [])
-        if not isinstance(syn, list) or not isinstance(ant, list) or not all(
-                isinstance(t, str) for t in (*syn, *ant)):
+        terms = _string_lists((value.get("SYNONYMS", []), value.get("ANTONYMS", [])))
+        if terms is None:
             b.bad(key, "SYNONYMS/ANTONYMS must be lists of strings")
             continue
-        b.add(key, syn, ant)
-        _add_meanings(b, key, value.get("MEANINGS", []))
+        syn, ant = terms
+        w = b.clean(key)
+        if w:
+            b.count_utf8(syn)
+            b.count_utf8(ant)
+            b.add_normalized(w, syn, ant)
+        else:
+            b.report["empty_terms"] += 1
+        _add_meanings(b, key, w, value.get("MEANINGS", []))
     return b.build()
 
 
-def _add_meanings(b: _Builder, key: str, meanings: Any) -> None:
-    """Senses of one Simple English Dictionary entry: ``[pos, gloss, [related], [examples]]``
-    each (a malformed sense is skipped and counted in ``bad_senses``, or raises with
-    ``strict``; the entry's synonyms and antonyms are kept either way)."""
+def _add_meanings(b: _Builder, key: str, w: str, meanings: Any) -> None:
+    """Senses of one Simple English Dictionary entry (``w`` its cleaned word, senses of an
+    empty one are checked but not kept):
+    ``[pos, gloss, [related], [examples]]`` each (a malformed sense is skipped and counted in
+    ``bad_senses``, or raises with ``strict``; the entry's synonyms and antonyms are kept
+    either way)."""
     if isinstance(meanings, Mapping):  # the upstream letter files hold a dict of senses
         meanings = list(meanings.values())
     if not isinstance(meanings, list):
         meanings = [meanings]
     for m in meanings:
-        ok = (isinstance(m, list) and len(m) >= 2 and isinstance(m[1], str)
-              and all(isinstance(part, list) and all(isinstance(t, str) for t in part)
-                      for part in m[2:4]))
-        if not ok:
+        ok = isinstance(m, list) and len(m) >= 2 and isinstance(m[1], str)
+        parts = _string_lists(m[2:4]) if ok else None
+        if parts is None:
             if b.strict:
                 b.bad(key, "MEANINGS must hold [pos, gloss, [related], [examples]] lists")
             b.report["bad_senses"] = b.report.get("bad_senses", 0) + 1
             continue
-        b.add_sense(key, m[1], m[2] if len(m) > 2 else (), m[3] if len(m) > 3 else ())
+        if w:
+            if b.check_utf8:  # as :meth:`_Builder.add_sense` counts: the word, then the terms
+                b.count_utf8([w, *(t for part in parts for t in part)])
+            b.add_sense_normalized(w, m[1], *parts, *([],) * (2 - len(parts)))
 
 
 def _wn_lemma(raw: str) -> str:
