@@ -38,6 +38,12 @@ _RULES = (
     ("ied", "y"), ("ier", "y"), ("iest", "y"),
 )
 _DOUBLED = ("ed", "ing", "er", "est")
+#: the rules and doubled-consonant suffixes by the last letter of their suffix, in order (a
+#: suffix can only match a word ending in its last letter)
+_BY_LAST = {c: (tuple(r for r in _RULES if r[0][-1] == c),
+                tuple(x for x in _DOUBLED if x[-1] == c))
+            for c in {suffix[-1] for suffix, _ in _RULES}}
+_NO_RULES: tuple[tuple[tuple[str, str], ...], tuple[str, ...]] = ((), ())
 
 
 def load_exceptions(path: str | os.PathLike[str]) -> dict[str, list[str]]:
@@ -74,10 +80,11 @@ def lemma_candidates(word: str, exceptions: dict[str, list[str]] | None = None) 
     'child'
     """
     out = list((exceptions or {}).get(word, ()))
-    for suffix, repl in _RULES:
+    rules, doubled = _BY_LAST.get(word[-1:], _NO_RULES)
+    for suffix, repl in rules:
         if word.endswith(suffix) and len(word) - len(suffix) >= 2:
             out.append(word[:len(word) - len(suffix)] + repl)
-    for suffix in _DOUBLED:
+    for suffix in doubled:
         stem = word[:len(word) - len(suffix)]
         if word.endswith(suffix) and len(stem) >= 3 and stem[-1] == stem[-2]:
             out.append(stem[:-1])
