@@ -353,13 +353,20 @@ class _RangeFinder:
         evals, evecs = scipy.linalg.eigh((core + core.T) / 2)
         order = np.argsort(evals)[::-1][:k]
         s = np.sqrt(np.clip(evals[order], 0.0, None))
-        # components = (basis @ evecs)ᵀ, built row-major without stacking the panels
-        comps = np.zeros((order.size, self.d), dtype=self.dtype)
+        # components = (basis @ evecs)ᵀ: a tall d x k product without stacking the panels,
+        # split by rows over the cores (acc -= p (-c) adds p c exactly)
+        acc: np.ndarray | None = None
         offset = 0
         for p in self.panels:
-            comps += evecs[offset:offset + p.shape[1], order].T.astype(self.dtype) @ p.T
+            c = evecs[offset:offset + p.shape[1], order].astype(self.dtype)
+            if acc is None:
+                acc = rowpar.matmul(p, c)
+            else:
+                rowpar.sub_matmul(acc, p, -c)
             offset += p.shape[1]
-        comps = flip_signs(comps).astype(np.float64, copy=False)
+        if acc is None:
+            acc = np.zeros((self.d, order.size), dtype=self.dtype)
+        comps = np.ascontiguousarray(flip_signs(acc.T), dtype=np.float64)
         return SVDResult(s, comps, float(self.total), self.n_seen, self.mean,
                          passes=self.passes)
 
