@@ -72,7 +72,7 @@ import scipy.sparse as sp
 
 from ..errors import InvalidParameterError
 from ..svd import SVDEmbedding, project, total_energy
-from .dictionary import Dictionary, load_dictionary
+from .dictionary import Dictionary, _without_gc, load_dictionary
 from .morphology import Lemmatizer
 from .weighting import ppmi
 from .wordvectors import WordVectors
@@ -178,6 +178,7 @@ class _ContentWords:
         return hit
 
 
+@_without_gc
 def relation_graph(dic: Dictionary, *, stopwords: Iterable[str] = STOPWORDS) -> RelationGraph:
     """Build the term graph of :data:`RELATIONS` and antonyms from a :class:`Dictionary`.
 

@@ -41,15 +41,16 @@ with squared Euclidean distances as in the paper's table.
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import dask
 import dask.array as da
@@ -122,6 +123,26 @@ class Dictionary:
         return sorted(syn), sorted(ant)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _without_gc(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``func`` with the cyclic garbage collector paused. A reader builds millions of small
+    lists, sets and dicts (none in a reference cycle), and each collection they trigger walks
+    all of them again: pausing it halved the time to read the Simple English Dictionary."""
+    @functools.wraps(func)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return run
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def _normalize(term: str) -> str:
     """Lower case, runs of white space as one space, none at the ends."""
@@ -136,13 +157,15 @@ def _normalize_all(terms: Iterable[str]) -> list[str]:
 
 def _string_lists(values: Iterable[Any]) -> list[list[str]] | None:
     """:func:`_normalize_all` of each value, or None when one is not a list of strings."""
-    values = list(values)
-    if not all(isinstance(v, list) for v in values):
-        return None
+    out = []
     try:
-        return [_normalize_all(v) for v in values]
+        for v in values:
+            if not isinstance(v, list):
+                return None
+            out.append([" ".join(t.split()).lower() for t in v])
     except AttributeError:  # a term that is not a string
         return None
+    return out
 
 
 class _Builder:
@@ -240,6 +263,7 @@ def _read_text(path: Path) -> tuple[str, int]:
     return read_text_file(path, "dictionary file")
 
 
+@_without_gc
 def load_simple_dictionary(path: str | os.PathLike[str], *, strict: bool = False) -> Dictionary:
     """Read the Simple English Dictionary JSON (``merged.json``, ``.json.xz`` or ``.json.gz``).
 
@@ -351,6 +375,7 @@ def _wn_parse(line: str) -> tuple[tuple[str, int], list[str], list[tuple[str, tu
     return (pos, offset), lemmas, pointers, gloss.strip()
 
 
+@_without_gc
 def load_wordnet(path: str | os.PathLike[str] = WORDNET_DIR, *,
                  strict: bool = False) -> Dictionary:
     """Read WordNet ``data.*`` files into a :class:`Dictionary` (parsed here, no NLTK).
