@@ -436,6 +436,10 @@ def _read_source(source: str | os.PathLike[str] | Iterable[str | os.PathLike[str
 def _unit_vectors(x: da.Array, components: np.ndarray, s: np.ndarray,
                   scale_exponent: float) -> np.ndarray:
     """Rows ``U_k Σ_k^p`` (from the projection ``X V_kᵀ = U_k Σ_k``) scaled to unit length."""
+    # project() multiplies float32 data in float32: cast the components once here, not in
+    # every task (and hash half the bytes to name the graph)
+    if x.dtype == np.float32:
+        components = components.astype(np.float32)
     (us,) = dask.compute(project(x, components))
     vecs = np.asarray(us, dtype=np.float64) * np.where(s > 0, s, 1.0) ** (
         float(scale_exponent) - 1.0)
