@@ -86,8 +86,8 @@ def sketch_rows(seed: int, r0: int, r1: int, l: int, dtype: Any = np.float64) ->
     z *= _MIX1
     z ^= z >> np.uint64(27)
     z *= _MIX2
-    z ^= z >> np.uint64(31)
-    signs = (z >> np.uint64(63)).astype(dtype)
+    # splitmix64 ends with z ^= z >> 31, which leaves the top bit, the only one used, as it is
+    signs = np.less(z.view(np.int64), 0).astype(dtype)
     signs *= -2
     signs += 1
     return signs.reshape(r1 - r0, l)
