@@ -66,3 +66,10 @@ def test_built_word_models_record_the_energy_they_left_out():
     s = describe(wv)
     np.testing.assert_allclose(s.cumulative_energy()[-1], kept / x_energy, rtol=1e-9)
     assert s.cumulative_energy()[-1] < 1.0
+
+
+def test_a_spectrum_rule_recorded_by_the_builder_is_the_rule_shown():
+    wv = WordVectors(["a", "b", "c"], np.eye(3)[:, :2],
+                     {"model": "dictionary", "singular_values": [3.0, 2.0], "k_ratio": 0.28,
+                      "max_components": 5})
+    assert describe(wv).rule == "singular values at least 0.28 σ₁ among the 5 computed (k = 2)"

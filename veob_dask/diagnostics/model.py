@@ -200,6 +200,16 @@ def _describe_svd(model: Any, provenance: dict[str, Any]) -> ModelSummary:
                         provenance=dict(provenance), image_shape=image_shape)
 
 
+def _text_rule(meta: dict[str, Any], k: int, section: Any) -> str:
+    """How a word or sentence model's k was chosen, from what its builder recorded."""
+    ratio, computed = meta.get("k_ratio"), meta.get("max_components")
+    if ratio and computed:  # the definitions recipe: k from the spectrum
+        return (f"singular values at least {float(ratio):g} σ₁ among the {int(computed)} "
+                f"computed (k = {k})")
+    return f"n_components={k}, set when the model was built" + (
+        f" (the paper's §{section})" if section else "")
+
+
 def _describe_text(model: Any, kind: str, provenance: dict[str, Any]) -> ModelSummary:
     meta = dict(model.metadata)
     if kind == "words":
@@ -216,8 +226,7 @@ def _describe_text(model: Any, kind: str, provenance: dict[str, Any]) -> ModelSu
                                        f"basis={meta.get('basis')}",
                  "word model": (meta.get("word_model") or {}).get("model")}
     section = meta.get("section")
-    rule = f"n_components={k}, set when the model was built" + (
-        f" (the paper's §{section})" if section else "")
+    rule = _text_rule(meta, k, section)
     if kind == "words" and "n" in meta:
         facts["spelling transform"] = (f"N={meta['n']}, m={meta.get('m')}, "
                                        f"basis={meta.get('basis')}")
