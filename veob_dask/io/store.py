@@ -28,6 +28,7 @@ from .chunking import TARGET_CHUNK_BYTES, chunk_rows
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
 from .metadata import check_chunks_written, check_row_array, check_store_metadata
+from .readahead import advise_rows
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -313,11 +314,20 @@ class ZarrRowSource:
                     "the chunk from a copy."
                 )
 
+    def _read_ahead(self, arr: zarr.Array, key: tuple[Any, ...]) -> None:
+        """Hint the kernel to fetch the files of the next rows (local stores; see
+        :mod:`veob_dask.io.readahead`)."""
+        rows = key[0] if key else slice(None)
+        if self.location.is_local and isinstance(rows, slice) and self.ndim:
+            start, stop, _ = rows.indices(self.shape[0])
+            advise_rows(self.location.url, arr, start, stop)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         arr = self._array()
         if not isinstance(key, tuple):
             key = (key,)
         self._check_chunks_present(arr, key)
+        self._read_ahead(arr, key)
         try:
             out = np.asarray(arr[key])
             return out.astype(object) if out.dtype.kind == "T" else out
