@@ -63,9 +63,11 @@ from cost_model import (
     CHUNKS_PER_SHARD,
     DEFAULT_K,
     DEFAULT_Q,
+    disk_bandwidth,
     load_or_calibrate,
     op_callable,
     predict,
+    sample_files,
 )
 
 NAME = "bench_scale"
@@ -81,13 +83,14 @@ def _source(spec: dict[str, Any]) -> tuple[Any, Any]:
     if src["kind"] == "gen":
         matrix = SyntheticMatrix(**src["matrix"])
         return matrix, matrix.to_dask(spec["chunk_rows"])
-    import dask.array as da
     import zarr
+
+    from veob_dask.io import read_array
 
     group = zarr.open_group(src["path"], mode="r")
     params = dict(group.attrs["synthetic"])
     params["spectrum"] = None if params["spectrum"] is None else tuple(params["spectrum"])
-    return SyntheticMatrix(**params), da.from_zarr(group["X"])
+    return SyntheticMatrix(**params), read_array(src["path"])  # the library's reader
 
 
 def _accuracy(op: str, matrix: Any, model: Any, k: int) -> dict[str, float]:
@@ -211,7 +214,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 # -------------------------------------------------------------------------- parent process side
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if spec.get("readahead") is not None:  # the environment reaches the cluster's workers too
+        env["DASK_VEOB_DASK__READAHEAD_BYTES"] = str(spec["readahead"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line.removeprefix("RESULT "))
@@ -222,24 +228,27 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _spec(args: argparse.Namespace, op: str, source: dict[str, Any], chunk_rows: int, *,
           scheduler: str = "threads", workers: int = 1, threads: int = 2,
-          cold: bool = False, repeat: int | None = None) -> dict[str, Any]:
+          cold: bool = False, repeat: int | None = None,
+          readahead: int | None = None) -> dict[str, Any]:
     return {"op": op, "source": source, "chunk_rows": int(chunk_rows), "scheduler": scheduler,
-            "workers": workers, "threads": threads, "cold": cold,
+            "workers": workers, "threads": threads, "cold": cold, "readahead": readahead,
             "repeat": repeat or args.repeat, "k": args.k, "q": args.q, "work": str(args.work)}
 
 
 def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
          spec: dict[str, Any], *, rows: int, cols: int, source: str, store_bytes: int = 0,
-         subdomains: int = 0) -> dict[str, Any]:
+         subdomains: int = 0, disk_bytes_per_s: float | None = None) -> dict[str, Any]:
     sched, w, t = spec["scheduler"], spec["workers"], spec["threads"]
     pred = predict(cal, op=spec["op"], rows=rows, cols=cols, chunk_rows=spec["chunk_rows"],
                    source=source, scheduler=sched, workers=w if sched == "cluster" else 1,
-                   threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q)
+                   threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q,
+                   disk_bytes_per_s=disk_bytes_per_s)
     r = run_child(spec)
     row = {"part": part, "method": label, "ours": True, "op": spec["op"], "rows": rows,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
            "workers": w if sched == "cluster" else 1, "threads_per_worker": t,
            "subdomains": subdomains, "store_bytes": store_bytes, "repeat": spec["repeat"],
+           "readahead_bytes": spec.get("readahead"), "disk_bytes_per_s": disk_bytes_per_s,
            "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"],
            "predicted_io_s": pred["io_s"], **r}
     _errors(row, cal)
@@ -336,16 +345,31 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     src, nbytes = _store(args, n, d, c)
     print(f"  store: {n:,} x {d} float32 = {n * d * 4 / 1e9:.2f} GB logical, "
           f"{nbytes / 1e9:.2f} GB on disk", flush=True)
-    kw = {"rows": n, "cols": d, "source": "read", "store_bytes": nbytes}
-    runs = [("read", "read pass da.from_zarr(...).sum(), threaded", "threads", 1, 2),
-            ("read", "read pass, LocalCluster 2x1", "cluster", 2, 1),
-            ("gram", "veob fit solver=gram, threaded", "threads", 1, 2),
-            ("gram", "veob fit solver=gram, LocalCluster 2x1", "cluster", 2, 1),
-            ("transform", "veob transform -> Zarr, threaded", "threads", 1, 2)]
+    # the disk's cold bandwidth on ~2 GB of this store's shards, spread over it (the
+    # calibration store is small and freshly written: a virtual disk may serve it from cache)
+    probe = disk_bandwidth(sample_files(Path(src["path"]), 2 * 10**9))
+    bw = probe["disk_bytes_per_s"]
+    print(f"  disk probe: {probe['bytes'] / 1e9:.2f} GB cold at "
+          f"{(bw or 0) / 1e6:.0f} MB/s", flush=True)
+    kw = {"rows": n, "cols": d, "source": "read", "store_bytes": nbytes, "disk_bytes_per_s": bw}
+    runs = [("read", "read pass read_array(...).sum(), threaded", "threads", 1, 2, None),
+            ("read", "read pass, LocalCluster 2x1", "cluster", 2, 1, None),
+            ("gram", "veob fit solver=gram, threaded", "threads", 1, 2, None),
+            ("gram", "veob fit solver=gram, LocalCluster 2x1", "cluster", 2, 1, None),
+            ("transform", "veob transform -> Zarr, threaded", "threads", 1, 2, None),
+            ("read", "read pass, threaded, read-ahead off", "threads", 1, 2, 0),
+            ("gram", "veob fit solver=gram, threaded, read-ahead off", "threads", 1, 2, 0),
+            ("gram", "veob fit solver=gram, LocalCluster 2x1, read-ahead off", "cluster", 2, 1,
+             0)]
     out = [_run(args, cal, "c", label, _spec(args, op, src, c, scheduler=s, workers=w, threads=t,
-                                              cold=True), **kw)
-           for op, label, s, w, t in runs]
+                                              cold=True, readahead=ra), **kw)
+           for op, label, s, w, t, ra in runs if ra is None or args.c_readahead_off]
     _ratio(out, out[0])
+    for r in out:  # each fit also against the read pass of its own configuration
+        own = next((o for o in out if o["op"] == "read" and o["scheduler"] == r["scheduler"]
+                    and o["readahead_bytes"] == r["readahead_bytes"]), None)
+        if own and own.get("median_s") and r.get("median_s"):
+            r["own_read_ratio"] = r["median_s"] / own["median_s"]
     if not out[0].get("cache_dropped", True):
         print("  NOTE: the page cache could not be dropped (not root): the passes were warm "
               "where the store fits in memory.", flush=True)
@@ -467,7 +491,8 @@ def repredict(path: Path, calibration: Path) -> None:
         pred = predict(cal, op=r["op"], rows=r["rows"], cols=r["cols"],
                        chunk_rows=r["chunk_rows"], source=source, scheduler=r["scheduler"],
                        workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
-                       q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q))
+                       q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q),
+                       disk_bytes_per_s=r.get("disk_bytes_per_s"))
         r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
         r["predicted_io_s"] = pred["io_s"]
         _errors(r, cal)
@@ -480,7 +505,7 @@ def repredict(path: Path, calibration: Path) -> None:
 def _report(results: list[dict[str, Any]], out: Path) -> None:
     cols_out = ["part", "method", "rows", "workers", "threads_per_worker", "median_s",
                 "predicted_s", "pred_err", "predicted_load_s", "load_pred_err",
-                "read_pass_ratio", "cpu_s", "predicted_cpu_s", "cpu_pred_err", "peak_mb",
+                "read_pass_ratio", "own_read_ratio", "cpu_s", "predicted_cpu_s", "cpu_pred_err", "peak_mb",
                 "sv_relerr", "angle_deg", "passes", "runnable", "error"]
     print_table(sorted(results, key=lambda r: r["part"]), cols_out)
     plot_rows(results, out.with_name(out.stem + "_rows.png"))
@@ -502,6 +527,8 @@ def main() -> None:
     p.add_argument("--keys", type=int, default=1000, help="subdomain keys of (b)")
     p.add_argument("--c-rows", type=lambda v: int(float(v)), default=4_000_000)
     p.add_argument("--c-cols", type=int, default=256)
+    p.add_argument("--c-readahead-off", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the read pass and Gram fits of (c) with read-ahead off")
     p.add_argument("--d-rows", type=lambda v: int(float(v)), default=2_000_000)
     p.add_argument("--configs", type=lambda v: v.split(","), default=["1x1", "1x2", "2x1"])
     p.add_argument("--k", type=int, default=DEFAULT_K)

@@ -8,19 +8,23 @@ Usage::
     python benchmarks/cost_model.py --load results/cost_model.json   # reuse a calibration
 
 The model (stated in full in ``benchmarks/README.md``, section "Cost model"): a pass over ``n``
-rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads costs
+rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads (``S = W T`` task slots) costs
 
-    T_pass = max(n (s_src + s_op) / E(W, T),  bytes_cold / B_disk)
+    T_pass = max(n (s_src + s_op) / E(W, T) x waves,  bytes_cold / B_disk)
              + (n / c) (t_task(sched) - t_task(sync)) / E(W, T)
 
-with ``s_src`` the CPU seconds per row of producing a chunk (generating it, or reading and
-decoding it), ``s_op`` those of the solver's kernel including its share of the merge tree (both
+with ``s_src`` the CPU seconds per row of producing a chunk (generating it, reading and
+decoding it from the page cache, or — after the cache was dropped — from disk, which adds the
+kernel's CPU), ``s_op`` those of the solver's kernel including its share of the merge tree (both
 measured single-threaded on the synchronous scheduler in CPU time, least of 3, from two sizes so
 that fixed costs fall out), ``E`` the measured wall-time speed-up of the configuration over one
-thread's CPU work (on a shared machine it also holds the share other jobs leave), ``B_disk``
-the cold read bandwidth and ``t_task`` the CPU per task of each scheduler; a fit is ``fixed_op +
-passes x T_pass`` (the randomized solver makes ``n_iter + 1`` passes, all others one), and its
-CPU seconds ``passes x n (s_src + s_op) x inflation`` (the measured CPU cost of running
+thread's CPU work, ``waves = ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last
+wave, ``B_disk`` the disk's cold bandwidth (read-ahead keeps the disk busy while tasks compute,
+so the pass costs the larger of the two, not their sum) and ``t_task`` the CPU per task of each
+scheduler. A run is ``t_call + passes x T_pass``: ``t_call`` the measured wall time of the same
+call on a one-chunk array on the same scheduler (graph, scheduling, eigensolver, the writes that
+do not grow with the rows); the randomized solver makes ``n_iter + 1`` passes, all others one.
+Its CPU seconds are ``passes x n (s_src + s_op) x inflation`` (the measured CPU cost of running
 beside other threads). The extrapolation to many workers gives each worker dedicated cores at
 this CPU cost, adds the object-store bandwidth per worker and in total, the central
 scheduler's serial time per task, the client's graph time per task and the merge tree's depth
@@ -54,9 +58,13 @@ from _common import (
 
 #: Ops with a per-row kernel cost measured on in-memory chunks.
 KERNEL_OPS = ("sum", "gram", "randomized", "incremental", "subdomain", "transform")
+#: Ops whose fixed cost per call is measured on the threaded scheduler.
+CALL_OPS = KERNEL_OPS
 DEFAULT_K, DEFAULT_Q, DEFAULT_KEYS = 16, 4, 1000
 #: Chunks per shard of the benchmark stores (a shard file holds this many task reads).
 CHUNKS_PER_SHARD = 16
+#: Shards of the calibration store (about 1.5 GB at 24 MiB chunks).
+CAL_SHARDS = 4
 
 
 # ------------------------------------------------------------------------------- measurement
@@ -169,43 +177,102 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
     return out
 
 
+def disk_bandwidth(files: list[Path], readers: int = 2) -> dict[str, Any]:
+    """Cold read bandwidth of ``files`` (bytes/s): page cache dropped, then ``readers`` threads
+    read whole files in 16 MiB blocks, as the read-ahead thread and the tasks do together.
+
+    ``None`` when the cache cannot be dropped (not root): the reads would be warm.
+    """
+    import concurrent.futures as cf
+
+    if not drop_page_cache():
+        return {"disk_bytes_per_s": None, "cache_dropped": False, "bytes": 0}
+
+    def read(f: Path) -> int:
+        n = 0
+        with open(f, "rb") as fh:
+            while block := fh.read(16 << 20):
+                n += len(block)
+        return n
+
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(readers) as pool:
+        total = sum(pool.map(read, files))
+    return {"disk_bytes_per_s": total / (time.perf_counter() - t0), "cache_dropped": True,
+            "bytes": total, "files": len(files)}
+
+
+def sample_files(store: Path, max_bytes: int) -> list[Path]:
+    """Storage files of ``store`` spread evenly over it, about ``max_bytes`` in all."""
+    files = sorted((p for p in Path(store).rglob("*") if p.is_file() and p.name != "zarr.json"),
+                   key=lambda p: [int(v) if v.isdigit() else v for v in p.parts])
+    if not files:
+        return []
+    size = max(1, files[0].stat().st_size)
+    step = max(1, math.ceil(len(files) * size / max_bytes))
+    return files[::step]
+
+
 def _read_costs(d: int, c: int, *, repeat: int, work: Path,
                 sum_cost: dict[str, float]) -> dict[str, Any]:
-    """Warm decode per row (one thread) and cold disk bandwidth, from a small sharded store."""
+    """Warm decode per row and cold read per row (one thread), and the disk's cold bandwidth,
+    from a sharded store of ``CAL_SHARDS`` shards written here."""
     import dask
-    import dask.array as da
     import zarr
 
     from veob_dask.datasets import SyntheticMatrix
+    from veob_dask.io import read_array
 
-    n = CHUNKS_PER_SHARD * c
+    n = CAL_SHARDS * CHUNKS_PER_SHARD * c
     m = SyntheticMatrix(n, d)
     path = work / f"cal_{d}.zarr"
     disk = write_sharded_store(m, path, chunk_rows=c, chunks_per_shard=CHUNKS_PER_SHARD)
-    arr = zarr.open_group(path, mode="r")["X"]
+    zarr.open_group(path, mode="r")  # metadata readable
 
     def run(rows: int) -> Callable[[], Any]:
-        x = da.from_zarr(arr)[:rows]  # dask chunks = stored chunks (a task decodes one)
+        x = read_array(path)[:rows]  # the library's reader: dask chunks = stored chunks
         return lambda: float(x.sum().compute())
 
     with dask.config.set(scheduler="sync"):
         run(n)()  # warm the page cache
         # two sizes only: chunks smaller than the stored ones would decode a chunk per task
         t1, t2 = _min_cpu(run(2 * c), repeat), _min_cpu(run(n), repeat)
-    per_row = max((t2 - t1) / (n - 2 * c), 1e-12)
-    est = {"per_row": per_row, "fixed": max(0.0, t1 - 2 * c * per_row)}
-    dropped = drop_page_cache()
-    t0 = time.perf_counter()
-    for f in sorted(Path(path).rglob("*")):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                while fh.read(16 << 20):
-                    pass
-    raw = time.perf_counter() - t0
+        per_row = max((t2 - t1) / (n - 2 * c), 1e-12)
+        est = {"per_row": per_row, "fixed": max(0.0, t1 - 2 * c * per_row)}
+        # cold: the same pass after dropping the cache; the extra CPU is the kernel's share of
+        # reading from disk (page-cache insertion) charged to this process
+        cold_cpu = []
+        for _ in range(2):
+            if not drop_page_cache():
+                break
+            c0 = time.process_time()
+            run(n)()
+            cold_cpu.append(time.process_time() - c0)
+    cold_per_row = (min(cold_cpu) - est["fixed"]) / n if cold_cpu else per_row
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name != "zarr.json")
+    bw = disk_bandwidth(files)
     return {"per_row": max(est["per_row"] - sum_cost["per_row"], 1e-12),
+            "cold_per_row": max(cold_per_row - sum_cost["per_row"], est["per_row"]
+                                - sum_cost["per_row"], 1e-12),
             "floor_per_row": est["per_row"], "fixed": est["fixed"],
-            "compression": disk / m.nbytes,
-            "disk_bytes_per_s": disk / raw if dropped else None, "cache_dropped": dropped}
+            "compression": disk / m.nbytes, **bw}
+
+
+def _call_costs(d: int, ops: tuple[str, ...], work: Path) -> dict[str, float]:
+    """Wall seconds of one call of each op on a one-chunk array on the current scheduler
+    (median of 3 after a warm-up): the fixed cost of a run (graph, scheduling, the eigensolver
+    and the writes that do not grow with the rows)."""
+    from veob_dask.datasets import SyntheticMatrix
+
+    m = SyntheticMatrix(2000, d, n_keys=8)
+    x, keys = m.to_dask(2000), m.keys(2000)
+    out = {}
+    for op in ops:
+        call = op_callable(op, x, k=min(DEFAULT_K, d), q=DEFAULT_Q, keys=keys,
+                           out=work / "call.zarr")
+        call()
+        out[op] = _median_time(call, 3)
+    return out
 
 
 def _task_overhead(n_tasks: int) -> float:
@@ -236,13 +303,14 @@ def _tree_costs(d: int, scheduler_label: str) -> dict[str, Any]:
 
 def _pipeline_time(d: int, c: int, n: int) -> tuple[float, float]:
     """(wall s, CPU s of the process tree) of the (a) pipeline — generate + Gram fit — on the
-    current scheduler (medians of 2)."""
+    current scheduler (medians of 3 after a warm-up)."""
     from veob_dask import SVDEmbedding
     from veob_dask.datasets import SyntheticMatrix
 
     x = SyntheticMatrix(n, d).to_dask(c)
+    SVDEmbedding(8, solver="gram").fit(x)  # warm-up: first-call costs are not the pipeline's
     walls, cpus = [], []
-    for _ in range(2):
+    for _ in range(3):
         c0, t0 = tree_cpu_s(), time.perf_counter()
         SVDEmbedding(8, solver="gram").fit(x)
         walls.append(time.perf_counter() - t0)
@@ -270,7 +338,7 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
     t_start = time.perf_counter()
     work = Path(work or tempfile.mkdtemp(prefix="veob_costmodel_"))
     work.mkdir(parents=True, exist_ok=True)
-    cal: dict[str, Any] = {"version": 1, "created": dt.datetime.now(dt.UTC).isoformat(
+    cal: dict[str, Any] = {"version": 2, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
         "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD},
         "per_d": {}, "task_s": {}, "efficiency": {}, "tree": {}}
@@ -291,6 +359,8 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
     with dask.config.set(scheduler="threads", num_workers=2):
         cal["task_s"]["threads"] = _task_overhead(1000)
         cal["tree"]["threads"] = _tree_costs(cols[0], "threads")
+        for d in cols:
+            cal["per_d"][str(d)]["call_s"] = {"threads-2": _call_costs(d, CALL_OPS, work)}
     cal["graph_s_per_task"] = _graph_time(cols[0])
     for cfg in configs:
         w, t = (int(v) for v in cfg.split("x"))
@@ -304,6 +374,8 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
             for d in cols:
                 _warm_workers(client, d)
                 entry = cal["per_d"][str(d)]
+                entry["call_s"][f"cluster-{cfg}"] = _call_costs(
+                    d, ("sum", "gram", "randomized", "incremental"), work)
                 c = entry["chunk_rows"]
                 wall, cpu = _pipeline_time(d, c, 8 * c)
                 over = 8 * (cal["task_s"][f"cluster-{cfg}"] - cal["task_s"]["sync"])
@@ -355,35 +427,44 @@ def task_overhead(cal: dict[str, Any], scheduler: str, workers: int, threads: in
 
 def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
-            threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q) -> dict[str, float]:
+            threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
+            disk_bytes_per_s: float | None = None) -> dict[str, float]:
     """Predicted seconds of one run and its terms.
 
     ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
     "gen" (synthetic, keys too for "subdomain") or "read" (a Zarr store; ``cold_bytes`` of it
-    come from disk each pass when the cache was dropped).
+    come from disk each pass when the cache was dropped, at ``disk_bytes_per_s`` — by default
+    the bandwidth measured on the calibration store).
     """
     d = str(cols)
-    ops = cal["per_d"][d]["ops"]
+    entry = cal["per_d"][d]
+    ops = entry["ops"]
     n, tasks = rows, math.ceil(rows / chunk_rows)
-    srcs = [ops["read" if source == "read" else "gen"]]
-    if op == "subdomain" and source == "gen":
-        srcs.append(ops["keys"])
+    read = ops["read"]
+    if source == "read":
+        src_row = read.get("cold_per_row", read["per_row"]) if cold_bytes else read["per_row"]
+    else:
+        src_row = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0)
     kern = ops["sum"] if op in ("gen", "read") else ops[op]
     n_pass = passes(op, q)
     eff = efficiency(cal, cols, scheduler, workers, threads)
-    cpu = n * sum(e["per_row"] for e in [*srcs, kern]) / eff
-    disk_bw = ops["read"].get("disk_bytes_per_s")
+    slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
+    waves = math.ceil(tasks / slots) / (tasks / slots)  # the last wave's idle slots
+    cpu = n * (src_row + kern["per_row"]) / eff * waves
+    disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
     io = cold_bytes / disk_bw if (cold_bytes and disk_bw) else 0.0
     over = tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
                        - cal["task_s"]["sync"]) / eff
     per_pass = max(cpu, io) + over
-    total = kern["fixed"] + n_pass * per_pass
     key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
-    inflation = cal["per_d"][d].get("inflation", {}).get(key, 1.0)
-    work_cpu = cpu * eff  # CPU seconds of the work itself (one thread's worth)
+    call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
+    fixed = kern["fixed"] if call is None else call
+    total = fixed + n_pass * per_pass
+    inflation = entry.get("inflation", {}).get(key, 1.0)
+    work_cpu = cpu * eff / waves  # CPU seconds of the work itself (one thread's worth)
     return {"predicted_s": total, "predicted_cpu_s": kern["fixed"] + n_pass * work_cpu * inflation,
             "work_s": n_pass * cpu, "io_s": n_pass * io, "overhead_s": n_pass * over,
-            "fixed_s": kern["fixed"], "passes": n_pass, "efficiency": eff}
+            "fixed_s": fixed, "passes": n_pass, "efficiency": eff}
 
 
 # ----------------------------------------------------------------------------- extrapolation

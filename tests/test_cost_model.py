@@ -59,3 +59,28 @@ def test_extrapolation_names_the_binding_term():
     assert by[(1000, 10_000)]["binding"] == "scheduler"  # 1e5 tasks x 2 ms beat 1000 workers
     assert all(r["tasks"] <= 100_000 for r in rows)
     assert by[(1000, 10_000)]["predicted_s"] < by[(10, 10_000)]["predicted_s"]
+
+
+def test_fixed_cost_per_call_waves_and_cold_reads():
+    cal = {**CAL, "per_d": {"64": {**CAL["per_d"]["64"],
+                                   "call_s": {"threads-2": {"gram": 0.5, "sum": 0.2}}}}}
+    cal["per_d"]["64"]["ops"] = {**CAL["per_d"]["64"]["ops"],
+                                 "read": {**CAL["per_d"]["64"]["ops"]["read"],
+                                          "cold_per_row": 1e-6}}
+
+    def p(**kw):
+        base = {"op": "gram", "rows": 10**8, "cols": 64, "chunk_rows": 100_000}
+        return cost_model.predict(cal, **{**base, **kw})
+    # the measured wall of a one-chunk call replaces the kernel's CPU intercept
+    assert p()["predicted_s"] == pytest.approx(_p() - 0.05 + 0.5)
+    assert p(op="gen")["fixed_s"] == 0.2
+    # 3 tasks on 2 threads: the second wave runs one task, so 4/3 of the even split
+    three = p(rows=300_000)
+    assert three["work_s"] == pytest.approx(300_000 * 2e-7 / 1.8 * (2 / 1.5))
+    # a cold read costs the cold CPU per row, or the disk time when that is longer
+    warm = p(op="read", source="read")["work_s"]
+    cold = p(op="read", source="read", cold_bytes=1)["work_s"]
+    assert cold == pytest.approx(warm * (1e-6 + 1e-8) / (4e-7 + 1e-8))
+    slow_disk = p(op="read", source="read", cold_bytes=10**11, disk_bytes_per_s=1e8)
+    assert slow_disk["io_s"] == pytest.approx(1000.0)
+    assert slow_disk["predicted_s"] >= 1000.0
