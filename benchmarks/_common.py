@@ -208,12 +208,13 @@ def drop_page_cache() -> bool:
 
 
 def write_sharded_store(matrix: Any, path: str | os.PathLike[str], *, chunk_rows: int,
-                        chunks_per_shard: int, attrs: dict[str, Any] | None = None) -> int:
+                        chunks_per_shard: int, attrs: dict[str, Any] | None = None,
+                        codec: str = "zstd") -> int:
     """Write ``matrix`` (a ``SyntheticMatrix``) as a sharded Zarr v3 array ``X`` in group ``path``.
 
     Inner chunks of ``chunk_rows`` rows (what one task reads), shards of ``chunks_per_shard``
-    chunks (one file each, so the file count stays small at any size); zarr's default codec
-    (zstd). Written shard by shard on the threaded scheduler, to a temporary sibling renamed into
+    chunks (one file each, so the file count stays small at any size); ``codec`` "zstd"
+    (zarr's default) or "none" (raw float32: no decode CPU). Written shard by shard on the threaded scheduler, to a temporary sibling renamed into
     place at the end. Returns the bytes on disk.
     """
     import shutil
@@ -234,8 +235,11 @@ def write_sharded_store(matrix: Any, path: str | os.PathLike[str], *, chunk_rows
     shard_rows = chunk_rows * chunks_per_shard
     group = zarr.open_group(tmp, mode="w")
     group.attrs.update({"synthetic": matrix.describe(), **(attrs or {})})
+    if codec not in ("zstd", "none"):
+        raise ValueError(f"codec must be 'zstd' or 'none'; got {codec!r}.")
     arr = group.create_array("X", shape=(n, d), dtype=matrix.dtype, chunks=(chunk_rows, d),
-                             shards=(shard_rows, d), dimension_names=("sample", "feature"))
+                             shards=(shard_rows, d), dimension_names=("sample", "feature"),
+                             **({"compressors": None} if codec == "none" else {}))
     try:
         x = matrix.to_dask(shard_rows)  # one task per shard: each shard written whole, once
         with dask.config.set(scheduler="threads"):

@@ -242,13 +242,14 @@ def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
     pred = predict(cal, op=spec["op"], rows=rows, cols=cols, chunk_rows=spec["chunk_rows"],
                    source=source, scheduler=sched, workers=w if sched == "cluster" else 1,
                    threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q,
-                   disk_bytes_per_s=disk_bytes_per_s)
+                   disk_bytes_per_s=disk_bytes_per_s, codec=getattr(args, "codec", "zstd"))
     r = run_child(spec)
     row = {"part": part, "method": label, "ours": True, "op": spec["op"], "rows": rows,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
            "workers": w if sched == "cluster" else 1, "threads_per_worker": t,
            "subdomains": subdomains, "store_bytes": store_bytes, "repeat": spec["repeat"],
            "readahead_bytes": spec.get("readahead"), "disk_bytes_per_s": disk_bytes_per_s,
+           "codec": getattr(args, "codec", "zstd") if source == "read" else None,
            "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"],
            "predicted_io_s": pred["io_s"], **r}
     _errors(row, cal)
@@ -328,11 +329,14 @@ def _store(args: argparse.Namespace, rows: int, cols: int, chunk: int) -> tuple[
                                                                                  int]:
     from veob_dask.datasets import SyntheticMatrix
 
-    path = Path(args.store_dir) / f"synthetic_{rows}x{cols}_c{chunk}_s{CHUNKS_PER_SHARD}.zarr"
+    codec = getattr(args, "codec", "zstd")
+    tag = "" if codec == "zstd" else f"_{codec}"
+    path = (Path(args.store_dir)
+            / f"synthetic_{rows}x{cols}_c{chunk}_s{CHUNKS_PER_SHARD}{tag}.zarr")
     if not (path / "X" / "zarr.json").exists():
         t0 = time.perf_counter()
         write_sharded_store(SyntheticMatrix(rows, cols), path, chunk_rows=chunk,
-                            chunks_per_shard=CHUNKS_PER_SHARD)
+                            chunks_per_shard=CHUNKS_PER_SHARD, codec=codec)
         print(f"  wrote {path} in {time.perf_counter() - t0:.1f} s", flush=True)
     return {"kind": "store", "path": str(path)}, store_bytes(path)
 
@@ -492,7 +496,8 @@ def repredict(path: Path, calibration: Path) -> None:
                        chunk_rows=r["chunk_rows"], source=source, scheduler=r["scheduler"],
                        workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
                        q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q),
-                       disk_bytes_per_s=r.get("disk_bytes_per_s"))
+                       disk_bytes_per_s=r.get("disk_bytes_per_s"),
+                       codec=r.get("codec") or "zstd")
         r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
         r["predicted_io_s"] = pred["io_s"]
         _errors(r, cal)
@@ -527,6 +532,8 @@ def main() -> None:
     p.add_argument("--keys", type=int, default=1000, help="subdomain keys of (b)")
     p.add_argument("--c-rows", type=lambda v: int(float(v)), default=4_000_000)
     p.add_argument("--c-cols", type=int, default=256)
+    p.add_argument("--codec", choices=("zstd", "none"), default="zstd",
+                   help="codec of the stores of (c) and (d): zarr's default zstd, or none")
     p.add_argument("--c-readahead-off", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the read pass and Gram fits of (c) with read-ahead off")
     p.add_argument("--d-rows", type=lambda v: int(float(v)), default=2_000_000)

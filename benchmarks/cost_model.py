@@ -213,10 +213,10 @@ def sample_files(store: Path, max_bytes: int) -> list[Path]:
     return files[::step]
 
 
-def _read_costs(d: int, c: int, *, repeat: int, work: Path,
-                sum_cost: dict[str, float]) -> dict[str, Any]:
+def _read_costs(d: int, c: int, *, repeat: int, work: Path, sum_cost: dict[str, float],
+                codec: str = "zstd") -> dict[str, Any]:
     """Warm decode per row and cold read per row (one thread), and the disk's cold bandwidth,
-    from a sharded store of ``CAL_SHARDS`` shards written here."""
+    from a sharded store of ``CAL_SHARDS`` shards written here with ``codec``."""
     import dask
     import zarr
 
@@ -225,8 +225,9 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path,
 
     n = CAL_SHARDS * CHUNKS_PER_SHARD * c
     m = SyntheticMatrix(n, d)
-    path = work / f"cal_{d}.zarr"
-    disk = write_sharded_store(m, path, chunk_rows=c, chunks_per_shard=CHUNKS_PER_SHARD)
+    path = work / f"cal_{d}_{codec}.zarr"
+    disk = write_sharded_store(m, path, chunk_rows=c, chunks_per_shard=CHUNKS_PER_SHARD,
+                               codec=codec)
     zarr.open_group(path, mode="r")  # metadata readable
 
     def run(rows: int) -> Callable[[], Any]:
@@ -346,6 +347,8 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
         c = chunk_rows(d)
         ker = _kernel_costs(d, c, k=k, q=q, n_keys=n_keys, repeat=repeat, work=work)
         ker["read"] = _read_costs(d, c, repeat=repeat, work=work, sum_cost=ker["sum"])
+        ker["read-none"] = _read_costs(d, c, repeat=repeat, work=work, sum_cost=ker["sum"],
+                                       codec="none")
         with dask.config.set(scheduler="sync"):
             _, t_sync = _pipeline_time(d, c, 8 * c)  # CPU seconds: the work itself
         with dask.config.set(scheduler="threads", num_workers=2):
@@ -428,19 +431,20 @@ def task_overhead(cal: dict[str, Any], scheduler: str, workers: int, threads: in
 def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
-            disk_bytes_per_s: float | None = None) -> dict[str, float]:
+            disk_bytes_per_s: float | None = None, codec: str = "zstd") -> dict[str, float]:
     """Predicted seconds of one run and its terms.
 
     ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
     "gen" (synthetic, keys too for "subdomain") or "read" (a Zarr store; ``cold_bytes`` of it
     come from disk each pass when the cache was dropped, at ``disk_bytes_per_s`` — by default
-    the bandwidth measured on the calibration store).
+    the bandwidth measured on the calibration store; ``codec`` is the store's, "zstd" or
+    "none").
     """
     d = str(cols)
     entry = cal["per_d"][d]
     ops = entry["ops"]
     n, tasks = rows, math.ceil(rows / chunk_rows)
-    read = ops["read"]
+    read = ops["read" if codec == "zstd" else f"read-{codec}"]
     if source == "read":
         src_row = read.get("cold_per_row", read["per_row"]) if cold_bytes else read["per_row"]
     else:
