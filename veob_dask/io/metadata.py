@@ -299,14 +299,16 @@ def check_row_array(path: PathLike | Location, name: str) -> dict[str, Any]:
     if shape and list(chunks[1:]) != list(shape[1:]):
         raise _fail(where, name, f"shape {shape} but chunks of {chunks}: the chunks hold "
                     "another number of columns than the shape claims")
-    if shape and shape[0] > 0 and not any(c.get("name") == "sharding_indexed" for c in
-                                          meta["codecs"]):
+    if shape and shape[0] > 0:
+        # the chunk grid is the grid of storage objects: chunks, or shards of a sharded array
+        what = "shard" if any(c.get("name") == "sharding_indexed" for c in meta["codecs"]) \
+            else "chunk"
         last = (shape[0] - 1) // chunks[0]
         key = _chunk_key(meta, (last, *([0] * (len(shape) - 1))))
         if not tree.exists(f"{name}/{key}"):
             raise StoreFormatError(
-                f"{where}: array {name!r} claims {shape[0]} rows in chunks of {chunks[0]}, but "
-                f"chunk {key} (rows {last * chunks[0]}-{shape[0] - 1}) is missing; the store is "
+                f"{where}: array {name!r} claims {shape[0]} rows in {what}s of {chunks[0]}, but "
+                f"{what} {key} (rows {last * chunks[0]}-{shape[0] - 1}) is missing; the store is "
                 "incomplete or its zarr.json was edited. Re-ingest it, or restore it from a "
                 "copy.")
     return meta

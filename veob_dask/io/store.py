@@ -289,29 +289,39 @@ class ZarrRowSource:
         return (self.path, self.name, st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _chunk_exists(self, arr: zarr.Array, chunk_key: str) -> bool:
+        """Whether the storage object ``chunk_key`` (a chunk, or a shard) exists; a shard must
+        also be non-empty (zarr never writes an empty one, and reads it as the fill value)."""
         rel = f"{arr.path}/{chunk_key}" if arr.path else chunk_key
         if self.location.is_local:
-            return os.path.isfile(os.path.join(self.location.url, rel))
+            try:
+                st = os.stat(os.path.join(self.location.url, rel))
+            except OSError:
+                return False
+            return st.st_size > 0 or not arr.shards
         fs, root = self.location.filesystem()
         return bool(fs.exists(f"{root.rstrip('/')}/{rel}"))
 
     def _check_chunks_present(self, arr: zarr.Array, key: tuple[Any, ...]) -> None:
+        """Check the storage objects holding the rows of ``key`` exist: one file per row chunk,
+        or per shard (many inner chunks) in a sharded array."""
         rows = key[0] if key else slice(None)
         if not isinstance(rows, slice):
             return
         start, stop, _ = rows.indices(self.shape[0])
-        if stop <= start or not self.chunks or self.chunks[0] < 1:
+        stored = tuple(arr.shards or arr.chunks)  # the grid of the storage objects
+        if stop <= start or not stored or stored[0] < 1:
             return
-        c0 = self.chunks[0]
+        c0 = stored[0]
+        what = "shard" if arr.shards else "chunk"
         tail = (0,) * (self.ndim - 1)
         for ci in range(start // c0, (stop - 1) // c0 + 1):
             chunk_key = arr.metadata.encode_chunk_key((ci, *tail))
             if not self._chunk_exists(arr, chunk_key):
                 lo, hi = ci * c0, min(self.shape[0], (ci + 1) * c0)
                 raise StoreFormatError(
-                    f"chunk {chunk_key} of array {self.name!r} in {self.path!r} is missing "
+                    f"{what} {chunk_key} of array {self.name!r} in {self.path!r} is missing "
                     f"(rows {lo}-{hi - 1}); the store is incomplete. Re-ingest it, or restore "
-                    "the chunk from a copy."
+                    f"the {what} from a copy."
                 )
 
     def _read_ahead(self, arr: zarr.Array, key: tuple[Any, ...]) -> None:
@@ -335,10 +345,11 @@ class ZarrRowSource:
             raise
         except Exception as err:  # codec errors surface as many types; name the chunk
             rows = key[0] if key and isinstance(key[0], slice) else slice(None)
+            what = "chunk (or the shard holding it)" if arr.shards else "chunk"
             raise StoreFormatError(
                 f"could not decode rows {rows.start}-{rows.stop} of array {self.name!r} in "
-                f"{self.path!r} ({type(err).__name__}: {_first_line(err)}); the chunk is "
-                "corrupt. Re-ingest the store or restore the chunk."
+                f"{self.path!r} ({type(err).__name__}: {_first_line(err)}); the {what} is "
+                "corrupt. Re-ingest the store or restore it from a copy."
             ) from err
 
 
