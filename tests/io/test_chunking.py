@@ -1,4 +1,4 @@
-"""The default chunk-size rule: its four rules, each where it binds."""
+"""The default chunk-size rule: its rules, each where it binds; the sharding rule."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import pytest
 from veob_dask.errors import InvalidParameterError
 from veob_dask.io import chunking
 from veob_dask.io.chunking import (
+    CHUNKS_PER_SHARD,
     MAX_CHUNK_BYTES,
     MAX_TASKS,
     MIN_CHUNK_BYTES,
+    SHARD_ABOVE_CHUNKS,
     SLOT_CHUNK_BYTES,
     TARGET_CHUNK_BYTES,
     chunk_rows,
+    shard_rows,
 )
 
 
@@ -73,6 +76,34 @@ def test_more_slots_split_a_small_matrix_finer():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):
         chunk_rows(**kwargs)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+@pytest.mark.parametrize("n_chunks", [1, 15, 16, 17, SHARD_ABOVE_CHUNKS, SHARD_ABOVE_CHUNKS + 1,
+                                      10**5])
+@pytest.mark.parametrize("above", [None, 0, 16])
+def test_shards_are_whole_chunks_and_only_above_the_threshold(chunk, n_chunks, above):
+    n_rows = chunk * n_chunks - (chunk // 2)  # a ragged last chunk
+    rows = shard_rows(n_rows, chunk, shard_above=above)
+    threshold = SHARD_ABOVE_CHUNKS if above is None else above
+    if n_chunks <= threshold:
+        assert rows is None
+        return
+    assert rows % chunk == 0
+    assert rows == chunk * min(CHUNKS_PER_SHARD, n_chunks)
+    assert rows - chunk < n_rows  # never a shard of padding only
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_rows": 0, "chunk_rows": 1}, "n_rows must be"),
+    ({"n_rows": 10, "chunk_rows": 0}, "chunk_rows must be"),
+    ({"n_rows": 10, "chunk_rows": 1, "shard_above": -1}, "shard_above must be"),
+    ({"n_rows": 10, "chunk_rows": 1, "shard_above": True}, "shard_above must be"),
+    ({"n_rows": 10, "chunk_rows": 1, "chunks_per_shard": 0}, "chunks_per_shard must be"),
+])
+def test_invalid_shard_arguments(kwargs, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        shard_rows(**kwargs)
 
 
 def test_docstring_examples():

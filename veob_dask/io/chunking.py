@@ -1,4 +1,5 @@
-"""The default row-chunk size of dense row-chunked data: one rule from features, dtype and workers.
+"""The default row-chunk size of dense row-chunked data (one rule from features, dtype and
+workers), and when a stored array groups its chunks into shards.
 
 The rule comes from the cost model in ``benchmarks/cost_model.py`` (see the "Cost model" section
 of ``benchmarks/README.md``), measured on the 2-core development machine:
@@ -26,6 +27,17 @@ of ``benchmarks/README.md``), measured on the 2-core development machine:
    scheduler the bottleneck, and fewer, larger tasks (several chunks per task) are the way on.
 
 Rules 4, then 2, then 3, then 5 take precedence over 1, in that order.
+
+6. **Shards of 16 chunks above 1,024 chunks** (:func:`shard_rows`). Zarr stores one file (or
+   object) per chunk, so 24 MiB chunks make about 43,700 files per TiB: file-system and
+   object-store listings page through them (S3 lists 1,000 keys a request), inode counts and
+   per-file metadata grow with them, and copying or deleting a store costs a request each.
+   A sharded array (Zarr v3 ``sharding_indexed``) stores 16 consecutive chunks in one file
+   of ~384 MiB with an index of their byte ranges at its end, so one task still reads one
+   inner chunk (a ranged read) while the store has 16 times fewer files. Small arrays stay
+   unsharded (one file per chunk is simplest to inspect and repair). Writes must cover whole
+   shards (a partial write is a read-modify-write of the shard), so writers write one shard
+   per task (see :mod:`veob_dask.io.writer`).
 """
 
 from __future__ import annotations
@@ -37,8 +49,9 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 
-__all__ = ["MAX_CHUNK_BYTES", "MAX_TASKS", "MIN_CHUNK_BYTES", "SLOT_CHUNK_BYTES",
-           "TARGET_CHUNK_BYTES", "TASKS_PER_SLOT", "chunk_rows"]
+__all__ = ["CHUNKS_PER_SHARD", "MAX_CHUNK_BYTES", "MAX_TASKS", "MIN_CHUNK_BYTES",
+           "SHARD_ABOVE_CHUNKS", "SLOT_CHUNK_BYTES", "TARGET_CHUNK_BYTES", "TASKS_PER_SLOT",
+           "chunk_rows", "shard_rows"]
 
 #: Target uncompressed bytes of one row chunk (below glibc's 32 MiB maximum mmap threshold).
 TARGET_CHUNK_BYTES = 24 * 2**20
@@ -52,6 +65,10 @@ MAX_TASKS = 100_000
 SLOT_CHUNK_BYTES = 2 * 2**20
 #: ... up to this size of chunk.
 MAX_CHUNK_BYTES = 512 * 2**20
+#: A stored array with more row chunks than this is sharded (rule 6) ...
+SHARD_ABOVE_CHUNKS = 1024
+#: ... in shards of this many row chunks.
+CHUNKS_PER_SHARD = 16
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -119,3 +136,46 @@ def chunk_rows(row_shape: int | tuple[int, ...], dtype: Any = "float32", *,
     rows = max(rows, MIN_CHUNK_BYTES // row_bytes)                   # rule 2
     rows = max(rows, math.ceil(n / MAX_TASKS))                       # rule 4
     return max(1, min(rows, n))
+
+
+def shard_rows(n_rows: int, chunk_rows: int, *, shard_above: int | None = SHARD_ABOVE_CHUNKS,
+               chunks_per_shard: int = CHUNKS_PER_SHARD) -> int | None:
+    """Rows per shard of a stored array of ``n_rows`` rows in chunks of ``chunk_rows``, or None
+    when it is not to be sharded (rule 6 of the module docstring).
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows of the array.
+    chunk_rows : int
+        Rows per (inner) chunk: what one task reads.
+    shard_above : int or None, default=1024
+        Shard only arrays with more row chunks than this (``None``: this default; ``0``: always).
+    chunks_per_shard : int, default=16
+        Row chunks per shard.
+
+    Returns
+    -------
+    int or None
+        ``chunk_rows * chunks_per_shard``, at most ``n_rows`` rounded up to a multiple of
+        ``chunk_rows`` (a shard is always whole inner chunks); None for an unsharded array.
+
+    Examples
+    --------
+    >>> shard_rows(10**6, 1000) is None          # 1,000 chunks: one file each
+    True
+    >>> shard_rows(10**7, 1000)                  # 10,000 chunks: shards of 16
+    16000
+    >>> shard_rows(2500, 1000, shard_above=0)    # fewer chunks than a shard holds
+    3000
+    """
+    n = _positive_int("n_rows", n_rows)
+    rows = _positive_int("chunk_rows", chunk_rows)
+    above = SHARD_ABOVE_CHUNKS if shard_above is None else shard_above
+    if isinstance(above, bool) or not isinstance(above, (int, np.integer)) or above < 0:
+        raise InvalidParameterError(f"shard_above must be an int >= 0 or None; got {above!r}.")
+    per_shard = _positive_int("chunks_per_shard", chunks_per_shard)
+    n_chunks = math.ceil(n / rows)
+    if n_chunks <= above:
+        return None
+    return rows * min(per_shard, n_chunks)
