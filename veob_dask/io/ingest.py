@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DataError, DimensionMismatchError, InvalidParameterError, StoreNotFoundError
 from . import layout
+from .chunking import shard_rows
 from .files import open_npy
 from .idx import idx_header, iter_idx_blocks
 from .location import Location, PathLike
@@ -118,7 +119,8 @@ def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int,
                    Iterable[np.ndarray]]], chunk_rows: int, attrs: dict[str, dict[str, Any]],
                    overwrite: bool, inputs: list[Any],
                    storage_options: Mapping[str, Any] | None,
-                   progress: Callable[[int, int], None] | None = None) -> None:
+                   progress: Callable[[int, int], None] | None = None,
+                   shard_above: int | None = None) -> None:
     nbytes = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
                  for shape, dtype, _ in streams.values())
     with create_artifact(out, "dataset", overwrite=overwrite, inputs=inputs,
@@ -127,18 +129,44 @@ def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int,
         for name, (shape, dtype, blocks) in streams.items():
             dims = (layout.dataset_dims(len(shape)) if name == layout.DATA
                     else layout.extra_dims(name, len(shape)))
+            rows = min(chunk_rows, shape[0])
+            per_shard = shard_rows(shape[0], rows, shard_above=shard_above)
             arr = w.array(name, shape=shape, dtype=dtype, dims=dims,
-                          chunks=(min(chunk_rows, shape[0]), *shape[1:]), attrs=attrs[name])
-            done = 0
-            for block in blocks:
-                if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
-                    raise DataError(f"{name} holds NaN or inf in rows {done}-{done + len(block)}.")
-                arr[done : done + len(block)] = block
-                done += len(block)
-                if progress is not None:
-                    progress(done, shape[0])
-            if done != shape[0]:
-                raise DataError(f"{name}: expected {shape[0]} rows, read {done}.")
+                          chunks=(rows, *shape[1:]), attrs=attrs[name],
+                          shards=(per_shard, *shape[1:]) if per_shard else None)
+            _write_blocks(arr, name, shape, np.dtype(dtype), blocks, per_shard, progress)
+
+
+def _write_blocks(arr: Any, name: str, shape: tuple[int, ...], dtype: np.dtype,
+                  blocks: Iterable[np.ndarray], per_shard: int | None,
+                  progress: Callable[[int, int], None] | None) -> None:
+    """Write ``blocks`` (consecutive rows) into ``arr``: each as it comes, or, into a sharded
+    array, gathered in a one-shard buffer and written a whole shard at a time (writing part
+    of a shard rewrites all of it). Memory: one shard plus one block."""
+    buf = None if per_shard is None else np.empty((min(per_shard, shape[0]), *shape[1:]), dtype)
+    done = filled = 0  # rows read; rows in the buffer (written: done - filled)
+    for block in blocks:
+        if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
+            raise DataError(f"{name} holds NaN or inf in rows {done}-{done + len(block)}.")
+        if done + len(block) > shape[0]:
+            raise DataError(f"{name}: expected {shape[0]} rows, read more.")
+        if buf is None:
+            arr[done : done + len(block)] = block
+        else:
+            taken = 0
+            while taken < len(block):
+                n = min(len(block) - taken, len(buf) - filled)
+                buf[filled : filled + n] = block[taken : taken + n]
+                filled, taken = filled + n, taken + n
+                start = done + taken - filled  # first row of the buffer
+                if filled == len(buf) or start + filled == shape[0]:
+                    arr[start : start + filled] = buf[:filled]
+                    filled = 0
+        done += len(block)
+        if progress is not None:
+            progress(done, shape[0])
+    if done != shape[0]:
+        raise DataError(f"{name}: expected {shape[0]} rows, read {done}.")
 
 
 def ingest(
@@ -151,6 +179,7 @@ def ingest(
     overwrite: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shard_above: int | None = None,
 ) -> str:
     """Write ``source`` (and optional ``labels`` and subdomain keys) to a dataset store at ``out``.
 
@@ -175,6 +204,10 @@ def ingest(
         fsspec options when ``out`` is a URL.
     progress : callable, optional
         ``progress(rows_written, rows)`` per block streamed (IDX sources, or with labels).
+    shard_above : int, optional
+        An array of more row chunks than this is stored in shards of 16 chunks, one file each
+        (default :data:`~veob_dask.io.chunking.SHARD_ABOVE_CHUNKS`, 1,024; ``0`` always
+        shards); see :func:`~veob_dask.io.chunking.shard_rows`.
 
     Returns
     -------
@@ -183,7 +216,8 @@ def ingest(
 
     Notes
     -----
-    Memory: IDX and ``.npy`` sources are streamed one chunk at a time.
+    Memory: IDX and ``.npy`` sources are streamed one chunk at a time (one shard at a time
+    into a sharded store).
     """
     _check_chunk_rows(chunk_rows)
     kind = source_kind(source)
@@ -211,7 +245,7 @@ def ingest(
             x = da.map_blocks(_finite_block, x, src_name, dtype=x.dtype)
             write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
                         chunk_rows=rows, overwrite=overwrite, inputs=inputs,
-                        storage_options=storage_options)
+                        storage_options=storage_options, shard_above=shard_above)
             return str(out)
         shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
         blocks = (np.asarray(arr[i : i + rows]) for i in range(0, shape[0], rows))
@@ -219,7 +253,8 @@ def ingest(
         attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
     for name, values in extras.items():
         streams[name], attrs[name] = _key_stream(name, values, rows, streams["X"][0][0])
-    _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options, progress)
+    _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options, progress,
+                   shard_above)
     return str(out)
 
 

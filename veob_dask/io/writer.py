@@ -21,6 +21,7 @@ import zarr
 
 from ..errors import DataError, StoreError
 from . import layout
+from .chunking import shard_rows
 from .header import make_header
 from .location import Location, PathLike
 from .publish import Publication, publishing
@@ -115,11 +116,15 @@ class ArtifactWriter:
     def array(self, name: str, data: Any = None, *, dims: Sequence[str],
               shape: tuple[int, ...] | None = None, dtype: Any = None,
               chunks: tuple[int, ...] | None = None,
-              attrs: Mapping[str, Any] | None = None) -> zarr.Array:
+              attrs: Mapping[str, Any] | None = None,
+              shards: tuple[int, ...] | None = None) -> zarr.Array:
         """Create array ``name`` with ``dims`` (Zarr ``dimension_names``); write ``data`` if given.
 
         Without ``data``, ``shape`` and ``dtype`` say what to create (fill it by slices).
-        ``chunks`` defaults to about 16 MiB along axis 0, other axes whole.
+        ``chunks`` defaults to about 16 MiB along axis 0, other axes whole. ``shards`` (a
+        multiple of ``chunks`` on every axis) stores the chunks in shards of that shape, one
+        file each (rule 6 of :mod:`veob_dask.io.chunking`); fill a sharded array by whole
+        shards, since writing part of a shard rewrites all of it.
         """
         if data is not None:
             data = np.ascontiguousarray(data)
@@ -140,8 +145,15 @@ class ArtifactWriter:
             rows = max(1, min(max(shape[0], 1) if shape else 1, (1 << 24) // max(1, row)))
             chunks = (rows, *shape[1:]) if shape else ()
         chunks = tuple(max(1, int(c)) for c in chunks)
+        if shards is not None:
+            shards = tuple(int(s) for s in shards)
+            if len(shards) != len(chunks) or any(s < 1 or s % c for s, c in zip(shards, chunks,
+                                                                                 strict=True)):
+                raise ValueError(f"array {name!r}: shards {shards} are not whole chunks "
+                                 f"{chunks}.")
         arr = self.group.create_array(name, shape=shape, dtype=dtype, chunks=chunks,
-                                      dimension_names=dims, config=ALL_CHUNKS_WRITTEN)
+                                      shards=shards, dimension_names=dims,
+                                      config=ALL_CHUNKS_WRITTEN)
         if attrs:
             arr.attrs.update(dict(attrs))
         if data is not None and data.size:
@@ -149,9 +161,15 @@ class ArtifactWriter:
         return arr
 
     def store(self, name: str, x: Any, *, dims: Sequence[str], chunk_rows: int | None = None,
-              attrs: Mapping[str, Any] | None = None) -> None:
+              attrs: Mapping[str, Any] | None = None, shard_above: int | None = None) -> None:
         """Schedule the (dask or numpy) array ``x`` to be written as ``name``, row chunk by row
-        chunk; the writes run at :meth:`flush` or at the end of the block."""
+        chunk; the writes run at :meth:`flush` or at the end of the block.
+
+        Chunks are ``chunk_rows`` rows (default: the dask row chunks). An array of more row
+        chunks than ``shard_above`` (default
+        :data:`~veob_dask.io.chunking.SHARD_ABOVE_CHUNKS`) is sharded by
+        :func:`~veob_dask.io.chunking.shard_rows` and written one whole shard per task.
+        """
         if not isinstance(x, da.Array):
             x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] == 0:
@@ -159,9 +177,14 @@ class ArtifactWriter:
         if not isinstance(x, da.Array):
             rows = chunk_rows or default_chunk_rows(x.shape[1:], x.dtype, x.shape[0])
             x = da.from_array(x, chunks=(rows, *x.shape[1:]))
-        x = _regular_rows(x, chunk_rows)
+        rows = min(chunk_rows or x.chunks[0][0], x.shape[0])
+        per_shard = shard_rows(x.shape[0], rows, shard_above=shard_above)
+        # a sharded array is written a whole shard per task: concurrent writes of chunks of
+        # one shard would each read, modify and rewrite the shard (lost updates, and O(n^2))
+        x = _regular_rows(x, per_shard or rows)
         arr = self.array(name, shape=x.shape, dtype=x.dtype, dims=dims,
-                         chunks=(x.chunks[0][0], *x.shape[1:]), attrs=attrs)
+                         chunks=(rows, *x.shape[1:]), attrs=attrs,
+                         shards=(per_shard, *x.shape[1:]) if per_shard else None)
         path = f"{self.path}/{name}" if self.path else name
         target = _GuardedTarget(self.publication.tmp, path, arr)
         self._pending.append(da.store(x, target, lock=False, compute=False))
@@ -271,6 +294,7 @@ def write_array(
     inputs: Iterable[PathLike | Location | None] = (),
     storage_options: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
+    shard_above: int | None = None,
 ) -> None:
     """Write ``x`` (and optional ``extra`` arrays) as a new dataset store, atomically.
 
@@ -301,12 +325,16 @@ def write_array(
         fsspec options for a URL.
     meta : mapping, optional
         More root header fields.
+    shard_above : int, optional
+        An array of more row chunks than this is stored in shards of 16 chunks, one file each
+        (default :data:`~veob_dask.io.chunking.SHARD_ABOVE_CHUNKS`, 1,024; ``0`` always
+        shards); see :func:`~veob_dask.io.chunking.shard_rows`.
 
     Notes
     -----
     Laziness: computes ``x`` chunk by chunk (one compute, on a pool stopped before any cleanup);
-    nothing is gathered. Memory: one chunk per worker thread. The store appears at ``path``
-    only once complete.
+    nothing is gathered. Memory: one chunk (one shard when sharded) per worker thread. The
+    store appears at ``path`` only once complete.
     """
     arrays: dict[str, Any] = {name: x, **dict(extra or {})}
     shapes = {k: tuple(getattr(v, "shape", np.shape(v))) for k, v in arrays.items()}
@@ -322,4 +350,4 @@ def write_array(
             default = layout.dataset_dims(ndim) if key == name else layout.extra_dims(key, ndim)
             w.store(key, value, dims=names.get(key, default),
                     chunk_rows=chunk_rows if key == name else None,
-                    attrs=attrs if key == name else None)
+                    attrs=attrs if key == name else None, shard_above=shard_above)
