@@ -3,15 +3,20 @@ sharding rule, and the writers (``write_array``, ``ArtifactWriter.store``, inges
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pytest
 import zarr
 
-from veob_dask.errors import StoreFormatError
-from veob_dask.io import read_array
+from veob_dask import SVDEmbedding
+from veob_dask.errors import DataError, StoreFormatError
+from veob_dask.io import read_array, write_array
+from veob_dask.io.ingest import _write_blocks, ingest
+from veob_dask.io.writer import create_artifact
 
 
 def _zarr_sharded(path: Path, x: np.ndarray, chunk_rows: int, shard_rows: int) -> Path:
@@ -64,3 +69,102 @@ def test_a_corrupt_shard_cannot_be_decoded(tmp_path, damage):
     with pytest.raises(StoreFormatError, match=r"could not decode rows 330-340 .* corrupt"):
         read_array(path)[330:340].compute()
     np.testing.assert_array_equal(read_array(path)[:320].compute(), _data()[:320])
+
+
+def _files(path: Path, name: str = "X") -> int:
+    return sum(1 for p in (path / name / "c").rglob("*") if p.is_file())
+
+
+def _check_sharded(path: Path, x: np.ndarray, chunk: int, shard: int, name: str = "X") -> None:
+    """``name`` of ``path`` is stored in shards of ``shard`` rows (one file each) of inner chunks
+    of ``chunk`` rows, and reads back equal to ``x`` through veob_dask, dask and xarray."""
+    arr = zarr.open_group(path, mode="r")[name]
+    assert arr.chunks[0] == chunk and arr.shards[0] == shard
+    assert _files(path, name) == -(-len(x) // shard)  # one file per shard, not per chunk
+    got = read_array(path, name)
+    assert got.chunks[0][0] == chunk  # tasks read inner chunks
+    np.testing.assert_array_equal(got.compute(), x)
+    np.testing.assert_array_equal(da.from_zarr(str(path), component=name).compute(), x)
+    xr = pytest.importorskip("xarray")
+    np.testing.assert_array_equal(xr.open_zarr(path, consolidated=False)[name].values, x)
+
+
+@pytest.mark.parametrize("in_chunks", [1000, 37, 160, (500, 3, 497)])
+def test_write_array_shards_whatever_the_input_chunking(tmp_path, in_chunks):
+    x = _data()
+    y = np.arange(len(x)) % 7
+    xd = da.from_array(x, chunks=(in_chunks, 3))
+    write_array(xd, tmp_path / "s.zarr", chunk_rows=10, shard_above=8, extra={"y": y})
+    _check_sharded(tmp_path / "s.zarr", x, 10, 160)
+    assert zarr.open_group(tmp_path / "s.zarr", mode="r")["y"].shards is None  # one chunk
+
+
+def test_each_store_task_writes_whole_shards(tmp_path):
+    x = _data()
+    with create_artifact(tmp_path / "s.zarr", "dataset") as w:
+        w.store("X", da.from_array(x, chunks=(37, 3)), dims=("sample", "feature"),
+                chunk_rows=10, shard_above=0)
+        (stored,) = w._pending
+    # one write per shard: each task covers the rows of one shard exactly
+    writes = [k for k in stored.dask if k[0].startswith("store-map")]
+    assert len(writes) == 7
+    _check_sharded(tmp_path / "s.zarr", x, 10, 160)
+
+
+def test_below_the_threshold_a_store_is_unchanged(tmp_path):
+    x = _data()
+    write_array(x, tmp_path / "s.zarr", chunk_rows=10)  # 100 chunks: below 1,024
+    meta = json.loads((tmp_path / "s.zarr" / "X" / "zarr.json").read_text())
+    assert "sharding_indexed" not in json.dumps(meta)
+    assert _files(tmp_path / "s.zarr") == 100
+    write_array(x, tmp_path / "t.zarr", chunk_rows=10, shard_above=100)
+    assert zarr.open_group(tmp_path / "t.zarr", mode="r")["X"].shards is None
+    write_array(x, tmp_path / "u.zarr", chunk_rows=10, shard_above=99)
+    assert zarr.open_group(tmp_path / "u.zarr", mode="r")["X"].shards == (160, 3)
+
+
+@pytest.mark.parametrize("labels", [False, True])
+def test_ingest_shards(tmp_path, labels):
+    x = _data(1003)
+    np.save(tmp_path / "x.npy", x)
+    y = np.arange(len(x)) % 5 if labels else None
+    ingest(tmp_path / "x.npy", tmp_path / "s.zarr", labels=y, chunk_rows=25, shard_above=0)
+    _check_sharded(tmp_path / "s.zarr", x, 25, 400)
+    if labels:
+        _check_sharded(tmp_path / "s.zarr", y, 25, 400, name="y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr", "x.npy"]
+
+
+class _Recorder:
+    def __init__(self, n: int) -> None:
+        self.data = np.zeros((n, 2))
+        self.writes: list[tuple[int, int]] = []
+
+    def __setitem__(self, key: slice, value: np.ndarray) -> None:
+        self.writes.append((key.start, key.stop))
+        self.data[key] = value
+
+
+@pytest.mark.parametrize("block", [1, 5, 16, 23, 100])
+def test_ingest_buffers_blocks_into_whole_shards(block):
+    x = np.arange(200.0).reshape(100, 2)
+    rec = _Recorder(100)
+    seen = []
+    blocks = (x[i : i + block] for i in range(0, 100, block))
+    _write_blocks(rec, "X", x.shape, x.dtype, blocks, 16, lambda d, n: seen.append(d))
+    assert rec.writes == [(i, min(i + 16, 100)) for i in range(0, 100, 16)]
+    np.testing.assert_array_equal(rec.data, x)
+    assert seen[-1] == 100
+
+
+def test_ingest_refuses_more_rows_than_announced():
+    x = np.ones((20, 2))
+    with pytest.raises(DataError, match="expected 10 rows, read more"):
+        _write_blocks(_Recorder(10), "X", (10, 2), x.dtype, [x[:8], x[8:]], 16, None)
+
+
+def test_an_embedding_written_by_transform_is_sharded(tmp_path, low_rank):
+    emb = SVDEmbedding(5).fit(low_rank).transform(da.from_array(low_rank, chunks=(100, 40)))
+    write_array(emb, tmp_path / "e.zarr", shard_above=4)  # 12 chunks of 100 rows
+    _check_sharded(tmp_path / "e.zarr", emb.compute(), 100, 1200)
+    assert _files(tmp_path / "e.zarr") == 1
