@@ -34,10 +34,13 @@ Rules 4, then 2, then 3, then 5 take precedence over 1, in that order.
    per-file metadata grow with them, and copying or deleting a store costs a request each.
    A sharded array (Zarr v3 ``sharding_indexed``) stores 16 consecutive chunks in one file
    of ~384 MiB with an index of their byte ranges at its end, so one task still reads one
-   inner chunk (a ranged read) while the store has 16 times fewer files. Small arrays stay
-   unsharded (one file per chunk is simplest to inspect and repair). Writes must cover whole
-   shards (a partial write is a read-modify-write of the shard), so writers write one shard
-   per task (see :mod:`veob_dask.io.writer`).
+   inner chunk (two ranged reads: the index, then the chunk) with 16 times fewer files.
+   Measured with ``write_array`` (2,048 chunks of 64 x 8 float32): 2,050 files unsharded,
+   130 sharded (128 shards and two ``zarr.json``), both read back in 2,048 tasks; the shard
+   indexes add 16 bytes per chunk. Small arrays stay unsharded (one file per chunk is simplest to inspect
+   and repair): 1,024 chunks are 24 GiB at the target size. Writes must cover whole shards (a
+   partial write is a read-modify-write of the shard), so writers write one shard per task
+   (see :mod:`veob_dask.io.writer`) and ingest buffers one shard.
 """
 
 from __future__ import annotations
