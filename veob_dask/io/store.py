@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import stat
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -297,7 +298,7 @@ class ZarrRowSource:
                 st = os.stat(os.path.join(self.location.url, rel))
             except OSError:
                 return False
-            return st.st_size > 0 or not arr.shards
+            return stat.S_ISREG(st.st_mode) and (st.st_size > 0 or not arr.shards)
         fs, root = self.location.filesystem()
         return bool(fs.exists(f"{root.rstrip('/')}/{rel}"))
 
