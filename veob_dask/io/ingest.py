@@ -205,9 +205,8 @@ def ingest(
     progress : callable, optional
         ``progress(rows_written, rows)`` per block streamed (IDX sources, or with labels).
     shard_above : int, optional
-        An array of more row chunks than this is stored in shards of 16 chunks, one file each
-        (default :data:`~veob_dask.io.chunking.SHARD_ABOVE_CHUNKS`, 1,024; ``0`` always
-        shards); see :func:`~veob_dask.io.chunking.shard_rows`.
+        Shard arrays of more row chunks than this (default 1,024; ``0``: always), 16 chunks
+        per file; see :func:`~veob_dask.io.chunking.shard_rows`.
 
     Returns
     -------
@@ -216,14 +215,12 @@ def ingest(
 
     Notes
     -----
-    Memory: IDX and ``.npy`` sources are streamed one chunk at a time (one shard at a time
-    into a sharded store).
+    Memory: IDX and ``.npy`` sources are streamed one chunk (or shard) at a time.
     """
     _check_chunk_rows(chunk_rows)
     kind = source_kind(source)
     inputs = [p for p in (source, labels, domains) if isinstance(p, (str, os.PathLike))]
-    extras = {name: v for name, v in ((layout.LABELS, labels), (layout.DOMAINS, domains))
-              if v is not None}
+    extras = {k: v for k, v in ((layout.LABELS, labels), (layout.DOMAINS, domains)) if v is not None}
     check_output(out, overwrite=overwrite, inputs=inputs, storage_options=storage_options)
     if kind == "npz":
         if extras:
@@ -240,22 +237,28 @@ def ingest(
         arr, src_name = _array_source(source, kind)
         rows = chunk_rows or default_chunk_rows(arr.shape[1:], arr.dtype, arr.shape[0])
         if not extras:
-            x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows,
-                                                                           *arr.shape[1:]))
-            x = da.map_blocks(_finite_block, x, src_name, dtype=x.dtype)
-            write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
-                        chunk_rows=rows, overwrite=overwrite, inputs=inputs,
+            _write_lazy(arr, out, src_name, kind, rows, overwrite=overwrite, inputs=inputs,
                         storage_options=storage_options, shard_above=shard_above)
             return str(out)
         shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
-        blocks = (np.asarray(arr[i : i + rows]) for i in range(0, shape[0], rows))
-        streams = {"X": (shape, dtype, blocks)}
+        streams = {"X": (shape, dtype, (np.asarray(arr[i : i + rows])
+                                        for i in range(0, shape[0], rows)))}
         attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
     for name, values in extras.items():
         streams[name], attrs[name] = _key_stream(name, values, rows, streams["X"][0][0])
     _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options, progress,
                    shard_above)
     return str(out)
+
+
+def _write_lazy(arr: Any, out: PathLike | Location, src_name: str, kind: str, rows: int,
+                **kwargs: Any) -> None:
+    """Write a (memory-mapped, in-memory or dask) array as a dataset through
+    :func:`write_array`, checked finite chunk by chunk."""
+    x = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(rows, *arr.shape[1:]))
+    x = da.map_blocks(_finite_block, x, src_name, dtype=x.dtype)
+    write_array(x, out, attrs=provenance(src_name, arr.shape, arr.dtype, format=kind),
+                chunk_rows=rows, **kwargs)
 
 
 def _idx_stream(source: Any, chunk_rows: int | None) -> tuple[int, dict[str, Any],
