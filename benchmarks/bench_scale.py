@@ -299,10 +299,13 @@ def part_a(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     for n in args.a_rows:
         c = chunk_rows(args.a_cols, n_rows=n, threads_per_worker=2)
         src = _gen_source(n, args.a_cols)
-        floor = _run(args, cal, "a", "generation pass x.sum() (floor)", _spec(args, "gen", src, c),
-                     rows=n, cols=args.a_cols, source="gen")
+        rep = 1 if n > args.repeat_rows else None
+        floor = _run(args, cal, "a", "generation pass x.sum() (floor)",
+                     _spec(args, "gen", src, c, repeat=rep), rows=n, cols=args.a_cols,
+                     source="gen")
         fit = _run(args, cal, "a", "veob fit solver=gram (exact, 1 pass)",
-                   _spec(args, "gram", src, c), rows=n, cols=args.a_cols, source="gen")
+                   _spec(args, "gram", src, c, repeat=rep), rows=n, cols=args.a_cols,
+                   source="gen")
         _ratio([floor, fit], floor)
         out += [floor, fit]
     return out
@@ -541,6 +544,8 @@ def main() -> None:
     p.add_argument("--k", type=int, default=DEFAULT_K)
     p.add_argument("--q", type=int, default=DEFAULT_Q, help="n_iter of the randomized fit")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat-rows", type=lambda v: int(float(v)), default=int(5e8),
+                   help="runs of (a) over more rows than this are made once")
     p.add_argument("--store-dir", default="/tmp/veob_scale")
     p.add_argument("--work", default=None)
     p.add_argument("--calibration", default=str(RESULTS_DIR / "cost_model.json"))

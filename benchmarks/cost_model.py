@@ -319,6 +319,62 @@ def _pipeline_time(d: int, c: int, n: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _wall_cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds of the process tree of ``repeat`` calls."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        c0, t0 = tree_cpu_s(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(tree_cpu_s() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _speedups(entry: dict[str, Any], d: int, work: Path,
+              pairs: tuple[tuple[str, str], ...]) -> tuple[dict[str, float], dict[str, float]]:
+    """Speed-up ``E`` and CPU inflation of each (source, op) pipeline on the current scheduler.
+
+    From the marginal rows between 2 and 10 chunks (so the fixed cost of a call falls out):
+    ``E = 8 c (s_src + s_op) passes / (wall(10 c) - wall(2 c))``, one-thread CPU work per wall
+    second, and the CPU the pipeline spent on those rows over that work. Sources: "gen" (the
+    synthetic generator, keys too for "subdomain") and "read" (the calibration store, warm).
+    """
+    from veob_dask.datasets import SyntheticMatrix
+    from veob_dask.io import read_array
+
+    c, ops = entry["chunk_rows"], entry["ops"]
+    store = work / f"cal_{d}_zstd.zarr"
+    eff, infl = {}, {}
+    for source, op in pairs:
+        def make(n: int, source: str = source, op: str = op) -> Callable[[], Any]:
+            m = SyntheticMatrix(n, d, n_keys=DEFAULT_KEYS)
+            x = read_array(store)[:n] if source == "read" else m.to_dask(c)
+            return op_callable(op, x, k=DEFAULT_K, q=DEFAULT_Q, keys=m.keys(c),
+                               out=work / "pipeline.zarr")
+        small, large = make(2 * c), make(10 * c)
+        small()
+        large()  # warm-up: imports, caches, the store's pages
+        w1, c1 = _wall_cpu(small, 2)
+        w2, c2 = _wall_cpu(large, 2)
+        src_row = (ops["read"]["per_row"] if source == "read" else ops["gen"]["per_row"]
+                   + (ops["keys"]["per_row"] if op == "subdomain" else 0.0))
+        kern = ops["sum"] if op == "sum" else ops[op]
+        work_s = 8 * c * (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
+        eff[f"{source}:{op}"] = work_s / max(w2 - w1, 1e-9)
+        infl[f"{source}:{op}"] = max(c2 - c1, 0.0) / work_s
+    return eff, infl
+
+
+#: The (source, op) pipelines whose speed-up is measured on the threaded scheduler ...
+THREAD_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("gen", "randomized"),
+                    ("gen", "incremental"), ("gen", "subdomain"), ("read", "sum"),
+                    ("read", "gram"), ("read", "randomized"), ("read", "incremental"),
+                    ("read", "transform"))
+#: ... and on each LocalCluster configuration.
+CLUSTER_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("read", "sum"), ("read", "gram"),
+                     ("read", "randomized"), ("read", "incremental"))
+
+
 def _warm_workers(client: Any, d: int) -> None:
     def warm(d: int = d) -> None:
         from veob_dask.datasets import SyntheticMatrix
@@ -363,7 +419,11 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
         cal["task_s"]["threads"] = _task_overhead(1000)
         cal["tree"]["threads"] = _tree_costs(cols[0], "threads")
         for d in cols:
-            cal["per_d"][str(d)]["call_s"] = {"threads-2": _call_costs(d, CALL_OPS, work)}
+            entry = cal["per_d"][str(d)]
+            entry["call_s"] = {"threads-2": _call_costs(d, CALL_OPS, work)}
+            eff, infl = _speedups(entry, d, work, THREAD_PIPELINES)
+            entry["speedup"] = {"threads-2": eff}
+            entry["pipeline_inflation"] = {"threads-2": infl}
     cal["graph_s_per_task"] = _graph_time(cols[0])
     for cfg in configs:
         w, t = (int(v) for v in cfg.split("x"))
@@ -385,6 +445,9 @@ def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
                 entry["efficiency"][f"cluster-{cfg}"] = entry["pipeline_sync_cpu_s"] / max(
                     wall - over, 1e-9)
                 entry["inflation"][f"cluster-{cfg}"] = cpu / entry["pipeline_sync_cpu_s"]
+                eff, infl = _speedups(entry, d, work, CLUSTER_PIPELINES)
+                entry["speedup"][f"cluster-{cfg}"] = eff
+                entry["pipeline_inflation"][f"cluster-{cfg}"] = infl
     cal["load_after"] = os.getloadavg()
     cal["calibration_s"] = time.perf_counter() - t_start
     return cal
@@ -451,20 +514,24 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
         src_row = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0)
     kern = ops["sum"] if op in ("gen", "read") else ops[op]
     n_pass = passes(op, q)
-    eff = efficiency(cal, cols, scheduler, workers, threads)
+    key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
+    pipeline = f"{'read' if source == 'read' else 'gen'}:{'sum' if op in ('gen', 'read') else op}"
+    measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
+    eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
     waves = math.ceil(tasks / slots) / (tasks / slots)  # the last wave's idle slots
     cpu = n * (src_row + kern["per_row"]) / eff * waves
     disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
     io = cold_bytes / disk_bw if (cold_bytes and disk_bw) else 0.0
-    over = tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
-                       - cal["task_s"]["sync"]) / eff
+    # a pipeline's measured speed-up already holds its per-task overhead
+    over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
+                                            - cal["task_s"]["sync"]) / eff
     per_pass = max(cpu, io) + over
-    key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
     fixed = kern["fixed"] if call is None else call
     total = fixed + n_pass * per_pass
-    inflation = entry.get("inflation", {}).get(key, 1.0)
+    inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
+                 or entry.get("inflation", {}).get(key, 1.0))
     work_cpu = cpu * eff / waves  # CPU seconds of the work itself (one thread's worth)
     return {"predicted_s": total, "predicted_cpu_s": kern["fixed"] + n_pass * work_cpu * inflation,
             "work_s": n_pass * cpu, "io_s": n_pass * io, "overhead_s": n_pass * over,

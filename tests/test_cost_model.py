@@ -84,3 +84,15 @@ def test_fixed_cost_per_call_waves_and_cold_reads():
     slow_disk = p(op="read", source="read", cold_bytes=10**11, disk_bytes_per_s=1e8)
     assert slow_disk["io_s"] == pytest.approx(1000.0)
     assert slow_disk["predicted_s"] >= 1000.0
+
+
+def test_a_pipelines_measured_speedup_replaces_the_generic_one():
+    entry = {**CAL["per_d"]["64"], "speedup": {"threads-2": {"gen:gram": 1.0, "gen:sum": 1.5}}}
+    cal = {**CAL, "per_d": {"64": entry}}
+    got = cost_model.predict(cal, op="gram", rows=10**8, cols=64, chunk_rows=100_000)
+    # its own speed-up (1.0, not 1.8), and no separate task term: the speed-up holds it
+    assert got["predicted_s"] == pytest.approx(1e8 * 2e-7 / 1.0 + 0.05)
+    floor = cost_model.predict(cal, op="gen", rows=10**8, cols=64, chunk_rows=100_000)
+    assert floor["efficiency"] == 1.5
+    other = cost_model.predict(cal, op="randomized", rows=10**8, cols=64, chunk_rows=100_000)
+    assert other["efficiency"] == 1.8  # not measured: the generic speed-up
