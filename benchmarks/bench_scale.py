@@ -418,8 +418,7 @@ def plot_rows(results: list[dict[str, Any]], png: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for op, style, label in (("gram", "o-", "Gram fit (exact, 1 pass)"),
                              ("gen", "s--", "generation-only pass (floor)")):
-        pts = sorted((r["rows"], r["median_s"], r.get("predicted_load_s", r["predicted_s"]))
-                     for r in a if r["op"] == op)
+        pts = sorted((r["rows"], r["median_s"], r["predicted_s"]) for r in a if r["op"] == op)
         if not pts:
             continue
         xs, ys, ps = zip(*pts)
@@ -441,12 +440,13 @@ def plot_rows(results: list[dict[str, Any]], png: Path) -> None:
 
 
 def _layout(fig: Any, runs: list[dict[str, Any]]) -> None:
-    """Tight layout; on a shared machine, a note under the axes (never over the data)."""
-    busy = [r["runnable"] for r in runs if r.get("runnable")]
-    if busy and max(busy) > (os.cpu_count() or 1):
-        fig.text(0.99, 0.01, f"shared machine: {min(busy):.0f}-{max(busy):.0f} runnable threads; "
-                 "model = CPU prediction / fair share", ha="right", va="bottom", fontsize=7,
-                 color="gray")
+    """Tight layout; on a shared machine (1-minute load above CPUs + 1 after a run), a note
+    under the axes (never over the data)."""
+    loads = [r["load"] for r in runs if r.get("load") is not None]
+    cpus = os.cpu_count() or 1
+    if loads and max(loads) > cpus + 1:
+        fig.text(0.99, 0.01, f"shared machine: load {min(loads):.1f}-{max(loads):.1f} on {cpus} "
+                 "CPUs", ha="right", va="bottom", fontsize=7, color="gray")
         fig.tight_layout(rect=(0, 0.04, 1, 1))
     else:
         fig.tight_layout()
@@ -463,12 +463,11 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
         return
     configs = list(dict.fromkeys(f"{r['workers']}x{r['threads_per_worker']}" for r in dd))
     xs = np.arange(len(configs))
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
     for op in ("read", *FIT_OPS):
         by = {f"{r['workers']}x{r['threads_per_worker']}": r for r in dd if r["op"] == op}
         ys = [by[c]["median_s"] if c in by else np.nan for c in configs]
-        ps = [by[c].get("predicted_load_s", by[c]["predicted_s"]) if c in by else np.nan
-              for c in configs]
+        ps = [by[c]["predicted_s"] if c in by else np.nan for c in configs]
         name = "read pass (floor)" if op == "read" else f"{op} fit"
         line = ax.plot(xs, ys, "o-", label=f"{name}, measured")[0]
         ax.plot(xs, ps, "x:", color=line.get_color(), label=f"{name}, cost model")
@@ -480,7 +479,7 @@ def plot_workers(results: list[dict[str, Any]], png: Path) -> None:
     ax.set_title(f"(d) time against workers: {r0['rows']:,} x {r0['cols']} float32 store, "
                  f"chunks of {r0['chunk_rows']:,} rows", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     _layout(fig, dd)
     fig.savefig(png, dpi=110)
     plt.close(fig)
