@@ -51,12 +51,22 @@ def test_a_full_pass_hints_every_chunk_file_once(tmp_path: Path, hinted: Recorde
     write_array(x, tmp_path / "s.zarr", chunk_rows=100)
     files = _chunk_files(tmp_path / "s.zarr")
     assert len(files) == 10
-    with dask.config.set(scheduler="sync"):
+    with dask.config.set({"scheduler": "sync", "veob_dask.readahead_bytes": 2**20}):
         y = read_array(tmp_path / "s.zarr").compute()
         read_array(tmp_path / "s.zarr").sum().compute()  # a second pass hints nothing new
     np.testing.assert_array_equal(y, x)
     got = hinted.wait_for(10)
     assert sorted(got) == files  # each file once, none outside the store
+
+
+def test_off_by_default(tmp_path: Path, hinted: Recorder) -> None:
+    write_array(np.ones((400, 4), np.float32), tmp_path / "s.zarr", chunk_rows=100)
+    assert ra.readahead_bytes() == 0
+    with dask.config.set(scheduler="sync"):
+        read_array(tmp_path / "s.zarr").sum().compute()
+    arr = zarr.open_group(tmp_path / "s.zarr", mode="r")["X"]
+    assert ra.advise_rows(str(tmp_path / "s.zarr"), arr, 0, 100) == []
+    assert list(hinted) == []
 
 
 def test_distance_bounds_the_files_hinted(tmp_path: Path, hinted: Recorder) -> None:
@@ -91,7 +101,8 @@ def test_readahead_does_not_change_results(tmp_path: Path, hinted: Recorder) -> 
     write_array(x, tmp_path / "s.zarr", chunk_rows=250)
     with dask.config.set({"scheduler": "threads", "veob_dask.readahead_bytes": 0}):
         off = read_array(tmp_path / "s.zarr").sum(axis=0).compute()
-    with dask.config.set({"scheduler": "threads"}):
+    with dask.config.set({"scheduler": "threads", "veob_dask.readahead_bytes": 2**20}):
         on = read_array(tmp_path / "s.zarr").sum(axis=0).compute()
+    assert len(hinted.wait_for(12)) == 12  # it was on: every chunk file hinted
     np.testing.assert_array_equal(on, off)
     np.testing.assert_allclose(on, x.sum(axis=0))

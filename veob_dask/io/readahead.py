@@ -1,18 +1,24 @@
-"""Read-ahead of local stores: the kernel fetches the next storage files while tasks compute.
+"""Read-ahead of local stores, opt-in: the kernel fetches the next files while tasks compute.
 
-A task that reads a row chunk from a local store waits for the disk, then computes; without
-help, a 2-thread pass leaves the disk idle whenever both threads compute, and a cold pass costs
-about the disk time plus the compute time instead of the larger of the two. Before each read,
-:func:`advise_rows` asks the kernel (``posix_fadvise(..., POSIX_FADV_WILLNEED)``) to start
-reading the storage files — shards of a sharded array, chunk files otherwise — that hold the
-next ``readahead_bytes`` of rows. The hint is sent by one background thread per process, so a
-task never waits for it; it only fills the page cache (the kernel may drop it under memory
-pressure), changes no result, and is skipped for object stores (fsspec caches those itself).
+A task that reads a row chunk from a local store waits for the disk, then computes. With
+read-ahead on, before each read :func:`advise_rows` asks the kernel
+(``posix_fadvise(..., POSIX_FADV_WILLNEED)``) to start reading the storage files — shards of a
+sharded array, chunk files otherwise — that hold the next ``readahead_bytes`` of rows. The hint
+is sent by one background thread per process, so a task never waits for it; it only fills the
+page cache (the kernel may drop it under memory pressure), changes no result, and is skipped
+for object stores (fsspec caches those itself).
 
-The distance is the Dask config value ``veob_dask.readahead_bytes`` (default
-:data:`READAHEAD_BYTES`; ``0`` turns read-ahead off)::
+It is **off by default**: on this project's 2-core machine (virtio disk, 8 MiB kernel
+read-ahead per file) the kernel's own sequential read-ahead inside a shard already overlaps
+the disk with the compute, and hinting whole 330–400 MB shards competed with the reads tasks
+were waiting for. Cold passes over two stores larger than memory, read-ahead on against off,
+threaded scheduler: read 79.1 s / 68.0 s and Gram fit 99.3 s / 95.6 s (38e6 x 256, zstd);
+read 46.3 s / 39.2 s and Gram fit 47.7 s / 44.4 s (128e6 x 64, uncompressed); on a 2-worker
+LocalCluster the Gram fit took 119.6 s / 126.5 s and 53.1 s / 54.9 s (one run each,
+``benchmarks/bench_scale.py --parts c``; benchmarks/README.md, "Scale"). Try it where the disk
+has a high latency per request and the kernel's read-ahead is small::
 
-    with dask.config.set({"veob_dask.readahead_bytes": 0}):
+    with dask.config.set({"veob_dask.readahead_bytes": 512 * 2**20}):
         ...
 """
 
@@ -27,12 +33,9 @@ import dask
 
 __all__ = ["READAHEAD_BYTES", "advise_rows", "readahead_bytes"]
 
-#: Bytes of rows (uncompressed) past a read that the kernel is asked to fetch: more than one
-#: default shard (16 chunks of 24 MiB), so the next shard is requested when a task first reads
-#: from the current one. On a 4.1 GB, 11-shard store of this machine (2 cores, ~1.1 GB/s cold
-#: disk), a cold threaded read pass took 5.4 s with read-ahead against 5.8-6.1 s without, and a
-#: Gram fit 6.8-6.9 s against 7.3 s (benchmarks/README.md, "Read-ahead").
-READAHEAD_BYTES = 512 * 2**20
+#: Bytes of rows (uncompressed) past a read that the kernel is asked to fetch, by default:
+#: none (see the module docstring for the measurements).
+READAHEAD_BYTES = 0
 
 _MEMO_LIMIT = 8192
 
