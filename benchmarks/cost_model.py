@@ -390,14 +390,25 @@ def _warm_workers(client: Any, d: int) -> None:
 def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
               n_keys: int = DEFAULT_KEYS, configs: tuple[str, ...] = ("1x1", "1x2", "2x1"),
               repeat: int = 3, work: Path | None = None) -> dict[str, Any]:
-    """Measure every constant of the model on this machine; returns a JSON-ready dict."""
+    """Measure every constant of the model on this machine; returns a JSON-ready dict.
+
+    Its stores (~6 GB for 64 and 256 features) go to ``work``, or to a temporary folder removed
+    at the end."""
+    kwargs = {"k": k, "q": q, "n_keys": n_keys, "configs": configs, "repeat": repeat}
+    if work is not None:
+        return _calibrate(cols, work=Path(work), **kwargs)
+    with tempfile.TemporaryDirectory(prefix="veob_costmodel_") as tmp:
+        return _calibrate(cols, work=Path(tmp), **kwargs)
+
+
+def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[str, ...],
+               repeat: int, work: Path) -> dict[str, Any]:
     import dask
 
     from veob_dask.io.chunking import chunk_rows
     from veob_dask.runtime import local_cluster
 
     t_start = time.perf_counter()
-    work = Path(work or tempfile.mkdtemp(prefix="veob_costmodel_"))
     work.mkdir(parents=True, exist_ok=True)
     cal: dict[str, Any] = {"version": 2, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
