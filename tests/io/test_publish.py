@@ -274,3 +274,43 @@ def test_checkpoints_work_on_object_stores(memfs, rng) -> None:
         save_checkpoint(url, summ, next_chunk=chunk, fingerprint={"a": 1})
     back, meta = load_checkpoint(url)
     assert meta["next_chunk"] == 5 and back.components.shape == (3, 4)
+
+
+def test_replacing_swaps_in_one_step(ours: Path, monkeypatch) -> None:
+    """The new store and the old swap places at once: no moment without a store at the path
+    (checked by a reader thread), no moved-aside ``.old-`` store, the old one removed."""
+    from veob_dask.io import publishers
+
+    moved: list[str] = []
+    real = publishers.rename_noreplace
+    monkeypatch.setattr(publishers, "rename_noreplace",
+                        lambda a, b: (moved.append(os.fspath(b)), real(a, b))[1])
+    seen_missing = threading.Event()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if not (ours / "zarr.json").exists():
+                seen_missing.set()
+
+    reader = threading.Thread(target=watch, daemon=True)
+    reader.start()
+    try:
+        for value in (2.0, 3.0):
+            write_array(np.full((40, 3), value), ours, chunk_rows=10, overwrite=True)
+    finally:
+        stop.set()
+        reader.join()
+    assert not seen_missing.is_set()
+    assert moved == []  # no rename of the old store aside
+    np.testing.assert_array_equal(read_array(ours).compute(), np.full((40, 3), 3.0))
+    assert sorted(p.name for p in ours.parent.iterdir()) == [ours.name]  # nothing left over
+
+
+def test_replacing_without_the_swap_moves_the_old_store_aside(ours: Path, monkeypatch) -> None:
+    from veob_dask.io import publishers
+
+    monkeypatch.setattr(publishers, "rename_exchange", lambda a, b: False)
+    write_array(np.full((40, 3), 5.0), ours, chunk_rows=10, overwrite=True)
+    np.testing.assert_array_equal(read_array(ours).compute(), np.full((40, 3), 5.0))
+    assert sorted(p.name for p in ours.parent.iterdir()) == [ours.name]

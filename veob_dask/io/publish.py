@@ -16,8 +16,10 @@ The rules, in one place:
 * **Atomic publish.** The store is written to a hidden sibling ``.NAME.tmp-<host>-<pid>-<id>``
   (the writer's identity is in the name, so an orphan can be recognised without reading it) and
   renamed into place with ``renameat2(RENAME_NOREPLACE)`` (Linux), which cannot clobber anything
-  that appeared meanwhile. Replacing our own store: old moved aside (``.NAME.old-...``), new
-  renamed in, old deleted.
+  that appeared meanwhile. Replacing our own store: new and old swapped in one step
+  (``renameat2(RENAME_EXCHANGE)``, so the path never lacks a complete store, even for a reader or
+  a process killed meanwhile), then the old one deleted; where the file system lacks the swap,
+  old moved aside (``.NAME.old-...``), new renamed in, old deleted.
 * **Cleanup.** On any failure, ``KeyboardInterrupt`` or SIGTERM (see
   :func:`install_termination_handler`), the temporary store is removed once the writing tasks
   have stopped: :meth:`Publication.compute` runs the writes on a thread pool it owns (shut down,

@@ -28,6 +28,7 @@ from .targets import (
     fsync_dir,
     human_size,
     remove_tree,
+    rename_exchange,
     rename_noreplace,
     sweep_orphans,
     target_state,
@@ -138,7 +139,9 @@ class LocalPublisher:
         return Location(str(tmp), self.target.options)
 
     def publish(self, tmp: Location, *, replace: bool, empty: bool) -> None:
-        if replace:
+        if replace and rename_exchange(tmp.path, self.path):
+            remove_tree(tmp.path)  # the old store, now under the temporary name
+        elif replace:
             old = self.parent / temp_name(self.path.name, "old")
             rename_noreplace(self.path, old)
             try:

@@ -191,6 +191,24 @@ def rename_noreplace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
     os.rename(src, dst)
 
 
+_RENAME_EXCHANGE = 2
+
+
+def rename_exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Swap ``a`` and ``b`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader of
+    either path never finds it missing. Returns False, changing nothing, where the call or the
+    file system lacks it."""
+    if _renameat2 is None:
+        return False
+    rc = _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), os.fsdecode(b))
+
+
 def remove_tree(p: Path) -> None:
     """Remove a temporary store: its root ``zarr.json`` (the sentinel) first, then the rest."""
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
