@@ -162,7 +162,7 @@ def _string_lists(values: Iterable[Any]) -> list[list[str]] | None:
         for v in values:
             if not isinstance(v, list):
                 return None
-            out.append([" ".join(t.split()).lower() for t in v])
+            out.append(_normalize_all(v))
     except AttributeError:  # a term that is not a string
         return None
     return out
