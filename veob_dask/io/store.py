@@ -26,6 +26,7 @@ from dask.base import tokenize
 from ..errors import StoreFormatError, StoreNotFoundError
 from . import layout
 from .chunking import TARGET_CHUNK_BYTES, chunk_rows
+from .direct import chunk_layout, read_rows
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
 from .metadata import check_chunks_written, check_row_array, check_store_metadata
@@ -239,7 +240,7 @@ class ZarrRowSource:
         self.chunks: tuple[int, ...] = tuple(arr.chunks)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_cached"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_cached", "_layout")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -333,6 +334,25 @@ class ZarrRowSource:
             start, stop, _ = rows.indices(self.shape[0])
             advise_rows(self.location.url, arr, start, stop)
 
+    def _read_direct(self, arr: zarr.Array, key: tuple[Any, ...]) -> np.ndarray | None:
+        """Whole row chunks of a local store read by :mod:`veob_dask.io.direct` (one copy),
+        or None where zarr reads them."""
+        if not self.location.is_local or not key or len(key) > self.ndim:
+            return None
+        rows, rest = key[0], key[1:]
+        if not isinstance(rows, slice) or rows.step not in (None, 1) or any(
+                not isinstance(k, slice) or (k != slice(None) and k.indices(n) != (0, n, 1))
+                for k, n in zip(rest, self.shape[1:], strict=False)):
+            return None
+        layout = self.__dict__.get("_layout", False)
+        if layout is False:
+            root = os.path.join(self.location.url, arr.path) if arr.path else self.location.url
+            layout = self.__dict__["_layout"] = chunk_layout(arr, root)
+        if layout is None:
+            return None
+        start, stop, _ = rows.indices(self.shape[0])
+        return read_rows(layout, start, stop)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         arr = self._array()
         if not isinstance(key, tuple):
@@ -340,6 +360,9 @@ class ZarrRowSource:
         self._check_chunks_present(arr, key)
         self._read_ahead(arr, key)
         try:
+            direct = self._read_direct(arr, key)
+            if direct is not None:
+                return direct
             out = np.asarray(arr[key])
             return out.astype(object) if out.dtype.kind == "T" else out
         except StoreFormatError:

@@ -1,0 +1,185 @@
+"""Direct chunk reads (``veob_dask.io.direct``): the same values as zarr's own reads for every
+layout it takes, zarr's reads for every layout it declines, and damaged files named."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
+
+from veob_dask.errors import StoreFormatError
+from veob_dask.io import direct as direct_mod
+from veob_dask.io import read_array
+from veob_dask.io.direct import ChunkDecodeError, chunk_layout, read_rows
+
+
+def _store(path: Path, x: np.ndarray, *, chunk_rows: int, shard_rows: int | None = None,
+           compressors: object = "auto", **kw: object) -> zarr.Array:
+    """A store written by zarr itself (``compressors=None``: plain bytes)."""
+    group = zarr.open_group(path, mode="w")
+    arr = group.create_array("X", shape=x.shape, dtype=x.dtype,
+                             chunks=(chunk_rows, *x.shape[1:]),
+                             shards=None if shard_rows is None else (shard_rows, *x.shape[1:]),
+                             compressors=compressors, config={"write_empty_chunks": True}, **kw)
+    arr[...] = x
+    return arr
+
+
+def _layout(path: Path) -> direct_mod.ChunkLayout | None:
+    arr = zarr.open_group(path, mode="r")["X"]
+    return chunk_layout(arr, str(path / "X"))
+
+
+LAYOUTS = [  # (chunk rows, shard rows, compressors)
+    (10, None, None), (10, None, "auto"), (10, 40, None), (10, 40, "auto"), (7, 70, None),
+    (7, 21, "auto"),
+]
+
+
+@pytest.mark.parametrize(("chunk", "shard", "comp"), LAYOUTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16", "uint8", "bool"])
+def test_every_aligned_selection_equals_zarr(tmp_path, chunk, shard, comp, dtype):
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(103, 2, 3)) * 50).astype(dtype)  # 103: a partial last chunk
+    arr = _store(tmp_path / "s.zarr", x, chunk_rows=chunk, shard_rows=shard, compressors=comp)
+    layout = _layout(tmp_path / "s.zarr")
+    assert layout is not None and layout.zstd == (comp == "auto")
+    for start in range(0, 103, chunk):
+        for stop in [*range(start + chunk, 103, 2 * chunk), 103]:
+            got = read_rows(layout, start, stop)
+            assert got is not None and got.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(got, arr[start:stop])
+
+
+def test_unaligned_selections_are_left_to_zarr(tmp_path):
+    x = np.arange(200, dtype=np.float32).reshape(100, 2)
+    _store(tmp_path / "s.zarr", x, chunk_rows=10, shard_rows=40)
+    layout = _layout(tmp_path / "s.zarr")
+    assert read_rows(layout, 5, 20) is None and read_rows(layout, 0, 15) is None
+    assert read_rows(layout, 0, 0).shape == (0, 2)
+    # read_array takes either road and gives the same values
+    np.testing.assert_array_equal(read_array(tmp_path / "s.zarr", chunk_rows=15).compute(), x)
+    np.testing.assert_array_equal(read_array(tmp_path / "s.zarr")[3:97].compute(), x[3:97])
+    np.testing.assert_array_equal(read_array(tmp_path / "s.zarr")[:, 1].compute(), x[:, 1])
+
+
+@pytest.mark.parametrize("why", ["rows-split", "big-endian", "other-codec", "index-first",
+                                 "string"])
+def test_layouts_it_does_not_read_go_to_zarr(tmp_path, why):
+    x = np.arange(120, dtype=np.float32).reshape(40, 3)
+    path = tmp_path / "s.zarr"
+    group = zarr.open_group(path, mode="w")
+    if why == "rows-split":
+        arr = group.create_array("X", shape=x.shape, dtype=x.dtype, chunks=(10, 2))
+    elif why == "big-endian":
+        arr = group.create_array("X", shape=x.shape, dtype=x.dtype, chunks=(10, 3),
+                                 serializer=BytesCodec(endian="big"), compressors=None)
+    elif why == "other-codec":
+        arr = group.create_array("X", shape=x.shape, dtype=x.dtype, chunks=(10, 3),
+                                 compressors=Crc32cCodec())
+    elif why == "index-first":
+        warnings.filterwarnings("ignore", "Combining a `sharding_indexed`")
+        arr = group.create_array("X", shape=x.shape, dtype=x.dtype, chunks=(20, 3),
+                                 serializer=ShardingCodec(chunk_shape=(10, 3),
+                                                          codecs=[BytesCodec(), ZstdCodec()],
+                                                          index_location="start"),
+                                 compressors=None)
+    else:
+        x = np.array([[f"w{i}"] for i in range(40)])
+        arr = group.create_array("X", shape=x.shape, dtype=str, chunks=(10, 1))
+    arr[...] = x
+    layout = _layout(path)
+    if why == "index-first":  # supported: the index precedes the chunks
+        assert layout is not None and not layout.index_at_end
+        np.testing.assert_array_equal(read_rows(layout, 0, 40), x)
+    else:
+        assert layout is None
+    if why != "rows-split":  # read_array refuses chunks that split rows
+        np.testing.assert_array_equal(read_array(path).compute(), x)
+
+
+def test_a_chunk_never_written_reads_as_the_fill_value(tmp_path):
+    x = np.ones((40, 2), dtype=np.float32)
+    x[10:20] = 7.0
+    group = zarr.open_group(tmp_path / "s.zarr", mode="w")
+    arr = group.create_array("X", shape=x.shape, dtype=x.dtype, chunks=(10, 2),
+                             shards=(40, 2), fill_value=7.0,
+                             config={"write_empty_chunks": False})
+    arr[...] = x  # rows 10-19 equal the fill value: zarr leaves them out of the shard
+    layout = _layout(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(read_rows(layout, 0, 40), x)
+
+
+def _shard(path: Path) -> Path:
+    return path / "X" / "c" / "0" / "0"
+
+
+@pytest.mark.parametrize("comp", [None, "auto"])
+def test_a_damaged_index_is_named(tmp_path, comp):
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    path = tmp_path / "s.zarr"
+    _store(path, x, chunk_rows=10, shard_rows=40, compressors=comp)
+    raw = bytearray(_shard(path).read_bytes())
+    raw[-10] ^= 0xFF  # inside the index: the checksum no longer matches
+    _shard(path).write_bytes(bytes(raw))
+    with pytest.raises(ChunkDecodeError, match="crc32c"):
+        read_rows(_layout(path), 0, 10)
+    with pytest.raises(StoreFormatError, match=r"rows 0-10 .* corrupt"):
+        read_array(path)[:10].compute()
+
+
+def test_an_index_pointing_outside_its_file_is_refused(tmp_path):
+    import google_crc32c
+
+    x = np.zeros((40, 4), dtype=np.float32)
+    path = tmp_path / "s.zarr"
+    _store(path, x, chunk_rows=10, shard_rows=40, compressors=None)
+    raw = bytearray(_shard(path).read_bytes())
+    index = np.frombuffer(bytes(raw[-68:-4]), dtype="<u8").copy().reshape(4, 2)
+    index[2, 0] = 2**40  # an offset far past the end, with a valid checksum
+    body = index.tobytes()
+    raw[-68:] = body + int(google_crc32c.value(body)).to_bytes(4, "little")
+    _shard(path).write_bytes(bytes(raw))
+    with pytest.raises(ChunkDecodeError, match="outside the file"):
+        read_rows(_layout(path), 0, 40)
+
+
+def test_a_truncated_unsharded_chunk_is_named(tmp_path):
+    x = np.ones((30, 4), dtype=np.float32)
+    path = tmp_path / "s.zarr"
+    _store(path, x, chunk_rows=10, compressors=None)
+    chunk = path / "X" / "c" / "1" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    with pytest.raises(ChunkDecodeError, match=r"c/1/0: a chunk of 100 bytes, expected 160"):
+        read_rows(_layout(path), 10, 20)
+
+
+def test_a_garbage_zstd_chunk_is_named(tmp_path):
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    path = tmp_path / "s.zarr"
+    _store(path, x, chunk_rows=10, compressors="auto")
+    chunk = path / "X" / "c" / "2" / "0"
+    chunk.write_bytes(os.urandom(chunk.stat().st_size))
+    with pytest.raises(ChunkDecodeError, match="zstd"):
+        read_rows(_layout(path), 20, 30)
+    with pytest.raises(StoreFormatError, match="corrupt"):
+        read_array(path).compute()
+    from numcodecs import zstd  # a valid frame of the wrong size
+
+    chunk.write_bytes(bytes(zstd.compress(b"x" * 100)))
+    with pytest.raises(ChunkDecodeError, match="zstd"):
+        read_rows(_layout(path), 20, 30)
+
+
+def test_a_replaced_shard_is_not_read_through_a_stale_index(tmp_path):
+    path = tmp_path / "s.zarr"
+    x = np.arange(160, dtype=np.float32).reshape(40, 4)
+    _store(path, x, chunk_rows=10, shard_rows=40, compressors="auto")
+    np.testing.assert_array_equal(read_rows(_layout(path), 0, 40), x)
+    _store(path, x * 2, chunk_rows=10, shard_rows=40, compressors="auto")  # new file, new index
+    np.testing.assert_array_equal(read_rows(_layout(path), 0, 40), x * 2)

@@ -1,0 +1,294 @@
+"""Direct reads of whole row chunks from local Zarr v3 arrays: one copy into the result.
+
+zarr-python decodes a chunk of a sharded array into a buffer of its own and copies it into the
+selection's buffer, a second copy of every byte after the kernel's; on this project's 2-core
+machine those copies cost about 0.6 CPU-s per GB read, about as much as the Gram product of
+256 float32 features (``benchmarks/README.md``, "Measurements behind choices in the code").
+For the layouts this library writes — chunks of whole rows (every other axis whole), codecs
+``bytes`` (little endian) optionally followed by ``zstd``, optionally inside
+``sharding_indexed`` with index codecs ``bytes`` (+ ``crc32c``) — a chunk is read here with one
+``pread`` straight into the output array, or decompressed straight into it.
+
+:func:`chunk_layout` returns None for anything else (other codecs, big-endian data, string
+dtypes, remote stores, chunks that split rows), and so does :func:`read_rows` for a selection
+that does not start and end on chunk boundaries; the caller then reads through zarr. Files are
+untrusted: a shard index that fails its checksum or points outside its file, a short read, or
+a chunk that does not decompress to its size raises :class:`ChunkDecodeError` naming the file;
+nothing is trusted to size an allocation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ChunkDecodeError", "ChunkLayout", "chunk_layout", "read_rows"]
+
+#: Offset and length of an inner chunk that was never written (the fill value).
+_EMPTY = np.uint64(2**64 - 1)
+#: Shard indexes kept per process (each is 16 bytes per inner chunk).
+_INDEX_CACHE_SIZE = 256
+
+
+class ChunkDecodeError(ValueError):
+    """A stored chunk or shard index is inconsistent with the array's metadata."""
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """Where and how the row chunks of one local Zarr v3 array are stored.
+
+    Attributes
+    ----------
+    root : str
+        Directory of the array (holding its ``zarr.json``).
+    shape : tuple of int
+        Array shape; chunks span every axis but the first.
+    dtype : numpy.dtype
+        Native-order dtype of the data.
+    chunk_rows : int
+        Rows of one (inner) chunk.
+    shard_rows : int or None
+        Rows of one shard file, None when every chunk is its own file.
+    zstd : bool
+        Whether each chunk's bytes are zstd-compressed.
+    index_crc : bool
+        Whether a shard index ends with its crc32c.
+    index_at_end : bool
+        Whether a shard's index follows its chunks (else precedes them).
+    fill_value : Any
+        Value of a chunk a shard index marks as never written.
+    encode_key : callable
+        Relative path of a storage file (shard or chunk) from its grid position.
+    """
+
+    root: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunk_rows: int
+    shard_rows: int | None
+    zstd: bool
+    index_crc: bool
+    index_at_end: bool
+    fill_value: Any
+    encode_key: Callable[[tuple[int, ...]], str] = field(compare=False, repr=False)
+
+    @property
+    def row_bytes(self) -> int:
+        return int(self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64)))
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Bytes of one decoded chunk (edge chunks are stored at full size too)."""
+        return self.chunk_rows * self.row_bytes
+
+
+def _inner_codecs(codecs: Any) -> bool | None:
+    """True (zstd), False (plain bytes) or None (unsupported) for a chunk's codec chain."""
+    names = [type(c).__name__ for c in codecs]
+    if not names or names[0] != "BytesCodec":
+        return None
+    endian = getattr(codecs[0], "endian", None)
+    if endian is not None and getattr(endian, "value", endian) != "little":
+        return None
+    if names[1:] == []:
+        return False
+    if names[1:] == ["ZstdCodec"]:
+        return True
+    return None
+
+
+def chunk_layout(arr: Any, root: str) -> ChunkLayout | None:
+    """The direct-read layout of zarr array ``arr`` stored under local directory ``root``
+    (the store's), or None when this module does not read it (zarr then does)."""
+    meta = arr.metadata
+    if getattr(meta, "zarr_format", None) != 3 or np.little_endian is False:
+        return None
+    try:
+        dtype = np.dtype(arr.dtype)
+    except TypeError:
+        return None
+    if dtype.kind not in "biufc?" or not arr.shape:
+        return None
+    shape = tuple(int(s) for s in arr.shape)
+    codecs = list(meta.codecs)
+    shard_rows = None
+    index_crc, index_at_end = False, True
+    grid = getattr(getattr(meta, "chunk_grid", None), "chunk_shape", None)
+    if grid is None or len(grid) != len(shape):
+        return None
+    chunks = tuple(int(c) for c in grid)  # the storage files' shape
+    if len(codecs) == 1 and type(codecs[0]).__name__ == "ShardingCodec":
+        sharding = codecs[0]
+        index = [type(c).__name__ for c in sharding.index_codecs]
+        if index not in (["BytesCodec"], ["BytesCodec", "Crc32cCodec"]):
+            return None
+        index_crc = len(index) == 2
+        index_at_end = getattr(sharding.index_location, "value", "end") == "end"
+        codecs = list(sharding.codecs)
+        inner = tuple(int(c) for c in sharding.chunk_shape)
+        if chunks[1:] != shape[1:] or len(inner) != len(shape) or chunks[0] % inner[0]:
+            return None
+        shard_rows, chunks = chunks[0], inner
+    zstd = _inner_codecs(codecs)
+    if zstd is None or chunks[1:] != shape[1:] or chunks[0] < 1:
+        return None
+    return ChunkLayout(root=root, shape=shape, dtype=dtype, chunk_rows=chunks[0],
+                       shard_rows=shard_rows, zstd=zstd, index_crc=index_crc,
+                       index_at_end=index_at_end, fill_value=meta.fill_value,
+                       encode_key=meta.encode_chunk_key)
+
+
+_INDEXES: dict[tuple[Any, ...], np.ndarray] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _shard_index(layout: ChunkLayout, fd: int, path: str, size: int,
+                 st: os.stat_result) -> np.ndarray:
+    """The (offset, length) pairs of a shard's inner chunks, checked against the file."""
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+    with _INDEX_LOCK:
+        hit = _INDEXES.get(key)
+    if hit is not None:
+        return hit
+    assert layout.shard_rows is not None
+    n_inner = layout.shard_rows // layout.chunk_rows
+    n_bytes = 16 * n_inner + (4 if layout.index_crc else 0)
+    if size < n_bytes:
+        raise ChunkDecodeError(f"shard {path} holds {size} bytes, less than its index "
+                               f"({n_bytes} bytes)")
+    raw = os.pread(fd, n_bytes, size - n_bytes if layout.index_at_end else 0)
+    if len(raw) != n_bytes:
+        raise ChunkDecodeError(f"shard {path}: short read of its index")
+    if layout.index_crc:
+        import google_crc32c
+
+        if int(google_crc32c.value(raw[:-4])) != int.from_bytes(raw[-4:], "little"):
+            raise ChunkDecodeError(f"shard {path}: the index fails its crc32c checksum")
+        raw = raw[:-4]
+    index = np.frombuffer(raw, dtype="<u8").reshape(n_inner, 2)
+    lo, hi = (0, size - n_bytes) if layout.index_at_end else (n_bytes, size)
+    used = ~((index[:, 0] == _EMPTY) & (index[:, 1] == _EMPTY))
+    off, length = index[used, 0], index[used, 1]
+    # compare without overflow: offsets and lengths are each below the file size
+    if np.any(off < lo) or np.any(off > hi) or np.any(length > hi - off):
+        raise ChunkDecodeError(f"shard {path}: its index points outside the file")
+    with _INDEX_LOCK:
+        if len(_INDEXES) >= _INDEX_CACHE_SIZE:
+            _INDEXES.clear()
+        _INDEXES[key] = index
+    return index
+
+
+def _fill(dest: np.ndarray, layout: ChunkLayout) -> None:
+    dest[...] = layout.fill_value if layout.fill_value is not None else 0
+
+
+def _zstd_content_size(raw: bytes) -> int | None:
+    """The decompressed size a zstd frame's header declares (None: absent or not a frame)."""
+    if len(raw) < 6 or raw[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    desc = raw[4]
+    fcs_flag, single, did_flag = desc >> 6, (desc >> 5) & 1, desc & 3
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[did_flag]
+    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if size == 0 or len(raw) < pos + size:
+        return None
+    value = int.from_bytes(raw[pos:pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def _read_chunk(layout: ChunkLayout, fd: int, path: str, offset: int, length: int,
+                dest: np.ndarray) -> None:
+    """Decode one stored chunk (``length`` bytes at ``offset``) into ``dest``, its valid rows."""
+    want = dest.nbytes
+    flat = memoryview(dest.reshape(-1).view(np.uint8))
+    if not layout.zstd:
+        if length != layout.chunk_bytes:
+            raise ChunkDecodeError(f"{path}: a chunk of {length} bytes, expected "
+                                   f"{layout.chunk_bytes}")
+        got = os.preadv(fd, [flat], offset) if want else 0
+        if got != want:
+            raise ChunkDecodeError(f"{path}: short read ({got} of {want} bytes)")
+        return
+    from numcodecs import zstd
+
+    raw = os.pread(fd, length, offset)
+    if len(raw) != length:
+        raise ChunkDecodeError(f"{path}: short read ({len(raw)} of {length} bytes)")
+    # decompressing into a buffer does not say how much was written: the frame must declare
+    # the chunk's size (a shorter frame would leave the rest of the output uninitialised)
+    declared = _zstd_content_size(raw)
+    if declared != layout.chunk_bytes:
+        raise ChunkDecodeError(f"{path}: the zstd chunk declares {declared} bytes, expected "
+                               f"{layout.chunk_bytes}")
+    try:
+        if want == layout.chunk_bytes:
+            zstd.decompress(raw, flat)
+        else:  # an edge chunk: stored at full size, its first rows are the array's
+            full = np.empty(layout.chunk_bytes, dtype=np.uint8)
+            zstd.decompress(raw, full)
+            flat[:] = full[:want]
+    except (RuntimeError, ValueError) as err:
+        raise ChunkDecodeError(f"{path}: the zstd chunk does not decode to "
+                               f"{layout.chunk_bytes} bytes ({err})") from err
+
+
+def _read_file(layout: ChunkLayout, file_no: int, first: int, last: int, out: np.ndarray,
+               start: int) -> None:
+    """Chunks ``first..last`` (inclusive, global numbers) of storage file ``file_no`` into
+    ``out`` (rows from ``start``)."""
+    path = os.path.join(layout.root,
+                        layout.encode_key((file_no, *(0,) * (len(layout.shape) - 1))))
+    c = layout.chunk_rows
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError as err:
+        raise ChunkDecodeError(f"{path} is missing") from err
+    try:
+        st = os.fstat(fd)
+        index = (_shard_index(layout, fd, path, st.st_size, st)
+                 if layout.shard_rows else None)
+        for ci in range(first, last + 1):
+            rows = min(c, layout.shape[0] - ci * c)
+            dest = out[ci * c - start: ci * c - start + rows]
+            if index is None:
+                _read_chunk(layout, fd, path, 0, st.st_size, dest)
+                continue
+            off, length = index[ci - file_no * (layout.shard_rows // c)]
+            if off == _EMPTY and length == _EMPTY:
+                _fill(dest, layout)
+            else:
+                _read_chunk(layout, fd, path, int(off), int(length), dest)
+    finally:
+        os.close(fd)
+
+
+def read_rows(layout: ChunkLayout, start: int, stop: int) -> np.ndarray | None:
+    """Rows ``[start, stop)`` read directly, or None unless both ends fall on chunk
+    boundaries (or ``stop`` is the array's end).
+
+    Raises
+    ------
+    ChunkDecodeError
+        A file is missing, short, or inconsistent with the metadata.
+    """
+    n, c = layout.shape[0], layout.chunk_rows
+    start, stop = max(0, start), min(n, stop)
+    if start % c or (stop % c and stop != n) or stop < start:
+        return None
+    out = np.empty((stop - start, *layout.shape[1:]), dtype=layout.dtype)
+    if stop == start:
+        return out
+    per_file = (layout.shard_rows or c) // c
+    first, last = start // c, (stop - 1) // c
+    for file_no in range(first // per_file, last // per_file + 1):
+        lo = max(first, file_no * per_file)
+        hi = min(last, (file_no + 1) * per_file - 1)
+        _read_file(layout, file_no, lo, hi, out, start)
+    return out
