@@ -189,7 +189,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         with PeakRSS() as idle:
             time.sleep(0.3)
         call = op_callable(spec["op"], x, k=spec["k"], q=spec["q"], keys=keys,
-                           out=work / "embedding.zarr")
+                           out=work / "embedding.zarr", codec=spec.get("codec", "zstd"))
         times, cpus, runnable, peak, res, dropped = [], [], [], 0.0, None, None
         for _ in range(spec["repeat"]):
             if spec.get("cold"):
@@ -234,7 +234,8 @@ def _spec(args: argparse.Namespace, op: str, source: dict[str, Any], chunk_rows:
           readahead: int | None = None) -> dict[str, Any]:
     return {"op": op, "source": source, "chunk_rows": int(chunk_rows), "scheduler": scheduler,
             "workers": workers, "threads": threads, "cold": cold, "readahead": readahead,
-            "repeat": repeat or args.repeat, "k": args.k, "q": args.q, "work": str(args.work)}
+            "repeat": repeat or args.repeat, "k": args.k, "q": args.q, "work": str(args.work),
+            "codec": getattr(args, "codec", "zstd")}
 
 
 def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
@@ -537,7 +538,8 @@ def main() -> None:
     p.add_argument("--c-rows", type=lambda v: int(float(v)), default=4_000_000)
     p.add_argument("--c-cols", type=int, default=256)
     p.add_argument("--codec", choices=("zstd", "none"), default="zstd",
-                   help="codec of the stores of (c) and (d): zarr's default zstd, or none")
+                   help="codec of the stores of (c) and (d) and of (c)'s transform output: "
+                   "zarr's default zstd, or none")
     p.add_argument("--c-readahead", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the read pass and Gram fits of (c) with read-ahead on "
                         "(512 MiB; the library's default is off)")

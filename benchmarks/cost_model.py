@@ -105,8 +105,9 @@ def _costs(run: Callable[[int, int], Callable[[], Any]], c: int, n1: int, n2: in
 
 
 def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
-                out: Path | None = None) -> Callable[[], Any]:
-    """What a run of ``op`` times, on the dask array ``x`` (and ``keys`` for subdomains).
+                out: Path | None = None, codec: str = "zstd") -> Callable[[], Any]:
+    """What a run of ``op`` times, on the dask array ``x`` (and ``keys`` for subdomains);
+    the transform writes its output with ``codec``.
 
     Shared with ``bench_scale.py`` so the calibration times the very calls the runs make.
     """
@@ -130,7 +131,7 @@ def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
         head = x[: x.chunks[0][0]]
         model = SVDEmbedding(k, solver="gram").fit(head)  # untimed: the basis hardly matters
         assert out is not None
-        return lambda: write_array(model.transform(x), out, overwrite=True)
+        return lambda: write_array(model.transform(x), out, overwrite=True, codec=codec)
     raise ValueError(f"unknown op {op!r}")
 
 
@@ -157,11 +158,16 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
                 x = da.from_array(xnp[:n], chunks=(ch, d))
                 keys = da.from_array(keys_np[:n], chunks=(ch,))
                 return op_callable(op, x, k=k, q=q, keys=keys, out=work / "emb.zarr")
-            # the subdomain kernel is ~10x the others: fewer chunks keep calibration short
-            sizes = (c, 3 * c) if op == "subdomain" else (n1, n2)
-            est = _costs(run, c, *sizes, repeat)
+            # the same sizes for every op: the subdomain kernel measured on 1 and 3 chunks
+            # came out 1.6 us a row, 1.7x what the fits of 1e7-1e8 rows spent
+            est = _costs(run, c, n1, n2, repeat)
             est["per_row"] /= passes(op, q)
             out[op] = est
+
+        def run_plain(n: int, ch: int) -> Callable[[], Any]:  # the transform, output uncompressed
+            x = da.from_array(xnp[:n], chunks=(ch, d))
+            return op_callable("transform", x, k=k, q=q, out=work / "emb.zarr", codec="none")
+        out["transform-none"] = _costs(run_plain, c, n1, n2, repeat)
         # sources: generation (chunk allocated and filled), keys; the sum kernel subtracted
         SyntheticMatrix(1, d).rows(0, 1)  # build the design cache (per process) before timing
         for op in ("gen", "keys"):
@@ -528,6 +534,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     else:
         src_row = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0)
     kern = ops["sum"] if op in ("gen", "read") else ops[op]
+    if op == "transform" and codec != "zstd":  # its output takes the store's codec
+        kern = ops.get(f"transform-{codec}", kern)
     n_pass = passes(op, q)
     key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
     pipeline = f"{'read' if source == 'read' else 'gen'}:{'sum' if op in ('gen', 'read') else op}"

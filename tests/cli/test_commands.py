@@ -88,3 +88,13 @@ def test_demo_with_cell_search_reports_recall(search, capsys):
     res = json.loads(capsys.readouterr().out)
     assert 0.9 <= res["recall_at_10"] <= 1.0
     assert res["top3_hit_rate"] > 0.95
+
+
+def test_ingest_without_compression(image_store):
+    t = image_store
+    assert main(["ingest", str(t / "imgs.npy"), "-o", str(t / "raw.zarr"), "--codec", "none",
+                 "--chunk-rows", "50"]) == 0
+    meta = json.loads((t / "raw.zarr" / "X" / "zarr.json").read_text())
+    assert [c["name"] for c in meta["codecs"]] == ["bytes"]
+    np.testing.assert_array_equal(read_array(t / "raw.zarr").compute(),
+                                  read_array(t / "d.zarr").compute())

@@ -183,3 +183,37 @@ def test_a_replaced_shard_is_not_read_through_a_stale_index(tmp_path):
     np.testing.assert_array_equal(read_rows(_layout(path), 0, 40), x)
     _store(path, x * 2, chunk_rows=10, shard_rows=40, compressors="auto")  # new file, new index
     np.testing.assert_array_equal(read_rows(_layout(path), 0, 40), x * 2)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_the_writers_codec_is_read_back_directly(tmp_path, codec):
+    import dask.array as da
+
+    from veob_dask.io import write_array
+    from veob_dask.io.ingest import ingest
+
+    x = np.random.default_rng(0).normal(size=(5000, 6)).astype(np.float32)
+    write_array(da.from_array(x, chunks=(100, 6)), tmp_path / "w.zarr", codec=codec,
+                shard_above=8)
+    np.save(tmp_path / "x.npy", x)
+    ingest(tmp_path / "x.npy", tmp_path / "i.zarr", chunk_rows=100, codec=codec,
+           labels=np.arange(5000) % 3)
+    for name in ("w.zarr", "i.zarr"):
+        layout = _layout(tmp_path / name)
+        assert layout is not None and layout.zstd == (codec == "zstd")
+        np.testing.assert_array_equal(read_array(tmp_path / name).compute(), x)
+    assert _layout(tmp_path / "w.zarr").shard_rows == 1600  # 16 chunks of 100 rows
+
+
+def test_an_unknown_codec_is_refused_before_anything_is_written(tmp_path):
+    from veob_dask.errors import InvalidParameterError
+    from veob_dask.io import write_array
+    from veob_dask.io.ingest import ingest
+
+    x = np.zeros((10, 2), dtype=np.float32)
+    with pytest.raises(InvalidParameterError, match="codec must be one of"):
+        write_array(x, tmp_path / "w.zarr", codec="lz4")
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(InvalidParameterError, match="codec must be one of"):
+        ingest(tmp_path / "x.npy", tmp_path / "i.zarr", codec="gzip")
+    assert not any(tmp_path.glob("*.zarr")) and not any(tmp_path.glob(".*"))

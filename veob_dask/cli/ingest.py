@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "text) stored as array 'domains' (veob subdomains fit --domains domains)")
     p.add_argument("--chunk-rows", type=positive_int,
                    help="rows per chunk (default: ~24 MiB chunks, veob_dask.io.chunking)")
+    p.add_argument("--codec", choices=("zstd", "none"), default="zstd",
+                   help="chunk compression: zstd (default) or none, for data that does not "
+                   "compress (most float data), which then writes and reads with less CPU")
     p.add_argument("--coo", action="store_true", help="source is a Zarr COO triple (row/col/data)")
     add_overwrite(p)
     add_json(p)
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             ingest_coo(args.source, out, chunk_rows=args.chunk_rows, overwrite=args.overwrite)
         else:
             ingest(args.source, out, labels=args.labels, domains=args.domains,
-                   chunk_rows=args.chunk_rows, overwrite=args.overwrite,
+                   chunk_rows=args.chunk_rows, overwrite=args.overwrite, codec=args.codec,
                    progress=lambda done, rows: progress.update(done, rows, "rows"))
     x = read_matrix(out)
     stages.show(f"wrote {out}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} row chunks "

@@ -19,7 +19,7 @@ from .location import Location, PathLike
 from .publish import check_output
 from .sparse import ingest_npz
 from .store import default_chunk_rows, provenance
-from .writer import create_artifact, write_array
+from .writer import compressors, create_artifact, write_array
 
 __all__ = ["ingest", "source_kind"]
 
@@ -120,7 +120,7 @@ def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int,
                    overwrite: bool, inputs: list[Any],
                    storage_options: Mapping[str, Any] | None,
                    progress: Callable[[int, int], None] | None = None,
-                   shard_above: int | None = None) -> None:
+                   shard_above: int | None = None, codec: str = "zstd") -> None:
     nbytes = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
                  for shape, dtype, _ in streams.values())
     with create_artifact(out, "dataset", overwrite=overwrite, inputs=inputs,
@@ -132,7 +132,7 @@ def _write_streams(out: PathLike | Location, streams: dict[str, tuple[tuple[int,
             rows = min(chunk_rows, shape[0])
             per_shard = shard_rows(shape[0], rows, shard_above=shard_above)
             arr = w.array(name, shape=shape, dtype=dtype, dims=dims,
-                          chunks=(rows, *shape[1:]), attrs=attrs[name],
+                          chunks=(rows, *shape[1:]), attrs=attrs[name], codec=codec,
                           shards=(per_shard, *shape[1:]) if per_shard else None)
             _write_blocks(arr, name, shape, np.dtype(dtype), blocks, per_shard, progress)
 
@@ -180,6 +180,7 @@ def ingest(
     storage_options: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     shard_above: int | None = None,
+    codec: str = "zstd",
 ) -> str:
     """Write ``source`` (and optional ``labels`` and subdomain keys) to a dataset store at ``out``.
 
@@ -207,6 +208,9 @@ def ingest(
     shard_above : int, optional
         Shard arrays of more row chunks than this (default 1,024; ``0``: always), 16 chunks
         per file; see :func:`~veob_dask.io.chunking.shard_rows`.
+    codec : {"zstd", "none"}, default="zstd"
+        Chunk compression (see :func:`~veob_dask.io.write_array`); ``.npz`` sources are
+        always zstd.
 
     Returns
     -------
@@ -218,6 +222,7 @@ def ingest(
     Memory: IDX and ``.npy`` sources are streamed one chunk (or shard) at a time.
     """
     _check_chunk_rows(chunk_rows)
+    compressors(codec)
     kind = source_kind(source)
     inputs = [p for p in (source, labels, domains) if isinstance(p, (str, os.PathLike))]
     extras = {k: v for k, v in ((layout.LABELS, labels), (layout.DOMAINS, domains)) if v is not None}
@@ -238,7 +243,8 @@ def ingest(
         rows = chunk_rows or default_chunk_rows(arr.shape[1:], arr.dtype, arr.shape[0])
         if not extras:
             _write_lazy(arr, out, src_name, kind, rows, overwrite=overwrite, inputs=inputs,
-                        storage_options=storage_options, shard_above=shard_above)
+                        storage_options=storage_options, shard_above=shard_above,
+                        codec=codec)
             return str(out)
         shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
         streams = {"X": (shape, dtype, (np.asarray(arr[i : i + rows])
@@ -247,7 +253,7 @@ def ingest(
     for name, values in extras.items():
         streams[name], attrs[name] = _key_stream(name, values, rows, streams["X"][0][0])
     _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options, progress,
-                   shard_above)
+                   shard_above, codec)
     return str(out)
 
 

@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from ..errors import DataError, StoreError
+from ..errors import DataError, InvalidParameterError, StoreError
 from . import layout
 from .chunking import shard_rows
 from .header import make_header
@@ -27,11 +27,25 @@ from .location import Location, PathLike
 from .publish import Publication, publishing
 from .store import default_chunk_rows
 
-__all__ = ["ArtifactWriter", "create_artifact", "write_array", "write_artifact"]
+__all__ = ["CODECS", "ArtifactWriter", "compressors", "create_artifact", "write_array",
+           "write_artifact"]
 
 #: Zarr skips chunks equal to the fill value unless told otherwise; veob_dask writes every chunk,
 #: so that a chunk file that is absent always means damage (see ``ZarrRowSource``).
 ALL_CHUNKS_WRITTEN = {"write_empty_chunks": True}
+
+#: Chunk codecs a writer takes: zarr's default zstd, or none (plain little-endian bytes). Float
+#: data seldom compresses (the synthetic benchmark matrix and embeddings to 0.87-0.93 of their
+#: size) while zstd costs ~2 CPU-s per GB to write and ~1.5 to read on this project's machine;
+#: ``"none"`` is for such data on a fast disk (benchmarks/README.md, "Scale").
+CODECS = ("zstd", "none")
+
+
+def compressors(codec: str) -> Any:
+    """zarr's ``compressors`` argument for ``codec`` (one of :data:`CODECS`)."""
+    if codec not in CODECS:
+        raise InvalidParameterError(f"codec must be one of {CODECS}; got {codec!r}.")
+    return "auto" if codec == "zstd" else None
 
 
 class _GuardedTarget:
@@ -117,15 +131,17 @@ class ArtifactWriter:
               shape: tuple[int, ...] | None = None, dtype: Any = None,
               chunks: tuple[int, ...] | None = None,
               attrs: Mapping[str, Any] | None = None,
-              shards: tuple[int, ...] | None = None) -> zarr.Array:
+              shards: tuple[int, ...] | None = None, codec: str = "zstd") -> zarr.Array:
         """Create array ``name`` with ``dims`` (Zarr ``dimension_names``); write ``data`` if given.
 
         Without ``data``, ``shape`` and ``dtype`` say what to create (fill it by slices).
         ``chunks`` defaults to about 16 MiB along axis 0, other axes whole. ``shards`` (a
         multiple of ``chunks`` on every axis) stores the chunks in shards of that shape, one
         file each (rule 6 of :mod:`veob_dask.io.chunking`); fill a sharded array by whole
-        shards, since writing part of a shard rewrites all of it.
+        shards, since writing part of a shard rewrites all of it. ``codec`` is one of
+        :data:`CODECS` (text arrays always take zarr's default).
         """
+        comp = compressors(codec)
         if data is not None:
             data = np.ascontiguousarray(data)
             shape, dtype = data.shape, data.dtype
@@ -153,7 +169,8 @@ class ArtifactWriter:
                                  f"{chunks}.")
         arr = self.group.create_array(name, shape=shape, dtype=dtype, chunks=chunks,
                                       shards=shards, dimension_names=dims,
-                                      config=ALL_CHUNKS_WRITTEN)
+                                      config=ALL_CHUNKS_WRITTEN,
+                                      **({} if text else {"compressors": comp}))
         if attrs:
             arr.attrs.update(dict(attrs))
         if data is not None and data.size:
@@ -161,7 +178,8 @@ class ArtifactWriter:
         return arr
 
     def store(self, name: str, x: Any, *, dims: Sequence[str], chunk_rows: int | None = None,
-              attrs: Mapping[str, Any] | None = None, shard_above: int | None = None) -> None:
+              attrs: Mapping[str, Any] | None = None, shard_above: int | None = None,
+              codec: str = "zstd") -> None:
         """Schedule the (dask or numpy) array ``x`` to be written as ``name``, row chunk by row
         chunk; the writes run at :meth:`flush` or at the end of the block.
 
@@ -169,7 +187,9 @@ class ArtifactWriter:
         chunks than ``shard_above`` (default
         :data:`~veob_dask.io.chunking.SHARD_ABOVE_CHUNKS`) is sharded by
         :func:`~veob_dask.io.chunking.shard_rows` and written one whole shard per task.
+        ``codec``: one of :data:`CODECS`.
         """
+        compressors(codec)
         if not isinstance(x, da.Array):
             x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] == 0:
@@ -183,7 +203,7 @@ class ArtifactWriter:
         # one shard would each read, modify and rewrite the shard (lost updates, and O(n^2))
         x = _regular_rows(x, per_shard or rows)
         arr = self.array(name, shape=x.shape, dtype=x.dtype, dims=dims,
-                         chunks=(rows, *x.shape[1:]), attrs=attrs,
+                         chunks=(rows, *x.shape[1:]), attrs=attrs, codec=codec,
                          shards=(per_shard, *x.shape[1:]) if per_shard else None)
         path = f"{self.path}/{name}" if self.path else name
         target = _GuardedTarget(self.publication.tmp, path, arr)
@@ -295,6 +315,7 @@ def write_array(
     storage_options: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
     shard_above: int | None = None,
+    codec: str = "zstd",
 ) -> None:
     """Write ``x`` (and optional ``extra`` arrays) as a new dataset store, atomically.
 
@@ -329,6 +350,9 @@ def write_array(
         An array of more row chunks than this is stored in shards of 16 chunks, one file each
         (default :data:`~veob_dask.io.chunking.SHARD_ABOVE_CHUNKS`, 1,024; ``0`` always
         shards); see :func:`~veob_dask.io.chunking.shard_rows`.
+    codec : {"zstd", "none"}, default="zstd"
+        Chunk compression of every array (:data:`CODECS`): zstd, or none for data that does
+        not compress (most float data), which then writes and reads with less CPU.
 
     Notes
     -----
@@ -350,4 +374,5 @@ def write_array(
             default = layout.dataset_dims(ndim) if key == name else layout.extra_dims(key, ndim)
             w.store(key, value, dims=names.get(key, default),
                     chunk_rows=chunk_rows if key == name else None,
-                    attrs=attrs if key == name else None, shard_above=shard_above)
+                    attrs=attrs if key == name else None, shard_above=shard_above,
+                    codec=codec)
