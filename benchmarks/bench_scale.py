@@ -245,7 +245,8 @@ def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
     pred = predict(cal, op=spec["op"], rows=rows, cols=cols, chunk_rows=spec["chunk_rows"],
                    source=source, scheduler=sched, workers=w if sched == "cluster" else 1,
                    threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q,
-                   disk_bytes_per_s=disk_bytes_per_s, codec=getattr(args, "codec", "zstd"))
+                   disk_bytes_per_s=disk_bytes_per_s, codec=getattr(args, "codec", "zstd"),
+                   readahead=bool(spec.get("readahead")))
     r = run_child(spec)
     row = {"part": part, "method": label, "ours": True, "op": spec["op"], "rows": rows,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
@@ -502,7 +503,7 @@ def repredict(path: Path, calibration: Path) -> None:
                        workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
                        q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q),
                        disk_bytes_per_s=r.get("disk_bytes_per_s"),
-                       codec=r.get("codec") or "zstd")
+                       codec=r.get("codec") or "zstd", readahead=bool(r.get("readahead_bytes")))
         r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
         r["predicted_io_s"] = pred["io_s"]
         _errors(r, cal)

@@ -10,7 +10,7 @@ Usage::
 The model (stated in full in ``benchmarks/README.md``, section "Cost model"): a pass over ``n``
 rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads (``S = W T`` task slots) costs
 
-    T_pass = max(n (s_src + s_op) / E(W, T) x waves,  bytes_cold / B_disk)
+    T_pass = max(bytes_cold / B_disk,  bytes_cold / (B_disk S) + n (s_src + s_op) / E(W, T) x waves)
              + (n / c) (t_task(sched) - t_task(sync)) / E(W, T)
 
 with ``s_src`` the CPU seconds per row of producing a chunk (generating it, reading and
@@ -19,9 +19,10 @@ kernel's CPU), ``s_op`` those of the solver's kernel including its share of the 
 measured single-threaded on the synchronous scheduler in CPU time, least of 3, from two sizes so
 that fixed costs fall out), ``E`` the measured wall-time speed-up of the configuration over one
 thread's CPU work, ``waves = ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last
-wave, ``B_disk`` the disk's cold bandwidth (the kernel's read-ahead keeps the disk busy while tasks
-compute, so the pass costs the larger of the two, not their sum) and ``t_task`` the CPU per task of each
-scheduler. A run is ``t_call + passes x T_pass``: ``t_call`` the measured wall time of the same
+wave, ``B_disk`` the disk's cold bandwidth (a task waits for its own chunk, then computes it, so
+each slot spends its 1/S share of the disk time in series with its compute; with the library's
+read-ahead on, the first term inside the max is ``max(disk, compute)``) and ``t_task`` the CPU per
+task of each scheduler. A run is ``t_call + passes x T_pass``: ``t_call`` the measured wall time of the same
 call on a one-chunk array on the same scheduler (graph, scheduling, eigensolver, the writes that
 do not grow with the rows); the randomized solver makes ``n_iter + 1`` passes, all others one.
 Its CPU seconds are ``passes x n (s_src + s_op) x inflation`` (the measured CPU cost of running
@@ -515,14 +516,15 @@ def task_overhead(cal: dict[str, Any], scheduler: str, workers: int, threads: in
 def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
-            disk_bytes_per_s: float | None = None, codec: str = "zstd") -> dict[str, float]:
+            disk_bytes_per_s: float | None = None, codec: str = "zstd",
+            readahead: bool = False) -> dict[str, float]:
     """Predicted seconds of one run and its terms.
 
     ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
     "gen" (synthetic, keys too for "subdomain") or "read" (a Zarr store; ``cold_bytes`` of it
     come from disk each pass when the cache was dropped, at ``disk_bytes_per_s`` — by default
     the bandwidth measured on the calibration store; ``codec`` is the store's, "zstd" or
-    "none").
+    "none"; ``readahead``: whether the library's read-ahead was on).
     """
     d = str(cols)
     entry = cal["per_d"][d]
@@ -549,7 +551,10 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # a pipeline's measured speed-up already holds its per-task overhead
     over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
                                             - cal["task_s"]["sync"]) / eff
-    per_pass = max(cpu, io) + over
+    # without read-ahead a task waits for its own chunk, then computes: each of the S slots
+    # spends its 1/S share of the disk time in series with its compute (a pass costs the
+    # larger of the disk and that); read-ahead overlaps both
+    per_pass = (max(cpu, io) if readahead else max(io, io / slots + cpu)) + over
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
     fixed = kern["fixed"] if call is None else call
     total = fixed + n_pass * per_pass

@@ -217,3 +217,12 @@ def test_an_unknown_codec_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(InvalidParameterError, match="codec must be one of"):
         ingest(tmp_path / "x.npy", tmp_path / "i.zarr", codec="gzip")
     assert not any(tmp_path.glob("*.zarr")) and not any(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("shard", [None, 40])
+def test_one_dimensional_arrays_read_directly(tmp_path, shard):
+    y = np.arange(95, dtype=np.int64) % 7
+    arr = _store(tmp_path / "s.zarr", y, chunk_rows=10, shard_rows=shard)
+    layout = _layout(tmp_path / "s.zarr")
+    assert layout is not None and layout.row_bytes == 8
+    np.testing.assert_array_equal(read_rows(layout, 20, 95), arr[20:95])

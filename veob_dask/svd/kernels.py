@@ -232,7 +232,9 @@ def project_block(block: Any, components: np.ndarray, mean: np.ndarray | None = 
 
     Dense rows are shifted by the mean before the product (a mean far from zero then cancels
     exactly); sparse blocks stay sparse and get the mean folded in afterwards,
-    ``X Vᵀ − (mean Vᵀ)``. Raises :class:`~veob_dask.errors.DataError` on NaN or inf.
+    ``X Vᵀ − (mean Vᵀ)``. Raises :class:`~veob_dask.errors.DataError` on NaN or inf. A NaN or
+    inf in a row makes its output row non-finite, so the block itself is scanned only when the
+    (k-wide, smaller) output is not finite.
 
     Examples
     --------
@@ -240,18 +242,21 @@ def project_block(block: Any, components: np.ndarray, mean: np.ndarray | None = 
     >>> project_block(np.array([[3.0, 4.0]]), np.array([[0.6, 0.8]])).tolist()
     [[5.0]]
     """
-    check_block_finite(block, block_id)
     comps_t = np.asarray(components).T.astype(dtype, copy=False)
     csr = as_csr(block)
-    if csr is not None:
-        out = np.asarray(csr @ comps_t, dtype=dtype)
-        if mean is not None:
-            out -= (mean @ components.T).astype(dtype)
-        return out
-    xb = np.asarray(block, dtype=dtype)
-    if mean is not None:
-        xb = xb - mean.astype(dtype)
-    return np.asarray(xb @ comps_t, dtype=dtype)
+    with np.errstate(invalid="ignore"):  # NaN/inf input: found below, named by its block
+        if csr is not None:
+            out = np.asarray(csr @ comps_t, dtype=dtype)
+            if mean is not None:
+                out -= (mean @ components.T).astype(dtype)
+        else:
+            xb = np.asarray(block, dtype=dtype)
+            if mean is not None:
+                xb = xb - mean.astype(dtype)
+            out = np.asarray(xb @ comps_t, dtype=dtype)
+    if not np.all(np.isfinite(out)):
+        check_block_finite(block, block_id)
+    return out
 
 
 def cumulative_energy(singular_values: Any, total_energy: float | None = None) -> np.ndarray:
