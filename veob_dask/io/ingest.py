@@ -228,12 +228,8 @@ def ingest(
     extras = {k: v for k, v in ((layout.LABELS, labels), (layout.DOMAINS, domains)) if v is not None}
     check_output(out, overwrite=overwrite, inputs=inputs, storage_options=storage_options)
     if kind == "npz":
-        if extras:
-            raise DataError("labels and domains are not supported for sparse .npz sources; "
-                            "pass the keys to `veob subdomains fit --domains FILE` instead.")
-        ingest_npz(source, out, chunk_rows=chunk_rows, overwrite=overwrite,
-                   storage_options=storage_options)
-        return str(out)
+        return _ingest_sparse(source, out, extras, chunk_rows=chunk_rows, overwrite=overwrite,
+                              storage_options=storage_options)
     if kind == "zarr":
         raise DataError(f"{str(source)!r} is already a Zarr store; open it with read_matrix.")
     if kind == "idx":
@@ -246,15 +242,31 @@ def ingest(
                         storage_options=storage_options, shard_above=shard_above,
                         codec=codec)
             return str(out)
-        shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
-        streams = {"X": (shape, dtype, (np.asarray(arr[i : i + rows])
-                                        for i in range(0, shape[0], rows)))}
-        attrs = {"X": provenance(src_name, shape, dtype, format=kind)}
+        streams, attrs = _array_stream(arr, src_name, kind, rows)
     for name, values in extras.items():
         streams[name], attrs[name] = _key_stream(name, values, rows, streams["X"][0][0])
     _write_streams(out, streams, rows, attrs, overwrite, inputs, storage_options, progress,
                    shard_above, codec)
     return str(out)
+
+
+def _ingest_sparse(source: Any, out: PathLike | Location, extras: dict[str, Any],
+                   **kwargs: Any) -> str:
+    """A scipy.sparse ``.npz`` source, through :func:`~veob_dask.io.sparse.ingest_npz`."""
+    if extras:
+        raise DataError("labels and domains are not supported for sparse .npz sources; "
+                        "pass the keys to `veob subdomains fit --domains FILE` instead.")
+    ingest_npz(source, out, **kwargs)
+    return str(out)
+
+
+def _array_stream(arr: Any, src_name: str, kind: str,
+                  rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The block stream and provenance of an array source written beside labels or keys."""
+    shape, dtype = tuple(arr.shape), np.dtype(arr.dtype)
+    blocks = (np.asarray(arr[i : i + rows]) for i in range(0, shape[0], rows))
+    return ({"X": (shape, dtype, blocks)},
+            {"X": provenance(src_name, shape, dtype, format=kind)})
 
 
 def _write_lazy(arr: Any, out: PathLike | Location, src_name: str, kind: str, rows: int,
