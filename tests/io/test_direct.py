@@ -43,7 +43,8 @@ LAYOUTS = [  # (chunk rows, shard rows, compressors)
 
 @pytest.mark.parametrize(("chunk", "shard", "comp"), LAYOUTS)
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int16", "uint8", "bool"])
-def test_every_aligned_selection_equals_zarr(tmp_path, chunk, shard, comp, dtype):
+@pytest.mark.parametrize("direct_io", [False, True])
+def test_every_aligned_selection_equals_zarr(tmp_path, chunk, shard, comp, dtype, direct_io):
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(103, 2, 3)) * 50).astype(dtype)  # 103: a partial last chunk
     arr = _store(tmp_path / "s.zarr", x, chunk_rows=chunk, shard_rows=shard, compressors=comp)
@@ -51,7 +52,7 @@ def test_every_aligned_selection_equals_zarr(tmp_path, chunk, shard, comp, dtype
     assert layout is not None and layout.zstd == (comp == "auto")
     for start in range(0, 103, chunk):
         for stop in [*range(start + chunk, 103, 2 * chunk), 103]:
-            got = read_rows(layout, start, stop)
+            got = read_rows(layout, start, stop, direct_io=direct_io)
             assert got is not None and got.dtype == np.dtype(dtype)
             np.testing.assert_array_equal(got, arr[start:stop])
 
@@ -226,3 +227,49 @@ def test_one_dimensional_arrays_read_directly(tmp_path, shard):
     layout = _layout(tmp_path / "s.zarr")
     assert layout is not None and layout.row_bytes == 8
     np.testing.assert_array_equal(read_rows(layout, 20, 95), arr[20:95])
+
+
+def test_direct_io_reads_page_aligned_chunks_straight_into_the_result(tmp_path):
+    # 1,024 float32 rows x 4 = 16 KiB chunks: offsets, lengths and the result page-aligned
+    x = np.random.default_rng(2).normal(size=(5000, 4)).astype(np.float32)
+    for comp in (None, "auto"):
+        arr = _store(tmp_path / f"{comp}.zarr", x, chunk_rows=1024, shard_rows=4096,
+                     compressors=comp)
+        layout = _layout(tmp_path / f"{comp}.zarr")
+        got = read_rows(layout, 0, 5000, direct_io=True)
+        assert got.ctypes.data % 4096 == 0
+        np.testing.assert_array_equal(got, arr[:])
+        np.testing.assert_array_equal(read_rows(layout, 4096, 5000, direct_io=True), x[4096:])
+
+
+def test_a_file_system_without_direct_io_is_read_through_the_cache(tmp_path, monkeypatch):
+    x = np.arange(400, dtype=np.float32).reshape(100, 4)
+    _store(tmp_path / "s.zarr", x, chunk_rows=10, shard_rows=40, compressors=None)
+    real_open, calls = os.open, []
+
+    def no_direct(path, flags, *args):
+        calls.append(flags)
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(22, "Invalid argument")  # what tmpfs answers
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(direct_mod.os, "open", no_direct)
+    np.testing.assert_array_equal(read_rows(_layout(tmp_path / "s.zarr"), 0, 100,
+                                            direct_io=True), x)
+    if hasattr(os, "O_DIRECT"):
+        assert any(f & os.O_DIRECT for f in calls)
+
+
+@pytest.mark.parametrize(("mode", "memory", "expected"), [
+    ("auto", 10**6, True), ("auto", 10**12, False), (True, 10**12, True),
+    (False, 1, False), ("off", 1, False), ("on", 10**12, True)])
+def test_direct_io_by_default_only_for_arrays_larger_than_memory(tmp_path, monkeypatch, mode,
+                                                                 memory, expected):
+    import dask
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    _store(tmp_path / "s.zarr", np.zeros((1000, 300), dtype=np.float32), chunk_rows=100)
+    monkeypatch.setattr(direct_mod, "_physical_memory", lambda: memory)
+    with dask.config.set({"veob_dask.direct_io": mode}):  # the array: 1.2 MB
+        assert direct_mod.direct_io_for(_layout(tmp_path / "s.zarr")) is expected
