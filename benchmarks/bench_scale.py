@@ -240,19 +240,21 @@ def _spec(args: argparse.Namespace, op: str, source: dict[str, Any], chunk_rows:
 
 def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
          spec: dict[str, Any], *, rows: int, cols: int, source: str, store_bytes: int = 0,
-         subdomains: int = 0, disk_bytes_per_s: float | None = None) -> dict[str, Any]:
+         subdomains: int = 0, disk_bytes_per_s: float | None = None,
+         direct_io: bool = False) -> dict[str, Any]:
     sched, w, t = spec["scheduler"], spec["workers"], spec["threads"]
     pred = predict(cal, op=spec["op"], rows=rows, cols=cols, chunk_rows=spec["chunk_rows"],
                    source=source, scheduler=sched, workers=w if sched == "cluster" else 1,
                    threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q,
                    disk_bytes_per_s=disk_bytes_per_s, codec=getattr(args, "codec", "zstd"),
-                   readahead=bool(spec.get("readahead")))
+                   readahead=bool(spec.get("readahead")), direct_io=direct_io)
     r = run_child(spec)
     row = {"part": part, "method": label, "ours": True, "op": spec["op"], "rows": rows,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
            "workers": w if sched == "cluster" else 1, "threads_per_worker": t,
            "subdomains": subdomains, "store_bytes": store_bytes, "repeat": spec["repeat"],
            "readahead_bytes": spec.get("readahead"), "disk_bytes_per_s": disk_bytes_per_s,
+           "direct_io": direct_io,
            "codec": getattr(args, "codec", "zstd") if source == "read" else None,
            "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"],
            "predicted_io_s": pred["io_s"], **r}
@@ -358,15 +360,21 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
           f"{nbytes / 1e9:.2f} GB on disk", flush=True)
     # the disk's cold bandwidth on ~2 GB of this store's shards, spread over it (the
     # calibration store is small and freshly written: a virtual disk may serve it from cache)
-    probe = disk_bandwidth(sample_files(Path(src["path"]), 2 * 10**9))
+    # read as the library will: with O_DIRECT when the array is larger than memory
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    direct = n * d * 4 > memory > 0  # veob_dask.io.direct's "auto" rule
+    probe = disk_bandwidth(sample_files(Path(src["path"]), 2 * 10**9), direct=direct)
     bw = probe["disk_bytes_per_s"]
     print(f"  disk probe: {probe['bytes'] / 1e9:.2f} GB cold at "
-          f"{(bw or 0) / 1e6:.0f} MB/s", flush=True)
-    kw = {"rows": n, "cols": d, "source": "read", "store_bytes": nbytes, "disk_bytes_per_s": bw}
+          f"{(bw or 0) / 1e6:.0f} MB/s{' (O_DIRECT)' if direct else ''}", flush=True)
+    kw = {"rows": n, "cols": d, "source": "read", "store_bytes": nbytes, "disk_bytes_per_s": bw,
+          "direct_io": direct}
     runs = [("read", "read pass read_array(...).sum(), threaded", "threads", 1, 2, None),
             ("read", "read pass, LocalCluster 2x1", "cluster", 2, 1, None),
+            ("read", "read pass, LocalCluster 2x2", "cluster", 2, 2, None),
             ("gram", "veob fit solver=gram, threaded", "threads", 1, 2, None),
             ("gram", "veob fit solver=gram, LocalCluster 2x1", "cluster", 2, 1, None),
+            ("gram", "veob fit solver=gram, LocalCluster 2x2", "cluster", 2, 2, None),
             ("transform", "veob transform -> Zarr, threaded", "threads", 1, 2, None),
             ("read", "read pass, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
             ("gram", "veob fit solver=gram, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
@@ -378,6 +386,8 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     _ratio(out, out[0])
     for r in out:  # each fit also against the read pass of its own configuration
         own = next((o for o in out if o["op"] == "read" and o["scheduler"] == r["scheduler"]
+                    and o["workers"] == r["workers"]
+                    and o["threads_per_worker"] == r["threads_per_worker"]
                     and o["readahead_bytes"] == r["readahead_bytes"]), None)
         if own and own.get("median_s") and r.get("median_s"):
             r["own_read_ratio"] = r["median_s"] / own["median_s"]
@@ -503,7 +513,8 @@ def repredict(path: Path, calibration: Path) -> None:
                        workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
                        q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q),
                        disk_bytes_per_s=r.get("disk_bytes_per_s"),
-                       codec=r.get("codec") or "zstd", readahead=bool(r.get("readahead_bytes")))
+                       codec=r.get("codec") or "zstd", readahead=bool(r.get("readahead_bytes")),
+                       direct_io=bool(r.get("direct_io")))
         r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
         r["predicted_io_s"] = pred["io_s"]
         _errors(r, cal)

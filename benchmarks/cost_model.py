@@ -184,29 +184,43 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
     return out
 
 
-def disk_bandwidth(files: list[Path], readers: int = 2) -> dict[str, Any]:
+def disk_bandwidth(files: list[Path], readers: int = 2, *, direct: bool = False) -> dict[str, Any]:
     """Cold read bandwidth of ``files`` (bytes/s): page cache dropped, then ``readers`` threads
-    read whole files in 16 MiB blocks, as two tasks do.
+    read whole files in 16 MiB blocks, as two tasks do; with ``O_DIRECT`` when ``direct`` (as
+    the library reads arrays larger than memory).
 
     ``None`` when the cache cannot be dropped (not root): the reads would be warm.
     """
     import concurrent.futures as cf
 
+    import numpy as np
+
     if not drop_page_cache():
         return {"disk_bytes_per_s": None, "cache_dropped": False, "bytes": 0}
 
     def read(f: Path) -> int:
-        n = 0
+        n, block = 0, 16 << 20
+        if direct and hasattr(os, "O_DIRECT"):
+            raw = np.empty(block + 4096, dtype=np.uint8)
+            skip = (-raw.ctypes.data) % 4096
+            buf = memoryview(raw[skip:skip + block])
+            fd = os.open(f, os.O_RDONLY | os.O_DIRECT)
+            try:
+                while got := os.preadv(fd, [buf], n):
+                    n += got
+            finally:
+                os.close(fd)
+            return n
         with open(f, "rb") as fh:
-            while block := fh.read(16 << 20):
-                n += len(block)
+            while data := fh.read(block):
+                n += len(data)
         return n
 
     t0 = time.perf_counter()
     with cf.ThreadPoolExecutor(readers) as pool:
         total = sum(pool.map(read, files))
     return {"disk_bytes_per_s": total / (time.perf_counter() - t0), "cache_dropped": True,
-            "bytes": total, "files": len(files)}
+            "bytes": total, "files": len(files), "direct": direct}
 
 
 def sample_files(store: Path, max_bytes: int) -> list[Path]:
@@ -517,14 +531,16 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
             disk_bytes_per_s: float | None = None, codec: str = "zstd",
-            readahead: bool = False) -> dict[str, float]:
+            readahead: bool = False, direct_io: bool = False) -> dict[str, float]:
     """Predicted seconds of one run and its terms.
 
     ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
     "gen" (synthetic, keys too for "subdomain") or "read" (a Zarr store; ``cold_bytes`` of it
     come from disk each pass when the cache was dropped, at ``disk_bytes_per_s`` — by default
     the bandwidth measured on the calibration store; ``codec`` is the store's, "zstd" or
-    "none"; ``readahead``: whether the library's read-ahead was on).
+    "none"; ``readahead``: whether the library's read-ahead was on; ``direct_io``: whether
+    the store was read with ``O_DIRECT``, which spares the kernel's copy through the page
+    cache: its rows cost the warm decode).
     """
     d = str(cols)
     entry = cal["per_d"][d]
@@ -532,7 +548,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     n, tasks = rows, math.ceil(rows / chunk_rows)
     read = ops["read" if codec == "zstd" else f"read-{codec}"]
     if source == "read":
-        src_row = read.get("cold_per_row", read["per_row"]) if cold_bytes else read["per_row"]
+        cold = cold_bytes and not direct_io
+        src_row = read.get("cold_per_row", read["per_row"]) if cold else read["per_row"]
     else:
         src_row = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0)
     kern = ops["sum"] if op in ("gen", "read") else ops[op]

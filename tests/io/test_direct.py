@@ -273,3 +273,27 @@ def test_direct_io_by_default_only_for_arrays_larger_than_memory(tmp_path, monke
     monkeypatch.setattr(direct_mod, "_physical_memory", lambda: memory)
     with dask.config.set({"veob_dask.direct_io": mode}):  # the array: 1.2 MB
         assert direct_mod.direct_io_for(_layout(tmp_path / "s.zarr")) is expected
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "zarr.json"}
+
+
+@pytest.mark.parametrize(("chunk", "shard", "comp"), LAYOUTS)
+@pytest.mark.parametrize("dtype", ["float32", "int16", "bool"])
+def test_direct_writes_are_the_bytes_zarr_writes(tmp_path, chunk, shard, comp, dtype):
+    x = (np.random.default_rng(3).normal(size=(103, 2, 3)) * 50).astype(dtype)
+    _store(tmp_path / "zarr.zarr", x, chunk_rows=chunk, shard_rows=shard, compressors=comp)
+    arr = _store(tmp_path / "ours.zarr", x, chunk_rows=chunk, shard_rows=shard,
+                 compressors=comp)
+    for f in (tmp_path / "ours.zarr" / "X" / "c").rglob("*"):  # keep the metadata only
+        if f.is_file():
+            f.unlink()
+    layout = chunk_layout(arr, str(tmp_path / "ours.zarr" / "X"))
+    per_file = shard or chunk
+    assert not direct_mod.write_rows(layout, 1, x[1:per_file + 1])  # not on a file boundary
+    for start in range(0, 103, 2 * per_file):
+        assert direct_mod.write_rows(layout, start, x[start:start + 2 * per_file])
+    assert _files(tmp_path / "ours.zarr" / "X") == _files(tmp_path / "zarr.zarr" / "X")
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr" / "X")[:], x)

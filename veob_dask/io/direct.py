@@ -35,7 +35,8 @@ from typing import Any
 import dask
 import numpy as np
 
-__all__ = ["ChunkDecodeError", "ChunkLayout", "chunk_layout", "direct_io_for", "read_rows"]
+__all__ = ["ChunkDecodeError", "ChunkLayout", "chunk_layout", "direct_io_for", "read_rows",
+           "write_rows"]
 
 #: Offset and length of an inner chunk that was never written (the fill value).
 _EMPTY = np.uint64(2**64 - 1)
@@ -77,6 +78,8 @@ class ChunkLayout:
         Value of a chunk a shard index marks as never written.
     encode_key : callable
         Relative path of a storage file (shard or chunk) from its grid position.
+    zstd_level, zstd_checksum : int, bool
+        The zstd codec's settings (what a writer must use to write the bytes zarr would).
     """
 
     root: str
@@ -89,6 +92,8 @@ class ChunkLayout:
     index_at_end: bool
     fill_value: Any
     encode_key: Callable[[tuple[int, ...]], str] = field(compare=False, repr=False)
+    zstd_level: int = 0
+    zstd_checksum: bool = False
 
     @property
     def row_bytes(self) -> int:
@@ -150,10 +155,13 @@ def chunk_layout(arr: Any, root: str) -> ChunkLayout | None:
     zstd = _inner_codecs(codecs)
     if zstd is None or chunks[1:] != shape[1:] or chunks[0] < 1:
         return None
+    level = int(getattr(codecs[-1], "level", 0)) if zstd else 0
+    checksum = bool(getattr(codecs[-1], "checksum", False)) if zstd else False
     return ChunkLayout(root=root, shape=shape, dtype=dtype, chunk_rows=chunks[0],
                        shard_rows=shard_rows, zstd=zstd, index_crc=index_crc,
                        index_at_end=index_at_end, fill_value=meta.fill_value,
-                       encode_key=meta.encode_chunk_key)
+                       encode_key=meta.encode_chunk_key, zstd_level=level,
+                       zstd_checksum=checksum)
 
 
 def _physical_memory() -> int:
@@ -370,3 +378,71 @@ def read_rows(layout: ChunkLayout, start: int, stop: int, *,
         hi = min(last, (file_no + 1) * per_file - 1)
         _read_file(layout, file_no, lo, hi, out, start, direct)
     return out
+
+
+def _encoded_chunk(layout: ChunkLayout, rows: np.ndarray) -> Any:
+    """One chunk's stored bytes: its rows, padded to the chunk's shape with the fill value,
+    compressed when the layout says so."""
+    if len(rows) < layout.chunk_rows:
+        full = np.empty((layout.chunk_rows, *layout.shape[1:]), dtype=layout.dtype)
+        full[:len(rows)] = rows
+        _fill(full[len(rows):], layout)
+        rows = full
+    raw = memoryview(np.ascontiguousarray(rows, dtype=layout.dtype).reshape(-1).view(np.uint8))
+    if not layout.zstd:
+        return raw
+    from numcodecs import Zstd
+
+    return Zstd(level=layout.zstd_level, checksum=layout.zstd_checksum).encode(raw)
+
+
+def _file_parts(layout: ChunkLayout, block: np.ndarray) -> list[Any]:
+    """The buffers of one storage file holding ``block`` (its rows from the file's start)."""
+    c = layout.chunk_rows
+    chunks = [_encoded_chunk(layout, block[i:i + c]) for i in range(0, len(block), c)]
+    if layout.shard_rows is None:
+        return chunks
+    n_inner = layout.shard_rows // c
+    index = np.full((n_inner, 2), _EMPTY, dtype="<u8")
+    index_bytes = 16 * n_inner + (4 if layout.index_crc else 0)
+    offset = 0 if layout.index_at_end else index_bytes
+    for j, part in enumerate(chunks):
+        index[j] = (offset, len(part))
+        offset += len(part)
+    tail = index.tobytes()
+    if layout.index_crc:
+        import google_crc32c
+
+        tail += int(google_crc32c.value(tail)).to_bytes(4, "little")
+    return [*chunks, tail] if layout.index_at_end else [tail, *chunks]
+
+
+def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
+    """Write ``block`` as rows ``[start, start + len(block))`` of a new array, whole storage
+    files (shards, or chunks) at a time, the bytes zarr would write; False (nothing written)
+    unless the rows start on a file boundary and end on one or at the array's end.
+
+    Each file is written with one ``writev`` of its chunks and index, no copy of uncompressed
+    rows; zstd chunks with the array's codec settings.
+    """
+    per_file = layout.shard_rows or layout.chunk_rows
+    n, stop = layout.shape[0], start + len(block)
+    if (start % per_file or (stop % per_file and stop != n) or stop > n
+            or tuple(block.shape[1:]) != layout.shape[1:]):
+        return False
+    for first in range(start, stop, per_file):
+        file_no = first // per_file
+        parts = _file_parts(layout, block[first - start:first - start + per_file])
+        path = os.path.join(layout.root,
+                            layout.encode_key((file_no, *(0,) * (len(layout.shape) - 1))))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            want = sum(len(p) for p in parts)
+            done = os.writev(fd, parts)
+            while done < want:  # a partial write: the rest, from where it stopped
+                rest = b"".join(bytes(p) for p in parts)[done:]
+                done += os.write(fd, rest)
+        finally:
+            os.close(fd)
+    return True

@@ -51,6 +51,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from .._parallelism import single_blas_thread
 from ..errors import InvalidParameterError, StoreError, StoreExistsError, Terminated
 from .location import Location, PathLike, as_location
 from .publishers import LocalPublisher, ObjectStorePublisher
@@ -272,7 +273,8 @@ def compute_writes(*graphs: Any) -> str:
     workers = int(dask.config.get("num_workers", None) or CPU_COUNT or 1)
     pool = pool_cls(max_workers=workers, thread_name_prefix="veob-write")
     try:
-        dask.compute(*graphs, scheduler=pool)
+        with single_blas_thread():  # tasks side by side: a multithreaded BLAS would spin
+            dask.compute(*graphs, scheduler=pool)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return "threads"

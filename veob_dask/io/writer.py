@@ -22,6 +22,7 @@ import zarr
 from ..errors import DataError, InvalidParameterError, StoreError
 from . import layout
 from .chunking import shard_rows
+from .direct import chunk_layout, write_rows
 from .header import make_header
 from .location import Location, PathLike
 from .publish import Publication, publishing
@@ -59,7 +60,7 @@ class _GuardedTarget:
         self._array = array
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tmp": self.tmp, "array_path": self.array_path, "_array": None}
+        return {"tmp": self.tmp, "array_path": self.array_path, "_array": None}  # no _layout
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -92,7 +93,31 @@ class _GuardedTarget:
         if not self._sentinel_exists():
             raise StoreError(f"the temporary store {self.tmp.url!r} was removed (the write was "
                              "stopped); this chunk was not written.")
-        self._open()[key] = value
+        arr = self._open()
+        if not self._write_direct(arr, key, value):
+            arr[key] = value
+
+    def _write_direct(self, arr: zarr.Array, key: Any, value: Any) -> bool:
+        """Whole shards (or chunks) of a local store written by :mod:`veob_dask.io.direct`
+        (the bytes zarr would write, without its copies); False where zarr writes."""
+        if not self.tmp.is_local or not isinstance(value, np.ndarray):
+            return False
+        key = key if isinstance(key, tuple) else (key,)
+        rows = key[0] if key else None
+        if (not isinstance(rows, slice) or rows.step not in (None, 1)
+                or any(k != slice(None) and k.indices(n) != (0, n, 1)
+                       for k, n in zip(key[1:], arr.shape[1:], strict=False))):
+            return False
+        layout = self.__dict__.get("_layout", False)
+        if layout is False:
+            layout = self.__dict__["_layout"] = chunk_layout(
+                arr, os.path.join(self.tmp.url, self.array_path))
+        if layout is None or value.dtype != layout.dtype:
+            return False
+        start, stop, _ = rows.indices(arr.shape[0])
+        if value.shape[0] != stop - start:
+            return False
+        return write_rows(layout, start, value)
 
 
 _TARGETS: dict[tuple[str, str, str], zarr.Array] = {}

@@ -12,12 +12,8 @@ shape at all (Brand's append is exact), with truncation it does, slightly.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
-from collections.abc import Iterator
 from functools import partial
-from typing import Any
 
 import dask
 import dask.array as da
@@ -25,6 +21,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 
+from .._parallelism import single_blas_thread
 from .._reduce import tree_reduce
 from ..errors import InvalidParameterError
 from .incremental import SVDSummary, merge_many, reorthogonalize, summarize_block
@@ -33,37 +30,6 @@ from .kernels import EXACT_MAX_FEATURES
 __all__ = ["auto_chunks_per_leaf", "compute_summary", "merge_tree", "single_blas_thread",
            "tree_summary"]
 
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
-
-
-@contextlib.contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the body with one BLAS thread; the last of concurrent users restores the setting.
-
-    Tree tasks run side by side on dask's threaded scheduler (one per core), so a multithreaded
-    BLAS inside each of them oversubscribes the cores, and OpenBLAS then spins (one fit became
-    15-30 times slower; benchmarks/README.md, "Measurements behind choices in the code"). The
-    limit is set once around the whole
-    compute (toggling it per task was slower still). Worker processes of a ``distributed``
-    cluster already run one BLAS thread each, so it changes nothing there.
-    """
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            from threadpoolctl import threadpool_limits
-
-            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 def compute_summary(tree: Delayed) -> SVDSummary:
