@@ -1,4 +1,4 @@
-"""Direct reads of whole row chunks from local Zarr v3 arrays: one copy into the result.
+"""Direct reads and writes of whole row chunks of local Zarr v3 arrays, without zarr's copies.
 
 zarr-python decodes a chunk of a sharded array into a buffer of its own and copies it into the
 selection's buffer, a second copy of every byte after the kernel's; on this project's 2-core
@@ -8,6 +8,9 @@ For the layouts this library writes — chunks of whole rows (every other axis w
 ``bytes`` (little endian) optionally followed by ``zstd``, optionally inside
 ``sharding_indexed`` with index codecs ``bytes`` (+ ``crc32c``) — a chunk is read here with one
 ``pread`` straight into the output array, or decompressed straight into it.
+
+:func:`write_rows` writes whole storage files (shards, or chunks) the same way: the bytes zarr
+writes (the tests compare every file), one ``writev`` per file.
 
 :func:`chunk_layout` returns None for anything else (other codecs, big-endian data, string
 dtypes, remote stores, chunks that split rows), and so does :func:`read_rows` for a selection
