@@ -297,3 +297,21 @@ def test_direct_writes_are_the_bytes_zarr_writes(tmp_path, chunk, shard, comp, d
         assert direct_mod.write_rows(layout, start, x[start:start + 2 * per_file])
     assert _files(tmp_path / "ours.zarr" / "X") == _files(tmp_path / "zarr.zarr" / "X")
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr" / "X")[:], x)
+
+
+def test_a_shard_with_its_index_first_is_written_as_zarr_writes_it(tmp_path):
+    warnings.filterwarnings("ignore", "Combining a `sharding_indexed`")
+    x = np.random.default_rng(4).normal(size=(70, 3)).astype(np.float32)
+    arrays = {}
+    for name in ("zarr", "ours"):
+        group = zarr.open_group(tmp_path / f"{name}.zarr", mode="w")
+        arrays[name] = group.create_array(
+            "X", shape=x.shape, dtype=x.dtype, chunks=(40, 3), compressors=None,
+            serializer=ShardingCodec(chunk_shape=(10, 3), codecs=[BytesCodec(), ZstdCodec()],
+                                     index_location="start"))
+    arrays["zarr"][...] = x
+    layout = chunk_layout(arrays["ours"], str(tmp_path / "ours.zarr" / "X"))
+    assert layout is not None and not layout.index_at_end
+    assert direct_mod.write_rows(layout, 0, x)
+    assert _files(tmp_path / "ours.zarr" / "X") == _files(tmp_path / "zarr.zarr" / "X")
+    np.testing.assert_array_equal(read_rows(layout, 0, 70), x)

@@ -105,7 +105,7 @@ class _GuardedTarget:
         key = key if isinstance(key, tuple) else (key,)
         rows = key[0] if key else None
         if (not isinstance(rows, slice) or rows.step not in (None, 1)
-                or any(k != slice(None) and k.indices(n) != (0, n, 1)
+                or any(not isinstance(k, slice) or k.indices(n) != (0, n, 1)
                        for k, n in zip(key[1:], arr.shape[1:], strict=False))):
             return False
         layout = self.__dict__.get("_layout", False)
