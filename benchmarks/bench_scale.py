@@ -350,6 +350,16 @@ def _store(args: argparse.Namespace, rows: int, cols: int, chunk: int) -> tuple[
     return {"kind": "store", "path": str(path)}, store_bytes(path)
 
 
+def _reads_direct(store: Path) -> bool:
+    """Whether the library reads array X of ``store`` with ``O_DIRECT`` (its own rule)."""
+    import zarr
+
+    from veob_dask.io.direct import chunk_layout, direct_io_for
+
+    layout = chunk_layout(zarr.open_array(store / "X", mode="r"), str(store / "X"))
+    return layout is not None and direct_io_for(layout)
+
+
 def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]]:
     from veob_dask.io.chunking import chunk_rows
 
@@ -361,8 +371,7 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     # the disk's cold bandwidth on ~2 GB of this store's shards, spread over it (the
     # calibration store is small and freshly written: a virtual disk may serve it from cache)
     # read as the library will: with O_DIRECT when the array is larger than memory
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    direct = n * d * 4 > memory > 0  # veob_dask.io.direct's "auto" rule
+    direct = _reads_direct(Path(src["path"]))
     probe = disk_bandwidth(sample_files(Path(src["path"]), 2 * 10**9), direct=direct)
     bw = probe["disk_bytes_per_s"]
     print(f"  disk probe: {probe['bytes'] / 1e9:.2f} GB cold at "

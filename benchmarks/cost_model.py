@@ -21,8 +21,8 @@ that fixed costs fall out), ``E`` the measured wall-time speed-up of the configu
 thread's CPU work, ``waves = ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last
 wave, ``B_disk`` the disk's cold bandwidth (a task waits for its own chunk, then computes it, so
 each slot spends its 1/S share of the disk time in series with its compute; with the library's
-read-ahead on, the first term inside the max is ``max(disk, compute)``) and ``t_task`` the CPU per
-task of each scheduler. A run is ``t_call + passes x T_pass``: ``t_call`` the measured wall time of the same
+read-ahead on, the model takes full overlap instead, ``max(disk, compute)``) and ``t_task`` the
+CPU per task of each scheduler. A run is ``t_call + passes x T_pass``: ``t_call`` the measured wall time of the same
 call on a one-chunk array on the same scheduler (graph, scheduling, eigensolver, the writes that
 do not grow with the rows); the randomized solver makes ``n_iter + 1`` passes, all others one.
 Its CPU seconds are ``passes x n (s_src + s_op) x inflation`` (the measured CPU cost of running
@@ -193,7 +193,7 @@ def disk_bandwidth(files: list[Path], readers: int = 2, *, direct: bool = False)
     """
     import concurrent.futures as cf
 
-    import numpy as np
+    from veob_dask.io.direct import aligned_empty
 
     if not drop_page_cache():
         return {"disk_bytes_per_s": None, "cache_dropped": False, "bytes": 0}
@@ -201,9 +201,7 @@ def disk_bandwidth(files: list[Path], readers: int = 2, *, direct: bool = False)
     def read(f: Path) -> int:
         n, block = 0, 16 << 20
         if direct and hasattr(os, "O_DIRECT"):
-            raw = np.empty(block + 4096, dtype=np.uint8)
-            skip = (-raw.ctypes.data) % 4096
-            buf = memoryview(raw[skip:skip + block])
+            buf = memoryview(aligned_empty(block))
             fd = os.open(f, os.O_RDONLY | os.O_DIRECT)
             try:
                 while got := os.preadv(fd, [buf], n):

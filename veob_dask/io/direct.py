@@ -38,8 +38,8 @@ from typing import Any
 import dask
 import numpy as np
 
-__all__ = ["ChunkDecodeError", "ChunkLayout", "chunk_layout", "direct_io_for", "read_rows",
-           "write_rows"]
+__all__ = ["ChunkDecodeError", "ChunkLayout", "aligned_empty", "chunk_layout", "direct_io_for",
+           "read_rows", "row_span", "write_rows"]
 
 #: Offset and length of an inner chunk that was never written (the fill value).
 _EMPTY = np.uint64(2**64 - 1)
@@ -167,6 +167,21 @@ def chunk_layout(arr: Any, root: str) -> ChunkLayout | None:
                        zstd_checksum=checksum)
 
 
+def row_span(key: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(start, stop)`` of a selection of whole rows (a step-1 row slice, every other axis
+    whole) of an array of ``shape``, or None for any other selection."""
+    key = key if isinstance(key, tuple) else (key,)
+    if not key or len(key) > len(shape):
+        return None
+    rows = key[0]
+    if not isinstance(rows, slice) or rows.step not in (None, 1) or any(
+            not isinstance(k, slice) or k.indices(n) != (0, n, 1)
+            for k, n in zip(key[1:], shape[1:], strict=False)):
+        return None
+    start, stop, _ = rows.indices(shape[0])
+    return start, stop
+
+
 def _physical_memory() -> int:
     try:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
@@ -188,7 +203,7 @@ def direct_io_for(layout: ChunkLayout) -> bool:
     return bool(mode)
 
 
-def _aligned_empty(nbytes: int) -> np.ndarray:
+def aligned_empty(nbytes: int) -> np.ndarray:
     """A uint8 buffer of ``nbytes`` starting on an :data:`_ALIGN` boundary."""
     raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
     skip = (-raw.ctypes.data) % _ALIGN
@@ -273,7 +288,7 @@ def _pread_direct(fd: int, offset: int, length: int, path: str) -> memoryview:
     into an aligned buffer, then the slice."""
     lo = offset - offset % _ALIGN
     hi = -(-(offset + length) // _ALIGN) * _ALIGN
-    buf = _aligned_empty(hi - lo)
+    buf = aligned_empty(hi - lo)
     got = os.preadv(fd, [memoryview(buf)], lo)
     if got < offset + length - lo:
         raise ChunkDecodeError(f"{path}: short read ({max(0, got - (offset - lo))} of "
@@ -370,7 +385,7 @@ def read_rows(layout: ChunkLayout, start: int, stop: int, *,
         return None
     direct = direct_io_for(layout) if direct_io is None else direct_io
     nbytes = (stop - start) * layout.row_bytes
-    out = (_aligned_empty(nbytes).view(layout.dtype).reshape(stop - start, *layout.shape[1:])
+    out = (aligned_empty(nbytes).view(layout.dtype).reshape(stop - start, *layout.shape[1:])
            if direct else np.empty((stop - start, *layout.shape[1:]), dtype=layout.dtype))
     if stop == start:
         return out

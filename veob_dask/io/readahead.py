@@ -9,14 +9,16 @@ page cache (the kernel may drop it under memory pressure), changes no result, an
 for object stores (fsspec caches those itself).
 
 It is **off by default**: on this project's 2-core machine (virtio disk, 8 MiB kernel
-read-ahead per file) the kernel's own sequential read-ahead inside a shard already overlaps
-the disk with the compute, and hinting whole 330–400 MB shards made threaded passes slower
-(likely: the hinted reads queue ahead of those tasks wait for; the runs with read-ahead also came
-first after each store was written). Cold passes over two stores larger than memory, read-ahead
+read-ahead per file) hinting whole 330–400 MB shards made threaded passes slower (likely: the
+hinted reads queue ahead of those tasks wait for). For arrays larger than physical memory,
+which :mod:`veob_dask.io.direct` reads with ``O_DIRECT`` past the page cache, the hints would
+only fill the cache with data no task reads from it. Cold passes over two stores larger than memory, read-ahead
 on against off, threaded scheduler: read 79.1 s / 68.0 s and Gram fit 99.3 s / 95.6 s (38e6 x 256, zstd);
 read 46.3 s / 39.2 s and Gram fit 47.7 s / 44.4 s (128e6 x 64, uncompressed); on a 2-worker
 LocalCluster the Gram fit took 119.6 s / 126.5 s and 53.1 s / 54.9 s (one run each,
-``benchmarks/bench_scale.py --parts c``; benchmarks/README.md, "Scale"). Try it where the disk
+``benchmarks/bench_scale.py --parts c``; benchmarks/README.md, "Scale"; a later run through
+the page cache: read 31.0 s / 23.5 s, fit 35.3 s / 30.8 s threaded, 39.7 s / 34.2 s on the
+cluster, 128e6 x 64 uncompressed). Try it where the disk
 has a high latency per request and the kernel's read-ahead is small::
 
     with dask.config.set({"veob_dask.readahead_bytes": 512 * 2**20}):

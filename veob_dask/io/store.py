@@ -26,7 +26,7 @@ from dask.base import tokenize
 from ..errors import StoreFormatError, StoreNotFoundError
 from . import layout
 from .chunking import TARGET_CHUNK_BYTES, chunk_rows
-from .direct import chunk_layout, read_rows
+from .direct import chunk_layout, read_rows, row_span
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
 from .metadata import check_chunks_written, check_row_array, check_store_metadata
@@ -337,21 +337,14 @@ class ZarrRowSource:
     def _read_direct(self, arr: zarr.Array, key: tuple[Any, ...]) -> np.ndarray | None:
         """Whole row chunks of a local store read by :mod:`veob_dask.io.direct` (one copy),
         or None where zarr reads them."""
-        if not self.location.is_local or not key or len(key) > self.ndim:
-            return None
-        rows, rest = key[0], key[1:]
-        if not isinstance(rows, slice) or rows.step not in (None, 1) or any(
-                not isinstance(k, slice) or (k != slice(None) and k.indices(n) != (0, n, 1))
-                for k, n in zip(rest, self.shape[1:], strict=False)):
+        span = row_span(key, self.shape) if self.location.is_local else None
+        if span is None:
             return None
         layout = self.__dict__.get("_layout", False)
         if layout is False:
             root = os.path.join(self.location.url, arr.path) if arr.path else self.location.url
             layout = self.__dict__["_layout"] = chunk_layout(arr, root)
-        if layout is None:
-            return None
-        start, stop, _ = rows.indices(self.shape[0])
-        return read_rows(layout, start, stop)
+        return None if layout is None else read_rows(layout, *span)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         arr = self._array()

@@ -22,7 +22,7 @@ import zarr
 from ..errors import DataError, InvalidParameterError, StoreError
 from . import layout
 from .chunking import shard_rows
-from .direct import chunk_layout, write_rows
+from .direct import chunk_layout, row_span, write_rows
 from .header import make_header
 from .location import Location, PathLike
 from .publish import Publication, publishing
@@ -100,13 +100,8 @@ class _GuardedTarget:
     def _write_direct(self, arr: zarr.Array, key: Any, value: Any) -> bool:
         """Whole shards (or chunks) of a local store written by :mod:`veob_dask.io.direct`
         (the bytes zarr would write, without its copies); False where zarr writes."""
-        if not self.tmp.is_local or not isinstance(value, np.ndarray):
-            return False
-        key = key if isinstance(key, tuple) else (key,)
-        rows = key[0] if key else None
-        if (not isinstance(rows, slice) or rows.step not in (None, 1)
-                or any(not isinstance(k, slice) or k.indices(n) != (0, n, 1)
-                       for k, n in zip(key[1:], arr.shape[1:], strict=False))):
+        span = row_span(key, tuple(arr.shape))
+        if not self.tmp.is_local or not isinstance(value, np.ndarray) or span is None:
             return False
         layout = self.__dict__.get("_layout", False)
         if layout is False:
@@ -114,10 +109,8 @@ class _GuardedTarget:
                 arr, os.path.join(self.tmp.url, self.array_path))
         if layout is None or value.dtype != layout.dtype:
             return False
-        start, stop, _ = rows.indices(arr.shape[0])
-        if value.shape[0] != stop - start:
-            return False
-        return write_rows(layout, start, value)
+        start, stop = span
+        return value.shape[0] == stop - start and write_rows(layout, start, value)
 
 
 _TARGETS: dict[tuple[str, str, str], zarr.Array] = {}
@@ -214,7 +207,6 @@ class ArtifactWriter:
         :func:`~veob_dask.io.chunking.shard_rows` and written one whole shard per task.
         ``codec``: one of :data:`CODECS`.
         """
-        compressors(codec)
         if not isinstance(x, da.Array):
             x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] == 0:

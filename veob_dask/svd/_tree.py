@@ -31,7 +31,6 @@ __all__ = ["auto_chunks_per_leaf", "compute_summary", "merge_tree", "single_blas
            "tree_summary"]
 
 
-
 def compute_summary(tree: Delayed) -> SVDSummary:
     """Compute a delayed summary with one BLAS thread in this process (see above)."""
     with single_blas_thread():
