@@ -27,6 +27,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 __all__ = [
     "PeakRSS",
+    "Runnable",
     "drop_page_cache",
     "machine_info",
     "principal_angle_deg",
@@ -40,9 +41,9 @@ __all__ = [
 ]
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_rss(proc: psutil.Process, members: list[psutil.Process] | None = None) -> int:
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in members if members is not None else [proc, *proc.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += p.memory_info().rss
     return total
@@ -53,19 +54,31 @@ class PeakRSS:
 
     ``peak_mb`` is the largest sample, ``delta_mb`` the peak above the RSS at entry.
     Use as a context manager around the measured call.
+
+    The list of child processes is refreshed every ``refresh`` seconds, not at every sample:
+    walking ``/proc`` for it took 0.7 ms of Python (holding the GIL) against 0.01 ms for one
+    process's RSS, and sampling every 20 ms with the walk slowed a threaded Gram fit by 6-12 %
+    on 2 cores (``benchmarks/README.md``, "Measurements behind choices").
     """
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: float = 0.02, refresh: float = 0.5) -> None:
         self.interval = interval
+        self.refresh = refresh
         self._proc = psutil.Process()
         self.base = 0
         self.peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _members(self) -> list[psutil.Process]:
+        return [self._proc, *self._proc.children(recursive=True)]
+
     def _run(self) -> None:
+        members, listed = self._members(), time.monotonic()
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss(self._proc))
+            if time.monotonic() - listed >= self.refresh:
+                members, listed = self._members(), time.monotonic()
+            self.peak = max(self.peak, _tree_rss(self._proc, members))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Self:
@@ -89,6 +102,38 @@ class PeakRSS:
     @property
     def delta_mb(self) -> float:
         return (self.peak - self.base) / 2**20
+
+
+class Runnable:
+    """Mean number of runnable threads on the machine (``procs_running`` of ``/proc/stat``,
+    ours included) while the body runs, sampled every 0.1 s: the contention for the cores."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                with open("/proc/stat") as f:
+                    for line in f:
+                        if line.startswith("procs_running"):
+                            self.samples.append(int(line.split()[1]) - 1)  # not the sampler
+            except OSError:
+                return
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.samples) if self.samples else None
 
 
 def timeit_median(func: Callable[[], Any], repeat: int = 3) -> tuple[float, list[float], Any, float]:

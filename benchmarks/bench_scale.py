@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RESULTS_DIR,
     PeakRSS,
+    Runnable,
     drop_page_cache,
     machine_info,
     principal_angle_deg,
@@ -130,40 +131,6 @@ def _warm(client: Any, matrix: Any, x: Any) -> None:
         client.run(warm, matrix.describe())
     else:
         warm(matrix.describe())
-
-
-class Runnable:
-    """Mean number of runnable threads on the machine (``procs_running`` of ``/proc/stat``,
-    ours included) while the body runs, sampled every 0.1 s: the contention for the cores."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                with open("/proc/stat") as f:
-                    for line in f:
-                        if line.startswith("procs_running"):
-                            self.samples.append(int(line.split()[1]) - 1)  # not the sampler
-            except OSError:
-                return
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.mean(self.samples) if self.samples else None
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:

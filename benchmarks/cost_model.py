@@ -50,6 +50,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RESULTS_DIR,
+    PeakRSS,
+    Runnable,
     drop_page_cache,
     machine_info,
     print_table,
@@ -66,6 +68,8 @@ DEFAULT_K, DEFAULT_Q, DEFAULT_KEYS = 16, 4, 1000
 CHUNKS_PER_SHARD = 16
 #: Shards of the calibration store (about 1.5 GB at 24 MiB chunks).
 CAL_SHARDS = 4
+#: Chunks of the calibration store.
+CAL_CHUNKS = CAL_SHARDS * CHUNKS_PER_SHARD
 
 
 # ------------------------------------------------------------------------------- measurement
@@ -339,63 +343,126 @@ def _pipeline_time(d: int, c: int, n: int) -> tuple[float, float]:
 
 
 def _wall_cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    """Median wall seconds and median CPU seconds of the process tree of ``repeat`` calls.
+    """Median wall seconds and median CPU seconds of the process tree of ``repeat`` calls,
+    each under the monitors a benchmark run has (peak memory, runnable threads).
 
     The median, not the least: the model predicts the median of repeated runs (a calibration
     with the least of 3 predicted every run of 1 December 20-30 % short)."""
     walls, cpus = [], []
     for _ in range(repeat):
-        c0, t0 = tree_cpu_s(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(tree_cpu_s() - c0)
+        with PeakRSS(), Runnable():
+            c0, t0 = tree_cpu_s(), time.perf_counter()
+            fn()
+            walls.append(time.perf_counter() - t0)
+            cpus.append(tree_cpu_s() - c0)
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _speedups(entry: dict[str, Any], d: int, work: Path,
-              pairs: tuple[tuple[str, str], ...]) -> tuple[dict[str, float], dict[str, float]]:
-    """Speed-up ``E`` and CPU inflation of each (source, op) pipeline on the current scheduler.
+#: Chunks of the smaller call of a pipeline measurement: past the first chunks, which cost
+#: more (a threaded Gram fit spent 23 ms a chunk between 2 and 10 chunks, 14-16 ms a chunk
+#: from 10 on, and 16.5-17 ms a chunk over 130 and over 1,018 chunks).
+PIPELINE_SMALL_CHUNKS = 12
+#: Wall seconds the marginal rows of a pipeline measurement aim at (a 0.2 s window, 8 chunks,
+#: moved the speed-ups of two calibrations by up to 40 %).
+PIPELINE_WINDOW_S = 1.5
+#: Groups per key before a subdomain fit has met (nearly) every key: below that, each new
+#: chunk adds keys, and every key costs its own merge and eigendecomposition.
+SUBDOMAIN_GROUPS_PER_KEY = 8
 
-    From the marginal rows between 2 and 10 chunks (so the fixed cost of a call falls out):
-    ``E = 8 c (s_src + s_op) passes / (wall(10 c) - wall(2 c))``, one-thread CPU work per wall
-    second, and the CPU the pipeline spent on those rows over that work; medians of 2 calls at
-    each size after a warm-up of each. Sources: "gen" (the
-    synthetic generator, keys too for "subdomain") and "read" (the calibration store, warm).
+
+def pipeline_chunks(op: str, c: int, *, n_keys: int, group_rows: int = 512) -> int:
+    """Chunks of the smaller call of the ``op`` pipeline (subdomains: once every key is met)."""
+    if op == "subdomain":
+        return max(PIPELINE_SMALL_CHUNKS,
+                   math.ceil(SUBDOMAIN_GROUPS_PER_KEY * n_keys * group_rows / c))
+    return PIPELINE_SMALL_CHUNKS
+
+
+def _pipeline_source(source: str) -> tuple[str, str]:
+    """(ops entry of the source's per-row cost, codec of its store) of a pipeline source."""
+    return {"gen": ("gen", "zstd"), "read": ("read", "zstd"),
+            "read-none": ("read-none", "none")}[source]
+
+
+def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str, str], ...],
+              max_store_chunks: int) -> dict[str, dict[str, float]]:
+    """Speed-up ``E``, CPU inflation, CPU per row and fixed wall seconds of each (source, op)
+    pipeline on the current scheduler.
+
+    From the marginal rows between ``pipeline_chunks`` and a larger call sized to take about
+    ``PIPELINE_WINDOW_S`` more (so the fixed cost of a call falls out, and the window is long
+    enough to be steady): ``E = rows (s_src + s_op) passes / (wall(large) - wall(small))``,
+    one-thread CPU work per wall second; the CPU the pipeline spent on those rows over that
+    work; and the intercept ``wall(small) - small rows x marginal wall per row``, the fixed
+    wall time of a call (for a subdomain fit, with every key met). Medians of 3 calls at each
+    size, after a warm-up. Sources: "gen" (the synthetic generator, keys too for
+    "subdomain"), "read" and "read-none" (the zstd and uncompressed calibration stores, warm;
+    a transform writes with the store's codec). Pipelines whose smaller call would need more
+    than ``max_store_chunks`` chunks are skipped (the prediction falls back to the generic
+    speed-up); generated sources take windows of up to 4 x ``max_store_chunks`` chunks.
     """
     from veob_dask.datasets import SyntheticMatrix
     from veob_dask.io import read_array
 
     c, ops = entry["chunk_rows"], entry["ops"]
-    store = work / f"cal_{d}_zstd.zarr"
-    eff, infl = {}, {}
+    out: dict[str, dict[str, float]] = {"speedup": {}, "inflation": {}, "cpu_per_row": {},
+                                        "fixed_s": {}}
     for source, op in pairs:
-        def make(n: int, source: str = source, op: str = op) -> Callable[[], Any]:
+        src_op, codec = _pipeline_source(source)
+        store = work / f"cal_{d}_{codec}.zarr"
+        small_chunks = pipeline_chunks(op, c, n_keys=DEFAULT_KEYS)
+        if small_chunks + 4 > max_store_chunks:
+            continue
+        limit = max_store_chunks if source != "gen" else 4 * max_store_chunks
+
+        def make(n_chunks: int, source: str = source, op: str = op, store: Path = store,
+                 codec: str = codec) -> Callable[[], Any]:
+            n = n_chunks * c
             m = SyntheticMatrix(n, d, n_keys=DEFAULT_KEYS)
-            x = read_array(store)[:n] if source == "read" else m.to_dask(c)
+            x = read_array(store)[:n] if source != "gen" else m.to_dask(c)
             return op_callable(op, x, k=DEFAULT_K, q=DEFAULT_Q, keys=m.keys(c),
-                               out=work / "pipeline.zarr")
-        small, large = make(2 * c), make(10 * c)
-        small()
-        large()  # warm-up: imports, caches, the store's pages
-        w1, c1 = _wall_cpu(small, 2)
-        w2, c2 = _wall_cpu(large, 2)
-        src_row = (ops["read"]["per_row"] if source == "read" else ops["gen"]["per_row"]
-                   + (ops["keys"]["per_row"] if op == "subdomain" else 0.0))
-        kern = ops["sum"] if op == "sum" else ops[op]
-        work_s = 8 * c * (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
-        eff[f"{source}:{op}"] = work_s / max(w2 - w1, 1e-9)
-        infl[f"{source}:{op}"] = max(c2 - c1, 0.0) / work_s
-    return eff, infl
+                               out=work / "pipeline.zarr", codec=codec)
+        small = make(small_chunks)
+        small()  # warm-up: imports, caches, the store's pages
+        w1, c1 = _wall_cpu(small, 3)
+        per_chunk = w1 / small_chunks
+        window = min(max(4, math.ceil(PIPELINE_WINDOW_S / max(per_chunk, 1e-6))),
+                     limit - small_chunks)
+        large = make(small_chunks + window)
+        w2, c2 = _wall_cpu(large, 3)
+        src_row = ops[src_op]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
+        kern = ops["sum"] if op == "sum" else ops[
+            "transform-none" if (op, codec) == ("transform", "none") else op]
+        rows = window * c
+        work_s = rows * (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
+        marginal = max(w2 - w1, 1e-9)
+        name = f"{source}:{op}"
+        out["speedup"][name] = work_s / marginal
+        out["inflation"][name] = max(c2 - c1, 0.0) / work_s
+        out["cpu_per_row"][name] = max(c2 - c1, 0.0) / rows
+        out["fixed_s"][name] = w1 - small_chunks * marginal / window
+    return out
 
 
 #: The (source, op) pipelines whose speed-up is measured on the threaded scheduler ...
 THREAD_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("gen", "randomized"),
                     ("gen", "incremental"), ("gen", "subdomain"), ("read", "sum"),
                     ("read", "gram"), ("read", "randomized"), ("read", "incremental"),
-                    ("read", "transform"))
-#: ... and on each LocalCluster configuration.
-CLUSTER_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("read", "sum"), ("read", "gram"),
-                     ("read", "randomized"), ("read", "incremental"))
+                    ("read", "transform"), ("read-none", "sum"), ("read-none", "gram"),
+                    ("read-none", "transform"))
+#: ... on each LocalCluster configuration ...
+CLUSTER_PIPELINES = (("read", "sum"), ("read", "gram"), ("read", "randomized"),
+                     ("read", "incremental"))
+#: ... and on the 2-worker one (the larger-than-memory store's configuration).
+CLUSTER_2X1_PIPELINES = (("read-none", "sum"), ("read-none", "gram"))
+
+
+def _store_pipelines(entry: dict[str, Any], key: str, measured: dict[str, dict[str, float]]) -> None:
+    """File the pipeline measurements of configuration ``key`` into a calibration entry."""
+    for name, field in (("speedup", "speedup"), ("pipeline_inflation", "inflation"),
+                        ("pipeline_cpu_per_row", "cpu_per_row"),
+                        ("pipeline_fixed_s", "fixed_s")):
+        entry.setdefault(name, {})[key] = measured[field]
 
 
 def _warm_workers(client: Any, d: int) -> None:
@@ -429,7 +496,7 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
 
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
-    cal: dict[str, Any] = {"version": 2, "created": dt.datetime.now(dt.UTC).isoformat(
+    cal: dict[str, Any] = {"version": 3, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
         "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD},
         "per_d": {}, "task_s": {}, "efficiency": {}, "tree": {}}
@@ -455,9 +522,8 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
         for d in cols:
             entry = cal["per_d"][str(d)]
             entry["call_s"] = {"threads-2": _call_costs(d, CALL_OPS, work)}
-            eff, infl = _speedups(entry, d, work, THREAD_PIPELINES)
-            entry["speedup"] = {"threads-2": eff}
-            entry["pipeline_inflation"] = {"threads-2": infl}
+            _store_pipelines(entry, "threads-2", _speedups(entry, d, work, THREAD_PIPELINES,
+                                                            CAL_CHUNKS))
     cal["graph_s_per_task"] = _graph_time(cols[0])
     for cfg in configs:
         w, t = (int(v) for v in cfg.split("x"))
@@ -479,9 +545,9 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
                 entry["efficiency"][f"cluster-{cfg}"] = entry["pipeline_sync_cpu_s"] / max(
                     wall - over, 1e-9)
                 entry["inflation"][f"cluster-{cfg}"] = cpu / entry["pipeline_sync_cpu_s"]
-                eff, infl = _speedups(entry, d, work, CLUSTER_PIPELINES)
-                entry["speedup"][f"cluster-{cfg}"] = eff
-                entry["pipeline_inflation"][f"cluster-{cfg}"] = infl
+                pairs = CLUSTER_PIPELINES + (CLUSTER_2X1_PIPELINES if cfg == "2x1" else ())
+                _store_pipelines(entry, f"cluster-{cfg}",
+                                 _speedups(entry, d, work, pairs, CAL_CHUNKS))
     cal["load_after"] = os.getloadavg()
     cal["calibration_s"] = time.perf_counter() - t_start
     return cal
@@ -555,7 +621,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
         kern = ops.get(f"transform-{codec}", kern)
     n_pass = passes(op, q)
     key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
-    pipeline = f"{'read' if source == 'read' else 'gen'}:{'sum' if op in ('gen', 'read') else op}"
+    src_name = "gen" if source != "read" else ("read" if codec == "zstd" else f"read-{codec}")
+    pipeline = f"{src_name}:{'sum' if op in ('gen', 'read') else op}"
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
     eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
@@ -570,8 +637,12 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # spends its 1/S share of the disk time in series with its compute (a pass costs the
     # larger of the disk and that); read-ahead overlaps both
     per_pass = (max(cpu, io) if readahead else max(io, io / slots + cpu)) + over
+    # the fixed wall time of a call: the intercept of its pipeline's measurement, else the
+    # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
-    fixed = kern["fixed"] if call is None else call
+    intercept = entry.get("pipeline_fixed_s", {}).get(key, {}).get(pipeline)
+    fixed = (max(0.0, intercept) if intercept is not None
+             else kern["fixed"] if call is None else call)
     total = fixed + n_pass * per_pass
     inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
                  or entry.get("inflation", {}).get(key, 1.0))
@@ -582,6 +653,28 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
 
 
 # ----------------------------------------------------------------------------- extrapolation
+def _row_cpu(cal: dict[str, Any], cols: int, op: str) -> float:
+    """CPU seconds per row (all passes) of reading a zstd store and running ``op`` on a
+    worker that shares its machine with another.
+
+    The CPU per row of the pipeline measured on the 2-worker cluster, else on 2 threads (both
+    hold what running beside another task costs: memory bandwidth, caches), else of the
+    generated pipeline with the generator's cost swapped for the store's decode; else the
+    kernels' single-thread costs, inflated by the 2-worker cluster's CPU inflation.
+    """
+    entry = cal["per_d"][str(cols)]
+    ops = entry["ops"]
+    cpu = entry.get("pipeline_cpu_per_row", {})
+    for key in ("cluster-2x1", "threads-2"):
+        if (v := cpu.get(key, {}).get(f"read:{op}")) is not None:
+            return v
+    if (v := cpu.get("threads-2", {}).get(f"gen:{op}")) is not None:
+        src = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
+        return max(v - src, 0.0) + ops["read"]["per_row"]
+    infl = max(1.0, entry.get("inflation", {}).get("cluster-2x1", 1.0))
+    return (ops["read"]["per_row"] + ops[op]["per_row"]) * passes(op, DEFAULT_Q) * infl
+
+
 def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int],
                 threads: int, objstore_mbps: list[float], aggregate_gbps: float,
                 net_mbps: float = 1000.0, op: str = "gram") -> list[dict[str, Any]]:
@@ -598,13 +691,8 @@ def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int]
     d = str(cols)
     ops = cal["per_d"][d]["ops"]
     comp = ops["read"]["compression"]
-    # A dedicated core does one CPU second of work per second, less what running beside
-    # another worker costs (memory bandwidth, caches): the CPU inflation measured here on the
-    # 2-worker cluster. (The wall-time efficiency measured here also holds the share of the
-    # machine other jobs left us, which says nothing about a cluster.)
-    per_core = 1.0 / max(1.0, cal["per_d"][d].get("inflation", {}).get("cluster-2x1", 1.0))
     n_pass = passes(op, DEFAULT_Q)
-    row_cpu = (ops["read"]["per_row"] + ops[op]["per_row"]) * n_pass
+    row_cpu = _row_cpu(cal, cols, op)
     sched = cal["task_s"].get("cluster-2x1", 1e-3)
     level = cal["tree"].get("cluster", cal["tree"].get("threads"))
     fan = 4
@@ -619,7 +707,7 @@ def extrapolate(cal: dict[str, Any], *, rows: int, cols: int, workers: list[int]
         depth = math.ceil(math.log(tasks, fan) - 1e-9) if tasks > 1 else 0
         for mbps in objstore_mbps:
             stored_row = cols * 4 * comp
-            t_cpu = rows * row_cpu / (w * threads * per_core)
+            t_cpu = rows * row_cpu / (w * threads)
             t_io = rows * stored_row * n_pass / (w * mbps * 1e6)
             t_agg = rows * stored_row * n_pass / (aggregate_gbps * 1e9)
             slots = w * threads

@@ -96,3 +96,39 @@ def test_a_pipelines_measured_speedup_replaces_the_generic_one():
     assert floor["efficiency"] == 1.5
     other = cost_model.predict(cal, op="randomized", rows=10**8, cols=64, chunk_rows=100_000)
     assert other["efficiency"] == 1.8  # not measured: the generic speed-up
+
+
+def test_subdomain_pipelines_start_once_every_key_is_met():
+    c = 98_304
+    assert cost_model.pipeline_chunks("gram", c, n_keys=1000) == cost_model.PIPELINE_SMALL_CHUNKS
+    # 8 groups of 512 rows per key: 4.1e6 rows, 42 chunks of 98,304 rows
+    assert cost_model.pipeline_chunks("subdomain", c, n_keys=1000) == 42
+    assert cost_model.pipeline_chunks("subdomain", c, n_keys=10) == cost_model.PIPELINE_SMALL_CHUNKS
+
+
+def test_a_pipelines_intercept_is_the_fixed_cost_and_codecs_have_their_own_pipelines():
+    entry = {**CAL["per_d"]["64"],
+             "speedup": {"threads-2": {"read:sum": 2.0, "read-none:sum": 1.0}},
+             "pipeline_fixed_s": {"threads-2": {"read:sum": 0.3, "read-none:sum": -0.1}},
+             "call_s": {"threads-2": {"sum": 5.0}}}
+    entry["ops"] = {**entry["ops"], "read-none": _op(1e-8)}
+    cal = {**CAL, "per_d": {"64": entry}}
+
+    def p(**kw):
+        return cost_model.predict(cal, op="read", source="read", rows=10**8, cols=64,
+                                  chunk_rows=100_000, **kw)
+    zstd, plain = p(), p(codec="none")
+    assert zstd["fixed_s"] == 0.3  # the intercept, not the one-chunk call
+    assert zstd["predicted_s"] == pytest.approx(0.3 + 1e8 * (4e-7 + 1e-8) / 2.0)
+    assert plain["efficiency"] == 1.0 and plain["fixed_s"] == 0.0  # a negative intercept: none
+    assert plain["predicted_s"] == pytest.approx(1e8 * (1e-8 + 1e-8) / 1.0)
+
+
+def test_extrapolation_takes_the_measured_cpu_per_row_of_the_pipeline():
+    base = {**CAL["per_d"]["64"], "pipeline_cpu_per_row": {"threads-2": {"gen:subdomain": 2e-6}}}
+    cal = {**CAL, "per_d": {"64": base}}
+    # generator (1e-7) and keys (1e-9) swapped for the store's decode (4e-7)
+    assert cost_model._row_cpu(cal, 64, "subdomain") == pytest.approx(2e-6 - 1.01e-7 + 4e-7)
+    base["pipeline_cpu_per_row"]["cluster-2x1"] = {"read:gram": 7e-7}
+    assert cost_model._row_cpu(cal, 64, "gram") == 7e-7
+    assert cost_model._row_cpu(CAL, 64, "gram") == pytest.approx(4e-7 + 1e-7)
