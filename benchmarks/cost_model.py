@@ -426,7 +426,10 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
         small()  # warm-up: imports, caches, the store's pages
         w1, c1 = _wall_cpu(small, 3)
         per_chunk = w1 / small_chunks
-        window = min(max(4, math.ceil(PIPELINE_WINDOW_S / max(per_chunk, 1e-6))),
+        # at least as many chunks again as the smaller call: the subdomain pipeline measured
+        # 0.33 us a row between 42 and 64 chunks, 0.52 between 42 and 106, 0.41 between 106
+        # and 234, and its 1e7 and 1e8 fits 0.39-0.46 (1 December, 17:30-18:05 UTC)
+        window = min(max(4, small_chunks, math.ceil(PIPELINE_WINDOW_S / max(per_chunk, 1e-6))),
                      limit - small_chunks)
         large = make(small_chunks + window)
         w2, c2 = _wall_cpu(large, 3)
@@ -453,8 +456,22 @@ THREAD_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("gen", "randomized"),
 #: ... on each LocalCluster configuration ...
 CLUSTER_PIPELINES = (("read", "sum"), ("read", "gram"), ("read", "randomized"),
                      ("read", "incremental"))
-#: ... and on the 2-worker one (the larger-than-memory store's configuration).
-CLUSTER_2X1_PIPELINES = (("read-none", "sum"), ("read-none", "gram"))
+#: ... and on the 2-worker ones (the larger-than-memory stores' configurations, 2x1 and 2x2).
+STORE_CLUSTER_PIPELINES = (("read", "sum"), ("read", "gram"), ("read-none", "sum"),
+                           ("read-none", "gram"))
+
+
+def config_pipelines(cfg: str) -> tuple[tuple[str, str], ...]:
+    """The (source, op) pipelines measured on configuration ``cfg``: the threaded scheduler's
+    all; each LocalCluster the (d) sweep's; the 2-worker ones the (c) stores' too (2x2: only
+    those)."""
+    if cfg == "threads-2":
+        return THREAD_PIPELINES
+    if cfg == "2x2":
+        return STORE_CLUSTER_PIPELINES
+    if cfg == "2x1":
+        return tuple(dict.fromkeys(CLUSTER_PIPELINES + STORE_CLUSTER_PIPELINES))
+    return CLUSTER_PIPELINES
 
 
 def _store_pipelines(entry: dict[str, Any], key: str, measured: dict[str, dict[str, float]]) -> None:
@@ -474,7 +491,7 @@ def _warm_workers(client: Any, d: int) -> None:
 
 
 def calibrate(cols: list[int], *, k: int = DEFAULT_K, q: int = DEFAULT_Q,
-              n_keys: int = DEFAULT_KEYS, configs: tuple[str, ...] = ("1x1", "1x2", "2x1"),
+              n_keys: int = DEFAULT_KEYS, configs: tuple[str, ...] = ("1x1", "1x2", "2x1", "2x2"),
               repeat: int = 3, work: Path | None = None) -> dict[str, Any]:
     """Measure every constant of the model on this machine; returns a JSON-ready dict.
 
@@ -492,7 +509,6 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
     import dask
 
     from veob_dask.io.chunking import chunk_rows
-    from veob_dask.runtime import local_cluster
 
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
@@ -508,49 +524,95 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
                                        codec="none")
         with dask.config.set(scheduler="sync"):
             _, t_sync = _pipeline_time(d, c, 8 * c)  # CPU seconds: the work itself
-        with dask.config.set(scheduler="threads", num_workers=2):
-            wall, cpu = _pipeline_time(d, c, 8 * c)
-        # efficiency: work per wall second; inflation: CPU spent per unit of work
         cal["per_d"][str(d)] = {"chunk_rows": c, "ops": ker, "pipeline_sync_cpu_s": t_sync,
-                                "efficiency": {"threads-2": t_sync / wall},
-                                "inflation": {"threads-2": cpu / t_sync}}
+                                "efficiency": {}, "inflation": {}, "call_s": {}}
     with dask.config.set(scheduler="sync"):
         cal["task_s"]["sync"] = _task_overhead(1000)
-    with dask.config.set(scheduler="threads", num_workers=2):
-        cal["task_s"]["threads"] = _task_overhead(1000)
-        cal["tree"]["threads"] = _tree_costs(cols[0], "threads")
-        for d in cols:
-            entry = cal["per_d"][str(d)]
-            entry["call_s"] = {"threads-2": _call_costs(d, CALL_OPS, work)}
-            _store_pipelines(entry, "threads-2", _speedups(entry, d, work, THREAD_PIPELINES,
-                                                            CAL_CHUNKS))
     cal["graph_s_per_task"] = _graph_time(cols[0])
-    for cfg in configs:
-        w, t = (int(v) for v in cfg.split("x"))
-        t0 = time.perf_counter()
-        with local_cluster(w, threads_per_worker=t) as client:
-            cal.setdefault("cluster_start_s", time.perf_counter() - t0)
-            _task_overhead(50)  # first tasks import on the workers
-            cal["task_s"][f"cluster-{cfg}"] = _task_overhead(300)
-            if cfg == "2x1":
-                cal["tree"]["cluster"] = _tree_costs(cols[0], "cluster-2x1")
-            for d in cols:
-                _warm_workers(client, d)
-                entry = cal["per_d"][str(d)]
-                entry["call_s"][f"cluster-{cfg}"] = _call_costs(
-                    d, ("sum", "gram", "randomized", "incremental"), work)
-                c = entry["chunk_rows"]
-                wall, cpu = _pipeline_time(d, c, 8 * c)
-                over = 8 * (cal["task_s"][f"cluster-{cfg}"] - cal["task_s"]["sync"])
-                entry["efficiency"][f"cluster-{cfg}"] = entry["pipeline_sync_cpu_s"] / max(
-                    wall - over, 1e-9)
-                entry["inflation"][f"cluster-{cfg}"] = cpu / entry["pipeline_sync_cpu_s"]
-                pairs = CLUSTER_PIPELINES + (CLUSTER_2X1_PIPELINES if cfg == "2x1" else ())
-                _store_pipelines(entry, f"cluster-{cfg}",
-                                 _speedups(entry, d, work, pairs, CAL_CHUNKS))
+    for cfg in ("threads-2", *configs):
+        _merge_config(cal, cfg, _config_in_child(cal, cfg, cols, work))
     cal["load_after"] = os.getloadavg()
     cal["calibration_s"] = time.perf_counter() - t_start
     return cal
+
+
+def _config_measurements(cal: dict[str, Any], cfg: str, cols: list[int],
+                         work: Path) -> dict[str, Any]:
+    """Everything measured on one configuration ("threads-2", or "WxT" for a LocalCluster of
+    W workers x T threads), in this process: task overhead, merge tree, fixed call costs, the
+    Gram pipeline's efficiency and every (source, op) pipeline of ``_speedups``."""
+    import contextlib
+
+    import dask
+
+    from veob_dask.runtime import local_cluster
+
+    out: dict[str, Any] = {"per_d": {}}
+    t0 = time.perf_counter()
+    if cfg == "threads-2":
+        ctx: Any = contextlib.nullcontext(None)
+        settings: dict[str, Any] = {"scheduler": "threads", "num_workers": 2}
+    else:
+        w, t = (int(v) for v in cfg.split("x"))
+        ctx, settings = local_cluster(w, threads_per_worker=t), {}
+    with ctx as client, dask.config.set(settings):
+        if client is not None:
+            out["cluster_start_s"] = time.perf_counter() - t0
+            _task_overhead(50)  # first tasks import on the workers
+        out["task_s"] = _task_overhead(1000 if client is None else 300)
+        if cfg in ("threads-2", "2x1"):
+            out["tree"] = _tree_costs(cols[0], "threads" if client is None else "cluster-2x1")
+        key = cfg if client is None else f"cluster-{cfg}"
+        for d in cols:
+            entry = cal["per_d"][str(d)]
+            if client is not None:
+                _warm_workers(client, d)
+            c = entry["chunk_rows"]
+            ops_called = CALL_OPS if client is None else ("sum", "gram", "randomized",
+                                                          "incremental")
+            call_s = _call_costs(d, ops_called, work)
+            wall, cpu = _pipeline_time(d, c, 8 * c)
+            over = 0.0 if client is None else 8 * (out["task_s"] - cal["task_s"]["sync"])
+            out["per_d"][str(d)] = {
+                "key": key, "call_s": call_s,
+                "efficiency": entry["pipeline_sync_cpu_s"] / max(wall - over, 1e-9),
+                "inflation": cpu / entry["pipeline_sync_cpu_s"],
+                "pipelines": _speedups(entry, d, work, config_pipelines(cfg), CAL_CHUNKS)}
+    return out
+
+
+def _config_in_child(cal: dict[str, Any], cfg: str, cols: list[int],
+                     work: Path) -> dict[str, Any]:
+    """``_config_measurements`` in a fresh Python process, as each benchmark run is made.
+
+    A LocalCluster's scheduler runs in the client's process: in the calibration's own
+    process (1.2 GB of heap by then) the 2-worker pipelines ran 1.3-1.5x slower than the same
+    calls in the fresh process of a run (1 December, 17:28 UTC)."""
+    import subprocess
+
+    spec = work / f"config_{cfg}.json"
+    spec.write_text(json.dumps({"cal": cal, "cfg": cfg, "cols": cols, "work": str(work)}))
+    proc = subprocess.run([sys.executable, __file__, "--config-child", str(spec)],
+                          capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line.removeprefix("RESULT "))
+    tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+    raise RuntimeError(f"calibrating configuration {cfg} failed:\n{tail}")
+
+
+def _merge_config(cal: dict[str, Any], cfg: str, got: dict[str, Any]) -> None:
+    """File one configuration's measurements into the calibration."""
+    cal["task_s"]["threads" if cfg == "threads-2" else f"cluster-{cfg}"] = got["task_s"]
+    if "tree" in got:
+        cal["tree"]["threads" if cfg == "threads-2" else "cluster"] = got["tree"]
+    if "cluster_start_s" in got:
+        cal.setdefault("cluster_start_s", got["cluster_start_s"])
+    for d, m in got["per_d"].items():
+        entry = cal["per_d"][d]
+        for name in ("call_s", "efficiency", "inflation"):
+            entry[name][m["key"]] = m[name]
+        _store_pipelines(entry, m["key"], m["pipelines"])
 
 
 def _graph_time(d: int) -> float:
@@ -591,6 +653,21 @@ def task_overhead(cal: dict[str, Any], scheduler: str, workers: int, threads: in
     return ts.get(scheduler, 0.0)
 
 
+def _config_key(cal: dict[str, Any], entry: dict[str, Any], scheduler: str, workers: int,
+                threads: int) -> str:
+    """The calibrated configuration a run takes its pipelines from: its own, else — for a
+    cluster of at least as many workers as CPUs, where more threads add no cores — the same
+    workers with one thread each."""
+    if scheduler == "threads":
+        return "threads-2"
+    key = f"cluster-{workers}x{threads}"
+    alt = f"cluster-{workers}x1"
+    if (key not in entry.get("speedup", {}) and alt in entry.get("speedup", {})
+            and workers >= (cal["machine"]["cpus"] or 1)):
+        return alt
+    return key
+
+
 def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
@@ -620,7 +697,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     if op == "transform" and codec != "zstd":  # its output takes the store's codec
         kern = ops.get(f"transform-{codec}", kern)
     n_pass = passes(op, q)
-    key = "threads-2" if scheduler == "threads" else f"cluster-{workers}x{threads}"
+    key = _config_key(cal, entry, scheduler, workers, threads)
     src_name = "gen" if source != "read" else ("read" if codec == "zstd" else f"read-{codec}")
     pipeline = f"{src_name}:{'sum' if op in ('gen', 'read') else op}"
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
@@ -629,7 +706,11 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     waves = math.ceil(tasks / slots) / (tasks / slots)  # the last wave's idle slots
     cpu = n * (src_row + kern["per_row"]) / eff * waves
     disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
-    io = cold_bytes / disk_bw if (cold_bytes and disk_bw) else 0.0
+    # a cold transform's output shares the disk with its reads (k float32 columns a row)
+    out_bytes = (n * cal.get("settings", {}).get("k", DEFAULT_K) * 4
+                 * (read.get("compression", 1.0) if codec == "zstd" else 1.0)
+                 if op == "transform" else 0.0)
+    io = (cold_bytes + out_bytes) / disk_bw if (cold_bytes and disk_bw) else 0.0
     # a pipeline's measured speed-up already holds its per-task overhead
     over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
                                             - cal["task_s"]["sync"]) / eff
@@ -795,8 +876,15 @@ def main() -> None:
     p.add_argument("--aggregate-gbps", type=float, default=100.0,
                    help="object-store bandwidth of all workers together, GB/s")
     p.add_argument("--ops", default="gram,subdomain")
-    p.add_argument("--configs", default="1x1,1x2,2x1", help="LocalCluster configs to calibrate")
+    p.add_argument("--configs", default="1x1,1x2,2x1,2x2",
+                   help="LocalCluster configs to calibrate")
+    p.add_argument("--config-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.config_child:  # one configuration, in its own process (see _config_in_child)
+        spec = json.loads(Path(args.config_child).read_text())
+        got = _config_measurements(spec["cal"], spec["cfg"], spec["cols"], Path(spec["work"]))
+        print("RESULT " + json.dumps(got), flush=True)
+        return
     cols = [int(v) for v in args.cols.split(",")]
     if args.load:
         cal = json.loads(Path(args.load).read_text())

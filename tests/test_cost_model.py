@@ -132,3 +132,35 @@ def test_extrapolation_takes_the_measured_cpu_per_row_of_the_pipeline():
     base["pipeline_cpu_per_row"]["cluster-2x1"] = {"read:gram": 7e-7}
     assert cost_model._row_cpu(cal, 64, "gram") == 7e-7
     assert cost_model._row_cpu(CAL, 64, "gram") == pytest.approx(4e-7 + 1e-7)
+
+
+def test_a_configurations_measurements_are_filed_under_its_key():
+    cal = {"task_s": {}, "tree": {}, "per_d": {"64": {"efficiency": {}, "inflation": {},
+                                                     "call_s": {}}}}
+    pipes = {"speedup": {"read:sum": 1.5}, "inflation": {"read:sum": 1.1},
+             "cpu_per_row": {"read:sum": 3e-7}, "fixed_s": {"read:sum": 0.2}}
+    got = {"task_s": 2e-3, "tree": {"leaves": 64}, "cluster_start_s": 1.0,
+           "per_d": {"64": {"key": "cluster-2x1", "call_s": {"sum": 0.1}, "efficiency": 0.9,
+                            "inflation": 1.2, "pipelines": pipes}}}
+    cost_model._merge_config(cal, "2x1", got)
+    entry = cal["per_d"]["64"]
+    assert cal["task_s"] == {"cluster-2x1": 2e-3} and cal["tree"] == {"cluster": {"leaves": 64}}
+    assert entry["efficiency"] == {"cluster-2x1": 0.9}
+    assert entry["speedup"] == {"cluster-2x1": {"read:sum": 1.5}}
+    assert entry["pipeline_fixed_s"] == {"cluster-2x1": {"read:sum": 0.2}}
+    # a 2x2 run on a 2-CPU machine takes the 2x1 pipelines (no more cores), a 1x2 run its own
+    cal["machine"] = {"cpus": 2}
+    assert cost_model._config_key(cal, entry, "cluster", 2, 2) == "cluster-2x1"
+    assert cost_model._config_key(cal, entry, "cluster", 1, 2) == "cluster-1x2"
+    assert cost_model._config_key(cal, entry, "threads", 1, 2) == "threads-2"
+
+
+def test_each_configuration_measures_the_pipelines_its_runs_need():
+    pipes = cost_model.config_pipelines
+    assert ("gen", "subdomain") in pipes("threads-2") and ("read-none", "transform") in pipes(
+        "threads-2")
+    assert ("read", "incremental") in pipes("1x2") and ("read-none", "gram") not in pipes("1x2")
+    both = pipes("2x1")
+    assert ("read", "incremental") in both and ("read-none", "gram") in both
+    assert len(set(both)) == len(both)  # no pipeline measured twice
+    assert ("read", "randomized") not in pipes("2x2") and ("read-none", "sum") in pipes("2x2")
