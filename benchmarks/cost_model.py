@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cost_model.py                       # calibrate (~1-2 min), print constants
+    python benchmarks/cost_model.py                       # calibrate (~15 min), print constants
                                                           # and the extrapolation table
     python benchmarks/cost_model.py --cols 64,256 --objstore-mbps 100,1000
     python benchmarks/cost_model.py --load results/cost_model.json   # reuse a calibration
@@ -10,24 +10,28 @@ Usage::
 The model (stated in full in ``benchmarks/README.md``, section "Cost model"): a pass over ``n``
 rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads (``S = W T`` task slots) costs
 
-    T_pass = max(bytes_cold / B_disk,  bytes_cold / (B_disk S) + n (s_src + s_op) / E(W, T) x waves)
-             + (n / c) (t_task(sched) - t_task(sync)) / E(W, T)
+    T_pass = max(io,  io / S + n (s_src + s_op) / E(W, T) x waves),
+    io = (bytes_cold + bytes_out) / B_disk
 
 with ``s_src`` the CPU seconds per row of producing a chunk (generating it, reading and
 decoding it from the page cache, or — after the cache was dropped — from disk, which adds the
 kernel's CPU), ``s_op`` those of the solver's kernel including its share of the merge tree (both
 measured single-threaded on the synchronous scheduler in CPU time, least of 3, from two sizes so
-that fixed costs fall out), ``E`` the measured wall-time speed-up of the configuration over one
-thread's CPU work, ``waves = ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last
-wave, ``B_disk`` the disk's cold bandwidth (a task waits for its own chunk, then computes it, so
-each slot spends its 1/S share of the disk time in series with its compute; with the library's
-read-ahead on, the model takes full overlap instead, ``max(disk, compute)``) and ``t_task`` the
-CPU per task of each scheduler. A run is ``t_call + passes x T_pass``: ``t_call`` the measured wall time of the same
-call on a one-chunk array on the same scheduler (graph, scheduling, eigensolver, the writes that
-do not grow with the rows); the randomized solver makes ``n_iter + 1`` passes, all others one.
-Its CPU seconds are ``passes x n (s_src + s_op) x inflation`` (the measured CPU cost of running
-beside other threads). The extrapolation to many workers gives each worker dedicated cores at
-this CPU cost, adds the object-store bandwidth per worker and in total, the central
+that fixed costs fall out), ``E`` the wall-time speed-up of the (source, op) pipeline on the
+configuration over one thread's CPU work, measured on a steady window of rows in a fresh process
+of its own (it holds the per-task overhead; a pipeline not measured falls back to the Gram
+pipeline's ``E`` plus ``(n / c) (t_task(sched) - t_task(sync)) / E``), ``waves =
+ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last wave, ``B_disk`` the disk's cold
+bandwidth and ``bytes_out`` what a cold transform writes (a task waits for its own chunk, then
+computes it, so each slot spends its 1/S share of the disk time in series with its compute;
+with the library's read-ahead on, the model takes full overlap instead, ``max(disk, compute)``)
+and ``t_task`` the CPU per task of each scheduler. A run is ``t_call + passes x T_pass``:
+``t_call`` the intercept of the pipeline's measurement (else the wall time of the same call on a
+one-chunk array: graph, scheduling, eigensolver, the writes that do not grow with the rows); the
+randomized solver makes ``n_iter + 1`` passes, all others one. Its CPU seconds are ``passes x n
+(s_src + s_op) x inflation`` (the measured CPU cost of running beside other threads). The
+extrapolation to many workers gives each worker dedicated cores at the CPU per row measured on
+the 2-worker pipeline, adds the object-store bandwidth per worker and in total, the central
 scheduler's serial time per task, the client's graph time per task and the merge tree's depth
 x level latency, and names the term that binds.
 """
