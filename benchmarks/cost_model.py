@@ -382,12 +382,6 @@ def pipeline_chunks(op: str, c: int, *, n_keys: int, group_rows: int = 512) -> i
     return PIPELINE_SMALL_CHUNKS
 
 
-def _pipeline_source(source: str) -> tuple[str, str]:
-    """(ops entry of the source's per-row cost, codec of its store) of a pipeline source."""
-    return {"gen": ("gen", "zstd"), "read": ("read", "zstd"),
-            "read-none": ("read-none", "none")}[source]
-
-
 def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str, str], ...],
               max_store_chunks: int) -> dict[str, dict[str, float]]:
     """Speed-up ``E``, CPU inflation, CPU per row and fixed wall seconds of each (source, op)
@@ -412,7 +406,7 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     out: dict[str, dict[str, float]] = {"speedup": {}, "inflation": {}, "cpu_per_row": {},
                                         "fixed_s": {}}
     for source, op in pairs:
-        src_op, codec = _pipeline_source(source)
+        codec = "none" if source == "read-none" else "zstd"  # the store's, and the output's
         store = work / f"cal_{d}_{codec}.zarr"
         small_chunks = pipeline_chunks(op, c, n_keys=DEFAULT_KEYS)
         if small_chunks + 4 > max_store_chunks:
@@ -437,7 +431,7 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
                      limit - small_chunks)
         large = make(small_chunks + window)
         w2, c2 = _wall_cpu(large, 3)
-        src_row = ops[src_op]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
+        src_row = ops[source]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
         kern = ops["sum"] if op == "sum" else ops[
             "transform-none" if (op, codec) == ("transform", "none") else op]
         rows = window * c
