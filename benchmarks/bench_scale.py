@@ -28,7 +28,11 @@ every 20 ms), ``idle_mb`` the same before the first call, ``cpu_s`` the CPU seco
 during the call. ``read_pass_ratio`` divides by the floor of the same part: the generation pass
 (a, b), the cold threaded read pass (c), the read pass of the same configuration (d).
 ``predicted_s`` is the cost model's prediction (``cost_model.py``, calibrated on this machine
-at the start unless ``--calibration`` names a calibration that covers the sizes).
+at the start unless ``--calibration`` names a calibration that covers the sizes), its compute
+terms scaled by the speed probe (``cost_model.speed_probe``, about 1.5 s) measured in the
+child before the first call and after each call (``probes_s``; ``probe_s`` their median)
+against the probe measured beside the calibration's pipeline; ``predicted_before_s`` takes the
+first probe alone, ``predicted_unprobed_s`` the calibration as it is (``pred_err_*`` each).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from cost_model import (
     op_callable,
     predict,
     sample_files,
+    speed_probe,
 )
 
 NAME = "bench_scale"
@@ -158,6 +163,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         call = op_callable(spec["op"], x, k=spec["k"], q=spec["q"], keys=keys,
                            out=work / "embedding.zarr", codec=spec.get("codec", "zstd"))
         times, cpus, runnable, peak, res, dropped = [], [], [], 0.0, None, None
+        probes = [speed_probe()]  # the machine's speed before and after each call
         for _ in range(spec["repeat"]):
             if spec.get("cold"):
                 dropped = drop_page_cache()
@@ -169,9 +175,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             peak = max(peak, mem.peak_mb)
             if run.mean is not None:
                 runnable.append(run.mean)
+            probes.append(speed_probe())
     out: dict[str, Any] = {"median_s": statistics.median(times), "times": times,
                            "cpu_s": statistics.median(cpus), "peak_mb": peak,
-                           "idle_mb": idle.peak_mb, "load": os.getloadavg()[0]}
+                           "idle_mb": idle.peak_mb, "load": os.getloadavg()[0],
+                           "probes_s": probes, "probe_s": statistics.median(probes)}
     if runnable:
         out["runnable"] = statistics.median(runnable)
     if dropped is not None:
@@ -210,11 +218,6 @@ def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
          subdomains: int = 0, disk_bytes_per_s: float | None = None,
          direct_io: bool = False) -> dict[str, Any]:
     sched, w, t = spec["scheduler"], spec["workers"], spec["threads"]
-    pred = predict(cal, op=spec["op"], rows=rows, cols=cols, chunk_rows=spec["chunk_rows"],
-                   source=source, scheduler=sched, workers=w if sched == "cluster" else 1,
-                   threads=t, cold_bytes=store_bytes if spec["cold"] else 0, q=args.q,
-                   disk_bytes_per_s=disk_bytes_per_s, codec=getattr(args, "codec", "zstd"),
-                   readahead=bool(spec.get("readahead")), direct_io=direct_io)
     r = run_child(spec)
     row = {"part": part, "method": label, "ours": True, "op": spec["op"], "rows": rows,
            "cols": cols, "chunk_rows": spec["chunk_rows"], "scheduler": sched,
@@ -223,12 +226,35 @@ def _run(args: argparse.Namespace, cal: dict[str, Any], part: str, label: str,
            "readahead_bytes": spec.get("readahead"), "disk_bytes_per_s": disk_bytes_per_s,
            "direct_io": direct_io,
            "codec": getattr(args, "codec", "zstd") if source == "read" else None,
-           "predicted_s": pred["predicted_s"], "predicted_cpu_s": pred["predicted_cpu_s"],
-           "predicted_io_s": pred["io_s"], **r}
+           "q": args.q, **r}
+    _predict(row, cal)
     _errors(row, cal)
     print(f"  [{part}] {label} rows={rows:.3g}: {row.get('median_s', 'failed')} s "
-          f"(predicted {pred['predicted_s']:.3g} s)", flush=True)
+          f"(predicted {row['predicted_s']:.3g} s; {row['predicted_unprobed_s']:.3g} s "
+          "without the speed probe)", flush=True)
     return row
+
+
+def _predict(row: dict[str, Any], cal: dict[str, Any]) -> None:
+    """The model's predictions of a run: ``predicted_s`` with the compute terms scaled by the
+    speed probes measured beside the run (their median), ``predicted_before_s`` by the first
+    probe alone (measured before the run's first call), ``predicted_unprobed_s`` from the
+    calibration as it is."""
+    source = "read" if row["part"] in ("c", "d") else "gen"
+    cold = row["store_bytes"] if row["part"] == "c" and row.get("cache_dropped") else 0
+    kw = {"op": row["op"], "rows": row["rows"], "cols": row["cols"],
+          "chunk_rows": row["chunk_rows"], "source": source, "scheduler": row["scheduler"],
+          "workers": row["workers"], "threads": row["threads_per_worker"], "cold_bytes": cold,
+          "q": row.get("q", DEFAULT_Q), "disk_bytes_per_s": row.get("disk_bytes_per_s"),
+          "codec": row.get("codec") or "zstd", "readahead": bool(row.get("readahead_bytes")),
+          "direct_io": bool(row.get("direct_io"))}
+    plain = predict(cal, **kw)
+    pred = predict(cal, **kw, probe_s=row.get("probe_s"))
+    row["predicted_unprobed_s"] = plain["predicted_s"]
+    if row.get("probes_s"):
+        row["predicted_before_s"] = predict(cal, **kw, probe_s=row["probes_s"][0])["predicted_s"]
+    row["predicted_s"], row["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
+    row["predicted_io_s"], row["speed"] = pred["io_s"], pred["speed"]
 
 
 def _errors(row: dict[str, Any], cal: dict[str, Any]) -> None:
@@ -249,6 +275,9 @@ def _errors(row: dict[str, Any], cal: dict[str, Any]) -> None:
                                   row.get("predicted_io_s", 0.0))
     row["rows_per_s"] = row["rows"] / row["median_s"]
     row["pred_err"] = row["predicted_s"] / row["median_s"] - 1
+    for name in ("unprobed", "before"):
+        if f"predicted_{name}_s" in row:
+            row[f"pred_err_{name}"] = row[f"predicted_{name}_s"] / row["median_s"] - 1
     row["load_pred_err"] = row["predicted_load_s"] / row["median_s"] - 1
     row["cpu_pred_err"] = row["predicted_cpu_s"] / row["cpu_s"] - 1
 
@@ -482,17 +511,8 @@ def repredict(path: Path, calibration: Path) -> None:
     for r in doc["results"]:
         if r.get("op") is None:
             continue
-        source = "read" if r["part"] in ("c", "d") else "gen"
-        cold = r["store_bytes"] if r["part"] == "c" and r.get("cache_dropped") else 0
-        pred = predict(cal, op=r["op"], rows=r["rows"], cols=r["cols"],
-                       chunk_rows=r["chunk_rows"], source=source, scheduler=r["scheduler"],
-                       workers=r["workers"], threads=r["threads_per_worker"], cold_bytes=cold,
-                       q=doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q),
-                       disk_bytes_per_s=r.get("disk_bytes_per_s"),
-                       codec=r.get("codec") or "zstd", readahead=bool(r.get("readahead_bytes")),
-                       direct_io=bool(r.get("direct_io")))
-        r["predicted_s"], r["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
-        r["predicted_io_s"] = pred["io_s"]
+        r.setdefault("q", doc["config"]["parts"][r["part"]].get("q", DEFAULT_Q))
+        _predict(r, cal)
         _errors(r, cal)
     for part in doc["config"].get("parts", {}).values():
         part["calibration"], part["calibration_created"] = str(calibration), cal["created"]
@@ -502,7 +522,8 @@ def repredict(path: Path, calibration: Path) -> None:
 
 def _report(results: list[dict[str, Any]], out: Path) -> None:
     cols_out = ["part", "method", "rows", "workers", "threads_per_worker", "median_s",
-                "predicted_s", "pred_err", "predicted_load_s", "load_pred_err",
+                "predicted_s", "pred_err", "pred_err_unprobed", "speed", "predicted_load_s",
+                "load_pred_err",
                 "read_pass_ratio", "own_read_ratio", "cpu_s", "predicted_cpu_s", "cpu_pred_err", "peak_mb",
                 "sv_relerr", "angle_deg", "passes", "runnable", "error"]
     print_table(sorted(results, key=lambda r: r["part"]), cols_out)

@@ -76,6 +76,36 @@ CAL_SHARDS = 4
 CAL_CHUNKS = CAL_SHARDS * CHUNKS_PER_SHARD
 
 
+# ---------------------------------------------------------------------------- the speed probe
+#: The speed probe: a threaded (2 threads) Gram fit of a generated 24 x 98,304 x 64 matrix.
+PROBE_COLS, PROBE_CHUNK_ROWS, PROBE_CHUNKS, PROBE_THREADS = 64, 98_304, 24, 2
+_probe_call: list[Callable[[], Any]] = []
+
+
+def speed_probe(repeat: int = 3) -> float:
+    """Median wall seconds of the speed probe (about 0.5 s a call on this machine).
+
+    This machine's speed drifts: within one minute the same threaded Gram fit went from
+    5.3 s to 8.2 s and stayed there, and the probe went from 0.47 s to 0.69 s with it (12
+    pairs, 1 December 19:28-19:31 UTC: fit / probe stayed within 11.0-12.9 while the fit
+    alone moved 5.3-8.6 s). The calibration records the probe beside each pipeline it
+    measures, a benchmark run beside its calls, and ``predict(probe_s=...)`` scales the
+    compute terms by their ratio. It runs on the threaded scheduler whatever the default
+    (a LocalCluster's workers stay idle meanwhile); the first call in a process warms up.
+    """
+    import dask
+
+    from veob_dask.datasets import SyntheticMatrix
+
+    with dask.config.set(scheduler="threads", num_workers=PROBE_THREADS):
+        if not _probe_call:
+            x = SyntheticMatrix(PROBE_CHUNKS * PROBE_CHUNK_ROWS, PROBE_COLS).to_dask(
+                PROBE_CHUNK_ROWS)
+            _probe_call.append(op_callable("gram", x, k=DEFAULT_K, q=DEFAULT_Q))
+            _probe_call[0]()
+        return _median_time(_probe_call[0], repeat)
+
+
 # ------------------------------------------------------------------------------- measurement
 def _median_time(fn: Callable[[], Any], repeat: int) -> float:
     times = []
@@ -398,13 +428,16 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     a transform writes with the store's codec). Pipelines whose smaller call would need more
     than ``max_store_chunks`` chunks are skipped (the prediction falls back to the generic
     speed-up); generated sources take windows of up to 4 x ``max_store_chunks`` chunks.
+    Each pipeline also gets the mean of the speed probes (``speed_probe``) just before and
+    just after it.
     """
     from veob_dask.datasets import SyntheticMatrix
     from veob_dask.io import read_array
 
     c, ops = entry["chunk_rows"], entry["ops"]
     out: dict[str, dict[str, float]] = {"speedup": {}, "inflation": {}, "cpu_per_row": {},
-                                        "fixed_s": {}}
+                                        "fixed_s": {}, "probe_s": {}}
+    probe = speed_probe()
     for source, op in pairs:
         codec = "none" if source == "read-none" else "zstd"  # the store's, and the output's
         store = work / f"cal_{d}_{codec}.zarr"
@@ -442,6 +475,8 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
         out["inflation"][name] = max(c2 - c1, 0.0) / work_s
         out["cpu_per_row"][name] = max(c2 - c1, 0.0) / rows
         out["fixed_s"][name] = w1 - small_chunks * marginal / window
+        after = speed_probe()  # the machine's speed around this measurement
+        out["probe_s"][name], probe = (probe + after) / 2, after
     return out
 
 
@@ -476,8 +511,9 @@ def _store_pipelines(entry: dict[str, Any], key: str, measured: dict[str, dict[s
     """File the pipeline measurements of configuration ``key`` into a calibration entry."""
     for name, field in (("speedup", "speedup"), ("pipeline_inflation", "inflation"),
                         ("pipeline_cpu_per_row", "cpu_per_row"),
-                        ("pipeline_fixed_s", "fixed_s")):
-        entry.setdefault(name, {})[key] = measured[field]
+                        ("pipeline_fixed_s", "fixed_s"), ("pipeline_probe_s", "probe_s")):
+        if field in measured:
+            entry.setdefault(name, {})[key] = measured[field]
 
 
 def _warm_workers(client: Any, d: int) -> None:
@@ -510,7 +546,8 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
 
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
-    cal: dict[str, Any] = {"version": 3, "created": dt.datetime.now(dt.UTC).isoformat(
+    probe = speed_probe()
+    cal: dict[str, Any] = {"version": 4, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
         "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD},
         "per_d": {}, "task_s": {}, "efficiency": {}, "tree": {}}
@@ -527,6 +564,7 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
     with dask.config.set(scheduler="sync"):
         cal["task_s"]["sync"] = _task_overhead(1000)
     cal["graph_s_per_task"] = _graph_time(cols[0])
+    cal["probe_s"] = (probe + speed_probe()) / 2  # the speed probe around the kernel costs
     for cfg in ("threads-2", *configs):
         _merge_config(cal, cfg, _config_in_child(cal, cfg, cols, work))
     cal["load_after"] = os.getloadavg()
@@ -568,11 +606,13 @@ def _config_measurements(cal: dict[str, Any], cfg: str, cols: list[int],
             c = entry["chunk_rows"]
             ops_called = CALL_OPS if client is None else ("sum", "gram", "randomized",
                                                           "incremental")
+            probe = speed_probe()
             call_s = _call_costs(d, ops_called, work)
             wall, cpu = _pipeline_time(d, c, 8 * c)
+            probe = (probe + speed_probe()) / 2
             over = 0.0 if client is None else 8 * (out["task_s"] - cal["task_s"]["sync"])
             out["per_d"][str(d)] = {
-                "key": key, "call_s": call_s,
+                "key": key, "call_s": call_s, "probe_s": probe,
                 "efficiency": entry["pipeline_sync_cpu_s"] / max(wall - over, 1e-9),
                 "inflation": cpu / entry["pipeline_sync_cpu_s"],
                 "pipelines": _speedups(entry, d, work, config_pipelines(cfg), CAL_CHUNKS)}
@@ -608,8 +648,9 @@ def _merge_config(cal: dict[str, Any], cfg: str, got: dict[str, Any]) -> None:
         cal.setdefault("cluster_start_s", got["cluster_start_s"])
     for d, m in got["per_d"].items():
         entry = cal["per_d"][d]
-        for name in ("call_s", "efficiency", "inflation"):
-            entry[name][m["key"]] = m[name]
+        for name in ("call_s", "efficiency", "inflation", "probe_s"):
+            if name in m:
+                entry.setdefault(name, {})[m["key"]] = m[name]
         _store_pipelines(entry, m["key"], m["pipelines"])
 
 
@@ -670,7 +711,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
             disk_bytes_per_s: float | None = None, codec: str = "zstd",
-            readahead: bool = False, direct_io: bool = False) -> dict[str, float]:
+            readahead: bool = False, direct_io: bool = False,
+            probe_s: float | None = None) -> dict[str, float]:
     """Predicted seconds of one run and its terms.
 
     ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
@@ -679,7 +721,10 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     the bandwidth measured on the calibration store; ``codec`` is the store's, "zstd" or
     "none"; ``readahead``: whether the library's read-ahead was on; ``direct_io``: whether
     the store was read with ``O_DIRECT``, which spares the kernel's copy through the page
-    cache: its rows cost the warm decode).
+    cache: its rows cost the warm decode); ``probe_s``: the speed probe (``speed_probe``)
+    measured beside the run — the compute terms (work, task overhead, fixed cost; not the
+    disk) are scaled by its ratio to the probe measured beside the pipeline they come from
+    (else beside the configuration's fixed costs, else beside the kernel costs).
     """
     d = str(cols)
     entry = cal["per_d"][d]
@@ -702,7 +747,12 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
     waves = math.ceil(tasks / slots) / (tasks / slots)  # the last wave's idle slots
-    cpu = n * (src_row + kern["per_row"]) / eff * waves
+    speed = 1.0
+    if probe_s:
+        ref = (entry.get("pipeline_probe_s", {}).get(key, {}).get(pipeline)
+               or entry.get("probe_s", {}).get(key) or cal.get("probe_s"))
+        speed = probe_s / ref if ref else 1.0
+    cpu = n * (src_row + kern["per_row"]) / eff * waves * speed
     disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
     # a cold transform's output shares the disk with its reads (k float32 columns a row)
     out_bytes = (n * cal.get("settings", {}).get("k", DEFAULT_K) * 4
@@ -711,7 +761,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     io = (cold_bytes + out_bytes) / disk_bw if (cold_bytes and disk_bw) else 0.0
     # a pipeline's measured speed-up already holds its per-task overhead
     over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
-                                            - cal["task_s"]["sync"]) / eff
+                                            - cal["task_s"]["sync"]) / eff * speed
     # without read-ahead a task waits for its own chunk, then computes: each of the S slots
     # spends its 1/S share of the disk time in series with its compute (a pass costs the
     # larger of the disk and that); read-ahead overlaps both
@@ -720,15 +770,15 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
     intercept = entry.get("pipeline_fixed_s", {}).get(key, {}).get(pipeline)
-    fixed = (max(0.0, intercept) if intercept is not None
-             else kern["fixed"] if call is None else call)
+    fixed = speed * (max(0.0, intercept) if intercept is not None
+                     else kern["fixed"] if call is None else call)
     total = fixed + n_pass * per_pass
     inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
                  or entry.get("inflation", {}).get(key, 1.0))
-    work_cpu = cpu * eff / waves  # CPU seconds of the work itself (one thread's worth)
+    work_cpu = cpu * eff / waves / speed  # CPU seconds of the work itself (one thread's worth)
     return {"predicted_s": total, "predicted_cpu_s": kern["fixed"] + n_pass * work_cpu * inflation,
             "work_s": n_pass * cpu, "io_s": n_pass * io, "overhead_s": n_pass * over,
-            "fixed_s": fixed, "passes": n_pass, "efficiency": eff}
+            "fixed_s": fixed, "passes": n_pass, "efficiency": eff, "speed": speed}
 
 
 # ----------------------------------------------------------------------------- extrapolation

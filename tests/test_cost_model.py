@@ -164,3 +164,36 @@ def test_each_configuration_measures_the_pipelines_its_runs_need():
     assert ("read", "incremental") in both and ("read-none", "gram") in both
     assert len(set(both)) == len(both)  # no pipeline measured twice
     assert ("read", "randomized") not in pipes("2x2") and ("read-none", "sum") in pipes("2x2")
+
+
+def test_the_speed_probe_scales_the_compute_terms_not_the_disk():
+    cal = {**CAL, "probe_s": 0.5,
+           "per_d": {"64": {**CAL["per_d"]["64"],
+                            "speedup": {"threads-2": {"gen:gram": 2.0}},
+                            "pipeline_fixed_s": {"threads-2": {"gen:gram": 0.1}},
+                            "pipeline_probe_s": {"threads-2": {"gen:gram": 0.4}}}}}
+    base = {"op": "gram", "rows": 10**7, "cols": 64, "chunk_rows": 100_000}
+    plain = cost_model.predict(cal, **base)
+    slow = cost_model.predict(cal, **base, probe_s=0.6)  # 1.5x the pipeline's own probe
+    assert plain["speed"] == 1.0 and slow["speed"] == pytest.approx(1.5)
+    assert slow["predicted_s"] == pytest.approx(1.5 * plain["predicted_s"])
+    # without a probe of its own, a pipeline takes the calibration's
+    rand = cost_model.predict(cal, **{**base, "op": "randomized"}, probe_s=0.6)
+    assert rand["speed"] == pytest.approx(1.2)
+    # a cold read bound by the disk: its disk time is not scaled
+    cold = {**base, "op": "read", "source": "read", "cold_bytes": 10**12}
+    assert (cost_model.predict(cal, **cold, probe_s=1.0)["io_s"]
+            == cost_model.predict(cal, **cold)["io_s"] == pytest.approx(10**12 / 5e8))
+    assert (cost_model.predict(cal, **cold, probe_s=1.0)["predicted_s"]
+            == pytest.approx(cost_model.predict(cal, **cold)["predicted_s"], rel=1e-3))
+
+
+def test_the_speed_probe_runs_threaded_whatever_the_default(monkeypatch):
+    import dask
+
+    seen = []
+    monkeypatch.setattr(cost_model, "_probe_call", [lambda: seen.append(
+        (dask.config.get("scheduler"), dask.config.get("num_workers")))])
+    with dask.config.set(scheduler="sync"):
+        assert cost_model.speed_probe(repeat=3) >= 0
+    assert seen == [("threads", cost_model.PROBE_THREADS)] * 3
