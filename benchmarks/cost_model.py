@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cost_model.py                       # calibrate (~15 min), print constants
+    python benchmarks/cost_model.py                       # calibrate (~18 min), print constants
                                                           # and the extrapolation table
     python benchmarks/cost_model.py --cols 64,256 --objstore-mbps 100,1000
     python benchmarks/cost_model.py --load results/cost_model.json   # reuse a calibration
@@ -34,6 +34,11 @@ extrapolation to many workers gives each worker dedicated cores at the CPU per r
 the 2-worker pipeline, adds the object-store bandwidth per worker and in total, the central
 scheduler's serial time per task, the client's graph time per task and the merge tree's depth
 x level latency, and names the term that binds.
+
+This VM's speed drifts by more than the model's error within minutes, so every measurement
+above is taken beside a speed probe (``speed_probe``: a 0.5 s threaded Gram fit, median of 3),
+so is every benchmark call, and ``predict(probe_s=...)`` multiplies the compute terms (not the
+disk's) by the run's probe over the calibration's.
 """
 
 from __future__ import annotations
