@@ -418,7 +418,7 @@ def pipeline_chunks(op: str, c: int, *, n_keys: int, group_rows: int = 512) -> i
 
 
 def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str, str], ...],
-              max_store_chunks: int) -> dict[str, dict[str, float]]:
+              max_store_chunks: int, probe: float) -> dict[str, dict[str, float]]:
     """Speed-up ``E``, CPU inflation, CPU per row and fixed wall seconds of each (source, op)
     pipeline on the current scheduler.
 
@@ -434,7 +434,7 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     than ``max_store_chunks`` chunks are skipped (the prediction falls back to the generic
     speed-up); generated sources take windows of up to 4 x ``max_store_chunks`` chunks.
     Each pipeline also gets the mean of the speed probes (``speed_probe``) just before and
-    just after it.
+    just after it; ``probe`` is the one just taken before the first.
     """
     from veob_dask.datasets import SyntheticMatrix
     from veob_dask.io import read_array
@@ -442,7 +442,6 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     c, ops = entry["chunk_rows"], entry["ops"]
     out: dict[str, dict[str, float]] = {"speedup": {}, "inflation": {}, "cpu_per_row": {},
                                         "fixed_s": {}, "probe_s": {}}
-    probe = speed_probe()
     for source, op in pairs:
         codec = "none" if source == "read-none" else "zstd"  # the store's, and the output's
         store = work / f"cal_{d}_{codec}.zarr"
@@ -611,16 +610,17 @@ def _config_measurements(cal: dict[str, Any], cfg: str, cols: list[int],
             c = entry["chunk_rows"]
             ops_called = CALL_OPS if client is None else ("sum", "gram", "randomized",
                                                           "incremental")
-            probe = speed_probe()
+            before = speed_probe()
             call_s = _call_costs(d, ops_called, work)
             wall, cpu = _pipeline_time(d, c, 8 * c)
-            probe = (probe + speed_probe()) / 2
+            after = speed_probe()
             over = 0.0 if client is None else 8 * (out["task_s"] - cal["task_s"]["sync"])
             out["per_d"][str(d)] = {
-                "key": key, "call_s": call_s, "probe_s": probe,
+                "key": key, "call_s": call_s, "probe_s": (before + after) / 2,
                 "efficiency": entry["pipeline_sync_cpu_s"] / max(wall - over, 1e-9),
                 "inflation": cpu / entry["pipeline_sync_cpu_s"],
-                "pipelines": _speedups(entry, d, work, config_pipelines(cfg), CAL_CHUNKS)}
+                "pipelines": _speedups(entry, d, work, config_pipelines(cfg), CAL_CHUNKS,
+                                       probe=after)}
     return out
 
 
