@@ -409,6 +409,36 @@ PIPELINE_WINDOW_S = 1.5
 SUBDOMAIN_GROUPS_PER_KEY = 8
 
 
+#: Sizes of a pipeline measurement, spread evenly over its window, and rounds over them: each
+#: round calls every size once, in turn forwards and backwards, so that a drift of the
+#: machine's speed during the measurement falls on every size alike instead of on the slope.
+#: (Two sizes, three calls each, one size after the other: five back-to-back measurements of
+#: the same pipeline gave speed-ups 2.80-4.07, 1 December 21:13 UTC.)
+PIPELINE_SIZES, PIPELINE_ROUNDS = 3, 3
+
+
+def _interleaved(calls: list[Callable[[], Any]], rounds: int) -> tuple[list[float], list[float]]:
+    """Median wall and CPU seconds (``_wall_cpu``) of each of ``calls`` over ``rounds``
+    rounds that call each once, forwards in even rounds and backwards in odd ones."""
+    walls: list[list[float]] = [[] for _ in calls]
+    cpus: list[list[float]] = [[] for _ in calls]
+    for r in range(rounds):
+        order = range(len(calls)) if r % 2 == 0 else range(len(calls) - 1, -1, -1)
+        for i in order:
+            w, c = _wall_cpu(calls[i], 1)
+            walls[i].append(w)
+            cpus[i].append(c)
+    return [statistics.median(w) for w in walls], [statistics.median(c) for c in cpus]
+
+
+def _line(xs: list[int], ys: list[float], at: int) -> tuple[float, float]:
+    """Least-squares slope of ``ys`` against ``xs`` and the line's value at ``at``."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    return slope, my + slope * (at - mx)
+
+
 def pipeline_chunks(op: str, c: int, *, n_keys: int, group_rows: int = 512) -> int:
     """Chunks of the smaller call of the ``op`` pipeline (subdomains: once every key is met)."""
     if op == "subdomain":
@@ -422,13 +452,14 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     """Speed-up ``E``, CPU inflation, CPU per row and fixed wall seconds of each (source, op)
     pipeline on the current scheduler.
 
-    From the marginal rows between ``pipeline_chunks`` and a larger call sized to take about
-    ``PIPELINE_WINDOW_S`` more (so the fixed cost of a call falls out, and the window is long
-    enough to be steady): ``E = rows (s_src + s_op) passes / (wall(large) - wall(small))``,
+    From the marginal rows of a window between ``pipeline_chunks`` and a larger call sized to
+    take about ``PIPELINE_WINDOW_S`` more (so the fixed cost of a call falls out, and the
+    window is long enough to be steady), measured at ``PIPELINE_SIZES`` sizes spread over the
+    window in ``PIPELINE_ROUNDS`` interleaved rounds (``_interleaved``; medians per size) and
+    fitted by least squares: ``E = window rows (s_src + s_op) passes / (slope x window)``,
     one-thread CPU work per wall second; the CPU the pipeline spent on those rows over that
-    work; and the intercept ``wall(small) - small rows x marginal wall per row``, the fixed
-    wall time of a call (for a subdomain fit, with every key met). Medians of 3 calls at each
-    size, after a warm-up. Sources: "gen" (the synthetic generator, keys too for
+    work; and the line's value at the smaller call less its rows' share, the fixed wall time
+    of a call (for a subdomain fit, with every key met). Sources: "gen" (the synthetic generator, keys too for
     "subdomain"), "read" and "read-none" (the zstd and uncompressed calibration stores, warm;
     a transform writes with the store's codec). Pipelines whose smaller call would need more
     than ``max_store_chunks`` chunks are skipped (the prediction falls back to the generic
@@ -459,26 +490,29 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
                                out=work / "pipeline.zarr", codec=codec)
         small = make(small_chunks)
         small()  # warm-up: imports, caches, the store's pages
-        w1, c1 = _wall_cpu(small, 3)
-        per_chunk = w1 / small_chunks
+        per_chunk = _median_time(small, 1) / small_chunks  # sizes the window
         # at least as many chunks again as the smaller call: the subdomain pipeline measured
         # 0.33 us a row between 42 and 64 chunks, 0.52 between 42 and 106, 0.41 between 106
         # and 234, and its 1e7 and 1e8 fits 0.39-0.46 (1 December, 17:30-18:05 UTC)
         window = min(max(4, small_chunks, math.ceil(PIPELINE_WINDOW_S / max(per_chunk, 1e-6))),
                      limit - small_chunks)
-        large = make(small_chunks + window)
-        w2, c2 = _wall_cpu(large, 3)
+        sizes = [small_chunks + round(window * i / (PIPELINE_SIZES - 1))
+                 for i in range(PIPELINE_SIZES)]
+        walls, cpus = _interleaved([small, *(make(m) for m in sizes[1:])], PIPELINE_ROUNDS)
+        slope, w_at_small = _line(sizes, walls, small_chunks)
+        cpu_slope, _ = _line(sizes, cpus, small_chunks)
         src_row = ops[source]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
         kern = ops["sum"] if op == "sum" else ops[
             "transform-none" if (op, codec) == ("transform", "none") else op]
         rows = window * c
         work_s = rows * (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
-        marginal = max(w2 - w1, 1e-9)
+        marginal = max(slope * window, 1e-9)  # wall seconds of the window's rows
+        cpu_marginal = max(cpu_slope * window, 0.0)
         name = f"{source}:{op}"
         out["speedup"][name] = work_s / marginal
-        out["inflation"][name] = max(c2 - c1, 0.0) / work_s
-        out["cpu_per_row"][name] = max(c2 - c1, 0.0) / rows
-        out["fixed_s"][name] = w1 - small_chunks * marginal / window
+        out["inflation"][name] = cpu_marginal / work_s
+        out["cpu_per_row"][name] = cpu_marginal / rows
+        out["fixed_s"][name] = w_at_small - small_chunks * slope
         after = speed_probe()  # the machine's speed around this measurement
         out["probe_s"][name], probe = (probe + after) / 2, after
     return out

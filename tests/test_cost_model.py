@@ -197,3 +197,20 @@ def test_the_speed_probe_runs_threaded_whatever_the_default(monkeypatch):
     with dask.config.set(scheduler="sync"):
         assert cost_model.speed_probe(repeat=3) >= 0
     assert seen == [("threads", cost_model.PROBE_THREADS)] * 3
+
+
+def test_a_pipelines_line_is_fitted_through_every_size():
+    # exact on a line, and its value at the smaller call is the line's, not the first point's
+    slope, at = cost_model._line([12, 24, 36], [1.0 + 0.5 * m for m in (12, 24, 36)], 12)
+    assert slope == pytest.approx(0.5) and at == pytest.approx(7.0)
+    # one slow middle point moves the slope less than a two-point fit would move it
+    slope, _ = cost_model._line([12, 24, 36], [7.0, 16.0, 19.0], 12)
+    assert slope == pytest.approx(0.5)
+
+
+def test_interleaved_rounds_alternate_direction_and_take_medians():
+    calls: list[int] = []
+    fns = [lambda i=i: calls.append(i) for i in range(3)]
+    walls, cpus = cost_model._interleaved(fns, 3)
+    assert calls == [0, 1, 2, 2, 1, 0, 0, 1, 2]
+    assert len(walls) == len(cpus) == 3 and all(w >= 0 for w in walls)
