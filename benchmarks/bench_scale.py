@@ -17,8 +17,9 @@ one pass; accuracy against the closed-form per-key Gram matrices.
 (c) the source written once as a sharded Zarr v3 store (inner chunks = one task's read,
 ``CHUNKS_PER_SHARD`` chunks per shard file); the page cache is dropped before every timed
 repetition when the process may (root), else the output says the reads were warm; one read
-pass, the Gram fit on the threaded scheduler and on a 2-worker LocalCluster, and the transform
-of the whole store to Zarr.
+pass, the Gram fit on the threaded scheduler (2 threads, and 4: two a core, so that a core
+computes while a thread waits for its ``O_DIRECT`` read) and on a 2-worker LocalCluster, and
+the transform of the whole store to Zarr.
 (d) a small store, warm, on LocalClusters of 1x1, 1x2 and 2x1 workers x threads: read pass,
 Gram, randomized (``n_iter=4``) and incremental fits.
 
@@ -381,13 +382,17 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
             ("gram", "veob fit solver=gram, LocalCluster 2x1", "cluster", 2, 1, None),
             ("gram", "veob fit solver=gram, LocalCluster 2x2", "cluster", 2, 2, None),
             ("transform", "veob transform -> Zarr, threaded", "threads", 1, 2, None),
+            # two threads a core: a thread waiting for an O_DIRECT read leaves its core idle
+            ("read", "read pass, threaded, 4 threads", "threads", 1, 4, None),
+            ("gram", "veob fit solver=gram, threaded, 4 threads", "threads", 1, 4, None),
             ("read", "read pass, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
             ("gram", "veob fit solver=gram, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
             ("gram", "veob fit solver=gram, LocalCluster 2x1, read-ahead 512 MiB", "cluster", 2,
              1, _RA)]
     out = [_run(args, cal, "c", label, _spec(args, op, src, c, scheduler=s, workers=w, threads=t,
                                               cold=True, readahead=ra), **kw)
-           for op, label, s, w, t, ra in runs if ra is None or args.c_readahead]
+           for op, label, s, w, t, ra in runs if (ra is None or args.c_readahead)
+           and ((s, t) != ("threads", 4) or args.c_four_threads)]
     _ratio(out, out[0])
     for r in out:  # each fit also against the read pass of its own configuration
         own = next((o for o in out if o["op"] == "read" and o["scheduler"] == r["scheduler"]
@@ -552,6 +557,9 @@ def main() -> None:
     p.add_argument("--c-readahead", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the read pass and Gram fits of (c) with read-ahead on "
                         "(512 MiB; the library's default is off)")
+    p.add_argument("--c-four-threads", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the read pass and Gram fit of (c) on the threaded scheduler "
+                        "with 4 threads (two a core)")
     p.add_argument("--d-rows", type=lambda v: int(float(v)), default=2_000_000)
     p.add_argument("--configs", type=lambda v: v.split(","), default=["1x1", "1x2", "2x1"])
     p.add_argument("--k", type=int, default=DEFAULT_K)
