@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cost_model.py                       # calibrate (~18 min), print constants
+    python benchmarks/cost_model.py                       # calibrate (~23 min), print constants
                                                           # and the extrapolation table
     python benchmarks/cost_model.py --cols 64,256 --objstore-mbps 100,1000
     python benchmarks/cost_model.py --load results/cost_model.json   # reuse a calibration

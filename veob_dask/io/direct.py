@@ -24,7 +24,12 @@ cache, and copying it through the cache costs the kernel ~0.6 CPU-s per GB here 
 over 32.8 GB: 21.7 CPU-s, where the sum took ~2); such arrays are read with ``O_DIRECT``, the
 disk writing straight into the (page-aligned) result. Dask config ``veob_dask.direct_io``:
 ``"auto"`` (default: arrays larger than physical memory), ``True`` (always) or ``False``
-(never). A file system that refuses ``O_DIRECT`` (tmpfs) is read through the cache.
+(never). A file system that refuses ``O_DIRECT`` (tmpfs) is read through the cache. A thread
+waiting for such a read holds no core: run two threads a core (``num_workers=2 * cores`` on the
+threaded scheduler, or workers of 2 threads) so that reads overlap compute; a Gram fit of a
+32.8 GB store then took 0.98x and 0.99-1.11x its cold read pass, against 1.22-1.51x with one
+thread a core (``benchmarks/README.md``, "Scale"). Prefetching the next chunks from background
+threads was tried and made those passes slower ("Measurements behind choices in the code").
 """
 
 from __future__ import annotations
