@@ -459,11 +459,11 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     fitted by least squares: ``E = window rows (s_src + s_op) passes / (slope x window)``,
     one-thread CPU work per wall second; the CPU the pipeline spent on those rows over that
     work; and the line's value at the smaller call less its rows' share, the fixed wall time
-    of a call (for a subdomain fit, with every key met). Sources: "gen" (the synthetic generator, keys too for
-    "subdomain"), "read" and "read-none" (the zstd and uncompressed calibration stores, warm;
-    a transform writes with the store's codec). Pipelines whose smaller call would need more
-    than ``max_store_chunks`` chunks are skipped (the prediction falls back to the generic
-    speed-up); generated sources take windows of up to 4 x ``max_store_chunks`` chunks.
+    of a call (for a subdomain fit, with every key met). Sources: "gen" (the synthetic
+    generator, keys too for "subdomain"), "read" and "read-none" (the zstd and uncompressed
+    calibration stores, warm; a transform writes with the store's codec). Pipelines whose
+    smaller call would need more than ``max_store_chunks`` chunks are skipped (the prediction
+    falls back to the generic speed-up); generated sources take windows of up to 4 x ``max_store_chunks`` chunks.
     Each pipeline also gets the mean of the speed probes (``speed_probe``) just before and
     just after it; ``probe`` is the one just taken before the first.
     """
