@@ -208,9 +208,20 @@ def test_a_pipelines_line_is_fitted_through_every_size():
     assert slope == pytest.approx(0.5)
 
 
-def test_interleaved_rounds_alternate_direction_and_take_medians():
+def test_interleaved_rounds_alternate_direction_and_take_medians(monkeypatch):
     calls: list[int] = []
     fns = [lambda i=i: calls.append(i) for i in range(3)]
+    # call n (0-based) of size i takes 10 i + n wall seconds and i + 0.1 n CPU seconds
+    timed = iter(range(9))
+
+    def fake_wall_cpu(fn, repeat):
+        fn()
+        n = next(timed)
+        return 10 * calls[-1] + n, calls[-1] + 0.1 * n
+
+    monkeypatch.setattr(cost_model, "_wall_cpu", fake_wall_cpu)
     walls, cpus = cost_model._interleaved(fns, 3)
     assert calls == [0, 1, 2, 2, 1, 0, 0, 1, 2]
-    assert len(walls) == len(cpus) == 3 and all(w >= 0 for w in walls)
+    # size 0 was call 0, 5, 6; size 1 call 1, 4, 7; size 2 call 2, 3, 8: medians 5, 4, 3
+    assert walls == [5, 14, 23]
+    assert cpus == pytest.approx([0.5, 1.4, 2.3])
