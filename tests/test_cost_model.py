@@ -225,3 +225,29 @@ def test_interleaved_rounds_alternate_direction_and_take_medians(monkeypatch):
     # size 0 was call 0, 5, 6; size 1 call 1, 4, 7; size 2 call 2, 3, 8: medians 5, 4, 3
     assert walls == [5, 14, 23]
     assert cpus == pytest.approx([0.5, 1.4, 2.3])
+
+
+def test_a_store_head_reads_like_the_whole_store(tmp_path):
+    import dask
+    import numpy as np
+
+    from veob_dask.datasets import SyntheticMatrix
+    from veob_dask.io import read_array
+
+    c = 500
+    path = tmp_path / "s.zarr"
+    cost_model.write_sharded_store(SyntheticMatrix(8 * c, 6), path, chunk_rows=c,
+                                   chunks_per_shard=4, codec="zstd")
+    head = cost_model.store_head(path, 3 * c)
+    assert head.shape == (3 * c, 6) and head.chunks[0] == (c, c, c)
+    np.testing.assert_array_equal(head.compute(), read_array(path)[: 3 * c].compute())
+    # as many tasks as a pass over a store of 3 chunks: no slicing task per chunk
+    short = tmp_path / "short.zarr"
+    cost_model.write_sharded_store(SyntheticMatrix(3 * c, 6), short, chunk_rows=c,
+                                   chunks_per_shard=4, codec="zstd")
+    n_tasks = [len(dict(dask.optimize(x.sum())[0].__dask_graph__()))
+               for x in (head, read_array(short), read_array(path)[: 3 * c])]
+    assert n_tasks[0] == n_tasks[1] < n_tasks[2]
+    assert cost_model.store_head(path, 10 * c).shape == (8 * c, 6)
+    with pytest.raises(ValueError, match="whole number of stored chunks"):
+        cost_model.store_head(path, c + 1)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from veob_dask.errors import SchedulerError
-from veob_dask.runtime import check_address, connect
+from veob_dask.runtime import MALLOC_TRIM_KEY, check_address, connect, local_cluster
 
 
 @pytest.mark.parametrize("address, normalised", [
@@ -134,3 +134,15 @@ def test_real_scheduler_handshake_and_worker_address_refused() -> None:
         worker = next(iter(cluster.scheduler_info["workers"]))
         with pytest.raises(SchedulerError, match="answered as a Dask Worker"):
             connect(worker, timeout=10)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("trim", [False, True])
+def test_local_cluster_workers_trim_memory_only_when_asked(
+        trim: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    before = dask.config.get(MALLOC_TRIM_KEY)
+    with local_cluster(1, trim_memory=trim) as client:
+        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert list(env.values()) == [str(before) if trim else None]
+    assert dask.config.get(MALLOC_TRIM_KEY) == before  # the setting did not leak
