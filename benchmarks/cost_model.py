@@ -10,7 +10,7 @@ Usage::
 The model (stated in full in ``benchmarks/README.md``, section "Cost model"): a pass over ``n``
 rows in chunks of ``c`` rows on ``W`` workers x ``T`` threads (``S = W T`` task slots) costs
 
-    T_pass = max(io,  io / S + n (s_src + s_op) / E(W, T) x waves),
+    T_pass = closed_pass(io, n (s_src + s_op) / E(W, T) x waves, S, cores),
     io = (bytes_cold + bytes_out) / B_disk
 
 with ``s_src`` the CPU seconds per row of producing a chunk (generating it, reading and
@@ -22,10 +22,11 @@ configuration over one thread's CPU work, measured on a steady window of rows in
 of its own (it holds the per-task overhead; a pipeline not measured falls back to the Gram
 pipeline's ``E`` plus ``(n / c) (t_task(sched) - t_task(sync)) / E``), ``waves =
 ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last wave, ``B_disk`` the disk's cold
-bandwidth and ``bytes_out`` what a cold transform writes (a task waits for its own chunk, then
-computes it, so each slot spends its 1/S share of the disk time in series with its compute;
-with the library's read-ahead on, the model takes full overlap instead, ``max(disk, compute)``)
-and ``t_task`` the CPU per task of each scheduler. A run is ``t_call + passes x T_pass``:
+bandwidth and ``bytes_out`` what a cold transform writes. A task waits for its own chunk, then
+computes it: ``closed_pass`` is the mean of that closed queueing network (the disk one server,
+the cores ``min(S, cores)`` servers); it is the compute alone without cold bytes, and with the
+library's read-ahead on the model takes full overlap instead, ``max(disk, compute)``. ``t_task``
+is the CPU per task of each scheduler. A run is ``t_call + passes x T_pass``:
 ``t_call`` the intercept of the pipeline's measurement (else the wall time of the same call on a
 one-chunk array: graph, scheduling, eigensolver, the writes that do not grow with the rows); the
 randomized solver makes ``n_iter + 1`` passes, all others one. Its CPU seconds are ``passes x n
@@ -736,6 +737,35 @@ def _graph_time(d: int) -> float:
 
 
 # -------------------------------------------------------------------------------- prediction
+def closed_pass(io: float, cpu: float, slots: int, cores: int) -> float:
+    """Wall seconds of a pass in which each of ``slots`` task slots reads its chunk from the
+    disk, waits for it, then computes it, and takes the next.
+
+    The mean of the closed queueing network that describes it: the disk, one server, serves
+    the pass's bytes in ``io`` seconds; the cores, ``m = min(slots, cores)`` servers, do its
+    compute in ``cpu`` seconds of wall time when all ``m`` are busy (so ``m x cpu`` of one
+    thread's time). With service times taken as exponential the network has product form:
+    the state with ``k`` slots computing weighs ``prod_{j <= k} (m cpu / min(j, m)) x
+    io^(slots - k)``, the disk works unless every slot computes, and the pass takes ``io / (1 -
+    P(all computing))``. One slot gives ``io + cpu``; the limits are ``io`` and ``cpu``.
+
+    It replaces ``max(io, io / S + cpu)``, which took each slot's reads at the disk's full
+    bandwidth with no wait behind the other slots'. Where disk and compute are about equal
+    that was short: the cold transform of the uncompressed 256-feature store, io-bound by
+    ``max`` at 25.0 s, took 31.9-34.9 s in the chains of 1 December (``closed_pass``: 30.1 s).
+    """
+    if io <= 0 or slots < 1:
+        return max(cpu, 0.0)
+    if cpu <= 0:
+        return io
+    m = max(1, min(slots, cores))
+    weight, total = 1.0, 1.0  # weights over io^slots, from k = 0
+    for j in range(1, slots + 1):
+        weight *= m * cpu / io / min(j, m)
+        total += weight
+    return io / (1.0 - weight / total)
+
+
 def efficiency(cal: dict[str, Any], d: int, scheduler: str, workers: int, threads: int) -> float:
     """Measured speed-up of a configuration over one thread (1.0 for sync)."""
     eff = cal["per_d"][str(d)]["efficiency"]
@@ -759,16 +789,25 @@ def task_overhead(cal: dict[str, Any], scheduler: str, workers: int, threads: in
 
 
 def _config_key(cal: dict[str, Any], entry: dict[str, Any], scheduler: str, workers: int,
-                threads: int) -> str:
+                threads: int, *, cold: bool = False) -> str:
     """The calibrated configuration a run takes its pipelines from: its own, else — for a
     cluster of at least as many workers as CPUs, where more threads add no cores — the same
-    workers with one thread each."""
+    workers with one thread each.
+
+    A ``cold`` pass with more task slots than CPUs takes that one even where its own was
+    measured: ``closed_pass`` lets at most one slot a CPU compute and gives the other slots
+    the disk, so its compute rate is that of one slot a CPU. The warm pipeline of the
+    configuration itself has every slot computing at once, sharing the cores, and would
+    charge that twice (2 workers x 2 threads, zstd 256-feature store, 2 December 00:45 UTC:
+    read pass 33.0 s, predicted 43.1 s from the 2x2 pipeline and 37.3 s from the 2x1 one).
+    """
     if scheduler == "threads":
         return "threads-2"
+    cpus = cal["machine"]["cpus"] or 1
     key = f"cluster-{workers}x{threads}"
     alt = f"cluster-{workers}x1"
-    if (key not in entry.get("speedup", {}) and alt in entry.get("speedup", {})
-            and workers >= (cal["machine"]["cpus"] or 1)):
+    if alt in entry.get("speedup", {}) and workers >= cpus and (
+            key not in entry.get("speedup", {}) or (cold and workers * threads > cpus)):
         return alt
     return key
 
@@ -806,7 +845,9 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     if op == "transform" and codec != "zstd":  # its output takes the store's codec
         kern = ops.get(f"transform-{codec}", kern)
     n_pass = passes(op, q)
-    key = _config_key(cal, entry, scheduler, workers, threads)
+    disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
+    key = _config_key(cal, entry, scheduler, workers, threads,
+                      cold=bool(cold_bytes and disk_bw and not readahead))
     src_name = "gen" if source != "read" else ("read" if codec == "zstd" else f"read-{codec}")
     pipeline = f"{src_name}:{'sum' if op in ('gen', 'read') else op}"
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
@@ -819,7 +860,6 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
                or entry.get("probe_s", {}).get(key) or cal.get("probe_s"))
         speed = probe_s / ref if ref else 1.0
     cpu = n * (src_row + kern["per_row"]) / eff * waves * speed
-    disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
     # a cold transform's output shares the disk with its reads (k float32 columns a row)
     out_bytes = (n * cal.get("settings", {}).get("k", DEFAULT_K) * 4
                  * (read.get("compression", 1.0) if codec == "zstd" else 1.0)
@@ -828,10 +868,10 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # a pipeline's measured speed-up already holds its per-task overhead
     over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
                                             - cal["task_s"]["sync"]) / eff * speed
-    # without read-ahead a task waits for its own chunk, then computes: each of the S slots
-    # spends its 1/S share of the disk time in series with its compute (a pass costs the
-    # larger of the disk and that); read-ahead overlaps both
-    per_pass = (max(cpu, io) if readahead else max(io, io / slots + cpu)) + over
+    # without read-ahead a task waits for its own chunk, then computes (``closed_pass``);
+    # read-ahead overlaps both
+    cores = cal["machine"]["cpus"] or 1
+    per_pass = (max(cpu, io) if readahead else closed_pass(io, cpu, slots, cores)) + over
     # the fixed wall time of a call: the intercept of its pipeline's measurement, else the
     # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)

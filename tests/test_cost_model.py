@@ -251,3 +251,50 @@ def test_a_store_head_reads_like_the_whole_store(tmp_path):
     assert cost_model.store_head(path, 10 * c).shape == (8 * c, 6)
     with pytest.raises(ValueError, match="whole number of stored chunks"):
         cost_model.store_head(path, c + 1)
+
+
+def test_a_cold_pass_is_the_closed_network_of_disk_and_cores():
+    cp = cost_model.closed_pass
+    assert cp(3.0, 2.0, 1, 2) == pytest.approx(5.0)  # one slot: read, then compute
+    assert cp(0.0, 2.0, 2, 2) == 2.0 and cp(3.0, 0.0, 2, 2) == 3.0
+    # two slots on two cores, solved by hand: (io² + 2 cpu io + 2 cpu²) / (io + 2 cpu)
+    io, cpu = 24.9, 11.0
+    assert cp(io, cpu, 2, 2) == pytest.approx((io**2 + 2 * cpu * io + 2 * cpu**2)
+                                              / (io + 2 * cpu))
+    for slots in (1, 2, 4, 8):
+        for io, cpu in ((1.0, 10.0), (10.0, 1.0), (5.0, 5.0)):
+            assert max(io, cpu) <= cp(io, cpu, slots, 2) <= io + cpu
+    # far more of one than of the other: about that one (plus a slot's share of the disk)
+    assert cp(1.0, 1000.0, 2, 2) == pytest.approx(1000.5, rel=1e-3)
+    assert cp(1000.0, 1.0, 2, 2) == pytest.approx(1000.0, rel=1e-3)
+    # more slots overlap more of the disk with the compute, even past the cores
+    assert cp(10.0, 10.0, 4, 2) < cp(10.0, 10.0, 2, 2) < cp(10.0, 10.0, 1, 2)
+
+
+def test_a_cold_pass_is_predicted_by_the_closed_network():
+    got = cost_model.predict(CAL, op="read", source="read", rows=10**8, cols=64,
+                             chunk_rows=100_000, cold_bytes=2 * 10**10, disk_bytes_per_s=1e9)
+    per_pass = cost_model.closed_pass(got["io_s"], got["work_s"], 2, 2)
+    assert got["io_s"] == pytest.approx(20.0)
+    assert got["predicted_s"] == pytest.approx(got["fixed_s"] + per_pass + got["overhead_s"])
+    # read-ahead overlaps disk and compute fully
+    ahead = cost_model.predict(CAL, op="read", source="read", rows=10**8, cols=64,
+                               chunk_rows=100_000, cold_bytes=2 * 10**10,
+                               disk_bytes_per_s=1e9, readahead=True)
+    assert ahead["predicted_s"] == pytest.approx(
+        ahead["fixed_s"] + max(ahead["io_s"], ahead["work_s"]) + ahead["overhead_s"])
+
+
+def test_a_cold_pass_with_more_slots_than_cpus_computes_at_one_slot_a_cpu():
+    entry = {**CAL["per_d"]["64"], "speedup": {"cluster-2x1": {"read:sum": 1.6},
+                                                "cluster-2x2": {"read:sum": 1.2}}}
+    cal = {**CAL, "per_d": {"64": entry}}
+    key = cost_model._config_key
+    assert key(cal, entry, "cluster", 2, 2) == "cluster-2x2"  # warm: all four compute at once
+    assert key(cal, entry, "cluster", 2, 2, cold=True) == "cluster-2x1"
+    assert key(cal, entry, "cluster", 2, 1, cold=True) == "cluster-2x1"
+    kw = {"op": "read", "source": "read", "rows": 10**8, "cols": 64, "chunk_rows": 100_000,
+          "scheduler": "cluster", "workers": 2, "threads": 2}
+    assert cost_model.predict(cal, **kw)["efficiency"] == 1.2
+    cold = cost_model.predict(cal, **kw, cold_bytes=10**10, disk_bytes_per_s=1e9)
+    assert cold["efficiency"] == 1.6
