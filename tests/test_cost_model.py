@@ -298,3 +298,29 @@ def test_a_cold_pass_with_more_slots_than_cpus_computes_at_one_slot_a_cpu():
     assert cost_model.predict(cal, **kw)["efficiency"] == 1.2
     cold = cost_model.predict(cal, **kw, cold_bytes=10**10, disk_bytes_per_s=1e9)
     assert cold["efficiency"] == 1.6
+
+
+def test_merged_calibrations_average_each_pipeline_over_its_probe():
+    def cal(speedup, probe, fixed, created):
+        entry = {**CAL["per_d"]["64"], "speedup": {"threads-2": {"gen:gram": speedup}},
+                 "pipeline_probe_s": {"threads-2": {"gen:gram": probe}},
+                 "pipeline_fixed_s": {"threads-2": {"gen:gram": fixed}},
+                 "pipeline_cpu_per_row": {"threads-2": {"gen:gram": 1e-6 * speedup}}}
+        return {**CAL, "per_d": {"64": entry}, "created": created}
+
+    # wall per row over the probe, work / E / probe: 2 x work in the first, 1 x work in the
+    # second; their mean, 1.5 x work, is put back at the last calibration's probe
+    a, b = cal(1.0, 0.5, 0.2, "a"), cal(4.0, 0.25, 0.05, "b")
+    merged = cost_model.merge_calibrations([a, b])
+    e = merged["per_d"]["64"]
+    assert e["speedup"]["threads-2"]["gen:gram"] == pytest.approx(1 / (1.5 * 0.25))
+    assert e["pipeline_fixed_s"]["threads-2"]["gen:gram"] == pytest.approx(
+        (0.2 / 0.5 + 0.05 / 0.25) / 2 * 0.25)
+    assert e["pipeline_cpu_per_row"]["threads-2"]["gen:gram"] == pytest.approx(2.5e-6)
+    assert merged["merged_from"] == ["a", "b"]
+    assert b["per_d"]["64"]["speedup"]["threads-2"]["gen:gram"] == 4.0  # inputs untouched
+    # a calibration merged with itself is itself
+    same = cost_model.merge_calibrations([b, b])["per_d"]["64"]
+    assert same["speedup"]["threads-2"]["gen:gram"] == pytest.approx(4.0)
+    with pytest.raises(ValueError):
+        cost_model.merge_calibrations([])
