@@ -284,7 +284,8 @@ def store_head(store: Path, rows: int) -> Any:
     ``read_array(store)[:rows]`` would add a slicing task per chunk that no run has (dask
     does not fuse it away). On a LocalCluster of 1 worker x 2 threads a read pass of 21
     chunks took 0.64-0.77 s whole and 0.71-0.99 s sliced (2 December 00:05 UTC), and
-    calibrations built on sliced stores predicted the (d) sweep's cluster runs 5-33 % long.
+    the calibrations of 1 December, built on sliced stores, predicted the (d) sweep's
+    cluster runs long in all three chains (by up to 53 %).
     ``rows`` is a whole number of stored chunks, or at least the store's length.
     """
     import dask.array as da

@@ -348,7 +348,7 @@ def local_cluster(
     (3 calls each, 2 December 00:25 UTC, ``benchmarks/README.md``): a read pass 0.78-0.81 s
     and 0.60-0.66 s, a Gram fit 0.92-0.99 s and 0.65-0.83 s, a randomized fit 2.59-2.86 s and
     1.95-2.06 s; the peak memory of the process tree rose 1-3 %. Without it a worker keeps at
-    most glibc's own trim threshold of freed memory (at most 64 MiB) before returning it.
+    most glibc's own trim threshold of freed memory (up to 64 MiB an arena) before returning it.
     ``trim_memory=True`` keeps dask's setting.
     """
     import dask
