@@ -478,6 +478,17 @@ def pipeline_chunks(op: str, c: int, *, n_keys: int, group_rows: int = 512) -> i
     return PIPELINE_SMALL_CHUNKS
 
 
+def _pipeline_row_work(entry: dict[str, Any], name: str) -> float:
+    """One thread's CPU seconds per row of pipeline ``name`` ("source:op"), all passes: the
+    work its speed-up ``E`` divides."""
+    source, op = name.split(":")
+    ops = entry["ops"]
+    src_row = ops[source]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
+    kern = ops["sum"] if op == "sum" else ops[
+        "transform-none" if (op, source) == ("transform", "read-none") else op]
+    return (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
+
+
 def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str, str], ...],
               max_store_chunks: int, probe: float) -> dict[str, dict[str, float]]:
     """Speed-up ``E``, CPU inflation, CPU per row and fixed wall seconds of each (source, op)
@@ -500,7 +511,7 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
     """
     from veob_dask.datasets import SyntheticMatrix
 
-    c, ops = entry["chunk_rows"], entry["ops"]
+    c = entry["chunk_rows"]
     out: dict[str, dict[str, float]] = {"speedup": {}, "inflation": {}, "cpu_per_row": {},
                                         "fixed_s": {}, "probe_s": {}}
     for source, op in pairs:
@@ -531,11 +542,8 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
         walls, cpus = _interleaved([small, *(make(m) for m in sizes[1:])], PIPELINE_ROUNDS)
         slope, w_at_small = _line(sizes, walls, small_chunks)
         cpu_slope, _ = _line(sizes, cpus, small_chunks)
-        src_row = ops[source]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
-        kern = ops["sum"] if op == "sum" else ops[
-            "transform-none" if (op, codec) == ("transform", "none") else op]
         rows = window * c
-        work_s = rows * (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
+        work_s = rows * _pipeline_row_work(entry, f"{source}:{op}")
         marginal = max(slope * window, 1e-9)  # wall seconds of the window's rows
         cpu_marginal = max(cpu_slope * window, 0.0)
         name = f"{source}:{op}"
@@ -1002,17 +1010,6 @@ def constants_table(cal: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"constant": f"tree {label} fan-in {f} ({tree['leaves']} leaves, "
                                      f"depth {v['depth']})", "fixed_s": v["seconds"]})
     return rows
-
-
-def _pipeline_row_work(entry: dict[str, Any], name: str) -> float:
-    """One thread's CPU seconds per row of pipeline ``name`` ("source:op"), all passes: the
-    work its speed-up ``E`` divides (as ``_speedups`` counts it)."""
-    source, op = name.split(":")
-    ops = entry["ops"]
-    src_row = ops[source]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
-    kern = ops["sum"] if op == "sum" else ops[
-        "transform-none" if (op, source) == ("transform", "read-none") else op]
-    return (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
 
 
 def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
