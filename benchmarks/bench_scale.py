@@ -385,6 +385,7 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
             # two threads a core: a thread waiting for an O_DIRECT read leaves its core idle
             ("read", "read pass, threaded, 4 threads", "threads", 1, 4, None),
             ("gram", "veob fit solver=gram, threaded, 4 threads", "threads", 1, 4, None),
+            ("transform", "veob transform -> Zarr, threaded, 4 threads", "threads", 1, 4, None),
             ("read", "read pass, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
             ("gram", "veob fit solver=gram, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
             ("gram", "veob fit solver=gram, LocalCluster 2x1, read-ahead 512 MiB", "cluster", 2,
@@ -558,8 +559,8 @@ def main() -> None:
                    help="also time the read pass and Gram fits of (c) with read-ahead on "
                         "(512 MiB; the library's default is off)")
     p.add_argument("--c-four-threads", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time the read pass and Gram fit of (c) on the threaded scheduler "
-                        "with 4 threads (two a core)")
+                   help="also time the read pass, Gram fit and transform of (c) on the threaded "
+                        "scheduler with 4 threads (two a core)")
     p.add_argument("--d-rows", type=lambda v: int(float(v)), default=2_000_000)
     p.add_argument("--configs", type=lambda v: v.split(","), default=["1x1", "1x2", "2x1"])
     p.add_argument("--k", type=int, default=DEFAULT_K)

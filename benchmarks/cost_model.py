@@ -21,13 +21,14 @@ that fixed costs fall out), ``E`` the wall-time speed-up of the (source, op) pip
 configuration over one thread's CPU work, measured on a steady window of rows in a fresh process
 of its own (it holds the per-task overhead; a pipeline not measured falls back to the Gram
 pipeline's ``E`` plus ``(n / c) (t_task(sched) - t_task(sync)) / E``), ``waves =
-ceil(n_tasks / S) / (n_tasks / S)`` the idle slots of the last wave, ``B_disk`` the disk's cold
+wave_factor(n, c, S)`` the idle slots of the last wave, ``B_disk`` the disk's cold
 bandwidth and ``bytes_out`` what a cold transform writes. A task waits for its own chunk, then
 computes it: ``closed_pass`` is the mean of that closed queueing network (the disk one server,
 the cores ``min(S, cores)`` servers); it is the compute alone without cold bytes, and with the
 library's read-ahead on the model takes full overlap instead, ``max(disk, compute)``. ``t_task``
 is the CPU per task of each scheduler. A run is ``t_call + passes x T_pass``:
-``t_call`` the intercept of the pipeline's measurement (else the wall time of the same call on a
+``t_call`` the intercept of the pipeline's line drawn through its smaller call (a run smaller
+than that call is never predicted below its share of it; else the wall time of the same call on a
 one-chunk array: graph, scheduling, eigensolver, the writes that do not grow with the rows); the
 randomized solver makes ``n_iter + 1`` passes, all others one. Its CPU seconds are ``passes x n
 (s_src + s_op) x inflation`` (the measured CPU cost of running beside other threads). The
@@ -540,7 +541,7 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
         sizes = [small_chunks + round(window * i / (PIPELINE_SIZES - 1))
                  for i in range(PIPELINE_SIZES)]
         walls, cpus = _interleaved([small, *(make(m) for m in sizes[1:])], PIPELINE_ROUNDS)
-        slope, w_at_small = _line(sizes, walls, small_chunks)
+        slope, _ = _line(sizes, walls, small_chunks)
         cpu_slope, _ = _line(sizes, cpus, small_chunks)
         rows = window * c
         work_s = rows * _pipeline_row_work(entry, f"{source}:{op}")
@@ -550,7 +551,11 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
         out["speedup"][name] = work_s / marginal
         out["inflation"][name] = cpu_marginal / work_s
         out["cpu_per_row"][name] = cpu_marginal / rows
-        out["fixed_s"][name] = w_at_small - small_chunks * slope
+        # the line through the smaller call's own median: that call is the measurement
+        # nearest the small runs the fixed cost matters for (the least-squares line's
+        # intercept moved between -0.02 and +0.08 s from one calibration to the next for the
+        # same generated Gram pipeline, whose 12-chunk call took 0.20-0.25 s)
+        out["fixed_s"][name] = walls[0] - small_chunks * slope
         after = speed_probe()  # the machine's speed around this measurement
         out["probe_s"][name], probe = (probe + after) / 2, after
     return out
@@ -623,7 +628,7 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     probe = speed_probe()
-    cal: dict[str, Any] = {"version": 5, "created": dt.datetime.now(dt.UTC).isoformat(
+    cal: dict[str, Any] = {"version": 6, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
         "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD},
         "per_d": {}, "task_s": {}, "efficiency": {}, "tree": {}}
@@ -822,6 +827,20 @@ def _config_key(cal: dict[str, Any], entry: dict[str, Any], scheduler: str, work
     return key
 
 
+def wave_factor(rows: int, chunk_rows: int, slots: int) -> float:
+    """The pass's span in chunk times over its work spread evenly on ``slots`` slots.
+
+    The tasks run in waves of ``slots``; the last wave lasts a whole chunk unless its only task
+    is the partial last chunk, which lasts its share (1e6 rows in chunks of 98,304 on 2 slots:
+    5.17 chunk times for 5.09 of work, 1.02, where counting the tasks as whole chunks gave 1.09).
+    """
+    tasks = max(1, math.ceil(rows / chunk_rows))
+    full_waves = math.ceil(tasks / slots)
+    rem = rows - (tasks - 1) * chunk_rows  # rows of the last task
+    last = rem / chunk_rows if tasks - slots * (full_waves - 1) == 1 else 1.0
+    return (full_waves - 1 + last) / (rows / chunk_rows / slots)
+
+
 def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
@@ -863,7 +882,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
     eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
-    waves = math.ceil(tasks / slots) / (tasks / slots)  # the last wave's idle slots
+    waves = wave_factor(rows, chunk_rows, slots)
     speed = 1.0
     if probe_s:
         ref = (entry.get("pipeline_probe_s", {}).get(key, {}).get(pipeline)
@@ -886,9 +905,17 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
     intercept = entry.get("pipeline_fixed_s", {}).get(key, {}).get(pipeline)
-    fixed = speed * (max(0.0, intercept) if intercept is not None
+    fixed = speed * (intercept if intercept is not None
                      else kern["fixed"] if call is None else call)
     total = fixed + n_pass * per_pass
+    if intercept is not None and intercept < 0:
+        # the pipeline's line passes through its smaller call's time and lies below the
+        # origin (its chunks cost more in the window than at its start): a run smaller than
+        # that call takes at least its share of it, since the first chunks cost the most
+        small = pipeline_chunks("sum" if op in ("gen", "read") else op, chunk_rows,
+                                n_keys=DEFAULT_KEYS) * chunk_rows
+        row_wall = n_pass * (src_row + kern["per_row"]) / eff * speed
+        total = max(total, (fixed + small * row_wall) * min(1.0, n / small))
     inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
                  or entry.get("inflation", {}).get(key, 1.0))
     work_cpu = cpu * eff / waves / speed  # CPU seconds of the work itself (one thread's worth)
@@ -1020,7 +1047,9 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
     probe measured beside it in each calibration, averaged, and put back at the last one's
     probe (``E`` and ``pipeline_fixed_s`` rewritten to match); its CPU per row and CPU
     inflation are averaged as they are. Everything else (kernel costs, task overheads, the
-    disk, fixed call costs) is the last calibration's. Two calibrations of 2 December 23:54 and
+    disk, fixed call costs) is the last calibration's. Fixed seconds are averaged only over the
+    calibrations of the last one's version (version 6 draws the line through the smaller call;
+    the wall per row is measured the same way since version 5). Two calibrations of 2 December 23:54 and
     00:59 UTC put the same pipeline's wall per row (over its probe) 11 % apart in the median
     over 61 pipelines, 22 of them more than 15 % and 6 more than 25 % apart: the mean of n
     calibrations divides that noise by about sqrt(n).
@@ -1039,7 +1068,8 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
                     if not speedup or not probe:
                         continue
                     walls.append(_pipeline_row_work(e, name) / speedup / probe)
-                    if (f := e.get("pipeline_fixed_s", {}).get(key, {}).get(name)) is not None:
+                    f = e.get("pipeline_fixed_s", {}).get(key, {}).get(name)
+                    if f is not None and cal.get("version") == out.get("version"):
                         fixed.append(f / probe)
                     if (c := e.get("pipeline_cpu_per_row", {}).get(key, {}).get(name)) is not None:
                         cpu.append(c)

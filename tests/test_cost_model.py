@@ -120,8 +120,34 @@ def test_a_pipelines_intercept_is_the_fixed_cost_and_codecs_have_their_own_pipel
     zstd, plain = p(), p(codec="none")
     assert zstd["fixed_s"] == 0.3  # the intercept, not the one-chunk call
     assert zstd["predicted_s"] == pytest.approx(0.3 + 1e8 * (4e-7 + 1e-8) / 2.0)
-    assert plain["efficiency"] == 1.0 and plain["fixed_s"] == 0.0  # a negative intercept: none
-    assert plain["predicted_s"] == pytest.approx(1e8 * (1e-8 + 1e-8) / 1.0)
+    # a negative intercept is kept (the line runs through the smaller call's own time) ...
+    assert plain["efficiency"] == 1.0 and plain["fixed_s"] == -0.1
+    assert plain["predicted_s"] == pytest.approx(-0.1 + 1e8 * (1e-8 + 1e-8) / 1.0)
+    # ... and a run smaller than that call takes its share of it (a negative intercept puts
+    # the line under that share); larger runs, and positive intercepts, keep the line
+    small = cost_model.PIPELINE_SMALL_CHUNKS * 100_000
+    row = (1e-8 + 1e-8) / 1.0
+
+    def small_run(rows, fixed):
+        entry["pipeline_fixed_s"]["threads-2"]["read-none:sum"] = fixed
+        return cost_model.predict(cal, op="read", source="read", rows=rows, cols=64,
+                                  chunk_rows=100_000, codec="none")["predicted_s"]
+    assert small_run(small // 2, -0.02) == pytest.approx((-0.02 + small * row) / 2)
+    assert small_run(small // 2, -0.02) > -0.02 + small // 2 * row  # above the line
+    assert small_run(small * 2, -0.02) == pytest.approx(-0.02 + 2 * small * row)  # the line
+    assert small_run(small // 2, 0.02) == pytest.approx(0.02 + small // 2 * row)
+
+
+def test_wave_factor_counts_a_partial_last_chunk_by_its_rows():
+    # 3 whole chunks on 2 slots: 2 waves for 1.5 chunk times of work
+    assert cost_model.wave_factor(300, 100, 2) == pytest.approx(2 / 1.5)
+    # 10 whole chunks and one of 17 rows on 2 slots: the partial chunk runs alone at the end
+    assert cost_model.wave_factor(1017, 100, 2) == pytest.approx(5.17 / 5.085)
+    # ... but beside a whole chunk it ends no later than that chunk
+    assert cost_model.wave_factor(917, 100, 2) == pytest.approx(5 / 4.585)
+    # one slot: the span is the work itself
+    assert cost_model.wave_factor(1017, 100, 1) == pytest.approx(1.0)
+    assert cost_model.wave_factor(10**8, 100_000, 2) == pytest.approx(1.0)
 
 
 def test_extrapolation_takes_the_measured_cpu_per_row_of_the_pipeline():
@@ -322,5 +348,10 @@ def test_merged_calibrations_average_each_pipeline_over_its_probe():
     # a calibration merged with itself is itself
     same = cost_model.merge_calibrations([b, b])["per_d"]["64"]
     assert same["speedup"]["threads-2"]["gen:gram"] == pytest.approx(4.0)
+    # fixed seconds of another calibration version (defined another way) are left out
+    old = {**a, "version": 5}
+    mixed = cost_model.merge_calibrations([old, {**b, "version": 6}])["per_d"]["64"]
+    assert mixed["pipeline_fixed_s"]["threads-2"]["gen:gram"] == pytest.approx(0.05)
+    assert mixed["speedup"]["threads-2"]["gen:gram"] == pytest.approx(1 / (1.5 * 0.25))
     with pytest.raises(ValueError):
         cost_model.merge_calibrations([])
