@@ -39,8 +39,9 @@ x level latency, and names the term that binds.
 
 This VM's speed drifts by more than the model's error within minutes, so every measurement
 above is taken beside a speed probe (``speed_probe``: a 0.5 s threaded Gram fit, median of 3),
-so is every benchmark call, and ``predict(probe_s=...)`` multiplies the compute terms (not the
-disk's) by the run's probe over the calibration's.
+so is every benchmark run (before its first call and after its last), and
+``predict(probe_s=...)`` multiplies the compute terms (not the disk's) by the run's probe over
+the calibration's.
 """
 
 from __future__ import annotations
@@ -97,9 +98,10 @@ def speed_probe(repeat: int = 3) -> float:
     5.3 s to 8.2 s and stayed there, and the probe went from 0.47 s to 0.69 s with it (12
     pairs, 1 December 19:28-19:31 UTC: fit / probe stayed within 11.0-12.9 while the fit
     alone moved 5.3-8.6 s). The calibration records the probe beside each pipeline it
-    measures, a benchmark run beside its calls, and ``predict(probe_s=...)`` scales the
-    compute terms by their ratio. It runs on the threaded scheduler whatever the default
-    (a LocalCluster's workers stay idle meanwhile); the first call in a process warms up.
+    measures, a benchmark run before its first call and after its last, and
+    ``predict(probe_s=...)`` scales the compute terms by their ratio. It runs on the threaded
+    scheduler whatever the default (a LocalCluster's workers stay idle meanwhile); the first
+    call in a process warms up.
     """
     import dask
 
@@ -834,7 +836,9 @@ def wave_factor(rows: int, chunk_rows: int, slots: int) -> float:
     is the partial last chunk, which lasts its share (1e6 rows in chunks of 98,304 on 2 slots:
     5.17 chunk times for 5.09 of work, 1.02, where counting the tasks as whole chunks gave 1.09).
     """
-    tasks = max(1, math.ceil(rows / chunk_rows))
+    if rows <= 0 or chunk_rows <= 0 or slots <= 0:
+        return 1.0
+    tasks = math.ceil(rows / chunk_rows)
     full_waves = math.ceil(tasks / slots)
     rem = rows - (tasks - 1) * chunk_rows  # rows of the last task
     last = rem / chunk_rows if tasks - slots * (full_waves - 1) == 1 else 1.0
@@ -1049,10 +1053,10 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
     inflation are averaged as they are. Everything else (kernel costs, task overheads, the
     disk, fixed call costs) is the last calibration's. Fixed seconds are averaged only over the
     calibrations of the last one's version (version 6 draws the line through the smaller call;
-    the wall per row is measured the same way since version 5). Two calibrations of 2 December 23:54 and
-    00:59 UTC put the same pipeline's wall per row (over its probe) 11 % apart in the median
-    over 61 pipelines, 22 of them more than 15 % and 6 more than 25 % apart: the mean of n
-    calibrations divides that noise by about sqrt(n).
+    the wall per row is measured the same way since version 5). Two calibrations, of 1 December
+    23:54 and 2 December 00:59 UTC, put the same pipeline's wall per row (over its probe) 11 %
+    apart in the median over 61 pipelines, 22 of them more than 15 % and 6 more than 25 % apart:
+    the mean of n calibrations divides that noise by about sqrt(n).
     """
     if not cals:
         raise ValueError("no calibration to merge")
