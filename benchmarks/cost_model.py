@@ -918,7 +918,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
         # that call takes at least its share of it, since the first chunks cost the most
         small = pipeline_chunks("sum" if op in ("gen", "read") else op, chunk_rows,
                                 n_keys=DEFAULT_KEYS) * chunk_rows
-        row_wall = n_pass * (src_row + kern["per_row"]) / eff * speed
+        row_wall = n_pass * cpu / (n * waves)  # warm wall seconds per row, all passes
         total = max(total, (fixed + small * row_wall) * min(1.0, n / small))
     inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
                  or entry.get("inflation", {}).get(key, 1.0))
@@ -1101,11 +1101,16 @@ def load_or_calibrate(path: Path, cols: list[int], *, recalibrate: bool = False,
         if all(str(d) in cal["per_d"] for d in cols):
             return cal
     cal = calibrate(cols, **kwargs)
+    save_calibration(cal, path)
+    return cal
+
+
+def save_calibration(cal: dict[str, Any], path: Path) -> None:
+    """Write ``cal`` to ``path`` as JSON: to a temporary file first, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(cal, indent=1))
     os.replace(tmp, path)
-    return cal
 
 
 def main() -> None:
@@ -1135,11 +1140,8 @@ def main() -> None:
     cols = [int(v) for v in args.cols.split(",")]
     if args.merge:
         cal = merge_calibrations([json.loads(Path(f).read_text()) for f in args.merge])
-        out = Path(args.out)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cal, indent=1))
-        os.replace(tmp, out)
-        print(f"merged {len(args.merge)} calibrations into {out}")
+        save_calibration(cal, Path(args.out))
+        print(f"merged {len(args.merge)} calibrations into {args.out}")
     elif args.load:
         cal = json.loads(Path(args.load).read_text())
     else:
