@@ -83,6 +83,14 @@ NAME = "bench_scale"
 #: Read-ahead distance of the (c) variants with read-ahead on.
 _RA = 512 * 2**20
 FIT_OPS = ("gram", "randomized", "incremental")
+#: Bytes of a store's shards read by each disk probe of (c). The disk of this VM drifts within
+#: minutes and swings within seconds: 4 GiB read with ``O_DIRECT`` in 24 MiB blocks gave
+#: 2,248 and then 911 MB/s one after the other, and 1,000-1,130 MB/s with one reader against
+#: 1,460-1,940 with two (2 December 05:20 UTC). So a cold run probes the disk before each call
+#: and after its last, as it reads (its task slots as readers), and is predicted with the
+#: median of its probes (``disk_run_bps``); ``predicted_part_disk_s`` takes the part's one
+#: probe, as until 2 December.
+DISK_PROBE_BYTES = 2 * 10**9
 
 
 # --------------------------------------------------------------------------- child process side
@@ -177,8 +185,12 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         # 12 calls, 2 December 04:25 UTC: median 0.157 and 0.164 s with a probe after each
         # call, 0.143 and 0.126 s back to back, as the calibration times its calls)
         probes = [speed_probe()]
+        disk = spec.get("disk_probe") if spec.get("cold") else None
+        disk_probes: list[float] = []
         while len(times) < spec["repeat"] or (
                 sum(times) < spec.get("min_time_s", 0.0) and len(times) < MAX_CALLS):
+            if disk:  # the disk's bandwidth just before each call (it drifts within minutes)
+                disk_probes.append(_disk_probe(disk, len(disk_probes)))
             if spec.get("cold"):
                 dropped = drop_page_cache()
             with PeakRSS() as mem, Runnable() as run:
@@ -189,6 +201,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             peak = max(peak, mem.peak_mb)
             if run.mean is not None:
                 runnable.append(run.mean)
+        if disk:
+            disk_probes.append(_disk_probe(disk, len(disk_probes)))
         probes.append(speed_probe())
     out: dict[str, Any] = {"median_s": statistics.median(times), "times": times,
                            "cpu_s": statistics.median(cpus), "peak_mb": peak,
@@ -198,8 +212,20 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         out["runnable"] = statistics.median(runnable)
     if dropped is not None:
         out["cache_dropped"] = dropped
+    if disk_probes and all(disk_probes):
+        out["disk_probes_bps"] = disk_probes
+        out["disk_run_bps"] = statistics.median(disk_probes)
     out.update(_accuracy(spec["op"], matrix, res, spec["k"]))
     return out
+
+
+def _disk_probe(probe: dict[str, Any], i: int) -> float:
+    """The disk's cold bandwidth (bytes/s) on ``probe["bytes"]`` of the store's shard files,
+    read by ``probe["readers"]`` threads as the run reads them (``O_DIRECT`` or not); the
+    ``i``-th probe of a run reads other files than the one before it."""
+    files = sample_files(Path(probe["store"]), int(probe["bytes"]), offset=i)
+    return disk_bandwidth(files, readers=int(probe["readers"]),
+                          direct=bool(probe["direct"]))["disk_bytes_per_s"] or 0.0
 
 
 # -------------------------------------------------------------------------- parent process side
@@ -220,9 +246,14 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 def _spec(args: argparse.Namespace, op: str, source: dict[str, Any], chunk_rows: int, *,
           scheduler: str = "threads", workers: int = 1, threads: int = 2,
           cold: bool = False, repeat: int | None = None,
-          readahead: int | None = None) -> dict[str, Any]:
+          readahead: int | None = None, direct: bool = False) -> dict[str, Any]:
+    disk = None
+    if cold and source.get("kind") == "store":  # probed before each call and after the last
+        disk = {"store": source["path"], "bytes": DISK_PROBE_BYTES, "direct": direct,
+                "readers": threads * (workers if scheduler == "cluster" else 1)}
     return {"op": op, "source": source, "chunk_rows": int(chunk_rows), "scheduler": scheduler,
             "workers": workers, "threads": threads, "cold": cold, "readahead": readahead,
+            "disk_probe": disk,
             "repeat": repeat or args.repeat, "min_time_s": 0.0 if cold else args.min_time,
             "k": args.k, "q": args.q, "work": str(args.work),
             "codec": getattr(args, "codec", "zstd")}
@@ -260,7 +291,8 @@ def _predict(row: dict[str, Any], cal: dict[str, Any]) -> None:
     kw = {"op": row["op"], "rows": row["rows"], "cols": row["cols"],
           "chunk_rows": row["chunk_rows"], "source": source, "scheduler": row["scheduler"],
           "workers": row["workers"], "threads": row["threads_per_worker"], "cold_bytes": cold,
-          "q": row.get("q", DEFAULT_Q), "disk_bytes_per_s": row.get("disk_bytes_per_s"),
+          "q": row.get("q", DEFAULT_Q),
+          "disk_bytes_per_s": row.get("disk_run_bps") or row.get("disk_bytes_per_s"),
           "codec": row.get("codec") or "zstd", "readahead": bool(row.get("readahead_bytes")),
           "direct_io": bool(row.get("direct_io"))}
     plain = predict(cal, **kw)
@@ -268,6 +300,10 @@ def _predict(row: dict[str, Any], cal: dict[str, Any]) -> None:
     row["predicted_unprobed_s"] = plain["predicted_s"]
     if row.get("probes_s"):
         row["predicted_before_s"] = predict(cal, **kw, probe_s=row["probes_s"][0])["predicted_s"]
+    if row.get("disk_run_bps") and row.get("disk_bytes_per_s"):  # with the part's one probe
+        row["predicted_part_disk_s"] = predict(
+            cal, **{**kw, "disk_bytes_per_s": row["disk_bytes_per_s"]},
+            probe_s=row.get("probe_s"))["predicted_s"]
     row["predicted_s"], row["predicted_cpu_s"] = pred["predicted_s"], pred["predicted_cpu_s"]
     row["predicted_io_s"], row["speed"] = pred["io_s"], pred["speed"]
 
@@ -290,7 +326,7 @@ def _errors(row: dict[str, Any], cal: dict[str, Any]) -> None:
                                   row.get("predicted_io_s", 0.0))
     row["rows_per_s"] = row["rows"] / row["median_s"]
     row["pred_err"] = row["predicted_s"] / row["median_s"] - 1
-    for name in ("unprobed", "before"):
+    for name in ("unprobed", "before", "part_disk"):
         if f"predicted_{name}_s" in row:
             row[f"pred_err_{name}"] = row[f"predicted_{name}_s"] / row["median_s"] - 1
     row["load_pred_err"] = row["predicted_load_s"] / row["median_s"] - 1
@@ -383,7 +419,7 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     # calibration store is small and freshly written: a virtual disk may serve it from cache)
     # read as the library will: with O_DIRECT when the array is larger than memory
     direct = _reads_direct(Path(src["path"]))
-    probe = disk_bandwidth(sample_files(Path(src["path"]), 2 * 10**9), direct=direct)
+    probe = disk_bandwidth(sample_files(Path(src["path"]), DISK_PROBE_BYTES), direct=direct)
     bw = probe["disk_bytes_per_s"]
     print(f"  disk probe: {probe['bytes'] / 1e9:.2f} GB cold at "
           f"{(bw or 0) / 1e6:.0f} MB/s{' (O_DIRECT)' if direct else ''}", flush=True)
@@ -405,7 +441,7 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
             ("gram", "veob fit solver=gram, LocalCluster 2x1, read-ahead 512 MiB", "cluster", 2,
              1, _RA)]
     out = [_run(args, cal, "c", label, _spec(args, op, src, c, scheduler=s, workers=w, threads=t,
-                                              cold=True, readahead=ra), **kw)
+                                              cold=True, readahead=ra, direct=direct), **kw)
            for op, label, s, w, t, ra in runs if (ra is None or args.c_readahead)
            and ((s, t) != ("threads", 4) or args.c_four_threads)]
     _ratio(out, out[0])

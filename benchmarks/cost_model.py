@@ -269,15 +269,20 @@ def disk_bandwidth(files: list[Path], readers: int = 2, *, direct: bool = False)
             "bytes": total, "files": len(files), "direct": direct}
 
 
-def sample_files(store: Path, max_bytes: int) -> list[Path]:
-    """Storage files of ``store`` spread evenly over it, about ``max_bytes`` in all."""
+def sample_files(store: Path, max_bytes: int, offset: int = 0) -> list[Path]:
+    """Storage files of ``store`` spread evenly over it, about ``max_bytes`` in all.
+
+    ``offset`` shifts the sample by that many files (modulo the spacing), so that probes
+    made one after the other read different files: a virtual disk may serve a file it has
+    just served from its host's cache.
+    """
     files = sorted((p for p in Path(store).rglob("*") if p.is_file() and p.name != "zarr.json"),
                    key=lambda p: [int(v) if v.isdigit() else v for v in p.parts])
     if not files:
         return []
     size = max(1, files[0].stat().st_size)
     step = max(1, math.ceil(len(files) * size / max_bytes))
-    return files[::step]
+    return files[offset % step::step]
 
 
 def store_head(store: Path, rows: int) -> Any:

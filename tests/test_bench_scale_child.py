@@ -36,3 +36,55 @@ def test_a_short_run_calls_again_up_to_the_cap(tmp_path, monkeypatch):
     out = bench_scale.child(_spec(tmp_path, repeat=2, min_time=3600.0))
     assert len(out["times"]) == 5  # far below an hour: stopped by the cap
     assert out["median_s"] == sorted(out["times"])[2]
+
+
+def test_a_cold_run_probes_the_disk_before_each_call_and_after_the_last(tmp_path, monkeypatch):
+    import _common
+
+    from veob_dask.datasets import SyntheticMatrix
+
+    store = tmp_path / "s.zarr"
+    _common.write_sharded_store(SyntheticMatrix(8_000, 8), store, chunk_rows=1_000,
+                                chunks_per_shard=2, codec="none")
+    events, rates = [], iter([3e8, 1e9, 2e9])
+
+    def fake_bandwidth(files, readers=2, *, direct=False):
+        assert readers == 3 and direct  # read as the run reads
+        events.append(("probe", tuple(files), readers))
+        return {"disk_bytes_per_s": next(rates)}
+
+    monkeypatch.setattr(bench_scale, "disk_bandwidth", fake_bandwidth)
+    monkeypatch.setattr(bench_scale, "drop_page_cache", lambda: events.append("drop") or True)
+    monkeypatch.setattr(bench_scale, "DISK_PROBE_BYTES", 2 * 16_000)  # one shard of 4
+    source = {"kind": "store", "path": str(store)}
+    args = type("A", (), {"repeat": 2, "min_time": 2.0, "k": 4, "q": 1, "work": tmp_path,
+                          "codec": "none"})()
+    spec = bench_scale._spec(args, "read", source, 1_000, threads=3, cold=True, direct=True)
+    assert spec["disk_probe"]["readers"] == 3 and spec["min_time_s"] == 0.0
+    out = bench_scale.child(spec)
+    assert len(out["times"]) == 2  # a cold run makes its repeats only
+    # probe, drop, call; probe, drop, call; probe
+    assert [e if e == "drop" else "probe" for e in events] == [
+        "probe", "drop", "probe", "drop", "probe"]
+    probed = [e[1] for e in events if e != "drop"]
+    assert probed[0] != probed[1]  # one probe after the other reads other files
+    assert out["disk_probes_bps"] == [3e8, 1e9, 2e9] and out["disk_run_bps"] == 1e9
+
+
+def test_a_cold_run_is_predicted_with_its_own_disk_probes():
+    import copy
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_cost_model import CAL
+
+    cal = copy.deepcopy(CAL)
+    row = {"part": "c", "op": "read", "rows": 10**8, "cols": 64, "chunk_rows": 100_000,
+           "scheduler": "threads", "workers": 1, "threads_per_worker": 2, "store_bytes": 2 * 10**10,
+           "cache_dropped": True, "disk_bytes_per_s": 1e9, "disk_run_bps": 5e8,
+           "codec": "zstd", "median_s": 40.0, "cpu_s": 10.0}
+    bench_scale._predict(row, cal)
+    bench_scale._errors(row, cal)
+    # the disk at half the part's bandwidth doubles the disk term
+    assert row["predicted_io_s"] == pytest.approx(40.0)
+    assert row["predicted_part_disk_s"] < row["predicted_s"]
+    assert row["pred_err_part_disk"] == pytest.approx(row["predicted_part_disk_s"] / 40.0 - 1)
