@@ -190,7 +190,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         while len(times) < spec["repeat"] or (
                 sum(times) < spec.get("min_time_s", 0.0) and len(times) < MAX_CALLS):
             if disk:  # the disk's bandwidth just before each call (it drifts within minutes)
-                disk_probes.append(_disk_probe(disk, len(disk_probes)))
+                disk_probes.append(_disk_probe(disk, disk["offset"] + len(disk_probes)))
             if spec.get("cold"):
                 dropped = drop_page_cache()
             with PeakRSS() as mem, Runnable() as run:
@@ -202,7 +202,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             if run.mean is not None:
                 runnable.append(run.mean)
         if disk:
-            disk_probes.append(_disk_probe(disk, len(disk_probes)))
+            disk_probes.append(_disk_probe(disk, disk["offset"] + len(disk_probes)))
         probes.append(speed_probe())
     out: dict[str, Any] = {"median_s": statistics.median(times), "times": times,
                            "cpu_s": statistics.median(cpus), "peak_mb": peak,
@@ -222,7 +222,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 def _disk_probe(probe: dict[str, Any], i: int) -> float:
     """The disk's cold bandwidth (bytes/s) on ``probe["bytes"]`` of the store's shard files,
     read by ``probe["readers"]`` threads as the run reads them (``O_DIRECT`` or not); the
-    ``i``-th probe of a run reads other files than the one before it."""
+    ``i``-th probe of a part reads other files than the one before it (``offset`` in the
+    spec counts the probes of the part's earlier runs)."""
     files = sample_files(Path(probe["store"]), int(probe["bytes"]), offset=i)
     return disk_bandwidth(files, readers=int(probe["readers"]),
                           direct=bool(probe["direct"]))["disk_bytes_per_s"] or 0.0
@@ -246,11 +247,13 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 def _spec(args: argparse.Namespace, op: str, source: dict[str, Any], chunk_rows: int, *,
           scheduler: str = "threads", workers: int = 1, threads: int = 2,
           cold: bool = False, repeat: int | None = None,
-          readahead: int | None = None, direct: bool = False) -> dict[str, Any]:
+          readahead: int | None = None, direct: bool = False,
+          probe_offset: int = 0) -> dict[str, Any]:
     disk = None
     if cold and source.get("kind") == "store":  # probed before each call and after the last
         disk = {"store": source["path"], "bytes": DISK_PROBE_BYTES, "direct": direct,
-                "readers": threads * (workers if scheduler == "cluster" else 1)}
+                "readers": threads * (workers if scheduler == "cluster" else 1),
+                "offset": probe_offset}
     return {"op": op, "source": source, "chunk_rows": int(chunk_rows), "scheduler": scheduler,
             "workers": workers, "threads": threads, "cold": cold, "readahead": readahead,
             "disk_probe": disk,
@@ -440,10 +443,14 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
             ("gram", "veob fit solver=gram, threaded, read-ahead 512 MiB", "threads", 1, 2, _RA),
             ("gram", "veob fit solver=gram, LocalCluster 2x1, read-ahead 512 MiB", "cluster", 2,
              1, _RA)]
+    runs = [r for r in runs if (r[5] is None or args.c_readahead)
+            and ((r[2], r[4]) != ("threads", 4) or args.c_four_threads)]
+    # each run's disk probes read other shards than the part's earlier probes: a virtual disk
+    # serves what it served a moment ago from its host's cache
     out = [_run(args, cal, "c", label, _spec(args, op, src, c, scheduler=s, workers=w, threads=t,
-                                              cold=True, readahead=ra, direct=direct), **kw)
-           for op, label, s, w, t, ra in runs if (ra is None or args.c_readahead)
-           and ((s, t) != ("threads", 4) or args.c_four_threads)]
+                                              cold=True, readahead=ra, direct=direct,
+                                              probe_offset=1 + i * (args.repeat + 1)), **kw)
+           for i, (op, label, s, w, t, ra) in enumerate(runs)]
     _ratio(out, out[0])
     for r in out:  # each fit also against the read pass of its own configuration
         own = next((o for o in out if o["op"] == "read" and o["scheduler"] == r["scheduler"]

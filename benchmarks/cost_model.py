@@ -350,12 +350,25 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path, sum_cost: dict[str, 
             c0 = time.process_time()
             run(n)()
             cold_cpu.append(time.process_time() - c0)
+        # the same pass with O_DIRECT, as the library reads an array larger than memory: the
+        # disk writes into the task's buffer, so neither the kernel's copy into the page cache
+        # nor the copy out of it is made, and a warm read's CPU overstates it
+        direct_cpu = []
+        with dask.config.set({"veob_dask.direct_io": True}):
+            for _ in range(2):
+                if not drop_page_cache():
+                    break
+                c0 = time.process_time()
+                run(n)()
+                direct_cpu.append(time.process_time() - c0)
     cold_per_row = (min(cold_cpu) - est["fixed"]) / n if cold_cpu else per_row
+    direct_per_row = (min(direct_cpu) - est["fixed"]) / n if direct_cpu else per_row
     files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name != "zarr.json")
     bw = disk_bandwidth(files)
     return {"per_row": max(est["per_row"] - sum_cost["per_row"], 1e-12),
             "cold_per_row": max(cold_per_row - sum_cost["per_row"], est["per_row"]
                                 - sum_cost["per_row"], 1e-12),
+            "direct_per_row": max(direct_per_row - sum_cost["per_row"], 1e-12),
             "floor_per_row": est["per_row"], "fixed": est["fixed"],
             "compression": disk / m.nbytes, **bw}
 
@@ -863,8 +876,9 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     come from disk each pass when the cache was dropped, at ``disk_bytes_per_s`` — by default
     the bandwidth measured on the calibration store; ``codec`` is the store's, "zstd" or
     "none"; ``readahead``: whether the library's read-ahead was on; ``direct_io``: whether
-    the store was read with ``O_DIRECT``, which spares the kernel's copy through the page
-    cache: its rows cost the warm decode); ``probe_s``: the speed probe (``speed_probe``)
+    the store was read with ``O_DIRECT``, which spares the kernel's copies into and out of
+    the page cache: a cold pass's rows then cost the decode measured with ``O_DIRECT``,
+    ``direct_per_row``, where the calibration has it, else the warm decode); ``probe_s``: the speed probe (``speed_probe``)
     measured beside the run — the compute terms (work, task overhead, fixed cost; not the
     disk) are scaled by its ratio to the probe measured beside the pipeline they come from
     (else beside the configuration's fixed costs, else beside the kernel costs).
@@ -874,9 +888,10 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     ops = entry["ops"]
     n, tasks = rows, math.ceil(rows / chunk_rows)
     read = ops["read" if codec == "zstd" else f"read-{codec}"]
-    if source == "read":
-        cold = cold_bytes and not direct_io
-        src_row = read.get("cold_per_row", read["per_row"]) if cold else read["per_row"]
+    if source == "read" and cold_bytes and direct_io:
+        src_row = read.get("direct_per_row", read["per_row"])
+    elif source == "read":
+        src_row = read.get("cold_per_row", read["per_row"]) if cold_bytes else read["per_row"]
     else:
         src_row = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0)
     kern = ops["sum"] if op in ("gen", "read") else ops[op]

@@ -59,7 +59,8 @@ def test_a_cold_run_probes_the_disk_before_each_call_and_after_the_last(tmp_path
     source = {"kind": "store", "path": str(store)}
     args = type("A", (), {"repeat": 2, "min_time": 2.0, "k": 4, "q": 1, "work": tmp_path,
                           "codec": "none"})()
-    spec = bench_scale._spec(args, "read", source, 1_000, threads=3, cold=True, direct=True)
+    spec = bench_scale._spec(args, "read", source, 1_000, threads=3, cold=True, direct=True,
+                             probe_offset=1)
     assert spec["disk_probe"]["readers"] == 3 and spec["min_time_s"] == 0.0
     out = bench_scale.child(spec)
     assert len(out["times"]) == 2  # a cold run makes its repeats only
@@ -68,6 +69,8 @@ def test_a_cold_run_probes_the_disk_before_each_call_and_after_the_last(tmp_path
         "probe", "drop", "probe", "drop", "probe"]
     probed = [e[1] for e in events if e != "drop"]
     assert probed[0] != probed[1]  # one probe after the other reads other files
+    # the part's probe read the first sample (offset 0); the run's start at its offset
+    assert probed[0] != tuple(bench_scale.sample_files(store, 2 * 16_000))
     assert out["disk_probes_bps"] == [3e8, 1e9, 2e9] and out["disk_run_bps"] == 1e9
 
 

@@ -355,3 +355,31 @@ def test_merged_calibrations_average_each_pipeline_over_its_probe():
     assert mixed["speedup"]["threads-2"]["gen:gram"] == pytest.approx(1 / (1.5 * 0.25))
     with pytest.raises(ValueError):
         cost_model.merge_calibrations([])
+
+
+def test_a_configuration_is_measured_in_a_child_process_and_its_failure_is_named(tmp_path):
+    # a one-worker cluster with no feature widths: the child starts it, times its tasks and
+    # sends the result back as JSON
+    got = cost_model._config_in_child({"per_d": {}, "task_s": {"sync": 0.0}}, "1x1", [],
+                                      tmp_path)
+    assert got["per_d"] == {} and got["task_s"] > 0 and got["cluster_start_s"] > 0
+    # a calibration without the widths asked for: the child fails, and the error says where
+    with pytest.raises(RuntimeError, match=r"configuration 1x1 failed(.|\n)*KeyError"):
+        cost_model._config_in_child({"per_d": {}, "task_s": {"sync": 0.0}}, "1x1", [8],
+                                    tmp_path)
+
+
+def test_a_cold_pass_read_with_o_direct_costs_the_direct_decode():
+    import copy
+
+    cal = copy.deepcopy(CAL)
+    kw = {"op": "read", "source": "read", "rows": 10**8, "cols": 64, "chunk_rows": 100_000,
+          "cold_bytes": 2 * 10**10, "disk_bytes_per_s": 1e9, "readahead": True}
+    warm = cost_model.predict(cal, **kw, direct_io=True)  # no direct cost measured: the warm one
+    cal["per_d"]["64"]["ops"]["read"]["direct_per_row"] = 1e-7
+    direct = cost_model.predict(cal, **kw, direct_io=True)
+    cached = cost_model.predict(cal, **kw)  # through the page cache: unchanged
+    # (1e8 rows x (source + sum kernel)) / E, E = 1.8
+    assert warm["work_s"] == pytest.approx(1e8 * (4e-7 + 1e-8) / 1.8)
+    assert direct["work_s"] == pytest.approx(1e8 * (1e-7 + 1e-8) / 1.8)
+    assert cached["work_s"] == pytest.approx(warm["work_s"])
