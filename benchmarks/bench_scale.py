@@ -16,7 +16,9 @@ generation-only pass (``x.sum()``, the floor) and the closed-form singular value
 one pass; accuracy against the closed-form per-key Gram matrices.
 (c) the source written once as a sharded Zarr v3 store (inner chunks = one task's read,
 ``CHUNKS_PER_SHARD`` chunks per shard file); the page cache is dropped before every timed
-repetition when the process may (root), else the output says the reads were warm; one read
+repetition when the process may (root), else the output says the reads were warm, and the
+disk's bandwidth is probed before each repetition and after the last (``disk_probes_bps``;
+``DISK_PROBE_BYTES``); one read
 pass, the Gram fit on the threaded scheduler (2 threads, and 4: two a core, so that a core
 computes while a thread waits for its ``O_DIRECT`` read) and on a 2-worker LocalCluster, and
 the transform of the whole store to Zarr.
