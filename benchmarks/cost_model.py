@@ -315,6 +315,19 @@ def store_head(store: Path, rows: int) -> Any:
                          name=f"veob-read-X-{tokenize(str(store), rows, c)}")
 
 
+def _cold_cpu(fn: Callable[[], Any], times: int = 2) -> list[float]:
+    """CPU seconds of this process for ``fn`` right after the page cache is dropped, ``times``
+    times; none when the cache cannot be dropped (not root)."""
+    out = []
+    for _ in range(times):
+        if not drop_page_cache():
+            break
+        c0 = time.process_time()
+        fn()
+        out.append(time.process_time() - c0)
+    return out
+
+
 def _read_costs(d: int, c: int, *, repeat: int, work: Path, sum_cost: dict[str, float],
                 codec: str = "zstd") -> dict[str, Any]:
     """Warm decode per row and cold read per row (one thread), and the disk's cold bandwidth,
@@ -343,24 +356,13 @@ def _read_costs(d: int, c: int, *, repeat: int, work: Path, sum_cost: dict[str, 
         est = {"per_row": per_row, "fixed": max(0.0, t1 - 2 * c * per_row)}
         # cold: the same pass after dropping the cache; the extra CPU is the kernel's share of
         # reading from disk (page-cache insertion) charged to this process
-        cold_cpu = []
-        for _ in range(2):
-            if not drop_page_cache():
-                break
-            c0 = time.process_time()
-            run(n)()
-            cold_cpu.append(time.process_time() - c0)
+        cold_cpu = _cold_cpu(run(n))
         # the same pass with O_DIRECT, as the library reads an array larger than memory: the
-        # disk writes into the task's buffer, so neither the kernel's copy into the page cache
-        # nor the copy out of it is made, and a warm read's CPU overstates it
-        direct_cpu = []
+        # disk writes into the task's buffer, with no copy into the page cache nor out of it
+        # (2 December 06:22 UTC: within a few per cent of the warm decode at 64 and 256
+        # features, zstd and uncompressed)
         with dask.config.set({"veob_dask.direct_io": True}):
-            for _ in range(2):
-                if not drop_page_cache():
-                    break
-                c0 = time.process_time()
-                run(n)()
-                direct_cpu.append(time.process_time() - c0)
+            direct_cpu = _cold_cpu(run(n))
     cold_per_row = (min(cold_cpu) - est["fixed"]) / n if cold_cpu else per_row
     direct_per_row = (min(direct_cpu) - est["fixed"]) / n if direct_cpu else per_row
     files = sorted(p for p in Path(path).rglob("*") if p.is_file() and p.name != "zarr.json")
