@@ -448,7 +448,7 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     runs = [r for r in runs if (r[5] is None or args.c_readahead)
             and ((r[2], r[4]) != ("threads", 4) or args.c_four_threads)]
     # each run's disk probes read other shards than the part's earlier probes: a virtual disk
-    # serves what it served a moment ago from its host's cache
+    # may serve what it served a moment ago from its host's cache
     out = [_run(args, cal, "c", label, _spec(args, op, src, c, scheduler=s, workers=w, threads=t,
                                               cold=True, readahead=ra, direct=direct,
                                               probe_offset=1 + i * (args.repeat + 1)), **kw)
