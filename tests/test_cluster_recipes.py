@@ -363,13 +363,17 @@ def test_every_container_command_runs_with_the_installed_packages():
     assert {("dask", "scheduler"), ("dask", "worker"), ("veob", "fit")} <= set(seen)
 
 
-def _load_constraints_module():
+def _load_module(path: Path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("veob_constraints", K8S / "constraints.py")
+    spec = importlib.util.spec_from_file_location(f"veob_{path.parent.name}_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load_constraints_module():
+    return _load_module(K8S / "constraints.py")
 
 
 def test_the_image_is_pinned_to_the_tested_environment():
@@ -403,6 +407,44 @@ def test_the_image_is_pinned_to_the_tested_environment():
 
 # -- dask-gateway: a local gateway server, cluster/gateway/start.py, a fit through the proxy --
 
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_gateway_start_waits_for_a_starting_gateway_only():
+    mod = _load_module(ROOT / "cluster" / "gateway" / "start.py")
+
+    class Gateway:
+        def __init__(self, errors):
+            self.errors, self.calls = list(errors), 0
+
+        def cluster_options(self):
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            return {"worker_memory": 2}
+
+    starting = Gateway([ConnectionRefusedError(), ValueError("Not Found")])
+    assert mod.cluster_options(starting, wait=30) == {"worker_memory": 2}
+    assert starting.calls == 3
+    # a wrong password or a bad option is raised at once, not waited on
+    for error in (ValueError("Unauthorized"), RuntimeError("boom")):
+        bad = Gateway([error])
+        with pytest.raises(type(error)):
+            mod.cluster_options(bad, wait=30)
+        assert bad.calls == 1
+    # a gateway that never comes up is given up on after `wait` seconds
+    with pytest.raises(ValueError, match="Not Found"):
+        mod.cluster_options(Gateway([ValueError("Not Found")] * 3), wait=0)
+
+
 @pytest.fixture
 def gateway_server(tmp_path):
     """``dask-gateway-server -f cluster/gateway/config.py`` on free ports of 127.0.0.1."""
@@ -424,7 +466,13 @@ def gateway_server(tmp_path):
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        yield {"address": f"http://127.0.0.1:{ports['VEOB_GATEWAY_PORT']}",
+        # the server is up; its HTTP proxy answers 404 until it has polled the API's routes
+        address = f"http://127.0.0.1:{ports['VEOB_GATEWAY_PORT']}"
+        while not _answers(address + "/api/health"):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield {"address": address,
                "proxy": f"gateway://127.0.0.1:{ports['VEOB_GATEWAY_SCHEDULER_PORT']}",
                "env": env, "log": log}
     finally:

@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,30 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="cluster option the gateway offers (e.g. worker_memory=8); repeatable")
     p.add_argument("--out", default=str(Path.home() / ".veob-gateway"),
                    help="folder for scheduler.json and the cluster's TLS credentials")
+    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for a gateway that is still starting (default 60)")
     return p.parse_args(argv)
+
+
+def _starting(exc: Exception) -> bool:
+    """True for the errors of a gateway that is still starting.
+
+    Its HTTP proxy answers 404 until it has learned the API's routes from the server, and the
+    port refuses connections before the proxy listens. A wrong password (401/403) is not one.
+    """
+    return isinstance(exc, OSError) or (isinstance(exc, ValueError) and str(exc) == "Not Found")
+
+
+def cluster_options(gateway: Any, wait: float) -> Any:
+    """``gateway.cluster_options()``, retried for ``wait`` seconds while the gateway starts."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return gateway.cluster_options()
+        except Exception as exc:
+            if not _starting(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _auth(args: argparse.Namespace) -> Any:
@@ -86,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from dask_gateway import Gateway
 
     gateway = Gateway(args.address, proxy_address=args.proxy_address, auth=_auth(args))
-    options = gateway.cluster_options()
+    options = cluster_options(gateway, args.wait)
     for item in args.option:
         key, _, value = item.partition("=")
         options[key] = _option_value(value)
