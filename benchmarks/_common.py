@@ -50,7 +50,8 @@ def _tree_rss(proc: psutil.Process, members: list[psutil.Process] | None = None)
 
 
 class PeakRSS:
-    """Sample the RSS of this process and all its children every ``interval`` seconds.
+    """Sample the RSS of this process and all its children (but the processes ``exclude``
+    names: a helper that is not part of the measured call) every ``interval`` seconds.
 
     ``peak_mb`` is the largest sample, ``delta_mb`` the peak above the RSS at entry.
     Use as a context manager around the measured call.
@@ -61,9 +62,11 @@ class PeakRSS:
     on 2 cores (``benchmarks/README.md``, "Measurements behind choices").
     """
 
-    def __init__(self, interval: float = 0.02, refresh: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.02, refresh: float = 0.5,
+                 exclude: frozenset[int] = frozenset()) -> None:
         self.interval = interval
         self.refresh = refresh
+        self.exclude = exclude
         self._proc = psutil.Process()
         self.base = 0
         self.peak = 0
@@ -71,7 +74,8 @@ class PeakRSS:
         self._thread: threading.Thread | None = None
 
     def _members(self) -> list[psutil.Process]:
-        return [self._proc, *self._proc.children(recursive=True)]
+        return [self._proc, *(p for p in self._proc.children(recursive=True)
+                              if p.pid not in self.exclude)]
 
     def _run(self) -> None:
         members, listed = self._members(), time.monotonic()
@@ -82,7 +86,7 @@ class PeakRSS:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Self:
-        self.base = _tree_rss(self._proc)
+        self.base = _tree_rss(self._proc, self._members())
         self.peak = self.base
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -93,7 +97,7 @@ class PeakRSS:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak = max(self.peak, _tree_rss(self._proc))
+        self.peak = max(self.peak, _tree_rss(self._proc, self._members()))
 
     @property
     def peak_mb(self) -> float:

@@ -77,6 +77,7 @@ from cost_model import (
     load_or_calibrate,
     op_callable,
     predict,
+    probe_pids,
     sample_files,
     speed_probe,
 )
@@ -177,7 +178,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     with ctx as client, dask.config.set(
             {"scheduler": "threads", "num_workers": spec["threads"]} if client is None else {}):
         _warm(client, matrix, x)
-        with PeakRSS() as idle:
+        with PeakRSS(exclude=probe_pids()) as idle:
             time.sleep(0.3)
         call = op_callable(spec["op"], x, k=spec["k"], q=spec["q"], keys=keys,
                            out=work / "embedding.zarr", codec=spec.get("codec", "zstd"))
@@ -195,7 +196,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                 disk_probes.append(_disk_probe(disk, disk["offset"] + len(disk_probes)))
             if spec.get("cold"):
                 dropped = drop_page_cache()
-            with PeakRSS() as mem, Runnable() as run:
+            with PeakRSS(exclude=probe_pids()) as mem, Runnable() as run:
                 c0, t0 = tree_cpu_s(), time.perf_counter()
                 res = call()
                 times.append(time.perf_counter() - t0)
@@ -424,6 +425,12 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     # calibration store is small and freshly written: a virtual disk may serve it from cache)
     # read as the library will: with O_DIRECT when the array is larger than memory
     direct = _reads_direct(Path(src["path"]))
+    # one untimed cold read of the whole store first: the first cold pass after the store was
+    # written took 1.3-1.6x the next one (threaded read pass of the 32.8 GB store: 19.0 then
+    # 14.4 s, 21.7 then 13.5 s; 2 December), as if the host were still writing it back
+    settle = disk_bandwidth(sample_files(Path(src["path"]), 2 * nbytes), direct=direct)
+    print(f"  settling read: {settle['bytes'] / 1e9:.2f} GB cold at "
+          f"{(settle['disk_bytes_per_s'] or 0) / 1e6:.0f} MB/s", flush=True)
     probe = disk_bandwidth(sample_files(Path(src["path"]), DISK_PROBE_BYTES), direct=direct)
     bw = probe["disk_bytes_per_s"]
     print(f"  disk probe: {probe['bytes'] / 1e9:.2f} GB cold at "
@@ -454,6 +461,8 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
                                               probe_offset=1 + i * (args.repeat + 1)), **kw)
            for i, (op, label, s, w, t, ra) in enumerate(runs)]
     _ratio(out, out[0])
+    for r in out:
+        r["settle_disk_bytes_per_s"] = settle["disk_bytes_per_s"]
     for r in out:  # each fit also against the read pass of its own configuration
         own = next((o for o in out if o["op"] == "read" and o["scheduler"] == r["scheduler"]
                     and o["workers"] == r["workers"]

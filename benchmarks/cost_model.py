@@ -91,18 +91,9 @@ PROBE_COLS, PROBE_CHUNK_ROWS, PROBE_CHUNKS, PROBE_THREADS = 64, 98_304, 24, 2
 _probe_call: list[Callable[[], Any]] = []
 
 
-def speed_probe(repeat: int = 3) -> float:
-    """Median wall seconds of the speed probe (about 0.5 s a call on this machine).
-
-    This machine's speed drifts: within one minute the same threaded Gram fit went from
-    5.3 s to 8.2 s and stayed there, and the probe went from 0.47 s to 0.69 s with it (12
-    pairs, 1 December 19:28-19:31 UTC: fit / probe stayed within 11.0-12.9 while the fit
-    alone moved 5.3-8.6 s). The calibration records the probe beside each pipeline it
-    measures, a benchmark run before its first call and after its last, and
-    ``predict(probe_s=...)`` scales the compute terms by their ratio. It runs on the threaded
-    scheduler whatever the default (a LocalCluster's workers stay idle meanwhile); the first
-    call in a process warms up.
-    """
+def probe_here(repeat: int = 3) -> float:
+    """Median wall seconds of the speed probe, run in this process (``speed_probe`` runs it in
+    a process of its own); the first call in a process warms up."""
     import dask
 
     from veob_dask.datasets import SyntheticMatrix
@@ -114,6 +105,88 @@ def speed_probe(repeat: int = 3) -> float:
             _probe_call.append(op_callable("gram", x, k=DEFAULT_K, q=DEFAULT_Q))
             _probe_call[0]()
         return _median_time(_probe_call[0], repeat)
+
+
+def serve_probes(lines: Any = None, out: Any = None, warm: int = 3) -> None:
+    """The probe's process: for each line ``repeat`` read, write ``probe_here(repeat)``.
+
+    It first runs the probe ``warm`` times untimed: a fresh process's first probe, after the
+    one warm-up call of ``probe_here``, took 0.47 s where the next seven took 0.30-0.35 s
+    (2 December, 08:50 UTC).
+    """
+    probe_here(warm)
+    for line in lines if lines is not None else sys.stdin:
+        if line.strip():
+            print(repr(probe_here(int(line))), file=out or sys.stdout, flush=True)
+
+
+_probe_server: list[Any] = []
+
+
+def probe_pids() -> frozenset[int]:
+    """The speed probe's process, if one runs: not part of a measured call's memory."""
+    return frozenset(p.pid for p in _probe_server if p.poll() is None)
+
+
+def _stop_probe_server() -> None:
+    import subprocess
+
+    while _probe_server:
+        proc = _probe_server.pop()
+        proc.stdin.close()  # its end of input: it returns
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def speed_probe(repeat: int = 3) -> float:
+    """Median wall seconds of the speed probe (about 0.4 s a call on this machine), measured in
+    a process of its own.
+
+    This machine's speed drifts: within one minute the same threaded Gram fit went from
+    5.3 s to 8.2 s and stayed there, and the probe went from 0.47 s to 0.69 s with it (12
+    pairs, 1 December 19:28-19:31 UTC: fit / probe stayed within 11.0-12.9 while the fit
+    alone moved 5.3-8.6 s). The calibration records the probe beside each pipeline it
+    measures, a benchmark run before its first call and after its last, and
+    ``predict(probe_s=...)`` scales the compute terms by their ratio.
+
+    The probe runs on the threaded scheduler in a child process started at the first call and
+    kept (it warms up once), so that nothing of the calling process weighs on it: a
+    LocalCluster's scheduler runs in the process that started it, and two (d) runs of 2
+    December probed 0.52-0.64 s in such a process where the chain's other probes took
+    0.29-0.42 s and the runs themselves were not slower. Beside an idle 2x1 LocalCluster the
+    probe took 0.42-0.48 s in the cluster's process and 0.35-0.51 s in a child, against
+    0.35-0.40 s alone (2 December, 08:12 UTC).
+    """
+    import atexit
+    import subprocess
+
+    if _probe_server and _probe_server[0].poll() is not None:
+        _stop_probe_server()  # it ended (killed): closes its pipes, a new one starts
+    if not _probe_server:
+        here = str(Path(__file__).resolve().parent)
+        code = (f"import sys; sys.path.insert(0, {here!r}); import cost_model; "
+                "cost_model.serve_probes()")
+        _probe_server.append(subprocess.Popen([sys.executable, "-c", code],
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                              text=True))
+        atexit.register(_stop_probe_server)
+    proc = _probe_server[0]
+    try:
+        proc.stdin.write(f"{repeat}\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+    except BrokenPipeError:
+        line = ""
+    if not line:
+        code = proc.wait()
+        _stop_probe_server()
+        raise RuntimeError(f"the speed probe's process ended (exit code {code}); its error is "
+                           "printed above")
+    return float(line)
 
 
 # ------------------------------------------------------------------------------- measurement
@@ -154,9 +227,11 @@ def _costs(run: Callable[[int, int], Callable[[], Any]], c: int, n1: int, n2: in
 
 
 def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
-                out: Path | None = None, codec: str = "zstd") -> Callable[[], Any]:
+                out: Path | None = None, codec: str = "zstd",
+                shard_above: int | None = None) -> Callable[[], Any]:
     """What a run of ``op`` times, on the dask array ``x`` (and ``keys`` for subdomains);
-    the transform writes its output with ``codec``.
+    the transform writes its output with ``codec``, sharded by ``write_array``'s rule
+    (``shard_above``: its threshold, ``0`` always shards).
 
     Shared with ``bench_scale.py`` so the calibration times the very calls the runs make.
     """
@@ -180,7 +255,8 @@ def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
         head = x[: x.chunks[0][0]]
         model = SVDEmbedding(k, solver="gram").fit(head)  # untimed: the basis hardly matters
         assert out is not None
-        return lambda: write_array(model.transform(x), out, overwrite=True, codec=codec)
+        return lambda: write_array(model.transform(x), out, overwrite=True, codec=codec,
+                                   shard_above=shard_above)
     raise ValueError(f"unknown op {op!r}")
 
 
@@ -551,7 +627,8 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
             m = SyntheticMatrix(n, d, n_keys=DEFAULT_KEYS)
             x = store_head(store, n) if source != "gen" else m.to_dask(c)
             return op_callable(op, x, k=DEFAULT_K, q=DEFAULT_Q, keys=m.keys(c),
-                               out=work / "pipeline.zarr", codec=codec)
+                               out=work / "pipeline.zarr", codec=codec,
+                               shard_above=TRANSFORM_SHARD_ABOVE)
         small = make(small_chunks)
         small()  # warm-up: imports, caches, the store's pages
         per_chunk = _median_time(small, 1) / small_chunks  # sizes the window
@@ -582,6 +659,13 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
         out["probe_s"][name], probe = (probe + after) / 2, after
     return out
 
+
+#: The transform pipelines write a sharded output, as a transform of a store of more than
+#: ``SHARD_ABOVE_CHUNKS`` chunks does (the larger-than-memory stores of (c)): 64 transforms
+#: of 24,576 x 256 rows into zstd Zarr took 1.65-1.67 s sharded and 1.04-1.18 s unsharded,
+#: threaded (2 December 07:49 UTC), and the unsharded calibration predicted the (c) transforms
+#: of the 256-feature stores 20-44 % short. A smaller, unsharded transform is over-predicted.
+TRANSFORM_SHARD_ABOVE = 0
 
 #: The (source, op) pipelines whose speed-up is measured on the threaded scheduler ...
 THREAD_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("gen", "randomized"),
@@ -650,9 +734,10 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     probe = speed_probe()
-    cal: dict[str, Any] = {"version": 6, "created": dt.datetime.now(dt.UTC).isoformat(
+    cal: dict[str, Any] = {"version": 7, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
-        "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD},
+        "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD,
+                     "transform_shard_above": TRANSFORM_SHARD_ABOVE},
         "per_d": {}, "task_s": {}, "efficiency": {}, "tree": {}}
     for d in cols:
         c = chunk_rows(d)
@@ -1065,6 +1150,11 @@ def constants_table(cal: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _probe_where(cal: dict[str, Any]) -> str:
+    """Where a calibration's speed probes ran: in a process of their own from version 7."""
+    return "child" if cal.get("version", 0) >= 7 else "in-process"
+
+
 def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
     """One calibration from several made on the same machine and code, the last one's
     constants with each pipeline averaged over all of them.
@@ -1075,7 +1165,9 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
     inflation are averaged as they are. Everything else (kernel costs, task overheads, the
     disk, fixed call costs) is the last calibration's. Fixed seconds are averaged only over the
     calibrations of the last one's version (version 6 draws the line through the smaller call;
-    the wall per row is measured the same way since version 5). Two calibrations, of 1 December
+    the wall per row is measured the same way since version 5), and pipelines only over those
+    whose speed probe ran where the last one's did (``_probe_where``: in a process of its own
+    since version 7, whose transform pipelines also write sharded outputs). Two calibrations, of 1 December
     23:54 and 2 December 00:59 UTC, put the same pipeline's wall per row (over its probe) 11 %
     apart in the median over 61 pipelines, 22 of them more than 15 % and 6 more than 25 % apart:
     the mean of n calibrations divides that noise by about sqrt(n).
@@ -1083,6 +1175,7 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
     if not cals:
         raise ValueError("no calibration to merge")
     out = copy.deepcopy(cals[-1])
+    cals = [cal for cal in cals if _probe_where(cal) == _probe_where(out)]
     for d, entry in out["per_d"].items():
         for key, pipes in entry.get("speedup", {}).items():
             for name in pipes:

@@ -28,4 +28,23 @@ def test_peak_rss_keeps_the_process_list_between_refreshes(monkeypatch):
     monkeypatch.setattr(sampler, "_members", lambda: calls.append(1) or real())
     with sampler:
         time.sleep(0.1)
-    assert len(calls) == 1  # listed once at start, not at each of ~20 samples
+    # listed at entry, when the sampler starts and at exit, not at each of ~20 samples
+    assert len(calls) == 3
+
+
+def test_peak_rss_leaves_out_the_processes_it_is_told_to():
+    # a helper beside the measured call (the speed probe's process) is not the call's memory
+    code = "import time; b = b'x' * (200 * 2**20); print(flush=True); time.sleep(30)"
+    helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        helper.stdout.readline()  # it holds its 200 MB
+        with common.PeakRSS(interval=0.01, refresh=0.05) as counted:
+            time.sleep(0.1)
+        with common.PeakRSS(interval=0.01, refresh=0.05,
+                            exclude=frozenset({helper.pid})) as left_out:
+            time.sleep(0.1)
+    finally:
+        helper.kill()
+        helper.wait()
+        helper.stdout.close()
+    assert counted.peak_mb - left_out.peak_mb > 150

@@ -221,8 +221,53 @@ def test_the_speed_probe_runs_threaded_whatever_the_default(monkeypatch):
     monkeypatch.setattr(cost_model, "_probe_call", [lambda: seen.append(
         (dask.config.get("scheduler"), dask.config.get("num_workers")))])
     with dask.config.set(scheduler="sync"):
-        assert cost_model.speed_probe(repeat=3) >= 0
+        assert cost_model.probe_here(repeat=3) >= 0
     assert seen == [("threads", cost_model.PROBE_THREADS)] * 3
+
+
+def test_the_probe_process_answers_each_request(monkeypatch):
+    import io
+
+    calls = []
+    monkeypatch.setattr(cost_model, "_probe_call", [lambda: calls.append(1)])
+    out = io.StringIO()
+    cost_model.serve_probes(["2\n", "\n", "3\n"], out, warm=1)
+    assert len(calls) == 6
+    assert [float(v) >= 0 for v in out.getvalue().split()] == [True, True]
+
+
+def test_the_speed_probe_runs_in_a_process_of_its_own_and_is_restarted():
+    import os
+
+    try:
+        first = cost_model.speed_probe(repeat=1)
+        proc = cost_model._probe_server[0]
+        assert proc.pid != os.getpid() and 0 < first < 60
+        assert cost_model.speed_probe(repeat=1) > 0 and cost_model._probe_server[0] is proc
+        proc.kill()
+        proc.wait()
+        assert cost_model.speed_probe(repeat=1) > 0  # a new process
+        assert cost_model._probe_server[0] is not proc
+    finally:
+        cost_model._stop_probe_server()
+    assert not cost_model._probe_server
+
+
+def test_the_transform_pipelines_write_a_sharded_output(tmp_path):
+    import dask
+    import zarr
+
+    from veob_dask.datasets import SyntheticMatrix
+
+    x = SyntheticMatrix(4 * 500, 8).to_dask(500)
+    with dask.config.set(scheduler="sync"):
+        for shard_above, sharded in ((cost_model.TRANSFORM_SHARD_ABOVE, True), (None, False)):
+            out = tmp_path / f"t{shard_above}.zarr"
+            cost_model.op_callable("transform", x, k=3, q=1, out=out,
+                                   shard_above=shard_above)()
+            arr = zarr.open_group(out, mode="r")["X"]
+            assert (arr.shards is not None) is sharded
+            assert arr.shape == (2000, 3)
 
 
 def test_a_pipelines_line_is_fitted_through_every_size():
@@ -353,6 +398,10 @@ def test_merged_calibrations_average_each_pipeline_over_its_probe():
     mixed = cost_model.merge_calibrations([old, {**b, "version": 6}])["per_d"]["64"]
     assert mixed["pipeline_fixed_s"]["threads-2"]["gen:gram"] == pytest.approx(0.05)
     assert mixed["speedup"]["threads-2"]["gen:gram"] == pytest.approx(1 / (1.5 * 0.25))
+    # pipelines probed in the calibration's process are not merged with those probed in a
+    # process of their own (version 7 on)
+    new = cost_model.merge_calibrations([old, {**b, "version": 7}])["per_d"]["64"]
+    assert new["speedup"]["threads-2"]["gen:gram"] == pytest.approx(4.0)
     with pytest.raises(ValueError):
         cost_model.merge_calibrations([])
 
