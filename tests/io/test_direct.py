@@ -282,8 +282,20 @@ def _files(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize(("chunk", "shard", "comp"), LAYOUTS)
 @pytest.mark.parametrize("dtype", ["float32", "int16", "bool"])
-def test_direct_writes_are_the_bytes_zarr_writes(tmp_path, chunk, shard, comp, dtype):
-    x = (np.random.default_rng(3).normal(size=(103, 2, 3)) * 50).astype(dtype)
+@pytest.mark.parametrize("o_direct", [False, True])
+def test_direct_writes_are_the_bytes_zarr_writes(tmp_path, monkeypatch, chunk, shard, comp,
+                                                 dtype, o_direct):
+    import threading
+
+    import dask
+
+    if o_direct and not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    # a staging buffer of one page: files of many buffers, and a padded last one
+    monkeypatch.setattr(direct_mod, "_STAGING_BYTES", 4096)
+    monkeypatch.setattr(direct_mod, "_STAGING", threading.local())
+    monkeypatch.setitem(dask.config.config, "veob_dask", {"direct_io": o_direct})
+    x = (np.random.default_rng(3).normal(size=(103, 20, 3)) * 50).astype(dtype)
     _store(tmp_path / "zarr.zarr", x, chunk_rows=chunk, shard_rows=shard, compressors=comp)
     arr = _store(tmp_path / "ours.zarr", x, chunk_rows=chunk, shard_rows=shard,
                  compressors=comp)
@@ -295,8 +307,46 @@ def test_direct_writes_are_the_bytes_zarr_writes(tmp_path, chunk, shard, comp, d
     assert not direct_mod.write_rows(layout, 1, x[1:per_file + 1])  # not on a file boundary
     for start in range(0, 103, 2 * per_file):
         assert direct_mod.write_rows(layout, start, x[start:start + 2 * per_file])
+    assert direct_mod.direct_writes_for(layout) is o_direct
     assert _files(tmp_path / "ours.zarr" / "X") == _files(tmp_path / "zarr.zarr" / "X")
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr" / "X")[:], x)
+
+
+def test_a_file_system_without_direct_io_is_written_through_the_cache(tmp_path, monkeypatch):
+    import dask
+
+    x = np.arange(4000, dtype=np.float32).reshape(1000, 4)
+    arr = _store(tmp_path / "s.zarr", np.zeros_like(x), chunk_rows=100, shard_rows=400,
+                 compressors=None)
+    real_open, calls = os.open, []
+
+    def no_direct(path, flags, *args):
+        calls.append(flags)
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(22, "Invalid argument")  # what tmpfs answers
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(direct_mod.os, "open", no_direct)
+    with dask.config.set({"veob_dask.direct_io": True}):
+        assert direct_mod.write_rows(_layout(tmp_path / "s.zarr"), 0, x)
+    np.testing.assert_array_equal(arr[:], x)
+    if hasattr(os, "O_DIRECT"):
+        assert any(f & os.O_DIRECT for f in calls) and any(
+            not f & os.O_DIRECT for f in calls)
+
+
+@pytest.mark.parametrize(("mode", "memory", "expected"), [
+    ("auto", 10**6, True), ("auto", 10**8, False), (True, 10**12, True), ("off", 1, False)])
+def test_direct_writes_by_default_for_arrays_over_an_eighth_of_memory(tmp_path, monkeypatch,
+                                                                      mode, memory, expected):
+    import dask
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    _store(tmp_path / "s.zarr", np.zeros((1000, 300), dtype=np.float32), chunk_rows=100)
+    monkeypatch.setattr(direct_mod, "_physical_memory", lambda: memory)
+    with dask.config.set({"veob_dask.direct_io": mode}):  # the array: 1.2 MB
+        assert direct_mod.direct_writes_for(_layout(tmp_path / "s.zarr")) is expected
 
 
 def test_a_shard_with_its_index_first_is_written_as_zarr_writes_it(tmp_path):

@@ -30,10 +30,19 @@ threaded scheduler, or workers of 2 threads) so that reads overlap compute; a Gr
 32.8 GB store then took 0.98x and 0.99-1.11x its cold read pass, against 1.22-1.51x with one
 thread a core (``benchmarks/README.md``, "Scale"). Prefetching the next chunks from background
 threads was tried and made those passes slower ("Measurements behind choices in the code").
+
+:func:`write_rows` writes with ``O_DIRECT`` too (:func:`direct_writes_for`: ``True``, or
+``"auto"`` and an array larger than an eighth of physical memory), through a staging buffer of
+8 MiB per thread, the last page padded and the file then truncated to its size. The transform of
+the 32.8 GB store (an 8.2 GB output) took 27.5 and 60.8 s writing through the page cache, the
+second time with 73.7 CPU-s of the kernel's time, and 24.6 and 22.8 s with ``O_DIRECT`` (2
+December, 09:45 UTC); for a 1 GB output both took 2.0-2.6 s. A file system that refuses it is
+written through the cache.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -44,7 +53,7 @@ import dask
 import numpy as np
 
 __all__ = ["ChunkDecodeError", "ChunkLayout", "aligned_empty", "chunk_layout", "direct_io_for",
-           "read_rows", "row_span", "write_rows"]
+           "direct_writes_for", "read_rows", "row_span", "write_rows"]
 
 #: Offset and length of an inner chunk that was never written (the fill value).
 _EMPTY = np.uint64(2**64 - 1)
@@ -54,6 +63,12 @@ _INDEX_CACHE_SIZE = 256
 _ALIGN = 4096
 #: Default of Dask config ``veob_dask.direct_io``.
 DIRECT_IO = "auto"
+#: Under ``"auto"``, arrays larger than this fraction of physical memory are written with
+#: ``O_DIRECT``: writing 8 GB through the page cache took 8.5 s and 6.6 CPU-s of the kernel's
+#: copies on this machine, and 3.1 s and 0.1 CPU-s with ``O_DIRECT`` (2 December, 09:27 UTC).
+DIRECT_WRITE_FRACTION = 0.125
+#: Bytes of the staging buffer each writing thread keeps for ``O_DIRECT`` writes.
+_STAGING_BYTES = 8 << 20
 
 
 class ChunkDecodeError(ValueError):
@@ -453,19 +468,96 @@ def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
     if (start % per_file or (stop % per_file and stop != n) or stop > n
             or tuple(block.shape[1:]) != layout.shape[1:]):
         return False
+    direct = direct_writes_for(layout)
     for first in range(start, stop, per_file):
         file_no = first // per_file
         parts = _file_parts(layout, block[first - start:first - start + per_file])
         path = os.path.join(layout.root,
                             layout.encode_key((file_no, *(0,) * (len(layout.shape) - 1))))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            want = sum(len(p) for p in parts)
-            done = os.writev(fd, parts)
-            while done < want:  # a partial write: the rest, from where it stopped
-                rest = b"".join(bytes(p) for p in parts)[done:]
-                done += os.write(fd, rest)
-        finally:
-            os.close(fd)
+        if not (direct and _write_file_direct(path, parts)):
+            _write_file(path, parts)
+    return True
+
+
+def direct_writes_for(layout: ChunkLayout) -> bool:
+    """Whether :func:`write_rows` writes ``layout`` with ``O_DIRECT``: Dask config
+    ``veob_dask.direct_io`` True, or ``"auto"`` (the default) and the array is larger than
+    :data:`DIRECT_WRITE_FRACTION` of physical memory."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    mode = dask.config.get("veob_dask.direct_io", DIRECT_IO)
+    if isinstance(mode, str) and mode.lower() in ("auto", ""):
+        memory = _physical_memory()
+        return bool(memory) and layout.shape[0] * layout.row_bytes > DIRECT_WRITE_FRACTION * memory
+    if isinstance(mode, str):
+        return mode.lower() in ("true", "on", "1", "yes")
+    return bool(mode)
+
+
+def _write_file(path: str, parts: list[Any]) -> None:
+    """``parts`` as the file ``path``, with one ``writev`` through the page cache."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        want = sum(len(p) for p in parts)
+        done = os.writev(fd, parts)
+        while done < want:  # a partial write: the rest, from where it stopped
+            rest = b"".join(bytes(p) for p in parts)[done:]
+            done += os.write(fd, rest)
+    finally:
+        os.close(fd)
+
+
+_STAGING = threading.local()
+
+
+def _staging() -> np.ndarray:
+    """This thread's aligned staging buffer for ``O_DIRECT`` writes (kept between files)."""
+    buf = getattr(_STAGING, "buf", None)
+    if buf is None:
+        buf = _STAGING.buf = aligned_empty(_STAGING_BYTES)
+    return buf
+
+
+def _write_file_direct(path: str, parts: list[Any]) -> bool:
+    """``parts`` as the file ``path`` with ``O_DIRECT``, through a staging buffer of whole
+    pages (the last one padded, then the file truncated to its size); False, with nothing
+    left at ``path``, where the file system refuses direct I/O."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o666)
+    except FileNotFoundError:
+        raise
+    except OSError:  # EINVAL: the file system does not do direct I/O
+        return False
+    buf = _staging()
+    size = fill = 0
+
+    def flush(n: int) -> None:
+        view, done = memoryview(buf)[:n], 0
+        while done < n:
+            done += os.write(fd, view[done:])
+
+    try:
+        for part in parts:
+            src = np.frombuffer(part, dtype=np.uint8)
+            size += len(src)
+            while len(src):
+                take = min(len(src), len(buf) - fill)
+                buf[fill:fill + take] = src[:take]
+                fill, src = fill + take, src[take:]
+                if fill == len(buf):
+                    flush(fill)
+                    fill = 0
+        if fill:
+            padded = -(-fill // _ALIGN) * _ALIGN
+            buf[fill:padded] = 0
+            flush(padded)
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        if exc.errno == errno.EINVAL:  # alignment the device does not take: write it cached
+            return False
+        raise
+    os.close(fd)
     return True
