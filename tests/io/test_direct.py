@@ -242,9 +242,9 @@ def test_direct_io_reads_page_aligned_chunks_straight_into_the_result(tmp_path):
         np.testing.assert_array_equal(read_rows(layout, 4096, 5000, direct_io=True), x[4096:])
 
 
-def test_a_file_system_without_direct_io_is_read_through_the_cache(tmp_path, monkeypatch):
-    x = np.arange(400, dtype=np.float32).reshape(100, 4)
-    _store(tmp_path / "s.zarr", x, chunk_rows=10, shard_rows=40, compressors=None)
+def _refuse_direct_io(monkeypatch) -> list[int]:
+    """Make ``os.open`` refuse ``O_DIRECT`` as tmpfs does; the flags of every open go to the
+    returned list."""
     real_open, calls = os.open, []
 
     def no_direct(path, flags, *args):
@@ -254,17 +254,28 @@ def test_a_file_system_without_direct_io_is_read_through_the_cache(tmp_path, mon
         return real_open(path, flags, *args)
 
     monkeypatch.setattr(direct_mod.os, "open", no_direct)
+    return calls
+
+
+def test_a_file_system_without_direct_io_is_read_through_the_cache(tmp_path, monkeypatch):
+    x = np.arange(400, dtype=np.float32).reshape(100, 4)
+    _store(tmp_path / "s.zarr", x, chunk_rows=10, shard_rows=40, compressors=None)
+    calls = _refuse_direct_io(monkeypatch)
     np.testing.assert_array_equal(read_rows(_layout(tmp_path / "s.zarr"), 0, 100,
                                             direct_io=True), x)
     if hasattr(os, "O_DIRECT"):
         assert any(f & os.O_DIRECT for f in calls)
 
 
-@pytest.mark.parametrize(("mode", "memory", "expected"), [
-    ("auto", 10**6, True), ("auto", 10**12, False), (True, 10**12, True),
-    (False, 1, False), ("off", 1, False), ("on", 10**12, True)])
-def test_direct_io_by_default_only_for_arrays_larger_than_memory(tmp_path, monkeypatch, mode,
-                                                                 memory, expected):
+@pytest.mark.parametrize(("rule", "mode", "memory", "expected"), [
+    ("direct_io_for", "auto", 10**6, True), ("direct_io_for", "auto", 10**12, False),
+    ("direct_io_for", True, 10**12, True), ("direct_io_for", False, 1, False),
+    ("direct_io_for", "off", 1, False), ("direct_io_for", "on", 10**12, True),
+    # writes: over an eighth of physical memory
+    ("direct_writes_for", "auto", 5 * 10**6, True), ("direct_writes_for", "auto", 10**8, False),
+    ("direct_writes_for", True, 10**12, True), ("direct_writes_for", "off", 1, False)])
+def test_direct_io_by_default_only_for_large_arrays(tmp_path, monkeypatch, rule, mode, memory,
+                                                    expected):
     import dask
 
     if not hasattr(os, "O_DIRECT"):
@@ -272,7 +283,7 @@ def test_direct_io_by_default_only_for_arrays_larger_than_memory(tmp_path, monke
     _store(tmp_path / "s.zarr", np.zeros((1000, 300), dtype=np.float32), chunk_rows=100)
     monkeypatch.setattr(direct_mod, "_physical_memory", lambda: memory)
     with dask.config.set({"veob_dask.direct_io": mode}):  # the array: 1.2 MB
-        assert direct_mod.direct_io_for(_layout(tmp_path / "s.zarr")) is expected
+        assert getattr(direct_mod, rule)(_layout(tmp_path / "s.zarr")) is expected
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -318,50 +329,10 @@ def test_a_file_system_without_direct_io_is_written_through_the_cache(tmp_path, 
     x = np.arange(4000, dtype=np.float32).reshape(1000, 4)
     arr = _store(tmp_path / "s.zarr", np.zeros_like(x), chunk_rows=100, shard_rows=400,
                  compressors=None)
-    real_open, calls = os.open, []
-
-    def no_direct(path, flags, *args):
-        calls.append(flags)
-        if flags & getattr(os, "O_DIRECT", 0):
-            raise OSError(22, "Invalid argument")  # what tmpfs answers
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(direct_mod.os, "open", no_direct)
+    calls = _refuse_direct_io(monkeypatch)
     with dask.config.set({"veob_dask.direct_io": True}):
         assert direct_mod.write_rows(_layout(tmp_path / "s.zarr"), 0, x)
     np.testing.assert_array_equal(arr[:], x)
     if hasattr(os, "O_DIRECT"):
         assert any(f & os.O_DIRECT for f in calls) and any(
             not f & os.O_DIRECT for f in calls)
-
-
-@pytest.mark.parametrize(("mode", "memory", "expected"), [
-    ("auto", 10**6, True), ("auto", 10**8, False), (True, 10**12, True), ("off", 1, False)])
-def test_direct_writes_by_default_for_arrays_over_an_eighth_of_memory(tmp_path, monkeypatch,
-                                                                      mode, memory, expected):
-    import dask
-
-    if not hasattr(os, "O_DIRECT"):
-        pytest.skip("no O_DIRECT on this platform")
-    _store(tmp_path / "s.zarr", np.zeros((1000, 300), dtype=np.float32), chunk_rows=100)
-    monkeypatch.setattr(direct_mod, "_physical_memory", lambda: memory)
-    with dask.config.set({"veob_dask.direct_io": mode}):  # the array: 1.2 MB
-        assert direct_mod.direct_writes_for(_layout(tmp_path / "s.zarr")) is expected
-
-
-def test_a_shard_with_its_index_first_is_written_as_zarr_writes_it(tmp_path):
-    warnings.filterwarnings("ignore", "Combining a `sharding_indexed`")
-    x = np.random.default_rng(4).normal(size=(70, 3)).astype(np.float32)
-    arrays = {}
-    for name in ("zarr", "ours"):
-        group = zarr.open_group(tmp_path / f"{name}.zarr", mode="w")
-        arrays[name] = group.create_array(
-            "X", shape=x.shape, dtype=x.dtype, chunks=(40, 3), compressors=None,
-            serializer=ShardingCodec(chunk_shape=(10, 3), codecs=[BytesCodec(), ZstdCodec()],
-                                     index_location="start"))
-    arrays["zarr"][...] = x
-    layout = chunk_layout(arrays["ours"], str(tmp_path / "ours.zarr" / "X"))
-    assert layout is not None and not layout.index_at_end
-    assert direct_mod.write_rows(layout, 0, x)
-    assert _files(tmp_path / "ours.zarr" / "X") == _files(tmp_path / "zarr.zarr" / "X")
-    np.testing.assert_array_equal(read_rows(layout, 0, 70), x)

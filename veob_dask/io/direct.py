@@ -209,18 +209,24 @@ def _physical_memory() -> int:
         return 0
 
 
-def direct_io_for(layout: ChunkLayout) -> bool:
-    """Whether reads of ``layout`` bypass the page cache (Dask config ``veob_dask.direct_io``:
-    ``"auto"``, the default, for arrays larger than physical memory; True; False)."""
+def _direct_for(nbytes: int, fraction: float) -> bool:
+    """Dask config ``veob_dask.direct_io`` for an array of ``nbytes``: ``"auto"`` (the default)
+    when it is larger than ``fraction`` of physical memory; True; False."""
     if not hasattr(os, "O_DIRECT"):
         return False
     mode = dask.config.get("veob_dask.direct_io", DIRECT_IO)
     if isinstance(mode, str) and mode.lower() in ("auto", ""):
         memory = _physical_memory()
-        return bool(memory) and layout.shape[0] * layout.row_bytes > memory
+        return bool(memory) and nbytes > fraction * memory
     if isinstance(mode, str):
         return mode.lower() in ("true", "on", "1", "yes")
     return bool(mode)
+
+
+def direct_io_for(layout: ChunkLayout) -> bool:
+    """Whether reads of ``layout`` bypass the page cache (Dask config ``veob_dask.direct_io``:
+    ``"auto"``, the default, for arrays larger than physical memory; True; False)."""
+    return _direct_for(layout.shape[0] * layout.row_bytes, 1.0)
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:
@@ -484,15 +490,7 @@ def direct_writes_for(layout: ChunkLayout) -> bool:
     """Whether :func:`write_rows` writes ``layout`` with ``O_DIRECT``: Dask config
     ``veob_dask.direct_io`` True, or ``"auto"`` (the default) and the array is larger than
     :data:`DIRECT_WRITE_FRACTION` of physical memory."""
-    if not hasattr(os, "O_DIRECT"):
-        return False
-    mode = dask.config.get("veob_dask.direct_io", DIRECT_IO)
-    if isinstance(mode, str) and mode.lower() in ("auto", ""):
-        memory = _physical_memory()
-        return bool(memory) and layout.shape[0] * layout.row_bytes > DIRECT_WRITE_FRACTION * memory
-    if isinstance(mode, str):
-        return mode.lower() in ("true", "on", "1", "yes")
-    return bool(mode)
+    return _direct_for(layout.shape[0] * layout.row_bytes, DIRECT_WRITE_FRACTION)
 
 
 def _write_file(path: str, parts: list[Any]) -> None:
