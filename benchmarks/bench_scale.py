@@ -18,7 +18,7 @@ one pass; accuracy against the closed-form per-key Gram matrices.
 ``CHUNKS_PER_SHARD`` chunks per shard file); the page cache is dropped before every timed
 repetition when the process may (root), else the output says the reads were warm, and the
 disk's bandwidth is probed before each repetition and after the last (``disk_probes_bps``;
-``DISK_PROBE_BYTES``); one read
+``DISK_PROBE_BYTES``), after one untimed cold read of the whole store; one read
 pass, the Gram fit on the threaded scheduler (2 threads, and 4: two a core, so that a core
 computes while a thread waits for its ``O_DIRECT`` read) and on a 2-worker LocalCluster, and
 the transform of the whole store to Zarr.

@@ -47,6 +47,7 @@ the calibration's.
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import datetime as dt
 import json
@@ -142,6 +143,9 @@ def _stop_probe_server() -> None:
         proc.stdout.close()
 
 
+atexit.register(_stop_probe_server)
+
+
 def speed_probe(repeat: int = 3) -> float:
     """Median wall seconds of the speed probe (about 0.4 s a call on this machine), measured in
     a process of its own.
@@ -161,7 +165,6 @@ def speed_probe(repeat: int = 3) -> float:
     probe took 0.42-0.48 s in the cluster's process and 0.35-0.51 s in a child, against
     0.35-0.40 s alone (2 December, 08:12 UTC).
     """
-    import atexit
     import subprocess
 
     if _probe_server and _probe_server[0].poll() is not None:
@@ -173,7 +176,6 @@ def speed_probe(repeat: int = 3) -> float:
         _probe_server.append(subprocess.Popen([sys.executable, "-c", code],
                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                               text=True))
-        atexit.register(_stop_probe_server)
     proc = _probe_server[0]
     try:
         proc.stdin.write(f"{repeat}\n")

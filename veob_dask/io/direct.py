@@ -236,16 +236,21 @@ def aligned_empty(nbytes: int) -> np.ndarray:
     return raw[skip:skip + nbytes]
 
 
-def _open(path: str, direct: bool) -> tuple[int, bool]:
-    """A read-only descriptor of ``path``, with ``O_DIRECT`` when asked and allowed."""
+#: Flags of a storage file opened to be written whole.
+_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+
+
+def _open(path: str, direct: bool, flags: int = os.O_RDONLY) -> tuple[int, bool]:
+    """A descriptor of ``path`` (read-only, or ``flags``), with ``O_DIRECT`` when asked and
+    allowed; and whether it has it."""
     if direct:
         try:
-            return os.open(path, os.O_RDONLY | os.O_DIRECT), True
+            return os.open(path, flags | os.O_DIRECT, 0o666), True
         except FileNotFoundError:
             raise
         except OSError:  # EINVAL: the file system does not do direct I/O
             pass
-    return os.open(path, os.O_RDONLY), False
+    return os.open(path, flags, 0o666), False
 
 
 _INDEXES: dict[tuple[Any, ...], np.ndarray] = {}
@@ -481,8 +486,7 @@ def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
         path = os.path.join(layout.root,
                             layout.encode_key((file_no, *(0,) * (len(layout.shape) - 1))))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        if not (direct and _write_file_direct(path, parts)):
-            _write_file(path, parts)
+        _write_file(path, parts, direct)
     return True
 
 
@@ -493,17 +497,27 @@ def direct_writes_for(layout: ChunkLayout) -> bool:
     return _direct_for(layout.shape[0] * layout.row_bytes, DIRECT_WRITE_FRACTION)
 
 
-def _write_file(path: str, parts: list[Any]) -> None:
-    """``parts`` as the file ``path``, with one ``writev`` through the page cache."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+def _write_file(path: str, parts: list[Any], direct: bool) -> None:
+    """``parts`` as the file ``path``: with ``O_DIRECT`` when ``direct`` and the file system
+    takes it, else with one ``writev`` through the page cache."""
+    fd, o_direct = _open(path, direct, _WRITE)
     try:
-        want = sum(len(p) for p in parts)
-        done = os.writev(fd, parts)
-        while done < want:  # a partial write: the rest, from where it stopped
-            rest = b"".join(bytes(p) for p in parts)[done:]
-            done += os.write(fd, rest)
+        if not o_direct:
+            want = sum(len(p) for p in parts)
+            done = os.writev(fd, parts)
+            while done < want:  # a partial write: the rest, from where it stopped
+                rest = b"".join(bytes(p) for p in parts)[done:]
+                done += os.write(fd, rest)
+            return
+        try:
+            _write_direct(fd, parts)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
     finally:
         os.close(fd)
+    _write_file(path, parts, False)  # alignment the device does not take: through the cache
 
 
 _STAGING = threading.local()
@@ -517,16 +531,9 @@ def _staging() -> np.ndarray:
     return buf
 
 
-def _write_file_direct(path: str, parts: list[Any]) -> bool:
-    """``parts`` as the file ``path`` with ``O_DIRECT``, through a staging buffer of whole
-    pages (the last one padded, then the file truncated to its size); False, with nothing
-    left at ``path``, where the file system refuses direct I/O."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o666)
-    except FileNotFoundError:
-        raise
-    except OSError:  # EINVAL: the file system does not do direct I/O
-        return False
+def _write_direct(fd: int, parts: list[Any]) -> None:
+    """``parts`` into ``fd``, opened with ``O_DIRECT``, through a staging buffer of whole pages
+    (the last one padded, then the file truncated to its size)."""
     buf = _staging()
     size = fill = 0
 
@@ -535,27 +542,18 @@ def _write_file_direct(path: str, parts: list[Any]) -> bool:
         while done < n:
             done += os.write(fd, view[done:])
 
-    try:
-        for part in parts:
-            src = np.frombuffer(part, dtype=np.uint8)
-            size += len(src)
-            while len(src):
-                take = min(len(src), len(buf) - fill)
-                buf[fill:fill + take] = src[:take]
-                fill, src = fill + take, src[take:]
-                if fill == len(buf):
-                    flush(fill)
-                    fill = 0
-        if fill:
-            padded = -(-fill // _ALIGN) * _ALIGN
-            buf[fill:padded] = 0
-            flush(padded)
-        os.ftruncate(fd, size)
-    except OSError as exc:
-        os.close(fd)
-        os.unlink(path)
-        if exc.errno == errno.EINVAL:  # alignment the device does not take: write it cached
-            return False
-        raise
-    os.close(fd)
-    return True
+    for part in parts:
+        src = np.frombuffer(part, dtype=np.uint8)
+        size += len(src)
+        while len(src):
+            take = min(len(src), len(buf) - fill)
+            buf[fill:fill + take] = src[:take]
+            fill, src = fill + take, src[take:]
+            if fill == len(buf):
+                flush(fill)
+                fill = 0
+    if fill:
+        padded = -(-fill // _ALIGN) * _ALIGN
+        buf[fill:padded] = 0
+        flush(padded)
+    os.ftruncate(fd, size)
