@@ -219,7 +219,19 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         out["disk_probes_bps"] = disk_probes
         out["disk_run_bps"] = statistics.median(disk_probes)
     out.update(_accuracy(spec["op"], matrix, res, spec["k"]))
+    if spec["op"] == "transform":
+        out["direct_writes"] = _written_direct(work / "embedding.zarr")
     return out
+
+
+def _written_direct(store: Path) -> bool:
+    """Whether the library writes array X of ``store`` with ``O_DIRECT`` (its own rule)."""
+    import zarr
+
+    from veob_dask.io.direct import chunk_layout, direct_writes_for
+
+    layout = chunk_layout(zarr.open_array(store / "X", mode="r"), str(store / "X"))
+    return layout is not None and direct_writes_for(layout)
 
 
 def _disk_probe(probe: dict[str, Any], i: int) -> float:
@@ -300,7 +312,8 @@ def _predict(row: dict[str, Any], cal: dict[str, Any]) -> None:
           "q": row.get("q", DEFAULT_Q),
           "disk_bytes_per_s": row.get("disk_run_bps") or row.get("disk_bytes_per_s"),
           "codec": row.get("codec") or "zstd", "readahead": bool(row.get("readahead_bytes")),
-          "direct_io": bool(row.get("direct_io"))}
+          "direct_io": bool(row.get("direct_io")),
+          "direct_writes": bool(row.get("direct_writes"))}
     plain = predict(cal, **kw)
     pred = predict(cal, **kw, probe_s=row.get("probe_s"))
     row["predicted_unprobed_s"] = plain["predicted_s"]

@@ -230,10 +230,12 @@ def _costs(run: Callable[[int, int], Callable[[], Any]], c: int, n1: int, n2: in
 
 def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
                 out: Path | None = None, codec: str = "zstd",
-                shard_above: int | None = None) -> Callable[[], Any]:
+                shard_above: int | None = None,
+                direct_writes: bool | None = None) -> Callable[[], Any]:
     """What a run of ``op`` times, on the dask array ``x`` (and ``keys`` for subdomains);
     the transform writes its output with ``codec``, sharded by ``write_array``'s rule
-    (``shard_above``: its threshold, ``0`` always shards).
+    (``shard_above``: its threshold, ``0`` always shards), with ``O_DIRECT`` by the library's
+    rule, or as ``direct_writes`` says (Dask config ``veob_dask.direct_writes``).
 
     Shared with ``bench_scale.py`` so the calibration times the very calls the runs make.
     """
@@ -252,14 +254,27 @@ def op_callable(op: str, x: Any, *, k: int, q: int, keys: Any = None,
 
         return lambda: SubdomainEmbedding(k).fit(x, domains=keys)
     if op == "transform":
+        import dask
+
         from veob_dask.io import write_array
 
         head = x[: x.chunks[0][0]]
         model = SVDEmbedding(k, solver="gram").fit(head)  # untimed: the basis hardly matters
         assert out is not None
-        return lambda: write_array(model.transform(x), out, overwrite=True, codec=codec,
+
+        def transform() -> Any:
+            with dask.config.set({"veob_dask.direct_writes": direct_writes}):
+                return write_array(model.transform(x), out, overwrite=True, codec=codec,
                                    shard_above=shard_above)
+        return transform
     raise ValueError(f"unknown op {op!r}")
+
+
+def transform_kernel(codec: str, direct_writes: bool) -> str:
+    """The kernel (``ops`` key) of a transform whose output takes ``codec``: "transform"
+    (zstd), "transform-none" (uncompressed), "-dw" when written with ``O_DIRECT``."""
+    return ("transform" if codec == "zstd" else f"transform-{codec}") + (
+        "-dw" if direct_writes else "")
 
 
 def passes(op: str, q: int) -> int:
@@ -291,10 +306,14 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
             est["per_row"] /= passes(op, q)
             out[op] = est
 
-        def run_plain(n: int, ch: int) -> Callable[[], Any]:  # the transform, output uncompressed
-            x = da.from_array(xnp[:n], chunks=(ch, d))
-            return op_callable("transform", x, k=k, q=q, out=work / "emb.zarr", codec="none")
-        out["transform-none"] = _costs(run_plain, c, n1, n2, repeat)
+        for codec, direct in (("none", None), ("zstd", True), ("none", True)):
+            def run_plain(n: int, ch: int, codec: str = codec,
+                          direct: bool | None = direct) -> Callable[[], Any]:
+                x = da.from_array(xnp[:n], chunks=(ch, d))
+                return op_callable("transform", x, k=k, q=q, out=work / "emb.zarr",
+                                   codec=codec, direct_writes=direct,
+                                   shard_above=TRANSFORM_SHARD_ABOVE if direct else None)
+            out[transform_kernel(codec, bool(direct))] = _costs(run_plain, c, n1, n2, repeat)
         # sources: generation (chunk allocated and filled), keys; the sum kernel subtracted
         SyntheticMatrix(1, d).rows(0, 1)  # build the design cache (per process) before timing
         for op in ("gen", "keys"):
@@ -585,8 +604,11 @@ def _pipeline_row_work(entry: dict[str, Any], name: str) -> float:
     source, op = name.split(":")
     ops = entry["ops"]
     src_row = ops[source]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0.0)
-    kern = ops["sum"] if op == "sum" else ops[
-        "transform-none" if (op, source) == ("transform", "read-none") else op]
+    if op.startswith("transform"):
+        kern = ops[transform_kernel("none" if source == "read-none" else "zstd",
+                                    op.endswith("-dw"))]
+    else:
+        kern = ops["sum"] if op == "sum" else ops[op]
     return (src_row + kern["per_row"]) * passes(op, DEFAULT_Q)
 
 
@@ -628,9 +650,10 @@ def _speedups(entry: dict[str, Any], d: int, work: Path, pairs: tuple[tuple[str,
             n = n_chunks * c
             m = SyntheticMatrix(n, d, n_keys=DEFAULT_KEYS)
             x = store_head(store, n) if source != "gen" else m.to_dask(c)
-            return op_callable(op, x, k=DEFAULT_K, q=DEFAULT_Q, keys=m.keys(c),
-                               out=work / "pipeline.zarr", codec=codec,
-                               shard_above=TRANSFORM_SHARD_ABOVE)
+            return op_callable(op.removesuffix("-dw"), x, k=DEFAULT_K, q=DEFAULT_Q,
+                               keys=m.keys(c), out=work / "pipeline.zarr", codec=codec,
+                               shard_above=TRANSFORM_SHARD_ABOVE,
+                               direct_writes=True if op.endswith("-dw") else None)
         small = make(small_chunks)
         small()  # warm-up: imports, caches, the store's pages
         per_chunk = _median_time(small, 1) / small_chunks  # sizes the window
@@ -674,7 +697,8 @@ THREAD_PIPELINES = (("gen", "sum"), ("gen", "gram"), ("gen", "randomized"),
                     ("gen", "incremental"), ("gen", "subdomain"), ("read", "sum"),
                     ("read", "gram"), ("read", "randomized"), ("read", "incremental"),
                     ("read", "transform"), ("read-none", "sum"), ("read-none", "gram"),
-                    ("read-none", "transform"))
+                    ("read-none", "transform"), ("read", "transform-dw"),
+                    ("read-none", "transform-dw"))
 #: ... on each LocalCluster configuration ...
 CLUSTER_PIPELINES = (("read", "sum"), ("read", "gram"), ("read", "randomized"),
                      ("read", "incremental"))
@@ -736,7 +760,7 @@ def _calibrate(cols: list[int], *, k: int, q: int, n_keys: int, configs: tuple[s
     t_start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     probe = speed_probe()
-    cal: dict[str, Any] = {"version": 7, "created": dt.datetime.now(dt.UTC).isoformat(
+    cal: dict[str, Any] = {"version": 8, "created": dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), "machine": machine_info(), "load_before": os.getloadavg(),
         "settings": {"k": k, "q": q, "n_keys": n_keys, "chunks_per_shard": CHUNKS_PER_SHARD,
                      "transform_shard_above": TRANSFORM_SHARD_ABOVE},
@@ -957,7 +981,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
             disk_bytes_per_s: float | None = None, codec: str = "zstd",
             readahead: bool = False, direct_io: bool = False,
-            probe_s: float | None = None) -> dict[str, float]:
+            direct_writes: bool = False, probe_s: float | None = None) -> dict[str, float]:
     """Predicted seconds of one run and its terms.
 
     ``op``: "gen"/"read" (a pass that sums the source: the floor) or a kernel op; ``source``:
@@ -967,7 +991,10 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     "none"; ``readahead``: whether the library's read-ahead was on; ``direct_io``: whether
     the store was read with ``O_DIRECT``, which spares the kernel's copies into and out of
     the page cache: a cold pass's rows then cost the decode measured with ``O_DIRECT``,
-    ``direct_per_row``, where the calibration has it, else the warm decode); ``probe_s``: the speed probe (``speed_probe``)
+    ``direct_per_row``, where the calibration has it, else the warm decode);
+    ``direct_writes``: whether a transform's output was written with ``O_DIRECT`` (its
+    pipeline measured so, where the calibration has it: its writes' waits are then in the
+    measured speed-up, not in the disk term); ``probe_s``: the speed probe (``speed_probe``)
     measured beside the run — the compute terms (work, task overhead, fixed cost; not the
     disk) are scaled by its ratio to the probe measured beside the pipeline they come from
     (else beside the configuration's fixed costs, else beside the kernel costs).
@@ -984,14 +1011,19 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     else:
         src_row = ops["gen"]["per_row"] + (ops["keys"]["per_row"] if op == "subdomain" else 0)
     kern = ops["sum"] if op in ("gen", "read") else ops[op]
-    if op == "transform" and codec != "zstd":  # its output takes the store's codec
-        kern = ops.get(f"transform-{codec}", kern)
+    if op == "transform":  # its output takes the store's codec
+        kern = ops.get(transform_kernel(codec, direct_writes),
+                       ops.get(transform_kernel(codec, False), kern))
     n_pass = passes(op, q)
     disk_bw = disk_bytes_per_s or read.get("disk_bytes_per_s")
     key = _config_key(cal, entry, scheduler, workers, threads,
                       cold=bool(cold_bytes and disk_bw and not readahead))
     src_name = "gen" if source != "read" else ("read" if codec == "zstd" else f"read-{codec}")
     pipeline = f"{src_name}:{'sum' if op in ('gen', 'read') else op}"
+    written_in = False  # the output's writes inside the measured speed-up
+    if op == "transform" and direct_writes and entry.get("speedup", {}).get(key, {}).get(
+            f"{pipeline}-dw"):
+        pipeline, written_in = f"{pipeline}-dw", True
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
     eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
@@ -1005,7 +1037,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # a cold transform's output shares the disk with its reads (k float32 columns a row)
     out_bytes = (n * cal.get("settings", {}).get("k", DEFAULT_K) * 4
                  * (read.get("compression", 1.0) if codec == "zstd" else 1.0)
-                 if op == "transform" else 0.0)
+                 if op == "transform" and not written_in else 0.0)
     io = (cold_bytes + out_bytes) / disk_bw if (cold_bytes and disk_bw) else 0.0
     # a pipeline's measured speed-up already holds its per-task overhead
     over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)
@@ -1169,7 +1201,9 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
     calibrations of the last one's version (version 6 draws the line through the smaller call;
     the wall per row is measured the same way since version 5), and pipelines only over those
     whose speed probe ran where the last one's did (``_probe_where``: in a process of its own
-    since version 7, whose transform pipelines also write sharded outputs). Two calibrations, of 1 December
+    since version 7, whose transform pipelines also write sharded outputs; transform pipelines
+    only over the last one's version: version 8 writes uncompressed outputs a chunk at a time, in
+    place, and also times them written with ``O_DIRECT``). Two calibrations, of 1 December
     23:54 and 2 December 00:59 UTC, put the same pipeline's wall per row (over its probe) 11 %
     apart in the median over 61 pipelines, 22 of them more than 15 % and 6 more than 25 % apart:
     the mean of n calibrations divides that noise by about sqrt(n).
@@ -1183,6 +1217,8 @@ def merge_calibrations(cals: list[dict[str, Any]]) -> dict[str, Any]:
             for name in pipes:
                 walls, fixed, cpu, infl = [], [], [], []
                 for cal in cals:
+                    if "transform" in name and cal.get("version") != out.get("version"):
+                        continue  # version 8 writes uncompressed outputs in place
                     e = cal["per_d"].get(d, {})
                     speedup = e.get("speedup", {}).get(key, {}).get(name)
                     probe = e.get("pipeline_probe_s", {}).get(key, {}).get(name)

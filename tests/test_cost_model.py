@@ -432,3 +432,63 @@ def test_a_cold_pass_read_with_o_direct_costs_the_direct_decode():
     assert warm["work_s"] == pytest.approx(1e8 * (4e-7 + 1e-8) / 1.8)
     assert direct["work_s"] == pytest.approx(1e8 * (1e-7 + 1e-8) / 1.8)
     assert cached["work_s"] == pytest.approx(warm["work_s"])
+
+
+def test_a_transform_written_direct_takes_its_own_pipeline_and_no_disk_term_for_its_writes():
+    entry = {**CAL["per_d"]["64"],
+             "ops": {**CAL["per_d"]["64"]["ops"], "transform-none": _op(5e-7),
+                     "transform-none-dw": _op(2e-7),
+                     "read-none": {**_op(4e-7), "disk_bytes_per_s": 5e8}},
+             "speedup": {"threads-2": {"read-none:transform": 1.5,
+                                       "read-none:transform-dw": 1.2}}}
+    cal = {**CAL, "per_d": {"64": entry}}
+    kw = {"op": "transform", "rows": 10**8, "cols": 64, "chunk_rows": 100_000,
+          "source": "read", "codec": "none", "cold_bytes": 10**8 * 256}
+    cached = cost_model.predict(cal, **kw)
+    direct = cost_model.predict(cal, **kw, direct_writes=True)
+    # the cached output's 6.4 GB are in the disk term; the direct one's are in its speed-up
+    assert cached["io_s"] == pytest.approx((10**8 * 256 + 10**8 * 64) / 5e8)
+    assert direct["io_s"] == pytest.approx(10**8 * 256 / 5e8)
+    assert cached["efficiency"] == 1.5 and direct["efficiency"] == 1.2
+    assert direct["work_s"] == pytest.approx(10**8 * (4e-7 + 2e-7) / 1.2)
+    # a calibration without the direct pipeline: the cached one, its writes on the disk
+    del entry["speedup"]["threads-2"]["read-none:transform-dw"]
+    fallback = cost_model.predict(cal, **kw, direct_writes=True)
+    assert fallback["efficiency"] == 1.5 and fallback["io_s"] == pytest.approx(cached["io_s"])
+
+
+def test_transform_pipelines_merge_only_within_a_calibration_version():
+    def cal(version: int, speedup: float) -> dict:
+        entry = {**CAL["per_d"]["64"], "speedup": {"threads-2": {
+            "read:transform": speedup, "read:gram": speedup}},
+            "pipeline_probe_s": {"threads-2": {"read:transform": 0.5, "read:gram": 0.5}}}
+        return {**CAL, "per_d": {"64": entry}, "version": version}
+
+    merged = cost_model.merge_calibrations([cal(7, 1.0), cal(8, 2.0)])["per_d"]["64"]
+    assert merged["speedup"]["threads-2"]["read:transform"] == pytest.approx(2.0)
+    assert merged["speedup"]["threads-2"]["read:gram"] == pytest.approx(4 / 3)  # 1/mean(1, 1/2)
+    same = cost_model.merge_calibrations([cal(8, 1.0), cal(8, 2.0)])["per_d"]["64"]
+    assert same["speedup"]["threads-2"]["read:transform"] == pytest.approx(4 / 3)
+
+
+def test_direct_writes_reach_the_transform(tmp_path, monkeypatch):
+    import os
+
+    import dask
+
+    from veob_dask.datasets import SyntheticMatrix
+    from veob_dask.io import direct
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    seen: list[bool] = []
+    real = direct.direct_writes_for
+    monkeypatch.setattr(direct, "direct_writes_for", lambda layout: seen.append(real(layout))
+                        or seen[-1])
+    x = SyntheticMatrix(4 * 1024, 64).to_dask(1024)
+    with dask.config.set(scheduler="sync"):
+        for flag in (True, None):
+            seen.clear()
+            cost_model.op_callable("transform", x, k=16, q=1, out=tmp_path / "t.zarr",
+                                   codec="none", shard_above=0, direct_writes=flag)()
+            assert seen and all(s is bool(flag) for s in seen)

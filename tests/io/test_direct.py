@@ -286,6 +286,21 @@ def test_direct_io_by_default_only_for_large_arrays(tmp_path, monkeypatch, rule,
         assert getattr(direct_mod, rule)(_layout(tmp_path / "s.zarr")) is expected
 
 
+@pytest.mark.parametrize(("io", "writes", "expected"), [
+    ("auto", None, False), (True, None, True), (True, False, False), (False, True, True),
+    ("auto", "on", True)])
+def test_direct_writes_have_their_own_switch(tmp_path, io, writes, expected):
+    import dask
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    _store(tmp_path / "s.zarr", np.zeros((10, 3), dtype=np.float32), chunk_rows=5)
+    layout = _layout(tmp_path / "s.zarr")
+    with dask.config.set({"veob_dask.direct_io": io, "veob_dask.direct_writes": writes}):
+        assert direct_mod.direct_writes_for(layout) is expected
+        assert direct_mod.direct_io_for(layout) is (io is True)  # reads keep their own
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and p.name != "zarr.json"}
@@ -336,3 +351,61 @@ def test_a_file_system_without_direct_io_is_written_through_the_cache(tmp_path, 
     if hasattr(os, "O_DIRECT"):
         assert any(f & os.O_DIRECT for f in calls) and any(
             not f & os.O_DIRECT for f in calls)
+
+
+@pytest.mark.parametrize("index_crc", [True, False])
+@pytest.mark.parametrize("o_direct", [False, True])
+@pytest.mark.parametrize(("shape", "dtype"), [((110, 128), "float32"),  # 8 rows: one page
+                                              ((110, 2, 512), "int16"),
+                                              ((110, 5), "float64")])  # chunks of no page
+def test_chunks_written_in_place_in_any_order_are_the_bytes_zarr_writes(
+        tmp_path, monkeypatch, index_crc, o_direct, shape, dtype):
+    import random
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+
+    if o_direct and not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    monkeypatch.setattr(direct_mod, "_STAGING_BYTES", 4096)  # many flushes a chunk
+    monkeypatch.setattr(direct_mod, "_STAGING", threading.local())
+    monkeypatch.setitem(dask.config.config, "veob_dask", {"direct_io": o_direct})
+    opened: list[int] = []
+    real_open = os.open
+    monkeypatch.setattr(direct_mod.os, "open",
+                        lambda p, f, *a, **k: opened.append(f) or real_open(p, f, *a, **k))
+    x = (np.random.default_rng(4).normal(size=shape) * 50).astype(dtype)
+    index = [BytesCodec(), Crc32cCodec()] if index_crc else [BytesCodec()]
+    sharding = ShardingCodec(chunk_shape=(8, *shape[1:]), codecs=[BytesCodec()],
+                             index_codecs=index)
+    kw = {"chunks": (32, *shape[1:]), "serializer": sharding, "compressors": None,
+          "config": {"write_empty_chunks": True}}
+    for name in ("zarr.zarr", "ours.zarr"):
+        arr = zarr.open_group(tmp_path / name, mode="w").create_array(
+            "X", shape=shape, dtype=dtype, **kw)
+    zarr.open_group(tmp_path / "zarr.zarr", mode="r+")["X"][...] = x
+    layout = chunk_layout(arr, str(tmp_path / "ours.zarr" / "X"))
+    assert layout is not None and direct_mod.in_place_rows(layout)
+    # single chunks and pairs inside a shard (the last one partial), in a shuffled order,
+    # from four threads at once; no whole shard (written whole, not in place)
+    spans = [(s, min(s + 8, 110)) for s in range(0, 110, 8)]
+    spans = [*spans[:2], (16, 32), *spans[4:]]
+    random.Random(5).shuffle(spans)
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(lambda s: direct_mod.write_rows(layout, s[0], x[s[0]:s[1]]), spans))
+    assert _files(tmp_path / "ours.zarr" / "X") == _files(tmp_path / "zarr.zarr" / "X")
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours.zarr" / "X")[:], x)
+    aligned = x[:8].nbytes % 4096 == 0
+    assert any(f & getattr(os, "O_DIRECT", 0) for f in opened) is (o_direct and aligned)
+    # not on a chunk boundary, or across two shards: left to the caller
+    assert not direct_mod.write_rows(layout, 4, x[4:12])
+    assert not direct_mod.write_rows(layout, 24, x[24:40])
+
+
+def test_zstd_chunks_are_not_written_in_place(tmp_path):
+    x = np.arange(400, dtype=np.float32).reshape(100, 4)
+    arr = _store(tmp_path / "s.zarr", np.zeros_like(x), chunk_rows=10, shard_rows=40)
+    layout = chunk_layout(arr, str(tmp_path / "s.zarr" / "X"))
+    assert not direct_mod.in_place_rows(layout)
+    assert not direct_mod.write_rows(layout, 10, x[10:20])  # its offset depends on the others

@@ -111,6 +111,39 @@ def test_each_store_task_writes_whole_shards(tmp_path):
     _check_sharded(tmp_path / "s.zarr", x, 10, 160)
 
 
+@pytest.mark.parametrize("in_chunks", [10, 37])
+def test_uncompressed_chunks_are_written_one_per_task_in_place(tmp_path, in_chunks):
+    x = _data()
+    with create_artifact(tmp_path / "s.zarr", "dataset") as w:
+        w.store("X", da.from_array(x, chunks=(in_chunks, 3)), dims=("sample", "feature"),
+                chunk_rows=10, shard_above=0, codec="none")
+        (stored,) = w._pending
+    # one write per chunk: no task waits for, or copies, the other chunks of its shard
+    writes = [k for k in stored.dask if k[0].startswith("store-map")]
+    assert len(writes) == 100
+    _check_sharded(tmp_path / "s.zarr", x, 10, 160)
+    # the bytes zarr writes for the same array
+    ref = zarr.open_group(tmp_path / "ref.zarr", mode="w").create_array(
+        "X", shape=x.shape, dtype=x.dtype, chunks=(10, 3), shards=(160, 3), compressors=None,
+        config={"write_empty_chunks": True})
+    ref[...] = x
+    for f in sorted((tmp_path / "ref.zarr" / "X" / "c").rglob("*")):
+        if f.is_file():
+            mine = tmp_path / "s.zarr" / f.relative_to(tmp_path / "ref.zarr")
+            assert mine.read_bytes() == f.read_bytes()
+
+
+def test_a_chunk_not_written_in_place_fails_the_store(tmp_path, monkeypatch):
+    from veob_dask.errors import StoreError
+    from veob_dask.io import writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "write_rows", lambda *a: False)
+    with pytest.raises(StoreError, match="could not be written in place"):
+        write_array(da.from_array(_data(), chunks=(10, 3)), tmp_path / "s.zarr",
+                    chunk_rows=10, shard_above=0, codec="none")
+    assert not (tmp_path / "s.zarr").exists()  # zarr never rewrote a shard under the others
+
+
 def test_below_the_threshold_a_store_is_unchanged(tmp_path):
     x = _data()
     write_array(x, tmp_path / "s.zarr", chunk_rows=10)  # 100 chunks: below 1,024

@@ -10,7 +10,11 @@ For the layouts this library writes — chunks of whole rows (every other axis w
 ``pread`` straight into the output array, or decompressed straight into it.
 
 :func:`write_rows` writes whole storage files (shards, or chunks) the same way: the bytes zarr
-writes (the tests compare every file), one ``writev`` per file.
+writes (the tests compare every file), one ``writev`` per file. The chunks of a shard of
+uncompressed chunks are also written one at a time, in place (:func:`in_place_rows`): each
+chunk's offset in its shard is known before any is written, so each task writes its own chunk
+and the shard's index (the same bytes from every writer), and no task waits for the rest of its
+shard nor copies it into one buffer.
 
 :func:`chunk_layout` returns None for anything else (other codecs, big-endian data, string
 dtypes, remote stores, chunks that split rows), and so does :func:`read_rows` for a selection
@@ -31,13 +35,17 @@ threaded scheduler, or workers of 2 threads) so that reads overlap compute; a Gr
 thread a core (``benchmarks/README.md``, "Scale"). Prefetching the next chunks from background
 threads was tried and made those passes slower ("Measurements behind choices in the code").
 
-:func:`write_rows` writes with ``O_DIRECT`` too (:func:`direct_writes_for`: ``True``, or
-``"auto"`` and an array larger than an eighth of physical memory), through a staging buffer of
-8 MiB per thread, the last page padded and the file then truncated to its size. The transform of
-the 32.8 GB store (an 8.2 GB output) took 27.5 and 60.8 s writing through the page cache, the
-second time with 73.7 CPU-s of the kernel's time, and 24.6 and 22.8 s with ``O_DIRECT`` (2
-December, 09:45 UTC); for a 1 GB output both took 2.0-2.6 s. A file system that refuses it is
-written through the cache.
+:func:`write_rows` writes with ``O_DIRECT`` too (:func:`direct_writes_for`: Dask config
+``veob_dask.direct_writes``, else ``veob_dask.direct_io``; ``True``, or ``"auto"`` and an array
+larger than an eighth of physical memory), through a staging buffer of 8 MiB per thread, the
+last page padded and the file then truncated to its size (chunks written in place need whole
+pages at page offsets, else go through the cache). The transform of the 32.8 GB store (an 8.2 GB
+output) took 27.5 and 60.8 s writing whole shards through the page cache, the second time with
+73.7 CPU-s of the kernel's time, and 24.6 and 22.8 s with ``O_DIRECT`` (2 December, 09:45 UTC);
+for a 1 GB output both took 2.0-2.6 s. Writing its chunks in place with ``O_DIRECT``: 18.2 and
+19.0 s, where the read pass took 10.9 and 12.4 s (2 threads; 20.8 and 21.2 s against 12.5 and
+13.1 s with 4; 2 December, 11:30 UTC). A file system that refuses it is written through the
+cache.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ import dask
 import numpy as np
 
 __all__ = ["ChunkDecodeError", "ChunkLayout", "aligned_empty", "chunk_layout", "direct_io_for",
-           "direct_writes_for", "read_rows", "row_span", "write_rows"]
+           "direct_writes_for", "in_place_rows", "read_rows", "row_span", "write_rows"]
 
 #: Offset and length of an inner chunk that was never written (the fill value).
 _EMPTY = np.uint64(2**64 - 1)
@@ -209,12 +217,13 @@ def _physical_memory() -> int:
         return 0
 
 
-def _direct_for(nbytes: int, fraction: float) -> bool:
-    """Dask config ``veob_dask.direct_io`` for an array of ``nbytes``: ``"auto"`` (the default)
-    when it is larger than ``fraction`` of physical memory; True; False."""
+def _direct_for(nbytes: int, fraction: float, key: str = "veob_dask.direct_io") -> bool:
+    """Dask config ``key`` (default ``veob_dask.direct_io``) for an array of ``nbytes``:
+    ``"auto"`` (the default) when it is larger than ``fraction`` of physical memory; True;
+    False."""
     if not hasattr(os, "O_DIRECT"):
         return False
-    mode = dask.config.get("veob_dask.direct_io", DIRECT_IO)
+    mode = dask.config.get(key, DIRECT_IO)
     if isinstance(mode, str) and mode.lower() in ("auto", ""):
         memory = _physical_memory()
         return bool(memory) and nbytes > fraction * memory
@@ -467,34 +476,121 @@ def _file_parts(layout: ChunkLayout, block: np.ndarray) -> list[Any]:
 
 
 def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
-    """Write ``block`` as rows ``[start, start + len(block))`` of a new array, whole storage
-    files (shards, or chunks) at a time, the bytes zarr would write; False (nothing written)
-    unless the rows start on a file boundary and end on one or at the array's end.
+    """Write ``block`` as rows ``[start, start + len(block))`` of a new array, the bytes zarr
+    would write; False (nothing written) unless the rows start and end on storage-file
+    boundaries (or end at the array's end), or lie on chunk boundaries inside one shard of an
+    uncompressed array (:func:`in_place_rows`).
 
-    Each file is written with one ``writev`` of its chunks and index, no copy of uncompressed
-    rows; zstd chunks with the array's codec settings.
+    Whole files are written with one ``writev`` of their chunks and index, no copy of
+    uncompressed rows; zstd chunks with the array's codec settings. Chunks inside a shard are
+    written in place, at their offsets in the shard file, with the shard's index (the same
+    bytes from every writer of the shard), so tasks may write the chunks of one shard at once.
     """
     per_file = layout.shard_rows or layout.chunk_rows
     n, stop = layout.shape[0], start + len(block)
-    if (start % per_file or (stop % per_file and stop != n) or stop > n
-            or tuple(block.shape[1:]) != layout.shape[1:]):
+    if stop > n or tuple(block.shape[1:]) != layout.shape[1:]:
         return False
+    if start % per_file or (stop % per_file and stop != n):
+        if not _in_place(layout, start, stop):
+            return False
+        _write_in_shard(layout, start, block)
+        return True
     direct = direct_writes_for(layout)
     for first in range(start, stop, per_file):
         file_no = first // per_file
         parts = _file_parts(layout, block[first - start:first - start + per_file])
-        path = os.path.join(layout.root,
-                            layout.encode_key((file_no, *(0,) * (len(layout.shape) - 1))))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write_file(path, parts, direct)
+        _write_file(_file_path(layout, file_no), parts, direct)
     return True
+
+
+def in_place_rows(layout: ChunkLayout) -> bool:
+    """Whether :func:`write_rows` writes single chunks of ``layout`` in place in their shard
+    (a sharded array of uncompressed chunks: each chunk's offset is known before it is
+    written)."""
+    return layout.shard_rows is not None and not layout.zstd
+
+
+def _in_place(layout: ChunkLayout, start: int, stop: int) -> bool:
+    c, n = layout.chunk_rows, layout.shape[0]
+    return (in_place_rows(layout) and stop > start and not start % c
+            and (not stop % c or stop == n)
+            and start // layout.shard_rows == (stop - 1) // layout.shard_rows)
+
+
+def _file_path(layout: ChunkLayout, file_no: int) -> str:
+    path = os.path.join(layout.root,
+                        layout.encode_key((file_no, *(0,) * (len(layout.shape) - 1))))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def _write_in_shard(layout: ChunkLayout, start: int, block: np.ndarray) -> None:
+    """Chunks of rows ``[start, start + len(block))`` (inside one shard, uncompressed) written
+    at their offsets in the shard file, then the shard's index, which every writer of the
+    shard writes alike: the shard holds its chunks in order, each at full size."""
+    c, per = layout.chunk_rows, layout.shard_rows
+    assert per is not None
+    file_no = start // per
+    n_inner = per // c
+    present = -(-(min(layout.shape[0], (file_no + 1) * per) - file_no * per) // c)
+    index = np.full((n_inner, 2), _EMPTY, dtype="<u8")
+    index_bytes = 16 * n_inner + (4 if layout.index_crc else 0)
+    base, cb = (0 if layout.index_at_end else index_bytes), layout.chunk_bytes
+    index[:present, 0] = base + cb * np.arange(present, dtype=np.uint64)
+    index[:present, 1] = cb
+    tail = index.tobytes()
+    if layout.index_crc:
+        import google_crc32c
+
+        tail += int(google_crc32c.value(tail)).to_bytes(4, "little")
+    parts = [_encoded_chunk(layout, block[i:i + c]) for i in range(0, len(block), c)]
+    offset = base + cb * ((start - file_no * per) // c)
+    path = _file_path(layout, file_no)
+    # the index first: the file takes its final size before its chunks fill it
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        _pwrite_all(fd, [tail], base + cb * present if layout.index_at_end else 0)
+    finally:
+        os.close(fd)
+    direct = direct_writes_for(layout) and not offset % _ALIGN and not cb % _ALIGN
+    fd, o_direct = _open(path, direct, os.O_WRONLY | os.O_CREAT)
+    try:
+        if not o_direct:
+            _pwrite_all(fd, parts, offset)
+            return
+        try:
+            _write_direct(fd, parts, offset)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+    finally:
+        os.close(fd)
+    fd = os.open(path, os.O_WRONLY)  # alignment the device does not take: through the cache
+    try:
+        _pwrite_all(fd, parts, offset)
+    finally:
+        os.close(fd)
+
+
+def _pwrite_all(fd: int, parts: list[Any], offset: int) -> None:
+    """``parts`` at ``offset`` of ``fd``, one after the other, through the page cache."""
+    for part in parts:
+        view, done = memoryview(part).cast("B"), 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+        offset += len(view)
 
 
 def direct_writes_for(layout: ChunkLayout) -> bool:
     """Whether :func:`write_rows` writes ``layout`` with ``O_DIRECT``: Dask config
-    ``veob_dask.direct_io`` True, or ``"auto"`` (the default) and the array is larger than
-    :data:`DIRECT_WRITE_FRACTION` of physical memory."""
-    return _direct_for(layout.shape[0] * layout.row_bytes, DIRECT_WRITE_FRACTION)
+    ``veob_dask.direct_writes`` where set, else ``veob_dask.direct_io``; each True, False or
+    ``"auto"`` (the default): the array is larger than :data:`DIRECT_WRITE_FRACTION` of
+    physical memory."""
+    key = ("veob_dask.direct_writes"
+           if dask.config.get("veob_dask.direct_writes", None) is not None
+           else "veob_dask.direct_io")
+    return _direct_for(layout.shape[0] * layout.row_bytes, DIRECT_WRITE_FRACTION, key)
 
 
 def _write_file(path: str, parts: list[Any], direct: bool) -> None:
@@ -531,16 +627,20 @@ def _staging() -> np.ndarray:
     return buf
 
 
-def _write_direct(fd: int, parts: list[Any]) -> None:
-    """``parts`` into ``fd``, opened with ``O_DIRECT``, through a staging buffer of whole pages
-    (the last one padded, then the file truncated to its size)."""
+def _write_direct(fd: int, parts: list[Any], offset: int | None = None) -> None:
+    """``parts`` into ``fd``, opened with ``O_DIRECT``, through a staging buffer of whole pages.
+    Without ``offset``: the whole file from its start (the last page padded, then the file
+    truncated to its size); with one (page-aligned, the parts whole pages): written there."""
     buf = _staging()
     size = fill = 0
+    at = offset or 0
 
     def flush(n: int) -> None:
+        nonlocal at
         view, done = memoryview(buf)[:n], 0
         while done < n:
-            done += os.write(fd, view[done:])
+            done += os.pwrite(fd, view[done:], at + done)
+        at += n
 
     for part in parts:
         src = np.frombuffer(part, dtype=np.uint8)
@@ -556,4 +656,5 @@ def _write_direct(fd: int, parts: list[Any]) -> None:
         padded = -(-fill // _ALIGN) * _ALIGN
         buf[fill:padded] = 0
         flush(padded)
-    os.ftruncate(fd, size)
+    if offset is None:
+        os.ftruncate(fd, size)

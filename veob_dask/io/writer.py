@@ -22,7 +22,7 @@ import zarr
 from ..errors import DataError, InvalidParameterError, StoreError
 from . import layout
 from .chunking import shard_rows
-from .direct import chunk_layout, row_span, write_rows
+from .direct import chunk_layout, in_place_rows, row_span, write_rows
 from .header import make_header
 from .location import Location, PathLike
 from .publish import Publication, publishing
@@ -54,13 +54,16 @@ class _GuardedTarget:
     temporary store's sentinel (its root metadata object: ``zarr.json``, or the held one of a
     store written in place on an object store) exists. Pickles as plain data."""
 
-    def __init__(self, tmp: Location, array_path: str, array: zarr.Array | None = None) -> None:
+    def __init__(self, tmp: Location, array_path: str, array: zarr.Array | None = None, *,
+                 in_place: bool = False) -> None:
         self.tmp = tmp
         self.array_path = array_path
         self._array = array
+        self.in_place = in_place  # chunks of a shard come one per task: only direct writes
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tmp": self.tmp, "array_path": self.array_path, "_array": None}  # no _layout
+        return {"tmp": self.tmp, "array_path": self.array_path, "_array": None,
+                "in_place": self.in_place}  # no _layout
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -94,8 +97,16 @@ class _GuardedTarget:
             raise StoreError(f"the temporary store {self.tmp.url!r} was removed (the write was "
                              "stopped); this chunk was not written.")
         arr = self._open()
-        if not self._write_direct(arr, key, value):
-            arr[key] = value
+        if self.in_place and not isinstance(value, np.ndarray):
+            value = np.asarray(value.toarray() if hasattr(value, "toarray") else value)
+        if self.in_place and value.dtype != arr.dtype:
+            value = value.astype(arr.dtype)
+        if self._write_direct(arr, key, value):
+            return
+        if self.in_place:  # zarr would rewrite the whole shard under the other chunks' writers
+            raise StoreError(f"chunk {key!r} of {self.array_path!r} could not be written in "
+                             "place in its shard.")
+        arr[key] = value
 
     def _write_direct(self, arr: zarr.Array, key: Any, value: Any) -> bool:
         """Whole shards (or chunks) of a local store written by :mod:`veob_dask.io.direct`
@@ -216,14 +227,20 @@ class ArtifactWriter:
             x = da.from_array(x, chunks=(rows, *x.shape[1:]))
         rows = min(chunk_rows or x.chunks[0][0], x.shape[0])
         per_shard = shard_rows(x.shape[0], rows, shard_above=shard_above)
-        # a sharded array is written a whole shard per task: concurrent writes of chunks of
-        # one shard would each read, modify and rewrite the shard (lost updates, and O(n^2))
-        x = _regular_rows(x, per_shard or rows)
         arr = self.array(name, shape=x.shape, dtype=x.dtype, dims=dims,
                          chunks=(rows, *x.shape[1:]), attrs=attrs, codec=codec,
                          shards=(per_shard, *x.shape[1:]) if per_shard else None)
         path = f"{self.path}/{name}" if self.path else name
-        target = _GuardedTarget(self.publication.tmp, path, arr)
+        tmp = self.publication.tmp
+        layout = chunk_layout(arr, os.path.join(tmp.url, path)) if tmp.is_local else None
+        in_place = layout is not None and in_place_rows(layout)
+        # a sharded array is written a whole shard per task: concurrent writes of chunks of
+        # one shard through zarr would each read, modify and rewrite the shard (lost updates,
+        # and O(n^2)). Uncompressed chunks of a local store are written in place, a chunk per
+        # task, at offsets known in advance: no task waits for the rest of its shard, and no
+        # copy joins them.
+        x = _regular_rows(x, rows if in_place else (per_shard or rows))
+        target = _GuardedTarget(tmp, path, arr, in_place=in_place)
         self._pending.append(da.store(x, target, lock=False, compute=False))
 
     def flush(self) -> None:
