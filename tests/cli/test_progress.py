@@ -19,6 +19,13 @@ def _graph() -> da.Array:
     return (x @ x.T).sum()
 
 
+def _slow_graph() -> da.Array:
+    import time
+
+    x = da.ones((400, 10), chunks=(50, 10)).map_blocks(lambda b: time.sleep(0.25) or b)
+    return (x @ x.T).sum()
+
+
 def _last_count(text: str) -> tuple[int, int]:
     done, total = re.findall(r"\((\d+)/(\d+) tasks\)", text)[-1]
     return int(done), int(total)
@@ -60,8 +67,10 @@ def test_a_distributed_computation_is_followed_on_the_scheduler() -> None:
         with dask.config.set(scheduler=client.get), progress_for("fit", out=out, tty=False,
                                                                  every=0) as shown:
             assert isinstance(shown, _progress.ClusterProgress)
-            _graph().compute()
-            _graph().compute()  # a second computation in the same stage adds to the count
+            # each computation lasts ~1 s (a quarter of a second a chunk): the display looks
+            # for new futures every 0.2 s, and a computation over before it looks is not shown
+            _slow_graph().compute()
+            _slow_graph().compute()  # a second computation in the same stage adds to the count
     done, total = _last_count(out.getvalue())
     assert done == total > 16
 

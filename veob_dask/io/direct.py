@@ -51,6 +51,7 @@ cache.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -59,6 +60,8 @@ from typing import Any
 
 import dask
 import numpy as np
+
+from . import writebehind
 
 __all__ = ["ChunkDecodeError", "ChunkLayout", "aligned_empty", "chunk_layout", "direct_io_for",
            "direct_writes_for", "in_place_rows", "read_rows", "row_span", "write_rows"]
@@ -499,7 +502,10 @@ def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
     for first in range(start, stop, per_file):
         file_no = first // per_file
         parts = _file_parts(layout, block[first - start:first - start + per_file])
-        _write_file(_file_path(layout, file_no), parts, direct)
+        path = _file_path(layout, file_no)
+        write = functools.partial(_write_file, path, parts, direct)
+        if not writebehind.submit(path, write, sum(len(p) for p in parts)):
+            write()
     return True
 
 
@@ -546,13 +552,23 @@ def _write_in_shard(layout: ChunkLayout, start: int, block: np.ndarray) -> None:
     parts = [_encoded_chunk(layout, block[i:i + c]) for i in range(0, len(block), c)]
     offset = base + cb * ((start - file_no * per) // c)
     path = _file_path(layout, file_no)
+    direct = direct_writes_for(layout) and not offset % _ALIGN and not cb % _ALIGN
+    write = functools.partial(_write_chunks_at, path, parts, offset, tail,
+                              base + cb * present if layout.index_at_end else 0, direct)
+    if not writebehind.submit(path, write, sum(len(p) for p in parts)):
+        write()
+
+
+def _write_chunks_at(path: str, parts: list[Any], offset: int, tail: bytes, tail_at: int,
+                     direct: bool) -> None:
+    """``parts`` at ``offset`` of the shard file ``path`` (``O_DIRECT`` when ``direct`` and the
+    file system takes it), after its index ``tail`` at ``tail_at``."""
     # the index first: the file takes its final size before its chunks fill it
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
     try:
-        _pwrite_all(fd, [tail], base + cb * present if layout.index_at_end else 0)
+        _pwrite_all(fd, [tail], tail_at)
     finally:
         os.close(fd)
-    direct = direct_writes_for(layout) and not offset % _ALIGN and not cb % _ALIGN
     fd, o_direct = _open(path, direct, os.O_WRONLY | os.O_CREAT)
     try:
         if not o_direct:

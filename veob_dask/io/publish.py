@@ -56,6 +56,7 @@ from ..errors import InvalidParameterError, StoreError, StoreExistsError, Termin
 from .location import Location, PathLike, as_location
 from .publishers import LocalPublisher, ObjectStorePublisher
 from .targets import refusal, target_state
+from .writebehind import writing_behind
 
 __all__ = [
     "Publication",
@@ -235,13 +236,15 @@ def _client_of(scheduler: Any) -> Any:
     return None
 
 
-def compute_writes(*graphs: Any) -> str:
+def compute_writes(*graphs: Any, behind: str | None = None) -> str:
     """Compute chunk-writing dask graphs so that, on any error, no write is still running.
 
     The threaded scheduler runs on a pool owned here, shut down (waiting for running tasks,
     cancelling queued ones) before the error propagates; a ``distributed`` client's futures are
-    cancelled. Returns the route taken: ``"threads"``, ``"sync"``, ``"distributed"`` or
-    ``"other"``.
+    cancelled. On the threaded and synchronous schedulers, file writes under the local
+    directory ``behind`` may be done by a background thread while tasks go on
+    (:mod:`~veob_dask.io.writebehind`); all are done when this returns. Returns the route
+    taken: ``"threads"``, ``"sync"``, ``"distributed"`` or ``"other"``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -261,8 +264,11 @@ def compute_writes(*graphs: Any) -> str:
             client.cancel(futures, force=True)
             raise
         return "distributed"
+    behind_ctx = (writing_behind(behind) if behind is not None
+                  else contextlib.nullcontext())
     if scheduler is get_sync:
-        dask.compute(*graphs, scheduler="sync")
+        with behind_ctx:
+            dask.compute(*graphs, scheduler="sync")
         return "sync"
     if scheduler is not dask.threaded.get:
         dask.compute(*graphs)
@@ -273,7 +279,7 @@ def compute_writes(*graphs: Any) -> str:
     workers = int(dask.config.get("num_workers", None) or CPU_COUNT or 1)
     pool = pool_cls(max_workers=workers, thread_name_prefix="veob-write")
     try:
-        with single_blas_thread():  # tasks side by side: a multithreaded BLAS would spin
+        with single_blas_thread(), behind_ctx:  # a multithreaded BLAS would spin
             dask.compute(*graphs, scheduler=pool)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -301,7 +307,8 @@ class Publication:
     def compute(self, *graphs: Any) -> None:
         """Run chunk-writing graphs (see :func:`compute_writes`)."""
         try:
-            route = compute_writes(*graphs)
+            route = compute_writes(*graphs,
+                                   behind=self.tmp.url if self.tmp.is_local else None)
         except BaseException:
             self.distributed = self.distributed or _client_of(_current_scheduler()) is not None
             raise
