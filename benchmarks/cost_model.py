@@ -993,8 +993,10 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     the page cache: a cold pass's rows then cost the decode measured with ``O_DIRECT``,
     ``direct_per_row``, where the calibration has it, else the warm decode);
     ``direct_writes``: whether a transform's output was written with ``O_DIRECT`` (its
-    pipeline measured so, where the calibration has it: its writes' waits are then in the
-    measured speed-up, not in the disk term); ``probe_s``: the speed probe (``speed_probe``)
+    pipeline measured so, where the calibration has it; the calibration reads warm and its
+    writes go on behind the tasks, so that speed-up is the compute's, and the output's bytes
+    stay in the disk term, which a cold pass shares with its reads); ``probe_s``: the speed
+    probe (``speed_probe``)
     measured beside the run — the compute terms (work, task overhead, fixed cost; not the
     disk) are scaled by its ratio to the probe measured beside the pipeline they come from
     (else beside the configuration's fixed costs, else beside the kernel costs).
@@ -1020,10 +1022,9 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
                       cold=bool(cold_bytes and disk_bw and not readahead))
     src_name = "gen" if source != "read" else ("read" if codec == "zstd" else f"read-{codec}")
     pipeline = f"{src_name}:{'sum' if op in ('gen', 'read') else op}"
-    written_in = False  # the output's writes inside the measured speed-up
     if op == "transform" and direct_writes and entry.get("speedup", {}).get(key, {}).get(
             f"{pipeline}-dw"):
-        pipeline, written_in = f"{pipeline}-dw", True
+        pipeline = f"{pipeline}-dw"
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
     eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
@@ -1037,7 +1038,7 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # a cold transform's output shares the disk with its reads (k float32 columns a row)
     out_bytes = (n * cal.get("settings", {}).get("k", DEFAULT_K) * 4
                  * (read.get("compression", 1.0) if codec == "zstd" else 1.0)
-                 if op == "transform" and not written_in else 0.0)
+                 if op == "transform" else 0.0)
     io = (cold_bytes + out_bytes) / disk_bw if (cold_bytes and disk_bw) else 0.0
     # a pipeline's measured speed-up already holds its per-task overhead
     over = 0.0 if measured else tasks * max(0.0, task_overhead(cal, scheduler, workers, threads)

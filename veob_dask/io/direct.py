@@ -44,8 +44,9 @@ output) took 27.5 and 60.8 s writing whole shards through the page cache, the se
 73.7 CPU-s of the kernel's time, and 24.6 and 22.8 s with ``O_DIRECT`` (2 December, 09:45 UTC);
 for a 1 GB output both took 2.0-2.6 s. Writing its chunks in place with ``O_DIRECT``: 18.2 and
 19.0 s, where the read pass took 10.9 and 12.4 s (2 threads; 20.8 and 21.2 s against 12.5 and
-13.1 s with 4; 2 December, 11:30 UTC). A file system that refuses it is written through the
-cache.
+13.1 s with 4; 2 December, 10:58 UTC); with the writes handed to a background thread
+(:mod:`~veob_dask.io.writebehind`), 15.8-18.7 s. A file system that refuses it is written
+through the cache.
 """
 
 from __future__ import annotations
@@ -569,24 +570,7 @@ def _write_chunks_at(path: str, parts: list[Any], offset: int, tail: bytes, tail
         _pwrite_all(fd, [tail], tail_at)
     finally:
         os.close(fd)
-    fd, o_direct = _open(path, direct, os.O_WRONLY | os.O_CREAT)
-    try:
-        if not o_direct:
-            _pwrite_all(fd, parts, offset)
-            return
-        try:
-            _write_direct(fd, parts, offset)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-    finally:
-        os.close(fd)
-    fd = os.open(path, os.O_WRONLY)  # alignment the device does not take: through the cache
-    try:
-        _pwrite_all(fd, parts, offset)
-    finally:
-        os.close(fd)
+    _write_file(path, parts, direct, offset)
 
 
 def _pwrite_all(fd: int, parts: list[Any], offset: int) -> None:
@@ -609,11 +593,15 @@ def direct_writes_for(layout: ChunkLayout) -> bool:
     return _direct_for(layout.shape[0] * layout.row_bytes, DIRECT_WRITE_FRACTION, key)
 
 
-def _write_file(path: str, parts: list[Any], direct: bool) -> None:
-    """``parts`` as the file ``path``: with ``O_DIRECT`` when ``direct`` and the file system
-    takes it, else with one ``writev`` through the page cache."""
-    fd, o_direct = _open(path, direct, _WRITE)
+def _write_file(path: str, parts: list[Any], direct: bool, offset: int | None = None) -> None:
+    """``parts`` as the file ``path`` (or, with ``offset``, at that offset of it, the rest of
+    the file kept): with ``O_DIRECT`` when ``direct`` and the file system takes it, else
+    through the page cache."""
+    fd, o_direct = _open(path, direct, _WRITE if offset is None else os.O_WRONLY | os.O_CREAT)
     try:
+        if not o_direct and offset is not None:
+            _pwrite_all(fd, parts, offset)
+            return
         if not o_direct:
             want = sum(len(p) for p in parts)
             done = os.writev(fd, parts)
@@ -622,14 +610,15 @@ def _write_file(path: str, parts: list[Any], direct: bool) -> None:
                 done += os.write(fd, rest)
             return
         try:
-            _write_direct(fd, parts)
+            _write_direct(fd, parts, offset)
             return
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
     finally:
         os.close(fd)
-    _write_file(path, parts, False)  # alignment the device does not take: through the cache
+    # alignment the device does not take: through the cache
+    _write_file(path, parts, False, offset)
 
 
 _STAGING = threading.local()
