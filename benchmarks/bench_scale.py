@@ -220,18 +220,19 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         out["disk_run_bps"] = statistics.median(disk_probes)
     out.update(_accuracy(spec["op"], matrix, res, spec["k"]))
     if spec["op"] == "transform":
-        out["direct_writes"] = _written_direct(work / "embedding.zarr")
+        out["direct_writes"] = _direct(work / "embedding.zarr", "direct_writes_for")
     return out
 
 
-def _written_direct(store: Path) -> bool:
-    """Whether the library writes array X of ``store`` with ``O_DIRECT`` (its own rule)."""
+def _direct(store: Path, rule: str) -> bool:
+    """Whether the library reads (``rule="direct_io_for"``) or writes (``"direct_writes_for"``)
+    array X of ``store`` with ``O_DIRECT``: its own rule."""
     import zarr
 
-    from veob_dask.io.direct import chunk_layout, direct_writes_for
+    from veob_dask.io import direct
 
-    layout = chunk_layout(zarr.open_array(store / "X", mode="r"), str(store / "X"))
-    return layout is not None and direct_writes_for(layout)
+    layout = direct.chunk_layout(zarr.open_array(store / "X", mode="r"), str(store / "X"))
+    return layout is not None and getattr(direct, rule)(layout)
 
 
 def _disk_probe(probe: dict[str, Any], i: int) -> float:
@@ -416,16 +417,6 @@ def _store(args: argparse.Namespace, rows: int, cols: int, chunk: int) -> tuple[
     return {"kind": "store", "path": str(path)}, store_bytes(path)
 
 
-def _reads_direct(store: Path) -> bool:
-    """Whether the library reads array X of ``store`` with ``O_DIRECT`` (its own rule)."""
-    import zarr
-
-    from veob_dask.io.direct import chunk_layout, direct_io_for
-
-    layout = chunk_layout(zarr.open_array(store / "X", mode="r"), str(store / "X"))
-    return layout is not None and direct_io_for(layout)
-
-
 def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]]:
     from veob_dask.io.chunking import chunk_rows
 
@@ -437,7 +428,7 @@ def part_c(args: argparse.Namespace, cal: dict[str, Any]) -> list[dict[str, Any]
     # the disk's cold bandwidth on ~2 GB of this store's shards, spread over it (the
     # calibration store is small and freshly written: a virtual disk may serve it from cache)
     # read as the library will: with O_DIRECT when the array is larger than memory
-    direct = _reads_direct(Path(src["path"]))
+    direct = _direct(Path(src["path"]), "direct_io_for")
     # one untimed cold read of the whole store first: the first cold pass after the store was
     # written took 1.3-1.6x the next one (threaded read pass of the 32.8 GB store: 19.0 then
     # 14.4 s, 21.7 then 13.5 s; 2 December), as if the host were still writing it back

@@ -10,7 +10,7 @@ For the layouts this library writes — chunks of whole rows (every other axis w
 ``pread`` straight into the output array, or decompressed straight into it.
 
 :func:`write_rows` writes whole storage files (shards, or chunks) the same way: the bytes zarr
-writes (the tests compare every file), one ``writev`` per file. The chunks of a shard of
+writes (the tests compare every file), no copy of uncompressed rows. The chunks of a shard of
 uncompressed chunks are also written one at a time, in place (:func:`in_place_rows`): each
 chunk's offset in its shard is known before any is written, so each task writes its own chunk
 and the shard's index (the same bytes from every writer), and no task waits for the rest of its
@@ -464,19 +464,30 @@ def _file_parts(layout: ChunkLayout, block: np.ndarray) -> list[Any]:
     chunks = [_encoded_chunk(layout, block[i:i + c]) for i in range(0, len(block), c)]
     if layout.shard_rows is None:
         return chunks
-    n_inner = layout.shard_rows // c
-    index = np.full((n_inner, 2), _EMPTY, dtype="<u8")
-    index_bytes = 16 * n_inner + (4 if layout.index_crc else 0)
-    offset = 0 if layout.index_at_end else index_bytes
-    for j, part in enumerate(chunks):
-        index[j] = (offset, len(part))
-        offset += len(part)
+    tail = _index_bytes(layout, [len(part) for part in chunks])
+    return [*chunks, tail] if layout.index_at_end else [tail, *chunks]
+
+
+def _index_start(layout: ChunkLayout) -> int:
+    """Offset of a shard's first chunk (after its index when the index comes first)."""
+    n_inner = (layout.shard_rows or layout.chunk_rows) // layout.chunk_rows
+    return 0 if layout.index_at_end else 16 * n_inner + (4 if layout.index_crc else 0)
+
+
+def _index_bytes(layout: ChunkLayout, sizes: list[int]) -> bytes:
+    """The stored index of a shard whose first ``len(sizes)`` chunks hold ``sizes`` bytes, in
+    order, and the rest were never written."""
+    assert layout.shard_rows is not None
+    index = np.full((layout.shard_rows // layout.chunk_rows, 2), _EMPTY, dtype="<u8")
+    index[:len(sizes), 1] = sizes
+    index[:len(sizes), 0] = _index_start(layout) + np.concatenate(
+        ([0], np.cumsum(sizes, dtype=np.uint64)[:-1])).astype(np.uint64)
     tail = index.tobytes()
     if layout.index_crc:
         import google_crc32c
 
         tail += int(google_crc32c.value(tail)).to_bytes(4, "little")
-    return [*chunks, tail] if layout.index_at_end else [tail, *chunks]
+    return tail
 
 
 def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
@@ -485,8 +496,8 @@ def write_rows(layout: ChunkLayout, start: int, block: np.ndarray) -> bool:
     boundaries (or end at the array's end), or lie on chunk boundaries inside one shard of an
     uncompressed array (:func:`in_place_rows`).
 
-    Whole files are written with one ``writev`` of their chunks and index, no copy of
-    uncompressed rows; zstd chunks with the array's codec settings. Chunks inside a shard are
+    Whole files are written from their chunks and index, no copy of uncompressed rows
+    (through the page cache); zstd chunks with the array's codec settings. Chunks inside a shard are
     written in place, at their offsets in the shard file, with the shard's index (the same
     bytes from every writer of the shard), so tasks may write the chunks of one shard at once.
     """
@@ -538,18 +549,9 @@ def _write_in_shard(layout: ChunkLayout, start: int, block: np.ndarray) -> None:
     c, per = layout.chunk_rows, layout.shard_rows
     assert per is not None
     file_no = start // per
-    n_inner = per // c
     present = -(-(min(layout.shape[0], (file_no + 1) * per) - file_no * per) // c)
-    index = np.full((n_inner, 2), _EMPTY, dtype="<u8")
-    index_bytes = 16 * n_inner + (4 if layout.index_crc else 0)
-    base, cb = (0 if layout.index_at_end else index_bytes), layout.chunk_bytes
-    index[:present, 0] = base + cb * np.arange(present, dtype=np.uint64)
-    index[:present, 1] = cb
-    tail = index.tobytes()
-    if layout.index_crc:
-        import google_crc32c
-
-        tail += int(google_crc32c.value(tail)).to_bytes(4, "little")
+    base, cb = _index_start(layout), layout.chunk_bytes
+    tail = _index_bytes(layout, [cb] * present)
     parts = [_encoded_chunk(layout, block[i:i + c]) for i in range(0, len(block), c)]
     offset = base + cb * ((start - file_no * per) // c)
     path = _file_path(layout, file_no)
@@ -599,15 +601,8 @@ def _write_file(path: str, parts: list[Any], direct: bool, offset: int | None = 
     through the page cache."""
     fd, o_direct = _open(path, direct, _WRITE if offset is None else os.O_WRONLY | os.O_CREAT)
     try:
-        if not o_direct and offset is not None:
-            _pwrite_all(fd, parts, offset)
-            return
         if not o_direct:
-            want = sum(len(p) for p in parts)
-            done = os.writev(fd, parts)
-            while done < want:  # a partial write: the rest, from where it stopped
-                rest = b"".join(bytes(p) for p in parts)[done:]
-                done += os.write(fd, rest)
+            _pwrite_all(fd, parts, offset or 0)
             return
         try:
             _write_direct(fd, parts, offset)
