@@ -35,7 +35,8 @@ during the call. ``read_pass_ratio`` divides by the floor of the same part: the 
 ``predicted_s`` is the cost model's prediction (``cost_model.py``, calibrated on this machine
 at the start unless ``--calibration`` names a calibration that covers the sizes), its compute
 terms scaled by the speed probe (``cost_model.speed_probe``, about 1.5 s) measured in the
-child before the first call and after the last (``probes_s``; ``probe_s`` their mean)
+child before the first call, before each later call that follows a call of at least
+``PROBE_BETWEEN_S`` seconds, and after the last (``probes_s``; ``probe_s`` their median)
 against the probe measured beside the calibration's pipeline; ``predicted_before_s`` takes the
 first probe alone, ``predicted_unprobed_s`` the calibration as it is (``pred_err_*`` each).
 """
@@ -94,6 +95,14 @@ FIT_OPS = ("gram", "randomized", "incremental")
 #: median of its probes (``disk_run_bps``); ``predicted_part_disk_s`` takes the part's one
 #: probe, as until 2 December.
 DISK_PROBE_BYTES = 2 * 10**9
+#: A run probes the machine's speed before a call too when the call before it took at least
+#: this long, so that the median of three or more probes, not the mean of two, scales its
+#: compute terms. One probe of two was off alone often enough to move a prediction past 25 %:
+#: 0.495 s before and 0.324 s after the 256-feature uncompressed store's read pass, 0.319 and
+#: 0.430 s around the zstd store's transform (the seventh chain, 2 December 12:15-12:50 UTC).
+#: Not between shorter calls: a probe between 0.15 s calls slowed the call after it (see
+#: ``child``).
+PROBE_BETWEEN_S = 2.0
 
 
 # --------------------------------------------------------------------------- child process side
@@ -183,15 +192,18 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         call = op_callable(spec["op"], x, k=spec["k"], q=spec["q"], keys=keys,
                            out=work / "embedding.zarr", codec=spec.get("codec", "zstd"))
         times, cpus, runnable, peak, res, dropped = [], [], [], 0.0, None, None
-        # the machine's speed before the first call and after the last: not between calls,
-        # where the probe (a Gram fit) slowed the next call of a short floor pass (1e6 rows,
-        # 12 calls, 2 December 04:25 UTC: median 0.157 and 0.164 s with a probe after each
-        # call, 0.143 and 0.126 s back to back, as the calibration times its calls)
+        # the machine's speed before the first call and after the last, and between calls
+        # only after a long one (``PROBE_BETWEEN_S``): the probe (a Gram fit) slowed the next
+        # call of a short floor pass (1e6 rows, 12 calls, 2 December 04:25 UTC: median 0.157
+        # and 0.164 s with a probe after each call, 0.143 and 0.126 s back to back, as the
+        # calibration times its calls)
         probes = [speed_probe()]
         disk = spec.get("disk_probe") if spec.get("cold") else None
         disk_probes: list[float] = []
         while len(times) < spec["repeat"] or (
                 sum(times) < spec.get("min_time_s", 0.0) and len(times) < MAX_CALLS):
+            if times and times[-1] >= PROBE_BETWEEN_S:
+                probes.append(speed_probe())
             if disk:  # the disk's bandwidth just before each call (it drifts within minutes)
                 disk_probes.append(_disk_probe(disk, disk["offset"] + len(disk_probes)))
             if spec.get("cold"):

@@ -976,6 +976,23 @@ def wave_factor(rows: int, chunk_rows: int, slots: int) -> float:
     return (full_waves - 1 + last) / (rows / chunk_rows / slots)
 
 
+def disk_slots(op: str, scheduler: str, slots: int, cores: int) -> int:
+    """Task slots that wait on the disk in ``closed_pass``: all of them, but for a transform
+    written behind its tasks (``veob_dask.io.writebehind``: threads and sync) at most one a
+    core.
+
+    The writer thread keeps the disk busy while the tasks compute, as further slots would: with
+    2 threads the disk was busy 91-93 % of a cold transform of the 32.8 GB store (79-84 %
+    without write-behind, 2 December 10:40 UTC), and 4 threads on 2 cores took as long as 2 in
+    both chains since (seventh chain, 2 December 12:00-12:50 UTC: 17.5 against 16.9 s, 29.6
+    against 26.2 s, and the zstd store's 36.6 against 46.4 s at speed probes 0.91 and 1.10),
+    where ``closed_pass`` with 4 slots predicted them 15-25 % short.
+    """
+    if op == "transform" and scheduler != "cluster":
+        return min(slots, cores)
+    return slots
+
+
 def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: int,
             source: str = "gen", scheduler: str = "threads", workers: int = 1,
             threads: int = 2, cold_bytes: int = 0, q: int = DEFAULT_Q,
@@ -1046,7 +1063,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # without read-ahead a task waits for its own chunk, then computes (``closed_pass``);
     # read-ahead overlaps both
     cores = cal["machine"]["cpus"] or 1
-    per_pass = (max(cpu, io) if readahead else closed_pass(io, cpu, slots, cores)) + over
+    per_pass = (max(cpu, io) if readahead
+                else closed_pass(io, cpu, disk_slots(op, scheduler, slots, cores), cores)) + over
     # the fixed wall time of a call: the intercept of its pipeline's measurement, else the
     # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)

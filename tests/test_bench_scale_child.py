@@ -31,6 +31,17 @@ def test_a_run_makes_its_repeats_when_they_reach_the_minimum_time(tmp_path):
     assert len(out["probes_s"]) == 2  # before the first call and after the last only
 
 
+def test_a_run_of_long_calls_probes_before_each_and_scales_by_the_median(tmp_path,
+                                                                        monkeypatch):
+    probes = iter([0.30, 0.90, 0.32, 0.31])  # one probe off alone: the median ignores it
+    monkeypatch.setattr(bench_scale, "speed_probe", lambda: next(probes))
+    monkeypatch.setattr(bench_scale, "PROBE_BETWEEN_S", 0.0)  # every call counts as long
+    out = bench_scale.child(_spec(tmp_path, repeat=3, min_time=0.0))
+    assert len(out["times"]) == 3
+    assert out["probes_s"] == [0.30, 0.90, 0.32, 0.31]  # before each call, after the last
+    assert out["probe_s"] == pytest.approx(0.315)
+
+
 def test_a_short_run_calls_again_up_to_the_cap(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_scale, "MAX_CALLS", 5)
     out = bench_scale.child(_spec(tmp_path, repeat=2, min_time=3600.0))

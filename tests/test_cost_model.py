@@ -371,6 +371,24 @@ def test_a_cold_pass_with_more_slots_than_cpus_computes_at_one_slot_a_cpu():
     assert cold["efficiency"] == 1.6
 
 
+def test_a_transform_written_behind_waits_on_the_disk_with_one_slot_a_core():
+    assert cost_model.disk_slots("transform", "threads", 4, 2) == 2
+    assert cost_model.disk_slots("transform", "sync", 1, 2) == 1
+    assert cost_model.disk_slots("transform", "cluster", 4, 2) == 4  # no write-behind there
+    assert cost_model.disk_slots("gram", "threads", 4, 2) == 4
+    kw = {"rows": 10**8, "cols": 64, "chunk_rows": 100_000, "source": "read",
+          "cold_bytes": 10**8 * 256, "disk_bytes_per_s": 1e9}
+    # a cold fit gains from two threads a core; a cold transform does not
+    assert (cost_model.predict(CAL, op="gram", threads=4, **kw)["predicted_s"]
+            < cost_model.predict(CAL, op="gram", threads=2, **kw)["predicted_s"])
+    four = cost_model.predict(CAL, op="transform", threads=4, **kw)
+    two = cost_model.predict(CAL, op="transform", threads=2, **kw)
+    assert four["predicted_s"] == pytest.approx(two["predicted_s"])
+    assert four["predicted_s"] == pytest.approx(
+        four["fixed_s"] + cost_model.closed_pass(four["io_s"], four["work_s"], 2, 2)
+        + four["overhead_s"])
+
+
 def test_merged_calibrations_average_each_pipeline_over_its_probe():
     def cal(speedup, probe, fixed, created):
         entry = {**CAL["per_d"]["64"], "speedup": {"threads-2": {"gen:gram": speedup}},
