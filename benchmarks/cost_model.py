@@ -329,54 +329,39 @@ def _kernel_costs(d: int, c: int, *, k: int, q: int, n_keys: int, repeat: int,
     return out
 
 
-#: Bytes of one read of ``disk_bandwidth``: about one task's chunk.
-DISK_BLOCK = 16 << 20
-
-
 def disk_bandwidth(files: list[Path], readers: int = 2, *, direct: bool = False) -> dict[str, Any]:
     """Cold read bandwidth of ``files`` (bytes/s): page cache dropped, then ``readers`` threads
-    read them in blocks of ``DISK_BLOCK`` bytes taken in turn from one queue over all the files,
-    as a pass's task slots take chunks; with ``O_DIRECT`` when ``direct`` (as the library reads
-    arrays larger than memory).
-
-    Until the eighth chain each thread read whole files: 4 readers over the 5 shard files of a
-    2 GB probe (4 files at some offsets) left one file to a lone reader at the end. The probes
-    of the 32.8 GB store's 4-slot runs then ranged over 1.78-2.89 GB/s where those of its 2-slot
-    runs stayed within 2.56-3.01 (2 December 14:11-14:21 UTC), and the 2x2 fits they predicted
-    came out 26-31 % long in three chains.
+    read whole files in 16 MiB blocks, as two tasks do; with ``O_DIRECT`` when ``direct`` (as
+    the library reads arrays larger than memory).
 
     ``None`` when the cache cannot be dropped (not root): the reads would be warm.
     """
     import concurrent.futures as cf
-    import threading
 
     from veob_dask.io.direct import aligned_empty
 
     if not drop_page_cache():
         return {"disk_bytes_per_s": None, "cache_dropped": False, "bytes": 0}
-    blocks = iter([(f, off) for f in files
-                   for off in range(0, max(f.stat().st_size, 1), DISK_BLOCK)])
-    take = threading.Lock()
-    use_direct = direct and hasattr(os, "O_DIRECT")
 
-    def reader() -> int:
-        buf = memoryview(aligned_empty(DISK_BLOCK) if use_direct else bytearray(DISK_BLOCK))
-        n = 0
-        while True:
-            with take:
-                item = next(blocks, None)
-            if item is None:
-                return n
-            f, off = item
-            fd = os.open(f, os.O_RDONLY | (os.O_DIRECT if use_direct else 0))
+    def read(f: Path) -> int:
+        n, block = 0, 16 << 20
+        if direct and hasattr(os, "O_DIRECT"):
+            buf = memoryview(aligned_empty(block))
+            fd = os.open(f, os.O_RDONLY | os.O_DIRECT)
             try:
-                n += os.preadv(fd, [buf], off)
+                while got := os.preadv(fd, [buf], n):
+                    n += got
             finally:
                 os.close(fd)
+            return n
+        with open(f, "rb") as fh:
+            while data := fh.read(block):
+                n += len(data)
+        return n
 
     t0 = time.perf_counter()
     with cf.ThreadPoolExecutor(readers) as pool:
-        total = sum(pool.map(lambda _: reader(), range(readers)))
+        total = sum(pool.map(read, files))
     return {"disk_bytes_per_s": total / (time.perf_counter() - t0), "cache_dropped": True,
             "bytes": total, "files": len(files), "direct": direct}
 

@@ -509,32 +509,3 @@ def test_direct_writes_reach_the_transform(tmp_path, monkeypatch):
             cost_model.op_callable("transform", x, k=16, q=1, out=tmp_path / "t.zarr",
                                    codec="none", shard_above=0, direct_writes=flag)()
             assert seen and all(s is bool(flag) for s in seen)
-
-
-@pytest.mark.parametrize("direct", [False, True])
-@pytest.mark.parametrize("readers", [1, 3])
-def test_the_disk_probe_reads_every_byte_in_blocks_shared_by_its_readers(tmp_path, monkeypatch,
-                                                                         direct, readers):
-    monkeypatch.setattr(cost_model, "drop_page_cache", lambda: True)
-    monkeypatch.setattr(cost_model, "DISK_BLOCK", 1 << 16)
-    sizes = [5 * (1 << 16) + 123, 1 << 16, 7, 3 * (1 << 16)]  # partial last blocks, a tiny file
-    files = []
-    for i, n in enumerate(sizes):
-        f = tmp_path / f"shard{i}"
-        f.write_bytes(bytes([i + 1]) * n)
-        files.append(f)
-    if direct:
-        import os
-        try:
-            os.close(os.open(files[0], os.O_RDONLY | os.O_DIRECT))
-        except (AttributeError, OSError):
-            pytest.skip(f"no O_DIRECT on the file system of {tmp_path}")
-    got = cost_model.disk_bandwidth(files, readers=readers, direct=direct)
-    assert got["bytes"] == sum(sizes) and got["files"] == 4 and got["disk_bytes_per_s"] > 0
-
-
-def test_without_dropping_the_cache_the_disk_probe_measures_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(cost_model, "drop_page_cache", lambda: False)
-    f = tmp_path / "shard"
-    f.write_bytes(b"x" * 100)
-    assert cost_model.disk_bandwidth([f])["disk_bytes_per_s"] is None
