@@ -97,9 +97,9 @@ FIT_OPS = ("gram", "randomized", "incremental")
 DISK_PROBE_BYTES = 2 * 10**9
 #: A run probes the machine's speed before a call too when the call before it took at least
 #: this long, so that the median of three or more probes, not the mean of two, scales its
-#: compute terms. One probe of two was off alone often enough to move a prediction past 25 %:
-#: 0.495 s before and 0.324 s after the 256-feature uncompressed store's read pass, 0.319 and
-#: 0.430 s around the zstd store's transform (the seventh chain, 2 December 12:15-12:50 UTC).
+#: compute terms. In two (c) runs of the seventh chain one probe of two was off alone: 0.495 s
+#: before and 0.324 s after the 256-feature uncompressed store's read pass, 0.319 and 0.430 s
+#: around the zstd store's transform (2 December 12:15-12:50 UTC).
 #: Not between shorter calls: a probe between 0.15 s calls slowed the call after it (see
 #: ``child``).
 PROBE_BETWEEN_S = 2.0
