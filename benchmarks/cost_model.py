@@ -983,10 +983,11 @@ def disk_slots(op: str, scheduler: str, slots: int, cores: int) -> int:
 
     The writer thread keeps the disk busy while the tasks compute, as further slots would: with
     2 threads the disk was busy 91-93 % of a cold transform of the 32.8 GB store (79-84 %
-    without write-behind, 2 December 10:40 UTC), and 4 threads on 2 cores took as long as 2 in
-    both chains since (seventh chain, 2 December 12:00-12:50 UTC: 17.5 against 16.9 s, 29.6
-    against 26.2 s, and the zstd store's 36.6 against 46.4 s at speed probes 0.91 and 1.10),
-    where ``closed_pass`` with 4 slots predicted them 15-25 % short.
+    without write-behind, 2 December 10:40 UTC). In the seventh chain (2 December 12:00-12:50
+    UTC) 4 threads on 2 cores took about as long as 2 (17.5 against 16.9 s, 29.6 against
+    26.2 s; the zstd store's 36.6 against 46.4 s at speed probes 0.91 and 1.10), where
+    ``closed_pass`` with 4 slots predicted them 15-25 % short; with this rule the eighth
+    chain's six transforms were predicted within -13 % to +4 % (14:11-15:06 UTC).
     """
     if op == "transform" and scheduler != "cluster":
         return min(slots, cores)
