@@ -251,35 +251,10 @@ def _disk_probe(probe: dict[str, Any], i: int) -> float:
     """The disk's cold bandwidth (bytes/s) on ``probe["bytes"]`` of the store's shard files,
     read by ``probe["readers"]`` threads as the run reads them (``O_DIRECT`` or not); the
     ``i``-th probe of a part reads other files than the one before it (``offset`` in the
-    spec counts the probes of the part's earlier runs).
-
-    Measured in a process of its own (``disk_bandwidth_elsewhere``), as the speed probe is: a
-    LocalCluster's scheduler runs in the run's process. Beside an idle 2x2 and 2x1 LocalCluster,
-    after a read pass, 2 GB read by as many threads as the cluster's slots took 1.80-3.01 GB/s in
-    the cluster's process (18 probes) and 2.69-2.96 GB/s in a child (6 probes; 2 December
-    15:35 UTC, ``/work/scratch/lead/s15/pexp.py``); the 2x2 runs of the 32.8 GB store, predicted
-    with the in-process probes, came out 26-36 % long in four runs of it.
-    """
+    spec counts the probes of the part's earlier runs)."""
     files = sample_files(Path(probe["store"]), int(probe["bytes"]), offset=i)
-    return disk_bandwidth_elsewhere(files, readers=int(probe["readers"]),
-                                    direct=bool(probe["direct"]))
-
-
-def disk_bandwidth_elsewhere(files: list[Path], *, readers: int, direct: bool) -> float:
-    """``disk_bandwidth(files, readers, direct=direct)`` in a fresh Python process (bytes/s;
-    0.0 where it measured nothing)."""
-    here = str(Path(__file__).resolve().parent)
-    code = (f"import json, sys; sys.path.insert(0, {here!r}); from pathlib import Path; "
-            "from cost_model import disk_bandwidth; a = json.load(sys.stdin); "
-            "print(json.dumps(disk_bandwidth([Path(f) for f in a['files']], "
-            "readers=a['readers'], direct=a['direct'])['disk_bytes_per_s']))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, input=json.dumps({"files": [str(f) for f in files],
-                                                         "readers": readers,
-                                                         "direct": direct}))
-    if proc.returncode:
-        raise RuntimeError(f"the disk probe failed:\n{proc.stderr.strip()[-2000:]}")
-    return float(json.loads(proc.stdout.strip().splitlines()[-1]) or 0.0)
+    return disk_bandwidth(files, readers=int(probe["readers"]),
+                          direct=bool(probe["direct"]))["disk_bytes_per_s"] or 0.0
 
 
 # -------------------------------------------------------------------------- parent process side

@@ -59,12 +59,12 @@ def test_a_cold_run_probes_the_disk_before_each_call_and_after_the_last(tmp_path
                                 chunks_per_shard=2, codec="none")
     events, rates = [], iter([3e8, 1e9, 2e9])
 
-    def fake_bandwidth(files, *, readers, direct):
+    def fake_bandwidth(files, readers=2, *, direct=False):
         assert readers == 3 and direct  # read as the run reads
         events.append(("probe", tuple(files), readers))
-        return next(rates)
+        return {"disk_bytes_per_s": next(rates)}
 
-    monkeypatch.setattr(bench_scale, "disk_bandwidth_elsewhere", fake_bandwidth)
+    monkeypatch.setattr(bench_scale, "disk_bandwidth", fake_bandwidth)
     monkeypatch.setattr(bench_scale, "drop_page_cache", lambda: events.append("drop") or True)
     monkeypatch.setattr(bench_scale, "DISK_PROBE_BYTES", 2 * 16_000)  # one shard of 4
     source = {"kind": "store", "path": str(store)}
@@ -102,20 +102,3 @@ def test_a_cold_run_is_predicted_with_its_own_disk_probes():
     assert row["predicted_io_s"] == pytest.approx(40.0)
     assert row["predicted_part_disk_s"] < row["predicted_s"]
     assert row["pred_err_part_disk"] == pytest.approx(row["predicted_part_disk_s"] / 40.0 - 1)
-
-
-def test_the_disk_probe_runs_in_a_process_of_its_own(tmp_path):
-    import os
-
-    files = []
-    for i in range(3):
-        f = tmp_path / f"shard{i}"
-        f.write_bytes(b"x" * 300_000)
-        files.append(f)
-    got = bench_scale.disk_bandwidth_elsewhere(files, readers=2, direct=False)
-    # it drops the page cache where it may (root), else it measures nothing
-    assert (got > 0) if os.geteuid() == 0 else got == 0.0
-    if os.geteuid() == 0:  # a file it cannot read: the child's error reaches the caller
-        with pytest.raises(RuntimeError, match="the disk probe failed"):
-            bench_scale.disk_bandwidth_elsewhere([tmp_path / "missing"], readers=1,
-                                                 direct=False)
