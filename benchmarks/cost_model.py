@@ -960,6 +960,25 @@ def _config_key(cal: dict[str, Any], entry: dict[str, Any], scheduler: str, work
     return key
 
 
+def cold_direct_read_speedup(speedup: float, inflation: float, slots: int, cores: int) -> float:
+    """Speed-up over one thread of a threaded read pass whose chunks come cold with
+    ``O_DIRECT``, from the warm read pipeline's ``speedup`` and CPU ``inflation``.
+
+    The warm pipeline reads through the page cache: its two threads keep both cores busy
+    (``speedup x inflation`` is 2.0 for the zstd 256-feature store) but each row costs them
+    1.5x its single-thread CPU, the copies out of the page cache contending. A cold pass read
+    with ``O_DIRECT`` makes no such copies: the threaded read passes of the zstd store spent
+    0.70-0.71 CPU-us a row against 0.74 single-threaded (eighth chain, 2 December 14:50 UTC),
+    where the model, charging the warm inflation, predicted 1.12 and the passes 28-30 % long
+    (+57 % with 4 threads in the seventh chain). So the pass's cores, as busy as the warm
+    pipeline's (at most one a slot and one a CPU), each do a row at its single-thread cost.
+    The Gram fit's passes over the same store kept their inflation (1.44 CPU-us a row against
+    1.35 single-threaded) and their warm speed-up predicted them within 17 %: only the read
+    pass, whose work is the decode, takes this one.
+    """
+    return max(speedup, min(speedup * inflation, slots, cores))
+
+
 def wave_factor(rows: int, chunk_rows: int, slots: int) -> float:
     """The pass's span in chunk times over its work spread evenly on ``slots`` slots.
 
@@ -1046,6 +1065,11 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     measured = entry.get("speedup", {}).get(key, {}).get(pipeline)
     eff = measured or efficiency(cal, cols, scheduler, workers, threads)
     slots = 1 if scheduler == "sync" else threads * (workers if scheduler == "cluster" else 1)
+    inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
+                 or entry.get("inflation", {}).get(key, 1.0))
+    cores = cal["machine"]["cpus"] or 1
+    if measured and scheduler == "threads" and op == "read" and cold_bytes and direct_io:
+        eff, inflation = cold_direct_read_speedup(eff, inflation, slots, cores), 1.0
     waves = wave_factor(rows, chunk_rows, slots)
     speed = 1.0
     if probe_s:
@@ -1063,7 +1087,6 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
                                             - cal["task_s"]["sync"]) / eff * speed
     # without read-ahead a task waits for its own chunk, then computes (``closed_pass``);
     # read-ahead overlaps both
-    cores = cal["machine"]["cpus"] or 1
     per_pass = (max(cpu, io) if readahead
                 else closed_pass(io, cpu, disk_slots(op, scheduler, slots, cores), cores)) + over
     # the fixed wall time of a call: the intercept of its pipeline's measurement, else the
@@ -1081,8 +1104,6 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
                                 n_keys=DEFAULT_KEYS) * chunk_rows
         row_wall = n_pass * cpu / (n * waves)  # warm wall seconds per row, all passes
         total = max(total, (fixed + small * row_wall) * min(1.0, n / small))
-    inflation = (entry.get("pipeline_inflation", {}).get(key, {}).get(pipeline)
-                 or entry.get("inflation", {}).get(key, 1.0))
     work_cpu = cpu * eff / waves / speed  # CPU seconds of the work itself (one thread's worth)
     return {"predicted_s": total, "predicted_cpu_s": kern["fixed"] + n_pass * work_cpu * inflation,
             "work_s": n_pass * cpu, "io_s": n_pass * io, "overhead_s": n_pass * over,

@@ -509,3 +509,34 @@ def test_direct_writes_reach_the_transform(tmp_path, monkeypatch):
             cost_model.op_callable("transform", x, k=16, q=1, out=tmp_path / "t.zarr",
                                    codec="none", shard_above=0, direct_writes=flag)()
             assert seen and all(s is bool(flag) for s in seen)
+
+
+def test_a_cold_threaded_read_pass_with_o_direct_drops_the_page_cache_inflation():
+    entry = {**CAL["per_d"]["64"],
+             "ops": {**CAL["per_d"]["64"]["ops"],
+                     "read": {**CAL["per_d"]["64"]["ops"]["read"], "direct_per_row": 3e-7}},
+             "speedup": {"threads-2": {"read:sum": 1.3, "read:gram": 1.4},
+                         "cluster-2x1": {"read:sum": 1.3}},
+             "pipeline_inflation": {"threads-2": {"read:sum": 1.5, "read:gram": 1.5},
+                                    "cluster-2x1": {"read:sum": 1.5}}}
+    cal = {**CAL, "per_d": {"64": entry}}
+    kw = {"op": "read", "source": "read", "rows": 10**8, "cols": 64, "chunk_rows": 100_000,
+          "cold_bytes": 2 * 10**10, "disk_bytes_per_s": 1e9}
+    cold = cost_model.predict(cal, **kw, direct_io=True)
+    # the warm pipeline's cores (1.3 x 1.5 = 1.95 busy), each row at its single-thread cost
+    assert cold["efficiency"] == pytest.approx(1.95)
+    assert cold["work_s"] == pytest.approx(1e8 * (3e-7 + 1e-8) / 1.95)
+    assert cold["predicted_cpu_s"] == pytest.approx(1e8 * (3e-7 + 1e-8))
+    # 4 threads on 2 cores: no more than a core each
+    assert cost_model.predict(cal, **kw, direct_io=True, threads=4)["efficiency"] == pytest.approx(1.95)
+    assert cost_model.cold_direct_read_speedup(1.5, 1.5, 4, 2) == 2.0
+    # never below the warm speed-up (a pipeline whose CPU shrank when run on two threads)
+    assert cost_model.cold_direct_read_speedup(1.5, 0.8, 2, 2) == 1.5
+    # through the page cache, on a cluster, or a Gram fit: the warm pipeline as measured
+    assert cost_model.predict(cal, **kw)["efficiency"] == 1.3
+    cluster = cost_model.predict(cal, **kw, direct_io=True, scheduler="cluster", workers=2,
+                                 threads=1)
+    assert cluster["efficiency"] == 1.3
+    gram = cost_model.predict(cal, **{**kw, "op": "gram"}, direct_io=True)
+    assert gram["efficiency"] == 1.4
+    assert gram["predicted_cpu_s"] > 1.4 * 1e8 * (3e-7 + 1e-7)
