@@ -146,3 +146,29 @@ def test_local_cluster_workers_trim_memory_only_when_asked(
         env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(env.values()) == [str(before) if trim else None]
     assert dask.config.get(MALLOC_TRIM_KEY) == before  # the setting did not leak
+
+
+def test_scheduler_context_runs_the_threads_asked_a_core() -> None:
+    from veob_dask.runtime import scheduler_context
+
+    cores = os.cpu_count() or 1
+    with dask.config.set(num_workers=None):
+        with scheduler_context("threads", threads_per_core=2):
+            assert dask.config.get("num_workers") == 2 * cores
+            assert dask.config.get("scheduler") == "threads"
+        with scheduler_context(None):
+            assert dask.config.get("num_workers", None) is None
+        with scheduler_context("sync", threads_per_core=2):
+            assert dask.config.get("num_workers", None) is None
+        with dask.config.set(num_workers=3), scheduler_context("threads", threads_per_core=2):
+            assert dask.config.get("num_workers") == 3  # the user's own setting stands
+
+
+@pytest.mark.cluster
+def test_a_local_cluster_runs_the_threads_asked_a_core() -> None:
+    from veob_dask.runtime import scheduler_context
+
+    with scheduler_context("local", threads_per_core=2) as client:
+        workers = list(client.scheduler_info()["workers"].values())
+    assert len(workers) == (os.cpu_count() or 1)
+    assert all(w["nthreads"] == 2 for w in workers)

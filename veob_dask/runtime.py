@@ -389,7 +389,8 @@ def _has_bokeh() -> bool:
 
 @contextlib.contextmanager
 def scheduler_context(scheduler: str | None, *, scheduler_file: str | None = None,
-                      security: Any = None, dashboard: bool = False) -> Iterator[Any]:
+                      security: Any = None, dashboard: bool = False,
+                      threads_per_core: int = 1) -> Iterator[Any]:
     """Run the body on the scheduler named by ``scheduler`` (see :func:`scheduler_address`).
 
     ``None`` (with no scheduler file and no ``scheduler-address`` configured) or ``"threads"``
@@ -397,15 +398,27 @@ def scheduler_context(scheduler: str | None, *, scheduler_file: str | None = Non
     fresh process-based ``LocalCluster`` on 127.0.0.1 (with its dashboard when ``dashboard``),
     and any other value is taken as the address of an existing scheduler (``tcp://host:8786``,
     ``tls://host:8786`` with ``security`` from :func:`tls_security` or dask's configuration).
+
+    ``threads_per_core`` sets the threads of the threaded scheduler (unless Dask config
+    ``num_workers`` does) and of each worker of the ``"local"`` cluster, one worker a core.
+    Two suit a pass over a store read with ``O_DIRECT`` (:func:`veob_dask.io.reads_direct`): a
+    thread waiting for its read holds no core. The Gram fit of a 32.8 GB store took 0.92-1.03x
+    its cold read pass with 4 threads on 2 cores against 1.01-1.19x with 2, and 0.93-1.05x on
+    2 workers x 2 threads against 1.15-1.35x on 2 x 1 (five runs each, 2 December 11:25-17:05
+    UTC, ``benchmarks/README.md``). An existing cluster keeps its own threads.
     """
     import dask
 
     scheduler = scheduler_address(scheduler, scheduler_file)
+    per_core = max(1, int(threads_per_core))
     if scheduler in (None, "threads", "sync"):
-        with dask.config.set(scheduler=scheduler or "threads"):
+        opts: dict[str, Any] = {"scheduler": scheduler or "threads"}
+        if scheduler != "sync" and per_core > 1 and dask.config.get("num_workers", None) is None:
+            opts["num_workers"] = per_core * max(1, os.cpu_count() or 1)
+        with dask.config.set(opts):
             yield None
     elif scheduler == "local":
-        with local_cluster(dashboard=dashboard) as client:
+        with local_cluster(dashboard=dashboard, threads_per_worker=per_core) as client:
             yield client
     else:
         _load_transport(scheduler)

@@ -98,3 +98,33 @@ def test_ingest_without_compression(image_store):
     assert [c["name"] for c in meta["codecs"]] == ["bytes"]
     np.testing.assert_array_equal(read_array(t / "raw.zarr").compute(),
                                   read_array(t / "d.zarr").compute())
+
+
+def test_fit_of_a_store_read_with_o_direct_runs_two_threads_a_core(image_store, capsys,
+                                                                     monkeypatch):
+    import os
+
+    import dask
+
+    from veob_dask.svd import SVDEmbedding
+
+    seen, fit = [], SVDEmbedding.fit
+
+    def recording_fit(self, x, y=None):
+        seen.append(dask.config.get("num_workers", None))
+        return fit(self, x, y)
+
+    monkeypatch.setattr(SVDEmbedding, "fit", recording_fit)
+    t = image_store
+    args = ["fit", str(t / "d.zarr"), "-k", "4", "--json", "--scheduler", "threads"]
+    with dask.config.set({"veob_dask.direct_io": True, "num_workers": None}):
+        assert main([*args, "-o", str(t / "direct.zarr")]) == 0
+    out, err = capsys.readouterr()
+    assert "two threads a core" in err
+    direct = json.loads(out)["singular_values"]
+    with dask.config.set({"veob_dask.direct_io": False, "num_workers": None}):
+        assert main([*args, "-o", str(t / "cached.zarr")]) == 0
+    out, err = capsys.readouterr()
+    assert "two threads a core" not in err
+    assert seen == [2 * (os.cpu_count() or 1), None]
+    np.testing.assert_allclose(direct, json.loads(out)["singular_values"], rtol=1e-10)

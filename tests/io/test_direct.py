@@ -409,3 +409,21 @@ def test_zstd_chunks_are_not_written_in_place(tmp_path):
     layout = chunk_layout(arr, str(tmp_path / "s.zarr" / "X"))
     assert not direct_mod.in_place_rows(layout)
     assert not direct_mod.write_rows(layout, 10, x[10:20])  # its offset depends on the others
+
+
+def test_reads_direct_names_the_stores_read_past_the_page_cache(tmp_path, monkeypatch):
+    import dask
+
+    from veob_dask.io import reads_direct, write_array
+
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT on this platform")
+    x = np.arange(4000 * 8, dtype=np.float32).reshape(4000, 8)
+    write_array(dask.array.from_array(x, chunks=1000), tmp_path / "s.zarr")
+    assert reads_direct(tmp_path / "s.zarr") is False  # 128 kB: the page cache holds it
+    monkeypatch.setattr(direct_mod, "_physical_memory", lambda: 10**5)
+    assert reads_direct(tmp_path / "s.zarr") is True
+    with dask.config.set({"veob_dask.direct_io": False}):
+        assert reads_direct(tmp_path / "s.zarr") is False
+    with pytest.raises(StoreFormatError):
+        reads_direct(tmp_path / "s.zarr", "Y")

@@ -107,10 +107,11 @@ class Stages:
 
 
 @contextlib.contextmanager
-def computing(args: Any, stages: Stages) -> Iterator[Any]:
+def computing(args: Any, stages: Stages, *, threads_per_core: int = 1) -> Iterator[Any]:
     """Compute where the options say (``--scheduler``, ``--scheduler-file``, TLS files,
     ``DASK_SCHEDULER_ADDRESS``, the command's default), yielding the ``distributed`` client or
-    None.
+    None; the threaded scheduler and a LocalCluster run ``threads_per_core`` threads a core
+    (:func:`veob_dask.runtime.scheduler_context`).
 
     Starting or connecting to a cluster and shutting it down (or disconnecting) are timed as
     their own stages, ``cluster_start`` and ``cluster_stop``; the dashboard's address is printed
@@ -124,12 +125,13 @@ def computing(args: Any, stages: Stages) -> Iterator[Any]:
                               getattr(args, "scheduler_file", None)) \
         or getattr(args, "_scheduler_default", None)
     if where in (None, "threads", "sync"):
-        with scheduler_context(where):
+        with scheduler_context(where, threads_per_core=threads_per_core):
             yield None
         return
     what = ("starting a LocalCluster of worker processes on 127.0.0.1" if where == "local"
             else f"connecting to the scheduler at {where}")
-    context = scheduler_context(where, security=security, dashboard=True)
+    context = scheduler_context(where, security=security, dashboard=True,
+                                threads_per_core=threads_per_core)
     with stages.stage("cluster_start", what, progress=False):
         client = context.__enter__()
         workers = client.scheduler_info().get("workers", {})

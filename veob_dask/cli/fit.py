@@ -11,8 +11,8 @@ import dask.array as da
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ..errors import InvalidParameterError
-from ..io import check_output, describe_store, read_matrix
+from ..errors import InvalidParameterError, StoreFormatError
+from ..io import check_output, describe_store, read_matrix, reads_direct
 from ..persistence import save
 from ..spectral import SpectralTransform2D
 from ..svd import SVDEmbedding
@@ -112,6 +112,19 @@ def _summary(args: argparse.Namespace, svd: Any, stages: Stages) -> dict[str, An
             "singular_values": svd.singular_values_.tolist()}
 
 
+def threads_per_core(args: argparse.Namespace, stages: Stages) -> int:
+    """Two threads a core for a store read with ``O_DIRECT`` (larger than memory), so that
+    reads overlap compute; else one (:func:`veob_dask.runtime.scheduler_context`)."""
+    try:
+        direct = reads_direct(args.store)
+    except StoreFormatError:  # a sparse store: read through zarr
+        direct = False
+    if direct:
+        stages.say(f"input {args.store} is read with O_DIRECT (larger than memory): two "
+                   "threads a core, so that reads overlap compute")
+    return 2 if direct else 1
+
+
 def run_incremental(args: argparse.Namespace, stages: Stages) -> int:
     """``--solver incremental``: a checkpointed, resumable one-pass fit (see
     :func:`veob_dask.svd.checkpoint.fit_checkpointed`); the checkpoint is removed once the
@@ -126,7 +139,9 @@ def run_incremental(args: argparse.Namespace, stages: Stages) -> int:
     x = model_input(read_matrix(args.store), None)
     source = str(args.store) if "://" in str(args.store) else os.path.abspath(args.store)
     stages.say(f"[incremental] input {args.store}")
-    with computing(args, stages), stages.stage("fit", "incremental merge tree"):
+    per_core = threads_per_core(args, stages)
+    with computing(args, stages, threads_per_core=per_core), stages.stage(
+            "fit", "incremental merge tree"):
         fitted = fit_checkpointed(
             x, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
             n_components=args.n_components, n_oversamples=args.n_oversamples,
@@ -158,8 +173,9 @@ def run(args: argparse.Namespace) -> int:
     model = make_model(args)
     x = model_input(read_matrix(args.store), model)
     stages.say(f"input {args.store}: shape {x.shape}, dtype {x.dtype}, {x.numblocks[0]} chunks")
-    with computing(args, stages), stages.stage("fit", "fitting (one pass per solver sweep "
-                                               "over the store)"):
+    per_core = threads_per_core(args, stages)
+    with computing(args, stages, threads_per_core=per_core), stages.stage(
+            "fit", "fitting (one pass per solver sweep over the store)"):
         model.fit(x)
     svd = model[-1] if isinstance(model, Pipeline) else model
     with stages.stage("save", f"saving model to {args.out}"):

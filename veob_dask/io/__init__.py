@@ -20,7 +20,7 @@ from .publish import (
     termination_as_exception,
 )
 from .ragged import Ragged, read_ragged, write_ragged
-from .store import open_artifact, open_group, read_array, store_exists
+from .store import open_artifact, open_group, read_array, reads_direct, store_exists
 from .writer import create_artifact, write_array, write_artifact
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "read_array",
     "read_matrix",
     "read_ragged",
+    "reads_direct",
     "storage_defaults",
     "store_exists",
     "termination_as_exception",

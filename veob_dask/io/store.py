@@ -26,7 +26,7 @@ from dask.base import tokenize
 from ..errors import StoreFormatError, StoreNotFoundError
 from . import layout
 from .chunking import TARGET_CHUNK_BYTES, chunk_rows
-from .direct import chunk_layout, read_rows, row_span
+from .direct import chunk_layout, direct_io_for, read_rows, row_span
 from .header import check_header, header_of
 from .location import Location, PathLike, as_location
 from .metadata import check_chunks_written, check_row_array, check_store_metadata
@@ -42,6 +42,7 @@ __all__ = [
     "provenance",
     "read_array",
     "read_arrays",
+    "reads_direct",
     "store_exists",
     "store_header",
 ]
@@ -242,6 +243,22 @@ class ZarrRowSource:
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_cached", "_layout")}
 
+    def _direct_layout(self, arr: zarr.Array) -> Any:
+        """The :mod:`veob_dask.io.direct` layout of ``arr`` (None where zarr reads it)."""
+        layout = self.__dict__.get("_layout", False)
+        if layout is False:
+            root = os.path.join(self.location.url, arr.path) if arr.path else self.location.url
+            layout = self.__dict__["_layout"] = chunk_layout(arr, root)
+        return layout
+
+    def reads_direct(self) -> bool:
+        """Whether whole row chunks of this array are read with ``O_DIRECT`` (a local store
+        larger than memory, by :func:`veob_dask.io.direct.direct_io_for`)."""
+        if not self.location.is_local or not self.ndim:
+            return False
+        layout = self._direct_layout(self._array())
+        return layout is not None and direct_io_for(layout)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
@@ -340,10 +357,7 @@ class ZarrRowSource:
         span = row_span(key, self.shape) if self.location.is_local else None
         if span is None:
             return None
-        layout = self.__dict__.get("_layout", False)
-        if layout is False:
-            root = os.path.join(self.location.url, arr.path) if arr.path else self.location.url
-            layout = self.__dict__["_layout"] = chunk_layout(arr, root)
+        layout = self._direct_layout(arr)
         return None if layout is None else read_rows(layout, *span)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -368,6 +382,25 @@ class ZarrRowSource:
                 f"{self.path!r} ({type(err).__name__}: {_first_line(err)}); the {what} is "
                 "corrupt. Re-ingest the store or restore it from a copy."
             ) from err
+
+
+def reads_direct(path: PathLike | Location, name: str = "X", *,
+                 storage_options: Mapping[str, Any] | None = None) -> bool:
+    """Whether :func:`read_array` reads array ``name`` of the store at ``path`` with
+    ``O_DIRECT``: a local sharded or chunked Zarr v3 array larger than the machine's physical
+    memory (Dask config ``veob_dask.direct_io``, see :mod:`veob_dask.io.direct`).
+
+    A task waiting for such a read holds no core, so a pass over the array keeps the cores
+    busy only with two threads a core; the ``veob fit`` command asks for them when this holds.
+
+    Raises
+    ------
+    StoreNotFoundError
+        If no store exists at ``path``.
+    StoreFormatError
+        If the array is absent or not a row array.
+    """
+    return ZarrRowSource(path, name, storage_options=storage_options).reads_direct()
 
 
 def read_array(
