@@ -172,6 +172,13 @@ def _warm(client: Any, matrix: Any, x: Any) -> None:
 #: not precise enough to test a prediction against: the 1e6-row runs of (a) took 0.156-0.242 s
 #: (floor) and 0.198-0.319 s (Gram fit) within one run, 2 December 03:40 UTC.
 MAX_CALLS = 15
+#: Timed seconds a warm run's calls add up to at least (``--min-time``), so that runs of about
+#: a second take five or more calls. With 2 s the 1e7-row runs took three, and in the ninth
+#: chain two of three calls of (a)'s generation pass met one of this VM's slow spells: 1.13,
+#: 1.08 and 0.76 s, predicted 0.73 s (2 December 16:30 UTC); the same pass timed five times
+#: twice a few minutes later took 0.69-1.23 and 0.76-1.20 s, medians 0.71 and 0.79 s, with the
+#: page cache empty or full alike (``/work/scratch/lead/s16/cacheexp.py``).
+MIN_TIME_S = 5.0
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -657,7 +664,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=DEFAULT_K)
     p.add_argument("--q", type=int, default=DEFAULT_Q, help="n_iter of the randomized fit")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--min-time", type=float, default=2.0,
+    p.add_argument("--min-time", type=float, default=MIN_TIME_S,
                    help=f"warm runs: more calls (up to {MAX_CALLS}) until their timed seconds "
                         "add up to this")
     p.add_argument("--repeat-rows", type=lambda v: int(float(v)), default=int(5e8),
