@@ -243,6 +243,9 @@ class ZarrRowSource:
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_cached", "_layout")}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def _direct_layout(self, arr: zarr.Array) -> Any:
         """The :mod:`veob_dask.io.direct` layout of ``arr`` (None where zarr reads it)."""
         layout = self.__dict__.get("_layout", False)
@@ -258,9 +261,6 @@ class ZarrRowSource:
             return False
         layout = self._direct_layout(self._array())
         return layout is not None and direct_io_for(layout)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     def _array(self) -> zarr.Array:
         cached = self.__dict__.get("_cached")
