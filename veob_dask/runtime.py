@@ -402,9 +402,9 @@ def scheduler_context(scheduler: str | None, *, scheduler_file: str | None = Non
     ``threads_per_core`` sets the threads of the threaded scheduler (unless Dask config
     ``num_workers`` does) and of each worker of the ``"local"`` cluster, one worker a core.
     Two suit a pass over a store read with ``O_DIRECT`` (:func:`veob_dask.io.reads_direct`): a
-    thread waiting for its read holds no core. The Gram fit of a 32.8 GB store took 0.92-1.03x
-    its cold read pass with 4 threads on 2 cores against 1.01-1.19x with 2, and 0.93-1.05x on
-    2 workers x 2 threads against 1.15-1.35x on 2 x 1 (five runs each, 2 December 11:25-17:05
+    thread waiting for its read holds no core. The Gram fit of a 32.8 GB store took 0.92-1.14x
+    its cold read pass with 4 threads on 2 cores against 1.01-1.26x with 2, and 0.93-1.05x on
+    2 workers x 2 threads against 1.15-1.35x on 2 x 1 (six runs each, 2 December 11:25-18:27
     UTC, ``benchmarks/README.md``). An existing cluster keeps its own threads.
     """
     import dask
