@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# As run on 3 December 2026 (D: where the JSON went; W: a clone of the repository at 7859c78).
-# To run it elsewhere, set W and D below to your clone and an output directory.
-# Two calibrations, merged, then the chain: c64n, d, b, a, c256n, c256z. From a clone.
+# Two calibrations, merged, then the chain: c64n, d, b, a, c256n, c256z, run from a clone so
+# that no edit reaches it. As run on 3 December 2026, with the defaults below (W: a clone of the
+# repository at 7859c78; D: where the JSON goes; PY: a Python with veob_dask installed); set
+# W, D and PY in the environment to run it elsewhere. The store of (c) needs ~40 GB free.
+# The rerun of the 32.8 GB store (c64n_2.json) was the c64n line again, after the chain.
 set -u
-W=/work/wt/chain12; D=/work/quiet/s18; PY=/work/main/.venv/bin/python
+W=${W:-/work/wt/chain12}; D=${D:-/work/quiet/s18}; PY=${PY:-/work/main/.venv/bin/python}
+mkdir -p "$D"
 export PYTHONPATH=$W
 cd $W
 echo "START $(date -u +%T)"
