@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One calibration, then the (c) runs twice over: c64n, c256n, c256z, c64n, c256z.
+# One calibration, then part (c): c64n, c256n, c256z, c64n, c256z (the 38.9 GB store once).
 # As run on 3 December 2026, 09:14-10:56 UTC, from a clone of 1910b0e (W); D: where the JSON goes.
 set -u
 W=${W:-/work/wt/chain13}; D=${D:-/work/quiet/s19}; PY=${PY:-/work/main/.venv/bin/python}
