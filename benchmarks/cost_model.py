@@ -995,10 +995,10 @@ def wave_factor(rows: int, chunk_rows: int, slots: int) -> float:
     return (full_waves - 1 + last) / (rows / chunk_rows / slots)
 
 
-def disk_slots(op: str, scheduler: str, slots: int, cores: int) -> int:
+def disk_slots(op: str, scheduler: str, slots: int, cores: int, codec: str = "none") -> int:
     """Task slots that wait on the disk in ``closed_pass``: all of them, but for a transform
-    written behind its tasks (``veob_dask.io.writebehind``: threads and sync) at most one a
-    core.
+    of an uncompressed store written behind its tasks (``veob_dask.io.writebehind``: threads
+    and sync) at most one a core.
 
     The writer thread keeps the disk busy while the tasks compute, as further slots would: with
     2 threads the disk was busy 91-93 % of a cold transform of the 32.8 GB store (79-84 %
@@ -1007,8 +1007,15 @@ def disk_slots(op: str, scheduler: str, slots: int, cores: int) -> int:
     26.2 s; the zstd store's 36.6 against 46.4 s at speed probes 0.91 and 1.10), where
     ``closed_pass`` with 4 slots predicted them 15-25 % short; with this rule the eighth
     chain's six transforms were predicted within -13 % to +4 % (14:11-15:06 UTC).
+
+    A zstd store's transform keeps all its slots: its tasks spend most of their time in the
+    decode, so a task waiting on the disk leaves a core to another, and 4 threads ran faster
+    than 2 in every chain that measured both (34.3 and 32.3 s against 44.7 and 38.9 s in the
+    thirteenth, 3 December). Capped, the model predicted those 4-thread transforms +48 %
+    (twelfth chain), +28 % and +28 % (thirteenth); uncapped, +18 %, -1 % and +1 %, no other
+    run moving (``benchmarks/records/scale-2026-12-03-chain14/whatif_codec_slots.py``).
     """
-    if op == "transform" and scheduler != "cluster":
+    if op == "transform" and scheduler != "cluster" and codec != "zstd":
         return min(slots, cores)
     return slots
 
@@ -1088,7 +1095,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # without read-ahead a task waits for its own chunk, then computes (``closed_pass``);
     # read-ahead overlaps both
     per_pass = (max(cpu, io) if readahead
-                else closed_pass(io, cpu, disk_slots(op, scheduler, slots, cores), cores)) + over
+                else closed_pass(io, cpu, disk_slots(op, scheduler, slots, cores, codec),
+                                 cores)) + over
     # the fixed wall time of a call: the intercept of its pipeline's measurement, else the
     # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)

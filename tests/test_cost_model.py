@@ -376,17 +376,25 @@ def test_a_transform_written_behind_waits_on_the_disk_with_one_slot_a_core():
     assert cost_model.disk_slots("transform", "sync", 1, 2) == 1
     assert cost_model.disk_slots("transform", "cluster", 4, 2) == 4  # no write-behind there
     assert cost_model.disk_slots("gram", "threads", 4, 2) == 4
+    assert cost_model.disk_slots("transform", "threads", 4, 2, "zstd") == 4  # decode-bound
+    ops = CAL["per_d"]["64"]["ops"]
+    cal = {**CAL, "per_d": {"64": {**CAL["per_d"]["64"],
+                                   "ops": {**ops, "read-none": ops["read"]}}}}
     kw = {"rows": 10**8, "cols": 64, "chunk_rows": 100_000, "source": "read",
-          "cold_bytes": 10**8 * 256, "disk_bytes_per_s": 1e9}
+          "cold_bytes": 10**8 * 256, "disk_bytes_per_s": 1e9, "codec": "none"}
     # a cold fit gains from two threads a core; a cold transform does not
-    assert (cost_model.predict(CAL, op="gram", threads=4, **kw)["predicted_s"]
-            < cost_model.predict(CAL, op="gram", threads=2, **kw)["predicted_s"])
-    four = cost_model.predict(CAL, op="transform", threads=4, **kw)
-    two = cost_model.predict(CAL, op="transform", threads=2, **kw)
+    assert (cost_model.predict(cal, op="gram", threads=4, **kw)["predicted_s"]
+            < cost_model.predict(cal, op="gram", threads=2, **kw)["predicted_s"])
+    four = cost_model.predict(cal, op="transform", threads=4, **kw)
+    two = cost_model.predict(cal, op="transform", threads=2, **kw)
     assert four["predicted_s"] == pytest.approx(two["predicted_s"])
     assert four["predicted_s"] == pytest.approx(
         four["fixed_s"] + cost_model.closed_pass(four["io_s"], four["work_s"], 2, 2)
         + four["overhead_s"])
+    # a zstd store's transform gains from the two further slots as a fit does
+    z = {**kw, "codec": "zstd"}
+    assert (cost_model.predict(cal, op="transform", threads=4, **z)["predicted_s"]
+            < cost_model.predict(cal, op="transform", threads=2, **z)["predicted_s"])
 
 
 def test_merged_calibrations_average_each_pipeline_over_its_probe():
