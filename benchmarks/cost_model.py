@@ -1010,8 +1010,8 @@ def disk_slots(op: str, scheduler: str, slots: int, cores: int, codec: str = "no
 
     A zstd store's transform keeps all its slots: its tasks spend most of their time in the
     decode, so a task waiting on the disk leaves a core to another, and 4 threads ran faster
-    than 2 in every chain that measured both (34.3 and 32.3 s against 44.7 and 38.9 s in the
-    thirteenth, 3 December). Capped, the model predicted those 4-thread transforms +48 %
+    than 2 in the seventh, twelfth and thirteenth chains (34.3 and 32.3 s against 44.7 and
+    38.9 s in the thirteenth, 3 December). Capped, the model predicted those 4-thread transforms +48 %
     (twelfth chain), +28 % and +28 % (thirteenth); uncapped, +18 %, -1 % and +1 %, no other
     run moving (``benchmarks/records/scale-2026-12-03-chain14/whatif_codec_slots.py``).
     """
