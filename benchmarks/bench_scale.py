@@ -453,7 +453,7 @@ def _settle_disk(store: Path, direct: bool) -> list[float]:
     each time) within ``SETTLE_SPREAD`` of their median, or :data:`SETTLE_MAX_S` seconds.
 
     A whole cold read of a store just written did not always settle the disk: after the
-    32.8 GB store of the fifteenth chain (4 December 00:06 UTC) the settling read ran at
+    32.8 GB store of the fifteenth chain (3 December 23:50 UTC) the settling read ran at
     261 MB/s, and the first two calls after it took 201.5 and 54.9 s where the later ones took
     18-20 s, their probes reading 59 and 260 MB/s, then 1.9 GB/s. Returns the probes (bytes/s).
     """
