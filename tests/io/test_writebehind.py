@@ -28,8 +28,41 @@ def test_writes_under_the_root_are_done_behind_and_all_done_at_exit(tmp_path):
         assert all(wb.submit(str(tmp_path / "a" / f"{i}"), lambda i=i: write(i), 10)
                    for i in range(20))
         assert not wb.submit(str(tmp_path.parent / "elsewhere"), lambda: None, 10)
-    assert done == ["veob-write-behind"] * 20  # every one, by the writer thread
+    assert done == ["veob-write-behind"] * 20  # every one, by the writer thread (none joins)
     assert not wb.submit(str(tmp_path / "a" / "0"), lambda: None, 10)  # the block ended
+
+
+class _Span:
+    """A fake write of bytes [start, stop) that joins a span starting where it ends."""
+
+    def __init__(self, start: int, stop: int, log: list[tuple[int, int]],
+                 gate: threading.Event | None = None) -> None:
+        self.start, self.stop, self.log, self.gate = start, stop, log, gate
+
+    def __call__(self) -> None:
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.log.append((self.start, self.stop))
+
+    def merged(self, other):
+        if isinstance(other, _Span) and other.start == self.stop and other.gate is None:
+            return _Span(self.start, other.stop, self.log, self.gate)
+        return None
+
+
+def test_writes_waiting_together_are_joined_where_they_meet(tmp_path):
+    log: list[tuple[int, int]] = []
+    gate = threading.Event()
+    with wb.writing_behind(str(tmp_path)):
+        wb.submit(str(tmp_path / "f"), _Span(-1, -1, log, gate), 1)  # holds the writer
+        time.sleep(0.05)
+        # out of order, with a gap that the last one closes, and one that meets nothing
+        for start, stop in ((20, 30), (0, 10), (40, 50), (10, 20), (60, 70)):
+            wb.submit(str(tmp_path / "f"), _Span(start, stop, log), stop - start)
+        gate.set()
+    assert log[0] == (-1, -1)
+    assert sorted(log[1:]) == [(0, 30), (40, 50), (60, 70)]
+    assert wb._STATE["bytes"] == 0  # every joined write's bytes given back
 
 
 def test_the_bytes_waiting_are_bounded(tmp_path, monkeypatch):
@@ -111,3 +144,22 @@ def test_writes_of_a_distributed_worker_are_not_handed_over(tmp_path):
         session.pid = -5
         assert not wb.submit(str(tmp_path / "x"), lambda: None, 1)
         session.pid = wb.os.getpid()
+
+
+def test_chunks_in_place_waiting_together_are_written_joined_and_whole(tmp_path, monkeypatch):
+    x = np.random.default_rng(1).normal(size=(4096, 64)).astype(np.float32)
+    xd = da.from_array(x, chunks=(64, 64))  # 16 KiB chunks: whole pages, written O_DIRECT
+    real = direct_mod._write_chunks_at
+    sizes: list[int] = []
+
+    def slow(path, parts, *a):
+        sizes.append(len(parts))
+        time.sleep(0.01)  # the tasks run ahead: their chunks wait together
+        return real(path, parts, *a)
+
+    monkeypatch.setattr(direct_mod, "_write_chunks_at", slow)
+    with dask.config.set(scheduler="threads", num_workers=4,
+                         **{"veob_dask.direct_writes": True}):
+        write_array(xd, tmp_path / "s.zarr", chunk_rows=64, shard_above=0, codec="none")
+    assert sum(sizes) == 64 and max(sizes) > 1  # every chunk once, some joined
+    np.testing.assert_array_equal(read_array(tmp_path / "s.zarr").compute(), x)

@@ -556,10 +556,41 @@ def _write_in_shard(layout: ChunkLayout, start: int, block: np.ndarray) -> None:
     offset = base + cb * ((start - file_no * per) // c)
     path = _file_path(layout, file_no)
     direct = direct_writes_for(layout) and not offset % _ALIGN and not cb % _ALIGN
-    write = functools.partial(_write_chunks_at, path, parts, offset, tail,
-                              base + cb * present if layout.index_at_end else 0, direct)
-    if not writebehind.submit(path, write, sum(len(p) for p in parts)):
+    write = _ChunksAt(path, parts, offset, tail,
+                      base + cb * present if layout.index_at_end else 0, direct)
+    if not writebehind.submit(path, write, write.nbytes):
         write()
+
+
+@dataclass(frozen=True)
+class _ChunksAt:
+    """A write of chunks ``parts`` at ``offset`` of shard file ``path`` (its index ``tail`` at
+    ``tail_at``); the write-behind thread joins two whose bytes meet (:meth:`merged`)."""
+
+    path: str
+    parts: list[Any]
+    offset: int
+    tail: bytes
+    tail_at: int
+    direct: bool
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(p).nbytes for p in self.parts)
+
+    def __call__(self) -> None:
+        _write_chunks_at(self.path, self.parts, self.offset, self.tail, self.tail_at,
+                         self.direct)
+
+    def merged(self, other: Any) -> _ChunksAt | None:
+        """One write of this one's chunks then ``other``'s, when ``other`` writes the same
+        shard file the same way and starts where this one ends; else None."""
+        if (not isinstance(other, _ChunksAt) or other.path != self.path
+                or other.direct != self.direct or other.tail_at != self.tail_at
+                or other.tail != self.tail or other.offset != self.offset + self.nbytes):
+            return None
+        return _ChunksAt(self.path, self.parts + other.parts, self.offset, self.tail,
+                         self.tail_at, self.direct)
 
 
 def _write_chunks_at(path: str, parts: list[Any], offset: int, tail: bytes, tail_at: int,
@@ -620,10 +651,13 @@ _STAGING = threading.local()
 
 
 def _staging() -> np.ndarray:
-    """This thread's aligned staging buffer for ``O_DIRECT`` writes (kept between files)."""
+    """This thread's aligned staging buffer for ``O_DIRECT`` writes (kept between files):
+    :data:`_STAGING_BYTES`, or :data:`~veob_dask.io.writebehind.MERGE_BYTES` in the
+    write-behind thread, whose joined writes then reach the disk whole."""
     buf = getattr(_STAGING, "buf", None)
     if buf is None:
-        buf = _STAGING.buf = aligned_empty(_STAGING_BYTES)
+        size = writebehind.MERGE_BYTES if writebehind.in_writer_thread() else _STAGING_BYTES
+        buf = _STAGING.buf = aligned_empty(size)
     return buf
 
 
