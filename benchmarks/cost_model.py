@@ -995,10 +995,11 @@ def wave_factor(rows: int, chunk_rows: int, slots: int) -> float:
     return (full_waves - 1 + last) / (rows / chunk_rows / slots)
 
 
-def disk_slots(op: str, scheduler: str, slots: int, cores: int, codec: str = "none") -> int:
+def disk_slots(op: str, scheduler: str, slots: int, cores: int, codec: str = "none",
+               direct_writes: bool = True) -> int:
     """Task slots that wait on the disk in ``closed_pass``: all of them, but for a transform
     of an uncompressed store written behind its tasks (``veob_dask.io.writebehind``: threads
-    and sync) at most one a core.
+    and sync) with ``O_DIRECT`` (``direct_writes``) at most one a core.
 
     The writer thread keeps the disk busy while the tasks compute, as further slots would: with
     2 threads the disk was busy 91-93 % of a cold transform of the 32.8 GB store (79-84 %
@@ -1014,8 +1015,15 @@ def disk_slots(op: str, scheduler: str, slots: int, cores: int, codec: str = "no
     38.9 s in the thirteenth, 3 December). Capped, the model predicted those 4-thread transforms +48 %
     (twelfth chain), +28 % and +28 % (thirteenth); uncapped, +18 %, -1 % and +1 %, no other
     run moving (``benchmarks/records/scale-2026-12-03-chain14/whatif_codec_slots.py``).
+
+    An output written through the page cache (smaller than an eighth of memory) reaches the
+    disk after the pass: the reads alone keep it busy, and every slot waits on them. The
+    38.9 GB uncompressed store's 4-thread transform (2.4 GB output) took 18.4, 24.7 and 23.9 s
+    where the cap predicted it +27 %, +7 % and +32 % (2-4 December); uncapped, +4 %, -10 % and
+    +5 %, no other run moving
+    (``benchmarks/records/scale-2026-12-04-chain16/whatif_dw_slots.py``).
     """
-    if op == "transform" and scheduler != "cluster" and codec != "zstd":
+    if op == "transform" and scheduler != "cluster" and codec != "zstd" and direct_writes:
         return min(slots, cores)
     return slots
 
@@ -1095,8 +1103,8 @@ def predict(cal: dict[str, Any], *, op: str, rows: int, cols: int, chunk_rows: i
     # without read-ahead a task waits for its own chunk, then computes (``closed_pass``);
     # read-ahead overlaps both
     per_pass = (max(cpu, io) if readahead
-                else closed_pass(io, cpu, disk_slots(op, scheduler, slots, cores, codec),
-                                 cores)) + over
+                else closed_pass(io, cpu, disk_slots(op, scheduler, slots, cores, codec,
+                                                     direct_writes), cores)) + over
     # the fixed wall time of a call: the intercept of its pipeline's measurement, else the
     # wall time of the same call on one chunk, else the kernel's CPU intercept
     call = entry.get("call_s", {}).get(key, {}).get("sum" if op in ("gen", "read") else op)
