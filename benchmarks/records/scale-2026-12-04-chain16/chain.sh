@@ -4,6 +4,8 @@
 # writes of the write-behind thread (718d322), pulled again before the first part. D: where the JSON goes; PY: a Python with
 # veob_dask. A part starts only before its latest start (UTC, HH:MM), so the chain ends in the
 # session's time; the stores need ~40 GB free.
+# As run on 4 December 2026 from 02:35 UTC: calibration 19.2 min; the parts from 038d46f (pulled
+# into the clone during the calibration); every part ran, the chain ended at 04:00:55.
 set -u
 W=${W:-/work/wt/chain16}; D=${D:-/work/quiet/s22}; PY=${PY:-/work/main/.venv/bin/python}
 mkdir -p "$D"
