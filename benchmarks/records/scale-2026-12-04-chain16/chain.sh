@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The sixteenth chain (4 December 2026, from 02:37 UTC): one calibration, then c64n, c256n,
 # c256z, a, d, b from a clone of main (W) taken after the commit that joins the in-place chunk
-# writes of the write-behind thread (718d322), pulled again before the first part. D: where the JSON goes; PY: a Python with
-# veob_dask. A part starts only before its latest start (UTC, HH:MM), so the chain ends in the
+# writes of the write-behind thread (718d322), pulled again before the first part. D: where the
+# JSON goes; PY: a Python with veob_dask. A part starts only before its latest start (UTC, HH:MM), so the chain ends in the
 # session's time; the stores need ~40 GB free.
 # As run on 4 December 2026 from 02:35 UTC: calibration 19.2 min; the parts from 038d46f (pulled
 # into the clone during the calibration); every part ran, the chain ended at 04:00:55.
